@@ -41,3 +41,11 @@ class IncidentChange(msgspec.Struct, frozen=True, kw_only=True):
     severity: int = 0
     work_order: bool = False  # a proactive work order rather than an alert
     detail: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class StoredChange(msgspec.Struct, frozen=True, kw_only=True):
+    """An incident change after it was written: the incident row's id and the change."""
+
+    incident_id: int
+    change: IncidentChange
+    reopened: bool = False
