@@ -34,3 +34,15 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
     def key(self) -> tuple[str, str]:
         """What makes a message unique: a device never reuses an id."""
         return (self.device_id, self.msg_id)
+
+
+class Rejection(msgspec.Struct, frozen=True, kw_only=True):
+    """A message the gateway refused; stored in the dead-letter table with its reason."""
+
+    topic: str
+    reason: str
+    detail: str
+    received_at: dt.datetime
+    payload: bytes
+    community_id: str | None = None
+    device_id: str | None = None

@@ -9,7 +9,8 @@ import msgspec
 from domain.devices import DeviceType, Stream
 
 TOPIC_PREFIX = "community"
-SUBSCRIPTION = "community/+/+/+/+"
+# "#" rather than +/+/+/+ so that a malformed topic reaches the gateway and is dead-lettered.
+SUBSCRIPTION = "community/#"
 IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 
 

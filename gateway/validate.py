@@ -12,7 +12,7 @@ from typing import Literal
 import msgspec
 
 from domain.devices import Stream
-from domain.events import Event
+from domain.events import Event, Rejection
 from domain.payloads import DECODERS, PRIMARY_VALUE, Payload, payload_fields
 from domain.topics import TopicError, parse_topic
 
@@ -37,18 +37,6 @@ REJECT_REASONS: tuple[str, ...] = RejectReason.__args__  # type: ignore[attr-def
 class Limits(msgspec.Struct, frozen=True, kw_only=True):
     max_payload_bytes: int = 64 * 1024
     max_future: dt.timedelta = dt.timedelta(minutes=5)
-
-
-class Rejection(msgspec.Struct, frozen=True, kw_only=True):
-    """A message the gateway refused; stored in the dead-letter table with its reason."""
-
-    topic: str
-    reason: str
-    detail: str
-    received_at: dt.datetime
-    payload: bytes
-    community_id: str | None = None
-    device_id: str | None = None
 
 
 def event_time(ts: int | dt.datetime) -> dt.datetime:

@@ -1,0 +1,394 @@
+"""The MQTT gateway: broker → validate → batch → commit → acknowledge.
+
+Two threads. paho's network thread receives, validates (pure, ~6 us) and
+queues; the writer thread commits batches and only then acknowledges them
+(paho ``manual_ack``). A crash anywhere before the acknowledgement makes the
+broker redeliver, and the events' unique key drops the copy, so nothing is
+lost and nothing is stored twice. While the database is down the writer keeps
+retrying the same batch and acknowledges nothing; the in-flight cap (MQTT 5
+Receive Maximum, and a blocking queue as a backstop) makes the broker hold
+everything else.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import paho.mqtt.client as mqtt
+import psycopg
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from domain.devices import DEVICE_KINDS, Device, DeviceType
+from domain.events import Event, Rejection
+from domain.topics import SUBSCRIPTION
+from gateway import metrics
+from gateway.validate import Limits, validate_message
+from ingest import writer
+from ingest.registry import load_active_devices, upsert_devices
+from steward.settings import MqttEndpoint
+
+log = logging.getLogger(__name__)
+UTC = dt.timezone.utc
+
+# The kind a device gets when ``device_policy=auto`` registers it on first sight.
+DEFAULT_KIND = {DeviceType.ELEVATOR: "lift", DeviceType.WATER: "meter", DeviceType.ACCESS: "entrance", DeviceType.ELDERLY: "home_hub"}
+assert all(DEFAULT_KIND[t] in DEVICE_KINDS[t] for t in DeviceType)
+
+
+class EventSink(Protocol):
+    """What runs on newly stored events inside the batch's transaction (the detectors)."""
+
+    def process(self, conn: psycopg.Connection, events: list[Event]) -> Any: ...
+
+    def tick(self, conn: psycopg.Connection, now: dt.datetime) -> Any: ...
+
+    def checkpoint(self, conn: psycopg.Connection) -> None: ...
+
+    def restore(self, conn: psycopg.Connection) -> None: ...
+
+
+@dataclass
+class GatewayConfig:
+    mqtt: MqttEndpoint
+    database_url: str
+    client_id: str = "steward-gateway"
+    protocol: str = "5"
+    share_group: str | None = None
+    batch_size: int = 2000
+    batch_linger_s: float = 0.05
+    max_in_flight: int = 20_000
+    limits: Limits = field(default_factory=Limits)
+    device_policy: str = "registered"
+    session_expiry_s: int = 7 * 24 * 3600
+    tick_interval_s: float = 1.0
+    checkpoint_interval_s: float = 30.0
+    last_seen_flush_s: float = 5.0
+
+
+@dataclass
+class _Inbound:
+    generation: int
+    mid: int
+    qos: int
+    item: Event | Rejection
+    topic: str
+    payload: bytes
+
+
+class Gateway:
+    def __init__(self, config: GatewayConfig, *, sink: EventSink | None = None, clock: Callable[[], dt.datetime] | None = None) -> None:
+        self.config = config
+        self.sink = sink
+        self._now = clock or (lambda: dt.datetime.now(UTC))
+        self._queue: deque[_Inbound] = deque()
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._generation = 0
+        self._connected = False
+        self._writer: threading.Thread | None = None
+        self._client: mqtt.Client | None = None
+        self._devices: dict[str, Device] = {}
+        self._registry_loaded_at = 0.0
+        self._last_seen: dict[str, tuple[dt.datetime, float | None]] = {}
+        self.last_commit_at: dt.datetime | None = None
+        self.ingest_lag_s: float | None = None
+        self.database_ok = False
+        self.committed = 0  # events newly stored since start (tests and the benchmark read it)
+        self.duplicates = 0
+        self.rejected = 0
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> Gateway:
+        self._writer = threading.Thread(target=self._write_loop, name="gateway-writer", daemon=True)
+        self._writer.start()
+        self._client = self._make_client()
+        self._connect()
+        self._client.loop_start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Drain what was received, commit and acknowledge it, then disconnect."""
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._writer:
+            self._writer.join(timeout)
+        if self._client:
+            self._client.disconnect()
+            self._client.loop_stop()
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "broker_connected": self._connected,
+            "database_ok": self.database_ok,
+            "last_commit_at": self.last_commit_at,
+            "ingest_lag_seconds": self.ingest_lag_s,
+            "pending": len(self._queue),
+        }
+
+    def wait_committed(self, n: int, timeout: float) -> bool:
+        """Wait until at least ``n`` new events were stored since start (tests, bench)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self.committed < n:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(min(left, 0.5))
+        return True
+
+    # --- MQTT side (paho's network thread) -------------------------------------------------
+
+    def _make_client(self) -> mqtt.Client:
+        cfg = self.config
+        v5 = cfg.protocol == "5"
+        client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=cfg.client_id,
+            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+            clean_session=None if v5 else False,
+            manual_ack=True,
+        )
+        if cfg.mqtt.username:
+            client.username_pw_set(cfg.mqtt.username, cfg.mqtt.password)
+        if cfg.mqtt.tls:
+            client.tls_set()
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        return client
+
+    def _connect(self) -> None:
+        cfg = self.config
+        assert self._client is not None
+        while not self._stop.is_set():
+            try:
+                if cfg.protocol == "5":
+                    props = Properties(PacketTypes.CONNECT)
+                    props.SessionExpiryInterval = cfg.session_expiry_s
+                    props.ReceiveMaximum = min(cfg.max_in_flight, 65_535)
+                    self._client.connect(cfg.mqtt.host, cfg.mqtt.port, keepalive=30, clean_start=False, properties=props)
+                else:
+                    self._client.connect(cfg.mqtt.host, cfg.mqtt.port, keepalive=30)
+                return
+            except OSError as exc:
+                log.warning("broker %r unreachable (%s); retrying", cfg.mqtt, exc)
+                self._stop.wait(1.0)
+
+    @property
+    def subscription(self) -> str:
+        group = self.config.share_group
+        return f"$share/{group}/{SUBSCRIPTION}" if group else SUBSCRIPTION
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
+        if reason_code.is_failure:
+            log.error("broker refused the connection: %s", reason_code)
+            return
+        with self._cond:
+            # Acknowledgements of messages received on an earlier connection must not
+            # be sent on this one: the broker redelivers those and the key drops the copy.
+            self._generation += 1
+        self._connected = True
+        metrics.BROKER_CONNECTED.set(1)
+        client.subscribe(self.subscription, qos=1)
+        log.info("connected to %r, session present: %s", self.config.mqtt, flags.session_present)
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
+        self._connected = False
+        metrics.BROKER_CONNECTED.set(0)
+        if not self._stop.is_set():
+            log.warning("disconnected from the broker (%s); paho reconnects with backoff", reason_code)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        try:
+            item = validate_message(message.topic, message.payload, self._now(), self.config.limits)
+        except Exception as exc:  # a bug in validation must not stop the gateway: dead-letter it
+            log.exception("validation crashed on %s", message.topic)
+            item = Rejection(topic=message.topic, reason="internal_error", detail=repr(exc)[:500], received_at=self._now(), payload=bytes(message.payload))
+        metrics.RECEIVED.inc()
+        with self._cond:
+            # Backstop for brokers that ignore Receive Maximum: stop reading the socket.
+            while len(self._queue) >= self.config.max_in_flight and not self._stop.is_set():
+                self._cond.wait(0.5)
+            self._queue.append(_Inbound(self._generation, message.mid, message.qos, item, message.topic, message.payload))
+            if len(self._queue) >= self.config.batch_size:
+                self._cond.notify_all()
+
+    # --- database side (writer thread) ---------------------------------------------------
+
+    def _take_batch(self) -> list[_Inbound]:
+        cfg = self.config
+        with self._cond:
+            if not self._queue:
+                self._cond.wait(0.2)
+            if self._queue and len(self._queue) < cfg.batch_size and not self._stop.is_set():
+                self._cond.wait(cfg.batch_linger_s)
+            n = min(len(self._queue), cfg.batch_size)
+            return [self._queue[i] for i in range(n)]
+
+    def _write_loop(self) -> None:
+        conn: psycopg.Connection | None = None
+        backoff = 0.1
+        next_tick = next_checkpoint = next_flush = time.monotonic()
+        while True:
+            batch = self._take_batch()
+            stopping = self._stop.is_set()
+            if stopping and not batch:
+                break
+            try:
+                if conn is None or conn.closed:
+                    conn = self._open_connection()
+                if batch:
+                    self._commit_batch(conn, batch)
+                now_mono = time.monotonic()
+                if self.sink and now_mono >= next_tick:
+                    with conn.transaction():
+                        self.sink.tick(conn, self._now())
+                    next_tick = now_mono + self.config.tick_interval_s
+                if now_mono >= next_flush or stopping:
+                    seen, self._last_seen = self._last_seen, {}
+                    with conn.transaction():
+                        writer.record_last_seen(conn, seen)
+                    next_flush = now_mono + self.config.last_seen_flush_s
+                if self.sink and (now_mono >= next_checkpoint or stopping):
+                    with conn.transaction():
+                        self.sink.checkpoint(conn)
+                    next_checkpoint = now_mono + self.config.checkpoint_interval_s
+                self.database_ok = True
+                backoff = 0.1
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                # Temporary: the server is down or restarting. Keep the batch, ack nothing.
+                metrics.DB_ERRORS.inc()
+                self.database_ok = False
+                log.warning("database unavailable (%s); retrying in %.1fs", str(exc).strip()[:200], backoff)
+                if conn is not None:
+                    conn.close()
+                conn = None
+                if self._stop.wait(backoff) and stopping:
+                    break
+                backoff = min(backoff * 2, 5.0)
+            except psycopg.Error:
+                # Anything else is a bug or a schema problem; retrying the same batch
+                # forever would wedge the gateway silently, so log loudly and retry slower.
+                metrics.DB_ERRORS.inc()
+                self.database_ok = False
+                log.exception("batch write failed; retrying")
+                if conn is not None:
+                    conn.close()
+                conn = None
+                if self._stop.wait(5.0) and stopping:
+                    break
+        if conn is not None:
+            conn.close()
+
+    def _open_connection(self) -> psycopg.Connection:
+        conn = psycopg.connect(self.config.database_url, connect_timeout=5)
+        writer.prepare(conn)
+        if self.sink:
+            with conn.transaction():
+                self.sink.restore(conn)
+        self._reload_registry(conn, force=True)
+        return conn
+
+    def _reload_registry(self, conn: psycopg.Connection, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._registry_loaded_at > 2.0:
+            with conn.transaction():
+                self._devices = load_active_devices(conn)
+            self._registry_loaded_at = now
+
+    def _check_device(
+        self, conn: psycopg.Connection, inbound: _Inbound, event: Event, new_devices: dict[str, Device]
+    ) -> Rejection | None:
+        device = self._devices.get(event.device_id) or new_devices.get(event.device_id)
+        if device is None and self.config.device_policy == "registered":
+            self._reload_registry(conn)  # registered a moment ago? at most every 2 s
+            device = self._devices.get(event.device_id)
+        if device is None:
+            if self.config.device_policy == "auto":
+                new_devices[event.device_id] = Device(
+                    device_id=event.device_id,
+                    community_id=event.community_id,
+                    device_type=event.device_type,
+                    kind=DEFAULT_KIND[event.device_type],
+                )
+                return None
+            return self._reject(inbound, event, "unknown_device", f"device {event.device_id!r} is not registered (or retired)")
+        if device.community_id != event.community_id:
+            return self._reject(inbound, event, "unknown_device", f"device {event.device_id!r} is not registered in community {event.community_id!r}")
+        if device.device_type != event.device_type:
+            return self._reject(inbound, event, "unknown_device", f"device {event.device_id!r} is a {device.device_type} device, not {event.device_type}")
+        return None
+
+    @staticmethod
+    def _reject(inbound: _Inbound, event: Event, reason: str, detail: str) -> Rejection:
+        return Rejection(topic=inbound.topic, reason=reason, detail=detail, received_at=event.received_at,
+                         payload=inbound.payload, community_id=event.community_id, device_id=event.device_id)
+
+    def _commit_batch(self, conn: psycopg.Connection, batch: list[_Inbound]) -> None:
+        started = time.perf_counter()
+        events: list[Event] = []
+        rejections: list[Rejection] = []
+        new_devices: dict[str, Device] = {}
+        for inbound in batch:
+            item = inbound.item
+            if isinstance(item, Event):
+                problem = self._check_device(conn, inbound, item, new_devices)
+                if problem is None:
+                    events.append(item)
+                else:
+                    rejections.append(problem)
+            else:
+                rejections.append(item)
+        with conn.transaction():
+            if new_devices:
+                upsert_devices(conn, new_devices.values())
+            result = writer.write_batch(conn, events, rejections)
+            if self.sink and result.new_events:
+                self.sink.process(conn, result.new_events)
+        self._devices.update(new_devices)
+        # Committed: now, and only now, acknowledge.
+        self._acknowledge(batch)
+        for e in result.new_events:
+            battery = e.fields.get("battery") if e.type == "heartbeat" else None
+            self._last_seen[e.device_id] = (e.ts, battery if battery is not None else self._last_seen.get(e.device_id, (e.ts, None))[1])
+        finished = self._now()
+        oldest = min((i.item.received_at for i in batch), default=None)
+        self.ingest_lag_s = (finished - oldest).total_seconds() if oldest else None
+        self.last_commit_at = finished
+        metrics.STORED.inc(len(result.new_events))
+        metrics.DUPLICATES.inc(result.duplicates)
+        for r in rejections:
+            metrics.REJECTED.labels(reason=r.reason).inc()
+        metrics.BATCH_SIZE.observe(len(batch))
+        metrics.COMMIT_SECONDS.observe(time.perf_counter() - started)
+        if self.ingest_lag_s is not None:
+            metrics.INGEST_LAG.set(self.ingest_lag_s)
+        with self._cond:
+            for _ in range(len(batch)):
+                self._queue.popleft()
+            self.committed += len(result.new_events)
+            self.duplicates += result.duplicates
+            self.rejected += len(rejections)
+            metrics.PENDING.set(len(self._queue))
+            self._cond.notify_all()
+
+    def _acknowledge(self, batch: list[_Inbound]) -> None:
+        client = self._client
+        if client is None:
+            return
+        generation = self._generation
+        for inbound in batch:
+            if inbound.qos > 0 and inbound.generation == generation:
+                client.ack(inbound.mid, inbound.qos)

@@ -1,0 +1,101 @@
+"""Where a batch of events becomes rows: COPY into a staging table, then one
+INSERT ... ON CONFLICT DO NOTHING, so a redelivered message is a no-op and we
+learn exactly which events are new (only those reach the detectors).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import msgspec
+import psycopg
+
+from domain.events import Event, Rejection
+
+DEAD_LETTER_PAYLOAD_BYTES = 4096
+
+_EVENT_COLUMNS = "time, received_at, community_id, device_id, device_type, stream, type, msg_id, value, fields"
+_encode = msgspec.json.Encoder().encode
+
+
+@dataclass
+class BatchResult:
+    new_events: list[Event]
+    duplicates: int
+    dead_letters: int
+
+
+def prepare(conn: psycopg.Connection) -> None:
+    """Once per connection: the session's staging table (emptied at each commit)."""
+    conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS events_stage (LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+    )
+    conn.commit()
+
+
+def write_batch(conn: psycopg.Connection, events: Sequence[Event], dead_letters: Sequence[Rejection]) -> BatchResult:
+    """Write one batch inside the caller's open transaction (the caller commits)."""
+    new_events: list[Event] = []
+    if events:
+        with conn.cursor() as cur:
+            with cur.copy(f"COPY events_stage ({_EVENT_COLUMNS}) FROM STDIN") as copy:
+                for e in events:
+                    copy.write_row(
+                        (
+                            e.ts,
+                            e.received_at,
+                            e.community_id,
+                            e.device_id,
+                            e.device_type.value,
+                            e.stream.value,
+                            e.type,
+                            e.msg_id,
+                            e.value,
+                            _encode(e.fields).decode(),
+                        )
+                    )
+            cur.execute(
+                f"INSERT INTO events ({_EVENT_COLUMNS}) SELECT {_EVENT_COLUMNS} FROM events_stage "
+                "ON CONFLICT DO NOTHING RETURNING device_id, msg_id, time"
+            )
+            inserted = {(r[0], r[1], r[2]) for r in cur.fetchall()}
+        for e in events:
+            key = (e.device_id, e.msg_id, e.ts)
+            if key in inserted:
+                inserted.discard(key)  # a second copy inside the same batch is a duplicate
+                new_events.append(e)
+    if dead_letters:
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO dead_letters (received_at, topic, reason, detail, community_id, device_id, payload, payload_size)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                [
+                    (
+                        d.received_at,
+                        d.topic[:512],
+                        d.reason,
+                        d.detail[:2000],
+                        d.community_id,
+                        d.device_id,
+                        d.payload[:DEAD_LETTER_PAYLOAD_BYTES],
+                        len(d.payload),
+                    )
+                    for d in dead_letters
+                ],
+            )
+    return BatchResult(new_events=new_events, duplicates=len(events) - len(new_events), dead_letters=len(dead_letters))
+
+
+def record_last_seen(conn: psycopg.Connection, seen: dict[str, tuple[dt.datetime, float | None]]) -> None:
+    """Flush the devices' last-seen time and battery (kept in memory between flushes)."""
+    if not seen:
+        return
+    ids = list(seen)
+    conn.execute(
+        "UPDATE devices d SET last_seen_at = GREATEST(d.last_seen_at, v.ts), battery = COALESCE(v.battery, d.battery) "
+        "FROM unnest(%s::text[], %s::timestamptz[], %s::real[]) AS v(device_id, ts, battery) "
+        "WHERE d.device_id = v.device_id",
+        (ids, [seen[i][0] for i in ids], [seen[i][1] for i in ids]),
+    )

@@ -1,0 +1,112 @@
+"""Configuration: environment variables ``STEWARD_*`` over an optional TOML file
+(``STEWARD_CONFIG=path``), validated at start with a message naming every wrong value."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class MqttEndpoint:
+    """A parsed ``mqtt://user:pass@host:port`` (``mqtts://`` for TLS)."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts", "tcp"):
+            raise ValueError(f"{url!r}: scheme must be mqtt:// or mqtts://")
+        if not parts.hostname:
+            raise ValueError(f"{url!r}: host is missing")
+        self.tls = parts.scheme == "mqtts"
+        self.host = parts.hostname
+        self.port = parts.port or (8883 if self.tls else 1883)
+        self.username = unquote(parts.username) if parts.username else None
+        self.password = unquote(parts.password) if parts.password else None
+
+    def __repr__(self) -> str:  # never print the password
+        user = f"{self.username}@" if self.username else ""
+        return f"mqtt{'s' if self.tls else ''}://{user}{self.host}:{self.port}"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="STEWARD_", extra="forbid")
+
+    database_url: str | None = Field(None, description="PostgreSQL/TimescaleDB DSN; unset: embedded PostgreSQL")
+    mqtt_url: str | None = Field(None, description="mqtt://user:pass@host:port; unset: a private broker")
+    data_dir: Path = Field(Path(".steward"), description="embedded database, broker and state between runs")
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8000, ge=1, le=65535)
+    storage_mode: Literal["auto", "timescale", "plain"] = "auto"
+    compress_after_days: float = Field(7, gt=0, description="TimescaleDB: compress event chunks older than this")
+    retain_days: float | None = Field(365, gt=0, description="TimescaleDB: drop events older than this (unset: keep)")
+
+    mqtt_client_id: str = Field("steward-gateway", min_length=1, max_length=64)
+    mqtt_protocol: Literal["5", "3.1.1"] = "5"
+    mqtt_share_group: str | None = Field(None, description="consume with $share/<group>/... (several gateways)")
+    batch_size: int = Field(2000, ge=1, le=50_000)
+    batch_linger_ms: int = Field(50, ge=0, le=10_000)
+    max_in_flight: int = Field(20_000, ge=1, le=65_535, description="unacknowledged messages held at most")
+    max_payload_bytes: int = Field(64 * 1024, ge=64, le=16 * 1024 * 1024)
+    max_future_seconds: int = Field(300, ge=0, le=86_400)
+    device_policy: Literal["registered", "auto"] = Field(
+        "registered", description="registered: reject unknown devices; auto: register on first message"
+    )
+    admin_password: str | None = Field(None, description="first admin's password (demo prints a generated one)")
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _check_mqtt_url(cls, v: str | None) -> str | None:
+        if v is not None:
+            MqttEndpoint(v)
+        return v
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, v: str | None) -> str | None:
+        if v is not None and not (v.startswith("postgresql://") or v.startswith("postgres://") or "=" in v):
+            raise ValueError("must be a postgresql:// URL or a libpq key=value string")
+        return v
+
+    @property
+    def compress_after(self) -> dt.timedelta:
+        return dt.timedelta(days=self.compress_after_days)
+
+    @property
+    def retain_for(self) -> dt.timedelta | None:
+        return dt.timedelta(days=self.retain_days) if self.retain_days else None
+
+    @property
+    def mqtt(self) -> MqttEndpoint | None:
+        return MqttEndpoint(self.mqtt_url) if self.mqtt_url else None
+
+
+class ConfigError(Exception):
+    pass
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the file named by STEWARD_CONFIG (if any), the environment, then overrides."""
+    file_values: dict[str, Any] = {}
+    config_path = os.environ.get("STEWARD_CONFIG")
+    if config_path:
+        try:
+            file_values = tomllib.loads(Path(config_path).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"STEWARD_CONFIG={config_path}: {exc}") from None
+    env_keys = {k.removeprefix("STEWARD_").lower() for k in os.environ if k.startswith("STEWARD_")}
+    values = {k: v for k, v in file_values.items() if k not in env_keys}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        lines = [
+            f"  {'.'.join(str(p) for p in err['loc']) or '?'} (STEWARD_{str(err['loc'][0]).upper() if err['loc'] else '?'}): {err['msg']}"
+            for err in exc.errors()
+        ]
+        raise ConfigError("invalid configuration:\n" + "\n".join(lines)) from None

@@ -1,0 +1,83 @@
+"""A real paho publisher, a private Mosquitto, the gateway and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from gateway.service import Gateway, GatewayConfig
+from steward.brokers import MosquittoBroker
+from steward.publisher import publish_all
+from steward.settings import MqttEndpoint
+from tests.gateway.helpers import BASE_TS, count, flow, now_ms, register_meters, wait_for
+
+
+@pytest.fixture
+def gateway(mosquitto: MosquittoBroker, database_url: str) -> Iterator[Gateway]:
+    gw = Gateway(GatewayConfig(mqtt=MqttEndpoint(mosquitto.url), database_url=database_url, client_id="gw-test", batch_size=500))
+    gw.start()
+    wait_for(lambda: gw.status()["broker_connected"], 10, "the gateway to connect")
+    yield gw
+    gw.stop()
+
+
+def test_every_event_is_stored_exactly_once(gateway: Gateway, mosquitto: MosquittoBroker, database_url: str) -> None:
+    devices = register_meters(database_url, 50)
+    messages = [flow(devices[i % 50], i) for i in range(5000)]
+    assert publish_all(mosquitto.url, messages) == 5000
+    assert gateway.wait_committed(5000, timeout=60)
+    assert count(database_url, "SELECT count(*) FROM events") == 5000
+    assert count(database_url, "SELECT count(DISTINCT (device_id, msg_id)) FROM events") == 5000
+    with psycopg.connect(database_url) as conn:
+        value, fields = conn.execute("SELECT value, fields FROM events WHERE device_id = %s AND msg_id = 'm51'", (devices[1],)).fetchone()
+    assert value == pytest.approx(0.1) and fields == {"flow_lpm": 0.1, "total_l": 1051.0}
+
+
+def test_a_repeated_id_is_stored_once(gateway: Gateway, mosquitto: MosquittoBroker, database_url: str) -> None:
+    (device,) = register_meters(database_url, 1)
+    message = flow(device, 7)
+    publish_all(mosquitto.url, [message, message])
+    assert gateway.wait_committed(1, timeout=20)
+    wait_for(lambda: gateway.duplicates >= 1, 20, "the second copy to be counted as a duplicate")
+    publish_all(mosquitto.url, [message])  # again, in a later batch
+    wait_for(lambda: gateway.duplicates >= 2, 20, "the third copy to be counted as a duplicate")
+    assert count(database_url, "SELECT count(*) FROM events") == 1
+
+
+BAD_INPUTS = [
+    # (topic, payload, reason, words the stored detail must contain)
+    ("community/c1/water/wm00000/telemetry", b'{"id": "x", "ts": ', "malformed_json", "truncated"),
+    ("community/c1/boiler/wm00000/telemetry", b"{}", "unknown_device_type", "boiler"),
+    ("community/c1/water/wm00000/logs", b"{}", "unknown_stream", "logs"),
+    ("community/c1/water/wm00000", b"{}", "bad_topic", "community/"),
+    ("community/c1/water/wm00000/telemetry", json.dumps({"id": "a", "ts": BASE_TS, "type": "flow", "flow_lpm": "fast"}).encode(), "invalid_payload", "$.flow_lpm"),
+    ("community/c1/water/wm00000/telemetry", json.dumps({"id": "a", "ts": BASE_TS, "type": "flow"}).encode(), "invalid_payload", "flow_lpm"),
+    ("community/c1/water/wm00000/telemetry", json.dumps({"id": "a", "type": "flow", "flow_lpm": 1}).encode(), "invalid_payload", "ts"),
+    ("community/c1/water/wm00000/telemetry", json.dumps({"id": "a", "ts": BASE_TS, "type": "volcano"}).encode(), "unknown_type", "$.type"),
+    ("community/c1/water/wm00000/telemetry", json.dumps({"id": "a", "ts": BASE_TS, "type": "flow", "flow_lpm": 1, "pad": "x" * 70_000}).encode(), "oversized", "65536"),
+    ("community/c1/water/wm00000/telemetry", json.dumps({"id": "a", "ts": now_ms() + 3_600_000, "type": "flow", "flow_lpm": 1}).encode(), "future_timestamp", "ahead"),
+    ("community/c1/water/wm00000/telemetry", json.dumps({"id": "a", "ts": BASE_TS, "type": "flow", "flow_lpm": 1, "device_id": "wm99999"}).encode(), "device_mismatch", "wm99999"),
+    ("community/c1/water/ghost/telemetry", json.dumps({"id": "a", "ts": BASE_TS, "type": "flow", "flow_lpm": 1}).encode(), "unknown_device", "not registered"),
+    ("community/c2/water/wm00000/telemetry", json.dumps({"id": "a", "ts": BASE_TS, "type": "flow", "flow_lpm": 1}).encode(), "unknown_device", "community 'c2'"),
+    ("community/c1/elevator/wm00000/event", json.dumps({"id": "a", "ts": BASE_TS, "type": "alarm_button"}).encode(), "unknown_device", "water device"),
+]
+
+
+def test_bad_input_is_dead_lettered_with_its_reason_and_valid_traffic_flows(gateway: Gateway, mosquitto: MosquittoBroker, database_url: str) -> None:
+    register_meters(database_url, 1)
+    messages = []
+    for i, (topic, payload, _, _) in enumerate(BAD_INPUTS):
+        messages.append(flow("wm00000", 2 * i))  # valid traffic interleaved with every bad message
+        messages.append((topic, payload))
+    publish_all(mosquitto.url, messages)
+    wait_for(lambda: gateway.rejected >= len(BAD_INPUTS) and gateway.committed >= len(BAD_INPUTS), 30, "all messages to be handled")
+    assert count(database_url, "SELECT count(*) FROM events") == len(BAD_INPUTS)
+    with psycopg.connect(database_url) as conn:
+        stored = conn.execute("SELECT topic, reason, detail, payload, payload_size FROM dead_letters ORDER BY id").fetchall()
+    assert [(t, r) for t, r, *_ in stored] == [(t, r) for t, _, r, _ in BAD_INPUTS]
+    for (topic, payload, reason, words), (_, _, detail, kept, size) in zip(BAD_INPUTS, stored):
+        assert words in detail, (reason, detail)
+        assert size == len(payload) and kept == payload[:4096]
