@@ -1,0 +1,1 @@
+"""On-call alerting: schedules, escalation policies and delivery to staff (see README.md)."""

@@ -1,0 +1,137 @@
+"""The escalation decision: a pure function of (stored state, now) returning actions and reasons.
+
+One pending step is due; ``decide`` says whom to notify, what is due next, or
+why the chain stops. The store applies the decision in one transaction.
+
+The chain of a round:
+
+* ``step`` k (repeat r): notify the step's targets; next is step k+1 after this
+  step's delay, or step 0 of repeat r+1 once the last step is done while
+  repeats remain, then ``reminder`` 0.
+* ``reminder`` n: an alert nobody owns keeps reminding the last step's targets
+  every ``reminder_every`` (DOMAIN: "keep reminding until somebody owns it").
+* acknowledged: the chain stops; ``ack_renotify`` n re-notifies whoever
+  acknowledged every ``ack_renotify_after`` while the incident stays unresolved.
+* resolved: everything stops.
+
+Next times are counted from the step's due time, not from when it fired, so a
+restart after downtime catches up on the original timetable.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from oncall.model import (
+    Decision,
+    Directory,
+    IncidentState,
+    MaintenanceWindow,
+    NextPending,
+    Notify,
+    PendingStep,
+    Policy,
+)
+from oncall.schedule import resolve_targets, silencing_window
+
+
+def _fmt(t: dt.datetime) -> str:
+    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def decide(
+    pending: PendingStep,
+    incident: IncidentState | None,
+    policy: Policy | None,
+    directory: Directory,
+    windows: tuple[MaintenanceWindow, ...],
+    now: dt.datetime,
+) -> Decision:
+    """Decide what one due pending step does at ``now``."""
+    if incident is None:
+        return Decision("cancelled", f"incident {pending.incident_id} not found")
+    if incident.status == "resolved":
+        return Decision("cancelled", "incident resolved")
+    if policy is None or not policy.steps:
+        return Decision("cancelled", f"no escalation policy for community {incident.community_id} tier {incident.tier}")
+
+    if pending.kind == "ack_renotify":
+        return _ack_renotify(pending, incident, policy, directory, now)
+
+    if incident.status == "acknowledged":
+        who = incident.acknowledged_by or "someone"
+        reason = f"acknowledged by {who}; chain stopped"
+        nxt: tuple[NextPending, ...] = ()
+        if policy.ack_renotify_after > dt.timedelta(0):
+            since = incident.acknowledged_at or now
+            due = since + policy.ack_renotify_after
+            nxt = (NextPending("ack_renotify", 0, 0, due, f"acknowledged but unresolved re-notify at {_fmt(due)}"),)
+        return Decision("cancelled", reason, next=nxt)
+
+    window = silencing_window(incident, windows, now)
+    if window is not None:
+        return Decision(
+            "deferred",
+            f"silenced by maintenance window #{window.window_id} ({window.scope} {window.scope_id}) "
+            f"until {_fmt(window.ends_at)}",
+            defer_until=window.ends_at,
+        )
+
+    if pending.kind == "reminder":
+        last = policy.steps[-1]
+        people, notes = resolve_targets(last.targets, directory, now)
+        label = f"reminder {pending.step + 1}: tier {incident.tier} alert still unacknowledged"
+        notify = tuple(Notify(p, f"{label}; {why}") for p, why in people)
+        nxt = ()
+        if policy.reminder_every > dt.timedelta(0):
+            due = pending.due_at + policy.reminder_every
+            nxt = (NextPending("reminder", pending.step + 1, 0, due, f"unacknowledged: remind again at {_fmt(due)}"),)
+        return Decision("fired", _join(label, notes, notify), notify=notify, next=nxt)
+
+    # kind == "step"
+    index = min(pending.step, len(policy.steps) - 1)
+    step = policy.steps[index]
+    people, notes = resolve_targets(step.targets, directory, now)
+    label = (
+        f"policy {policy.policy_id} step {index + 1}/{len(policy.steps)}"
+        f" (pass {pending.repeat + 1}/{policy.repeat + 1})"
+    )
+    notify = tuple(Notify(p, f"{label}; {why}") for p, why in people)
+    # Nobody reachable at this step: go on to the next one now rather than wait for nothing.
+    due = pending.due_at + step.delay if notify else now
+    if index + 1 < len(policy.steps):
+        nxt = (NextPending("step", index + 1, pending.repeat, due, f"no acknowledgement: step {index + 2} at {_fmt(due)}"),)
+    elif pending.repeat < policy.repeat:
+        nxt = (
+            NextPending("step", 0, pending.repeat + 1, due, f"chain exhausted: pass {pending.repeat + 2} at {_fmt(due)}"),
+        )
+    elif policy.reminder_every > dt.timedelta(0):
+        first = pending.due_at + max(step.delay, policy.reminder_every) if notify else now
+        nxt = (NextPending("reminder", 0, 0, first, f"chain and repeats exhausted: remind at {_fmt(first)}"),)
+    else:
+        nxt = ()
+    return Decision("fired", _join(label, notes, notify), notify=notify, next=nxt)
+
+
+def _ack_renotify(
+    pending: PendingStep, incident: IncidentState, policy: Policy, directory: Directory, now: dt.datetime
+) -> Decision:
+    if incident.status != "acknowledged":
+        return Decision("cancelled", f"incident is {incident.status}, no longer acknowledged")
+    label = f"acknowledged by {incident.acknowledged_by or 'someone'} but unresolved (re-notify {pending.step + 1})"
+    if incident.acknowledged_by:
+        notify: tuple[Notify, ...] = (Notify(incident.acknowledged_by, label),)
+        notes: list[str] = []
+    else:
+        # Acknowledged outside on-call with no actor recorded: remind the first step's people.
+        people, notes = resolve_targets(policy.steps[0].targets, directory, now)
+        notify = tuple(Notify(p, f"{label}; {why}") for p, why in people)
+    due = pending.due_at + policy.ack_renotify_after
+    nxt = (NextPending("ack_renotify", pending.step + 1, 0, due, f"still unresolved: re-notify at {_fmt(due)}"),)
+    return Decision("fired", _join(label, notes, notify), notify=notify, next=nxt)
+
+
+def _join(label: str, notes: list[str], notify: tuple[Notify, ...]) -> str:
+    parts = [label, f"notify {', '.join(n.staff_id for n in notify) or 'nobody'}"]
+    parts += notes
+    return "; ".join(parts)

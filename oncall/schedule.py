@@ -1,0 +1,87 @@
+"""Who is on call now: pure functions of a schedule and an instant."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from oncall.model import Directory, MaintenanceWindow, IncidentState, Rotation, Schedule, Target
+
+
+def rotation_on_call(rotation: Rotation, now: dt.datetime) -> str | None:
+    """The participant whose turn covers ``now``, or None outside the rotation's active span."""
+    if now < rotation.handoff_at:
+        return None
+    if rotation.active_from is not None and now < rotation.active_from:
+        return None
+    if rotation.active_until is not None and now >= rotation.active_until:
+        return None
+    turns = int((now - rotation.handoff_at) // rotation.shift)
+    return rotation.participants[turns % len(rotation.participants)]
+
+
+def on_call(schedule: Schedule, now: dt.datetime) -> tuple[str | None, str]:
+    """The person on call for ``schedule`` at ``now`` and the reason (override or which layer)."""
+    live = [o for o in schedule.overrides if o.starts_at <= now < o.ends_at]
+    if live:
+        chosen = max(live, key=lambda o: o.override_id)  # the latest override wins
+        return chosen.staff_id, f"override #{chosen.override_id} of schedule {schedule.schedule_id}"
+    for rotation in sorted(schedule.rotations, key=lambda r: r.layer, reverse=True):
+        person = rotation_on_call(rotation, now)
+        if person is not None:
+            return person, f"on call for schedule {schedule.schedule_id} (layer {rotation.layer})"
+    return None, f"nobody on call for schedule {schedule.schedule_id}"
+
+
+def resolve_targets(
+    targets: tuple[Target, ...], directory: Directory, now: dt.datetime
+) -> tuple[list[tuple[str, str]], list[str]]:
+    """People (staff id, reason) for ``targets`` at ``now``, each once, plus notes on empty targets."""
+    people: dict[str, str] = {}
+    notes: list[str] = []
+    for target in targets:
+        if target.kind == "staff":
+            people.setdefault(target.id, f"named in the policy step")
+        elif target.kind == "schedule":
+            schedule = directory.schedules.get(target.id)
+            if schedule is None:
+                notes.append(f"unknown schedule {target.id}")
+                continue
+            person, why = on_call(schedule, now)
+            if person is None:
+                notes.append(why)
+            else:
+                people.setdefault(person, why)
+        else:
+            members = directory.teams.get(target.id, ())
+            if not members:
+                notes.append(f"team {target.id} has no members")
+            for member in members:
+                people.setdefault(member, f"member of team {target.id}")
+    return list(people.items()), notes
+
+
+def silencing_window(
+    incident: IncidentState, windows: tuple[MaintenanceWindow, ...], now: dt.datetime
+) -> MaintenanceWindow | None:
+    """The maintenance window that silences ``incident`` at ``now``; Level 1 is never silenced.
+
+    A building window covers incidents of that building; device windows silence an
+    incident only when they cover every device it groups. The one ending last is
+    returned, so the step is deferred once rather than once per window.
+    """
+    if incident.tier == 1:
+        return None
+    live = [w for w in windows if w.community_id == incident.community_id and w.starts_at <= now < w.ends_at]
+    covering: list[MaintenanceWindow] = []
+    if incident.building_id is not None:
+        covering += [w for w in live if w.scope == "building" and w.scope_id == incident.building_id]
+    if incident.device_ids:
+        device_windows = {w.scope_id: w for w in live if w.scope == "device"}
+        if all(d in device_windows for d in incident.device_ids):
+            covering += [device_windows[d] for d in incident.device_ids]
+    if not covering:
+        return None
+    # Devices covered by windows ending at different times stay silent until the first ends.
+    if incident.building_id is not None and any(w.scope == "building" for w in covering):
+        return max((w for w in covering if w.scope == "building"), key=lambda w: w.ends_at)
+    return min(covering, key=lambda w: w.ends_at)
