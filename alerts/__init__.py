@@ -1,0 +1,1 @@
+"""Alerts: the staff-facing lifecycle of the detectors' incidents (tier, status, ack, assignment, comments)."""

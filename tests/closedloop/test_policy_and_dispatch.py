@@ -1,0 +1,119 @@
+"""Pure SLA policy and dispatch decisions."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from workorders import dispatch, sla
+from workorders.errors import InvalidInput
+
+T0 = dt.datetime(2026, 11, 2, 8, 0, tzinfo=dt.timezone.utc)
+M = dt.timedelta(minutes=1)
+
+
+@pytest.mark.parametrize(
+    ("tier", "grade", "simple", "ack", "respond", "complete"),
+    [
+        (1, None, False, 5, 30, None),
+        (2, None, False, 15, 30, None),
+        (3, None, False, None, None, 24 * 60),
+        (3, None, True, None, None, 120),
+        (None, "A", False, None, 120, None),
+        (None, "B", False, None, 8 * 60, None),
+        (None, "C", False, None, 24 * 60, None),
+    ],
+)
+def test_default_deadlines_follow_domain_md(tier, grade, simple, ack, respond, complete) -> None:
+    due = sla.deadlines(sla.DEFAULT_POLICY.limits(tier=tier, complaint_grade=grade, simple=simple), T0)
+    expected = {sla.Milestone.ACK: ack, sla.Milestone.RESPOND: respond, sla.Milestone.COMPLETE: complete}
+    assert due == {m: None if v is None else T0 + v * M for m, v in expected.items()}
+
+
+def test_community_overrides_apply_and_keep_the_rest() -> None:
+    policy = sla.policy_from_overrides(
+        {"tier_1": {"respond_minutes": 60}, "complaint_A": {"respond_minutes": 90, "complete_minutes": 600},
+         "warn_fraction": 0.5, "repeat_window_days": 14, "tier_3_simple_complete_minutes": 60}
+    )
+    assert policy.tiers[1] == sla.Limits(ack=5 * M, respond=60 * M)
+    assert policy.complaints["A"] == sla.Limits(respond=90 * M, complete=600 * M)
+    assert policy.limits(tier=3, complaint_grade=None, simple=True).complete == 60 * M
+    assert (policy.warn_fraction, policy.repeat_window) == (0.5, dt.timedelta(days=14))
+    assert policy.tiers[2] == sla.DEFAULT_POLICY.tiers[2]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"tier_4": {}}, "sla.tier_4"),
+        ({"tier_1": {"ack_minutes": -5}}, "sla.tier_1.ack_minutes"),
+        ({"tier_1": {"ack_minutes": "5"}}, "sla.tier_1.ack_minutes"),
+        ({"tier_1": {"ack_seconds": 5}}, "sla.tier_1.ack_seconds"),
+        ({"tier_1": 5}, "sla.tier_1"),
+        ({"warn_fraction": 1.5}, "sla.warn_fraction"),
+        ({"repeat_window_days": 0}, "sla.repeat_window_days"),
+        ({"tier_3_simple_complete_minutes": None}, "sla.tier_3_simple_complete_minutes"),
+    ],
+)
+def test_bad_overrides_are_refused_naming_the_field(overrides, field) -> None:
+    with pytest.raises(InvalidInput) as error:
+        sla.policy_from_overrides(overrides)
+    assert error.value.field == field
+
+
+def test_clock_states_from_stored_times() -> None:
+    due = {sla.Milestone.ACK: T0 + 5 * M, sla.Milestone.RESPOND: T0 + 30 * M, sla.Milestone.COMPLETE: None}
+
+    def status(now, met=None, stopped=None):
+        return [(c.milestone.value, c.status.value, c.late_by) for c in
+                sla.clocks(created_at=T0, due=due, met=met or {}, now=now, warn_fraction=0.8, stopped_at=stopped)]
+
+    assert status(T0 + 3 * M) == [("ack", "running", None), ("respond", "running", None)]
+    assert status(T0 + 4 * M) == [("ack", "due_soon", None), ("respond", "running", None)]
+    assert status(T0 + 7 * M, {sla.Milestone.ACK: T0 + 6 * M}) == [("ack", "met_late", M), ("respond", "running", None)]
+    assert status(T0 + 31 * M, {sla.Milestone.ACK: T0 + 2 * M}) == [("ack", "met", None), ("respond", "overdue", M)]
+    # Cancelled at 10 min: the ack breach it had stays, the respond clock stops.
+    assert status(T0 + 60 * M, stopped=T0 + 10 * M) == [("ack", "overdue", 5 * M), ("respond", "stopped", None)]
+
+
+def cand(staff_id: str, **kw) -> dispatch.Candidate:
+    return dispatch.Candidate(staff_id=staff_id, team_id="eng", **kw)
+
+
+def test_team_kind_by_condition_then_family() -> None:
+    assert dispatch.team_kind_for(device_family="elevator", condition="entrapment")[0] is dispatch.TeamKind.ENGINEERING
+    assert dispatch.team_kind_for(device_family="access", condition="door_forced")[0] is dispatch.TeamKind.SECURITY
+    assert dispatch.team_kind_for(device_family="elderly", condition="inactivity")[0] is dispatch.TeamKind.ELDERLY_CARE
+    assert dispatch.team_kind_for(device_family="access", condition="battery_low")[0] is dispatch.TeamKind.ENGINEERING
+    assert dispatch.team_kind_for(device_family=None, condition=None)[0] is dispatch.TeamKind.ENGINEERING
+    assert dispatch.team_kind_for(device_family="water", condition="x", requested="cleaning")[0] is dispatch.TeamKind.CLEANING
+
+
+@pytest.mark.parametrize(
+    ("candidates", "chosen"),
+    [
+        # building coverage beats skill; skill beats load
+        ([cand("a", buildings=frozenset({"b2"}), skills=frozenset({"elevator"})), cand("b")], "b"),
+        ([cand("a", buildings=frozenset({"b1"})), cand("b", skills=frozenset({"elevator"}))], "a"),
+        ([cand("a", open_orders=3, skills=frozenset({"elevator"})), cand("b", open_orders=0)], "a"),
+        # among equals, the least loaded, then the smallest id
+        ([cand("a", open_orders=2), cand("b", open_orders=1)], "b"),
+        ([cand("b"), cand("a")], "a"),
+        # a full person is passed over while someone has room, even without skill
+        ([cand("a", open_orders=5, skills=frozenset({"elevator"})), cand("b", open_orders=4)], "b"),
+        # nobody covers the building: anyone rather than nobody
+        ([cand("a", buildings=frozenset({"b9"}))], "a"),
+    ],
+)
+def test_person_by_capacity_building_skill_load(candidates, chosen) -> None:
+    decision = dispatch.choose(team_kind=dispatch.TeamKind.ENGINEERING, team_reason="test", candidates=candidates,
+                               building_id="b1", skills=["elevator", "entrapment"])
+    assert decision.staff_id == chosen
+    assert decision.reason.startswith(f"test; {chosen}: ")
+
+
+def test_nobody_to_dispatch_to_says_so() -> None:
+    decision = dispatch.choose(team_kind=dispatch.TeamKind.SECURITY, team_reason="test", candidates=[],
+                               building_id=None, skills=[])
+    assert decision.staff_id is None and "nobody active in a security team" in decision.reason

@@ -1,0 +1,122 @@
+"""Auto-dispatch (派单): which team kind, then which person. Pure.
+
+Team kind comes from the condition when it has its own rule, else from the
+device family (``TEAM_BY_FAMILY``), else engineering. The person is chosen
+among the active staff of the community's active teams of that kind, ranked
+by, in order:
+
+1. room for more work (open orders below ``max_open_orders``),
+2. covering the order's building (an explicit building before "whole community";
+   people who cover neither are considered only when nobody covers it),
+3. having the skill the work needs (the device family or the condition),
+4. fewest open orders (current load),
+5. staff id (so the choice is deterministic).
+
+The decision carries the reason it was taken, which is stored in the order's timeline.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+
+import msgspec
+
+
+class TeamKind(enum.StrEnum):
+    ENGINEERING = "engineering"
+    SECURITY = "security"
+    CLEANING = "cleaning"
+    ELDERLY_CARE = "elderly_care"
+    CUSTOMER_SERVICE = "customer_service"
+    MANAGEMENT = "management"
+
+
+TEAM_BY_FAMILY: Mapping[str, TeamKind] = {
+    "elevator": TeamKind.ENGINEERING,
+    "water": TeamKind.ENGINEERING,
+    "access": TeamKind.SECURITY,
+    "elderly": TeamKind.ELDERLY_CARE,
+}
+
+# Conditions whose work belongs to another team than their device family's.
+# Matched on the condition name, or its prefix before the first '.' or ':'.
+TEAM_BY_CONDITION: Mapping[str, TeamKind] = {
+    "offline": TeamKind.ENGINEERING,
+    "device_offline": TeamKind.ENGINEERING,
+    "battery_low": TeamKind.ENGINEERING,
+    "stuck_sensor": TeamKind.ENGINEERING,
+    "reader_offline": TeamKind.ENGINEERING,
+    "flooding": TeamKind.CLEANING,
+}
+
+
+def team_kind_for(
+    *, device_family: str | None, condition: str | None, requested: str | None = None
+) -> tuple[TeamKind, str]:
+    """The team kind for a piece of work and why."""
+    if requested is not None:
+        return TeamKind(requested), f"team {requested} requested"
+    if condition:
+        for key in (condition, condition.split(".")[0], condition.split(":")[0]):
+            if key in TEAM_BY_CONDITION:
+                return TEAM_BY_CONDITION[key], f"condition {condition} goes to {TEAM_BY_CONDITION[key].value}"
+    if device_family in TEAM_BY_FAMILY:
+        kind = TEAM_BY_FAMILY[device_family]
+        return kind, f"{device_family} devices go to {kind.value}"
+    return TeamKind.ENGINEERING, "no rule for this work: engineering by default"
+
+
+class Candidate(msgspec.Struct, frozen=True, kw_only=True):
+    staff_id: str
+    team_id: str
+    skills: frozenset[str] = frozenset()
+    buildings: frozenset[str] = frozenset()  # empty: the whole community
+    open_orders: int = 0
+    max_open_orders: int = 5
+
+
+class Decision(msgspec.Struct, frozen=True, kw_only=True):
+    team_kind: TeamKind
+    staff_id: str | None
+    team_id: str | None
+    reason: str
+
+
+def choose(
+    *,
+    team_kind: TeamKind,
+    team_reason: str,
+    candidates: Sequence[Candidate],
+    building_id: str | None,
+    skills: Sequence[str],
+) -> Decision:
+    """Pick the person for the work among ``candidates`` (active staff of ``team_kind``)."""
+    if not candidates:
+        return Decision(team_kind=team_kind, staff_id=None, team_id=None,
+                        reason=f"{team_reason}; nobody active in a {team_kind.value} team: left undispatched")
+    wanted = {s for s in skills if s}
+
+    def coverage(c: Candidate) -> int:
+        if building_id is None:
+            return 1
+        if building_id in c.buildings:
+            return 0
+        return 1 if not c.buildings else 2
+
+    def rank(c: Candidate) -> tuple[int, int, int, int, str]:
+        return (int(c.open_orders >= c.max_open_orders), coverage(c), int(not (wanted & c.skills)),
+                c.open_orders, c.staff_id)
+
+    best = min(candidates, key=rank)
+    notes = []
+    notes.append("at capacity, but everyone is" if best.open_orders >= best.max_open_orders else "has capacity")
+    cover = coverage(best)
+    if building_id is not None:
+        notes.append({0: f"covers building {building_id}", 1: "covers the whole community",
+                      2: f"nobody covers building {building_id}"}[cover])
+    matched = sorted(wanted & best.skills)
+    notes.append(f"skill {', '.join(matched)}" if matched else "no matching skill")
+    notes.append(f"{best.open_orders} open order(s)")
+    return Decision(team_kind=team_kind, staff_id=best.staff_id, team_id=best.team_id,
+                    reason=f"{team_reason}; {best.staff_id}: {', '.join(notes)}")
