@@ -1,0 +1,150 @@
+"""User administration and integration API keys (admins), within the admin's own communities."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+import psycopg
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
+
+from api import audit
+from api.deps import Conn, allow, visible
+from api.errors import ERROR_RESPONSES, Conflict, NotFound
+from api.params import RowId
+from api.security import Role
+from api.security import Permission
+from api import users as store
+from api.users import Caller
+
+router = APIRouter(prefix="/users", tags=["users"], responses=ERROR_RESPONSES)
+Admin = Annotated[Caller, Depends(allow(Permission.USER_MANAGE))]
+USERNAME = r"^[A-Za-z0-9][A-Za-z0-9_.@\-]{0,63}$"
+COMMUNITY = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
+
+
+class UserCreate(BaseModel):
+    username: str = Field(pattern=USERNAME)
+    password: str = Field(min_length=10, max_length=200)
+    role: Role
+    communities: list[Annotated[str, Field(pattern=COMMUNITY)]] = Field(min_length=1, max_length=100)
+    display_name: str = Field(default="", max_length=200)
+
+
+class UserUpdate(BaseModel):
+    password: str | None = Field(default=None, min_length=10, max_length=200)
+    role: Role | None = None
+    active: bool | None = None
+    communities: list[Annotated[str, Field(pattern=COMMUNITY)]] | None = Field(default=None, min_length=1,
+                                                                                max_length=100)
+    display_name: str | None = Field(default=None, max_length=200)
+
+
+class UserPublic(BaseModel):
+    id: int
+    username: str
+    display_name: str
+    role: Role
+    active: bool
+    communities: list[str]
+    created_at: dt.datetime
+
+
+class ApiKeyCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+
+
+class ApiKeyPublic(BaseModel):
+    id: int
+    user_id: int
+    name: str
+    prefix: str
+    created_at: dt.datetime
+    last_used_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+
+
+class ApiKeyIssued(ApiKeyPublic):
+    key: str = Field(description="Send as X-API-Key; shown once, only a digest is stored")
+
+
+def _public(user: store.UserRecord) -> UserPublic:
+    return UserPublic(id=user.id, username=user.username, display_name=user.display_name, role=user.role,
+                      active=user.active, communities=list(user.communities), created_at=user.created_at)
+
+
+def _user_or_404(conn: psycopg.Connection, caller: Caller, user_id: int) -> store.UserRecord:
+    """A user is visible to an admin who shares one of the user's communities."""
+    user = store.get_user(conn, user_id=user_id)
+    if user is None or not caller.communities & set(user.communities):
+        raise NotFound(f"user {user_id} not found", field="path.user_id")
+    return user
+
+
+def _check_communities(caller: Caller, communities: list[str]) -> None:
+    for community in communities:
+        visible(caller, community, field="body.communities")
+
+
+@router.get("", response_model=list[UserPublic])
+def list_users(caller: Admin, conn: Conn) -> list[UserPublic]:
+    return [_public(u) for u in store.list_users(conn, communities=caller.communities)]
+
+
+@router.post("", response_model=UserPublic, status_code=201)
+def create_user(body: UserCreate, caller: Admin, conn: Conn) -> UserPublic:
+    _check_communities(caller, body.communities)
+    if store.get_user(conn, username=body.username) is not None:
+        raise Conflict(f"username {body.username!r} is taken", field="body.username")
+    user = store.create_user(conn, username=body.username, password=body.password, role=body.role,
+                             community_ids=body.communities, display_name=body.display_name)
+    audit.record(conn, caller=caller, action="user.create", target_type="user", target_id=user.id,
+                 detail={"username": user.username, "role": user.role.value, "communities": list(user.communities)})
+    return _public(user)
+
+
+@router.get("/{user_id}", response_model=UserPublic)
+def get_user(user_id: RowId, caller: Admin, conn: Conn) -> UserPublic:
+    return _public(_user_or_404(conn, caller, user_id))
+
+
+@router.patch("/{user_id}", response_model=UserPublic)
+def update_user(user_id: RowId, body: UserUpdate, caller: Admin, conn: Conn) -> UserPublic:
+    user = _user_or_404(conn, caller, user_id)
+    communities = body.communities
+    if communities is not None:
+        _check_communities(caller, communities)
+        # Communities the admin does not see stay as they were.
+        communities = sorted(set(communities) | (set(user.communities) - caller.communities))
+    store.update_user(conn, user_id=user.id, role=body.role, active=body.active, password=body.password,
+                      display_name=body.display_name, community_ids=communities)
+    changed = sorted(k for k, v in body.model_dump(exclude_unset=True).items() if v is not None)
+    audit.record(conn, caller=caller, action="user.update", target_type="user", target_id=user.id,
+                 detail={"fields": changed})
+    return _public(_user_or_404(conn, caller, user_id))
+
+
+@router.get("/{user_id}/api-keys", response_model=list[ApiKeyPublic])
+def list_api_keys(user_id: RowId, caller: Admin, conn: Conn) -> list[ApiKeyPublic]:
+    user = _user_or_404(conn, caller, user_id)
+    return [ApiKeyPublic(**k.__dict__) for k in store.list_api_keys(conn, user_id=user.id)]
+
+
+@router.post("/{user_id}/api-keys", response_model=ApiKeyIssued, status_code=201)
+def create_api_key(user_id: RowId, body: ApiKeyCreate, caller: Admin, conn: Conn) -> ApiKeyIssued:
+    """A key for an integration; it acts as this user (same role, same communities)."""
+    user = _user_or_404(conn, caller, user_id)
+    key, record = store.create_api_key(conn, user_id=user.id, name=body.name)
+    audit.record(conn, caller=caller, action="api_key.create", target_type="api_key", target_id=record.id,
+                 detail={"user_id": user.id, "name": body.name, "prefix": record.prefix})
+    return ApiKeyIssued(key=key, **record.__dict__)
+
+
+@router.delete("/{user_id}/api-keys/{key_id}", status_code=204)
+def revoke_api_key(user_id: RowId, key_id: RowId, caller: Admin, conn: Conn) -> None:
+    user = _user_or_404(conn, caller, user_id)
+    if not store.revoke_api_key(conn, key_id=key_id, user_id=user.id):
+        raise NotFound(f"API key {key_id} not found", field="path.key_id")
+    audit.record(conn, caller=caller, action="api_key.revoke", target_type="api_key", target_id=key_id,
+                 detail={"user_id": user.id})

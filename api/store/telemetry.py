@@ -1,0 +1,144 @@
+"""Events, dead letters, per-device series and 5-minute roll-ups.
+
+Series buckets use ``time_bucket`` on TimescaleDB and ``date_bin`` on plain
+PostgreSQL, both anchored at 2000-01-01 UTC so the two modes give the same
+buckets (``time_bucket``'s own default origin is a Monday, 2000-01-03).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from ingest.migrate import StorageMode
+
+ORIGIN = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
+
+
+@dataclass(frozen=True)
+class EventRow:
+    time: dt.datetime
+    received_at: dt.datetime
+    community_id: str
+    device_id: str
+    device_type: str
+    stream: str
+    type: str
+    msg_id: str
+    value: float | None
+    fields: dict[str, Any]
+
+
+def list_events(conn: psycopg.Connection, *, communities: list[str], device_id: str | None = None,
+                event_type: str | None = None, since: dt.datetime | None = None, until: dt.datetime | None = None,
+                after: tuple[dt.datetime, str, str] | None = None, limit: int = 100) -> list[EventRow]:
+    """Newest first; ``after`` is the (time, device_id, msg_id) of the last row of the previous page."""
+    params: dict[str, Any] = {"c": communities, "d": device_id, "t": event_type, "since": since, "until": until,
+                              "limit": limit}
+    keyset = ""
+    if after is not None:
+        keyset = "AND (time, device_id, msg_id) < (%(at)s, %(ad)s, %(am)s) "
+        params.update(at=after[0], ad=after[1], am=after[2])
+    rows = conn.execute(
+        "SELECT time, received_at, community_id, device_id, device_type, stream, type, msg_id, value, fields "
+        "FROM events WHERE community_id = ANY(%(c)s) AND (%(d)s::text IS NULL OR device_id = %(d)s) "
+        "AND (%(t)s::text IS NULL OR type = %(t)s) AND (%(since)s::timestamptz IS NULL OR time >= %(since)s) "
+        "AND (%(until)s::timestamptz IS NULL OR time < %(until)s) " + keyset +
+        "ORDER BY time DESC, device_id DESC, msg_id DESC LIMIT %(limit)s",
+        params,
+    ).fetchall()
+    return [EventRow(*r) for r in rows]
+
+
+@dataclass(frozen=True)
+class DeadLetterRow:
+    id: int
+    received_at: dt.datetime
+    topic: str
+    reason: str
+    detail: str
+    community_id: str | None
+    device_id: str | None
+    payload_text: str
+    payload_size: int
+
+
+def list_dead_letters(conn: psycopg.Connection, *, communities: list[str], include_unscoped: bool,
+                      reason: str | None = None, before_id: int | None = None, limit: int = 100) -> list[DeadLetterRow]:
+    """Newest first. Letters whose topic named no valid community only with ``include_unscoped``."""
+    rows = conn.execute(
+        "SELECT id, received_at, topic, reason, detail, community_id, device_id, payload, payload_size "
+        "FROM dead_letters WHERE (community_id = ANY(%(c)s) OR (community_id IS NULL AND %(u)s)) "
+        "AND (%(r)s::text IS NULL OR reason = %(r)s) AND (%(b)s::bigint IS NULL OR id < %(b)s) "
+        "ORDER BY id DESC LIMIT %(limit)s",
+        {"c": communities, "u": include_unscoped, "r": reason, "b": before_id, "limit": limit},
+    ).fetchall()
+    return [
+        DeadLetterRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bytes(r[7]).decode("utf-8", "replace"), r[8])
+        for r in rows
+    ]
+
+
+@dataclass(frozen=True)
+class SeriesPoint:
+    bucket: dt.datetime
+    count: int
+    min: float | None
+    max: float | None
+    avg: float | None
+
+
+def _bucket_sql(mode: StorageMode) -> str:
+    if mode is StorageMode.TIMESCALE:
+        return "time_bucket(%(bucket)s::interval, time, %(origin)s::timestamptz)"
+    return "date_bin(%(bucket)s::interval, time, %(origin)s::timestamptz)"
+
+
+def series(conn: psycopg.Connection, *, mode: StorageMode, device_id: str, field: str, bucket: dt.timedelta,
+           since: dt.datetime, until: dt.datetime, event_type: str | None = None) -> list[SeriesPoint]:
+    """Per-bucket count/min/max/avg of one numeric field (``value`` is the type's primary reading).
+
+    Messages without the field, or where it is not a number, are not counted;
+    booleans count as 0/1 so e.g. a leak sensor's ``wet`` can be charted.
+    """
+    if field == "value":
+        reading = "value"
+    else:
+        reading = (
+            "CASE jsonb_typeof(fields -> %(field)s) WHEN 'number' THEN (fields ->> %(field)s)::double precision "
+            "WHEN 'boolean' THEN CASE WHEN (fields -> %(field)s)::boolean THEN 1.0 ELSE 0.0 END END"
+        )
+    rows = conn.execute(
+        f"SELECT {_bucket_sql(mode)} AS b, count(r), min(r), max(r), avg(r) FROM ("
+        f"  SELECT time, {reading} AS r FROM events WHERE device_id = %(device)s AND time >= %(since)s "
+        "   AND time < %(until)s AND (%(type)s::text IS NULL OR type = %(type)s)) AS e "
+        "WHERE r IS NOT NULL GROUP BY b ORDER BY b",
+        {"bucket": bucket, "origin": ORIGIN, "field": field, "device": device_id, "since": since, "until": until,
+         "type": event_type},
+    ).fetchall()
+    return [SeriesPoint(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+
+@dataclass(frozen=True)
+class RollupRow:
+    bucket: dt.datetime
+    type: str
+    events: int
+    min_value: float | None
+    max_value: float | None
+    avg_value: float | None
+    sum_value: float | None
+
+
+def rollups(conn: psycopg.Connection, *, device_id: str, since: dt.datetime, until: dt.datetime,
+            event_type: str | None = None, limit: int = 500) -> list[RollupRow]:
+    rows = conn.execute(
+        "SELECT bucket, type, events, min_value, max_value, avg_value, sum_value FROM events_5m "
+        "WHERE device_id = %(d)s AND bucket >= %(since)s AND bucket < %(until)s "
+        "AND (%(t)s::text IS NULL OR type = %(t)s) ORDER BY bucket, type LIMIT %(limit)s",
+        {"d": device_id, "since": since, "until": until, "t": event_type, "limit": limit},
+    ).fetchall()
+    return [RollupRow(*r) for r in rows]
