@@ -1,0 +1,181 @@
+"""Detector thresholds: DOMAIN.md's figures as defaults, overridable per community,
+building and device.
+
+A `DetectorConfig` holds the defaults and a list of overrides keyed
+``community:<id>``, ``building:<id>`` or ``device:<id>``; a device's thresholds
+are the defaults, then its community's, its building's and its own overrides,
+in that order. Unknown threshold names are refused at load time with the name.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import msgspec
+
+from domain.devices import Device
+
+
+class Thresholds(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Every number a detector compares with. Times in seconds, flows in L/min."""
+
+    timezone: str = "Asia/Shanghai"  # local time for night windows and hour-of-day profiles
+
+    # --- elevators (GB/T 24476) ---
+    fault_confirm_s: float = 5.0  # a fault must persist this long (field practice: ~5 s)
+    # Codes 7/8 are already the controller's own entrapment conclusion: no extra wait.
+    entrapment_code_confirm_s: float = 0.0
+    alarm_presses_for_entrapment: int = 3
+    alarm_press_window_s: float = 120.0
+    inferred_entrapment_s: float = 60.0  # stopped, doors closed, occupied, no movement
+    inferred_entrapment_outside_zone_s: float = 15.0  # same, but between floors
+    fault_rate_min_per_day: int = 3  # proactive order when a day's faults reach this...
+    fault_rate_factor: float = 3.0  # ...and this many times the learned daily rate
+    door_reopen_min_ratio: float = 0.3  # reopens per trip, short-term average
+    door_reopen_factor: float = 3.0  # times the lift's learned ratio
+    door_learn_trips: int = 200
+    vibration_factor: float = 1.6  # short-term vibration over learned baseline
+    vibration_learn_samples: int = 500
+
+    # --- water ---
+    flow_zero_lpm: float = 0.05  # below this a meter counts as "no flow"
+    continuous_flow_s: float = 20 * 60.0  # the home rule: >= 20 minutes...
+    continuous_flow_l: float = 23.0  # ...and >= 6 gallons
+    continuous_flow_max_learned_s: float = 3 * 3600.0  # learned limit never above this
+    continuous_flow_learn_runs: int = 8  # long runs seen before the limit adapts
+    flood_volume_l: float = 1000.0  # a leak that keeps flowing becomes a flood (Level 1)
+    leak_severity_step_s: float = 30 * 60.0  # severity +1 for every step a condition persists
+    burst_flow_lpm: float = 60.0
+    burst_confirm_s: float = 20.0
+    high_flow_confirm_s: float = 120.0  # a spike with no pressure drop or wet floor
+    night_start_hour: int = 2
+    night_end_hour: int = 4
+    night_flow_fixed_lpm: float = 0.5  # the floor rule while learning
+    night_flow_margin_lpm: float = 0.25
+    night_flow_nights: int = 2  # consecutive nights above baseline
+    night_flow_learn_nights: int = 3
+    pressure_low_kpa: float = 100.0
+    pressure_high_kpa: float = 800.0
+    pressure_confirm_s: float = 60.0
+    building_pressure_min_devices: int = 3  # this many low in one building = one building incident
+    leak_flood_s: float = 30 * 60.0  # a leak sensor wet this long escalates to Level 1
+    tank_low_pct: float = 10.0
+    tank_high_pct: float = 95.0
+
+    # --- door access ---
+    door_held_open_s: float = 120.0
+    fire_door_held_open_s: float = 60.0
+    access_grant_window_s: float = 15.0  # a door may open this long after a valid access
+    denied_attempts: int = 5
+    denied_window_s: float = 60.0
+    night_start: int = 22  # local hour: "at night" for fire doors and access hours
+    night_end: int = 6
+    unusual_hour_share: float = 0.002  # an hour carrying less than this of a door's traffic
+    unusual_hour_learn_events: int = 300
+
+    # --- elderly residents ---
+    inactivity_fixed_s: float = 12 * 3600.0  # the fixed floor rule: no activity for N
+    inactivity_min_s: float = 2 * 3600.0  # a learned limit is never below this
+    inactivity_margin_s: float = 3600.0
+    inactivity_factor: float = 1.25
+    inactivity_learn_days: int = 3
+    fall_min_confidence: float = 0.5
+    wander_start_hour: int = 0
+    wander_end_hour: int = 5
+    bathroom_night_s: float = 15 * 60.0
+    bathroom_rooms: tuple[str, ...] = ("bathroom", "toilet", "washroom")
+    entrance_doors: tuple[str, ...] = ("entrance", "front", "main")
+
+    # --- every device ---
+    offline_after_s: float = 300.0  # no message for this long = offline (work order)
+    offline_grace_s: float = 60.0  # after a last-will "offline", before raising
+    battery_low_pct: float = 20.0
+    battery_ok_pct: float = 25.0
+    stuck_after_s: float = 6 * 3600.0
+    stuck_min_readings: int = 20
+    stuck_fields: tuple[str, ...] = ("pressure_kpa", "level_pct")
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return _zone(self.timezone)
+
+
+@functools.lru_cache(maxsize=64)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+_FIELDS = set(Thresholds.__struct_fields__)
+
+
+def check_overrides(values: dict[str, Any], where: str) -> None:
+    unknown = sorted(set(values) - _FIELDS)
+    if unknown:
+        raise ValueError(f"{where}: unknown threshold(s) {', '.join(unknown)}")
+
+
+class DetectorConfig(msgspec.Struct, kw_only=True, dict=True):
+    """Defaults plus overrides by scope (``community:c1``, ``building:b1``, ``device:d1``)."""
+
+    defaults: Thresholds = msgspec.field(default_factory=Thresholds)
+    overrides: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
+    reopen_window_s: float = 30 * 60.0  # a condition back within this reopens its incident
+
+    def __post_init__(self) -> None:
+        for key, values in self.overrides.items():
+            scope = key.split(":", 1)[0]
+            if scope not in ("community", "building", "device") or ":" not in key:
+                raise ValueError(f"override key {key!r} must be community:<id>, building:<id> or device:<id>")
+            check_overrides(values, f"override {key!r}")
+            try:
+                msgspec.convert({**msgspec.structs.asdict(self.defaults), **values}, Thresholds)
+            except msgspec.ValidationError as exc:
+                raise ValueError(f"override {key!r}: {exc}") from None
+        self._cache: dict[tuple[str, str | None, str], Thresholds] = {}
+
+    def for_device(self, device: Device) -> Thresholds:
+        key = (device.community_id, device.building_id, device.device_id)
+        found = self._cache.get(key)
+        if found is not None:
+            return found
+        merged: dict[str, Any] = {}
+        for scope_key in (f"community:{device.community_id}", f"building:{device.building_id}", f"device:{device.device_id}"):
+            merged.update(self.overrides.get(scope_key, {}))
+        found = msgspec.structs.replace(self.defaults, **merged) if merged else self.defaults
+        self._cache[key] = found
+        return found
+
+    @classmethod
+    def from_file(cls, path: str) -> DetectorConfig:
+        """A JSON file: {"defaults": {...}, "overrides": {"building:b1": {...}}}."""
+        with open(path, "rb") as fh:
+            raw = msgspec.json.decode(fh.read())
+        if not isinstance(raw, dict):
+            raise ValueError(f"{path}: the detector configuration must be a JSON object")
+        check_overrides(raw.get("defaults", {}), f"{path} defaults")
+        try:
+            return msgspec.convert(raw, DetectorConfig)
+        except msgspec.ValidationError as exc:
+            raise ValueError(f"{path}: {exc}") from None
+
+
+def local_hour(ts: float, zone: ZoneInfo) -> float:
+    """Hour of the local day as a float (7.5 is 07:30)."""
+    t = dt.datetime.fromtimestamp(ts, zone)
+    return t.hour + t.minute / 60 + t.second / 3600
+
+
+def local_day(ts: float, zone: ZoneInfo) -> int:
+    """Days since the epoch in local time (changes at local midnight)."""
+    t = dt.datetime.fromtimestamp(ts, zone)
+    return t.toordinal()
+
+
+def in_window(hour: float, start: float, end: float) -> bool:
+    """Is ``hour`` in [start, end), a window that may wrap midnight (22 -> 6)."""
+    if start <= end:
+        return start <= hour < end
+    return hour >= start or hour < end

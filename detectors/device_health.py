@@ -1,0 +1,94 @@
+"""Every device: heartbeat / last seen, last-will offline, battery low, sensor stuck.
+
+Conditions (all Level 3 work orders, DOMAIN.md "Every device"):
+
+- ``offline``: no message for ``offline_after_s`` (timer from the last message's
+  receive time, fired by ticks at the exact deadline), or a last-will
+  ``offline`` status not followed by anything within ``offline_grace_s``.
+  Clears on the next message.
+- ``battery_low`` (and ``battery_low.<sensor>`` for sensors behind a hub):
+  below ``battery_low_pct``; clears at ``battery_ok_pct`` (hysteresis).
+- ``sensor_stuck``: a reading in ``stuck_fields`` unchanged for
+  ``stuck_after_s`` and ``stuck_min_readings``; clears when it moves.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from domain.events import Event
+from detectors.base import Changes, Ctx, Raised, clear, earliest, raise_
+
+
+class HealthState(msgspec.Struct, array_like=True):
+    last_seen: float = 0.0  # receive time of the last message (epoch s)
+    will_at: float | None = None  # last-will "offline" received at
+    # field -> [value, since, readings]
+    stuck: dict[str, list[float]] = msgspec.field(default_factory=dict)
+    raised: dict[str, Raised] = msgspec.field(default_factory=dict)
+
+
+def _offline_deadline(st: HealthState, ctx: Ctx) -> float | None:
+    if "offline" in st.raised or st.last_seen == 0.0:
+        return None
+    if st.will_at is not None:
+        return st.will_at + ctx.th.offline_grace_s
+    return st.last_seen + ctx.th.offline_after_s
+
+
+def next_deadline(st: HealthState, ctx: Ctx) -> float | None:
+    return _offline_deadline(st, ctx)
+
+
+def on_tick(st: HealthState, ctx: Ctx, now: float) -> tuple[HealthState, Changes]:
+    due = _offline_deadline(st, ctx)
+    if due is None or now < due:
+        return st, []
+    why = "last-will offline" if st.will_at is not None else f"no message for {ctx.th.offline_after_s:.0f} s"
+    return st, raise_(
+        st.raised, ctx, "offline", 3, due, f"Device offline: {ctx.device.name or ctx.device.device_id}",
+        work_order=True, detail={"reason": why, "last_seen": st.last_seen},
+    )
+
+
+def on_event(st: HealthState, ctx: Ctx, ev: Event) -> tuple[HealthState, Changes]:
+    th = ctx.th
+    ts = ev.ts.timestamp()
+    seen = ev.received_at.timestamp()
+    out: Changes = []
+    st, out = on_tick(st, ctx, seen)
+    st.last_seen = max(st.last_seen, seen)
+    if ev.type == "offline":
+        st.will_at = seen
+        return st, out
+    st.will_at = None
+    out += clear(st.raised, ctx, "offline", ts, "Device back online")
+
+    battery = ev.fields.get("battery")
+    if battery is not None and ev.type in ("heartbeat", "sensor_battery"):
+        sensor = ev.fields.get("sensor")
+        cond = f"battery_low.{sensor}" if sensor else "battery_low"
+        what = f"sensor {sensor}" if sensor else "device"
+        if battery < th.battery_low_pct:
+            out += raise_(st.raised, ctx, cond, 3, ts, f"Battery low ({what}, {battery:.0f} %)", work_order=True,
+                          detail={"battery": battery, "sensor": sensor})
+        elif battery >= th.battery_ok_pct:
+            out += clear(st.raised, ctx, cond, ts, "Battery replaced", detail={"battery": battery})
+
+    for name in th.stuck_fields:
+        value = ev.fields.get(name)
+        if value is None:
+            continue
+        track = st.stuck.get(name)
+        if track is None or abs(track[0] - value) > 1e-9:
+            st.stuck[name] = [float(value), ts, 1.0]
+            out += clear(st.raised, ctx, "sensor_stuck", ts, "Sensor reading moves again", detail={"field": name})
+            continue
+        track[2] += 1
+        if ts - track[1] >= th.stuck_after_s and track[2] >= th.stuck_min_readings:
+            out += raise_(st.raised, ctx, "sensor_stuck", 3, ts, f"Sensor stuck at {value} ({name})", work_order=True,
+                          detail={"field": name, "value": value, "since": track[1], "readings": int(track[2])})
+    return st, out
+
+
+__all__ = ["HealthState", "on_event", "on_tick", "next_deadline", "earliest"]

@@ -1,0 +1,182 @@
+"""The detectors on the live stream: the edge between the pure `Engine` and PostgreSQL.
+
+The gateway's writer calls `process` inside the transaction that stored a batch
+of new events, so incidents commit atomically with their events; the gateway
+calls `tick` about once a second with the wall clock and `checkpoint` every
+~30 s and at shutdown. `restore` at start loads the snapshots, then replays the
+events stored after the last checkpoint (their incident changes were already
+recorded with them, so the replay only rebuilds state). A restart in the
+middle of a condition therefore keeps one incident: the state says it is raised,
+and even a change fired twice is folded by the store's one-open-row-per-key rule.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+
+import msgspec
+import psycopg
+
+from domain.devices import DeviceType, Stream
+from domain.events import Event
+from domain.incidents import StoredChange
+from detectors.config import DetectorConfig
+from detectors.engine import Engine, Silence, as_epoch
+from detectors.store import record_changes
+from ingest.registry import load_active_devices
+
+log = logging.getLogger(__name__)
+UTC = dt.timezone.utc
+
+Hook = Callable[[psycopg.Connection, list[StoredChange]], None]
+RECENT_KEYS = 200_000  # events already folded in, in case a rolled-back batch is retried
+SILENCE_REFRESH_S = 30.0
+REBUILD_WITHOUT_CHECKPOINT = dt.timedelta(days=2)
+
+
+class DetectorRuntime:
+    def __init__(
+        self,
+        *,
+        config: DetectorConfig | None = None,
+        hooks: Sequence[Hook] = (),
+        name: str = "default",
+    ) -> None:
+        self.config = config or DetectorConfig()
+        self.hooks = list(hooks)
+        self.name = name
+        self.engine = Engine(self.config)
+        self.events_through: dt.datetime | None = None
+        self._recent: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._silences_loaded_at = 0.0
+        self._reopen = dt.timedelta(seconds=self.config.reopen_window_s)
+
+    # --- start ------------------------------------------------------------------------------
+
+    def restore(self, conn: psycopg.Connection) -> None:
+        """Load devices, silences, snapshots; replay the events stored since the checkpoint."""
+        engine = self.engine = Engine(self.config, load_active_devices(conn))
+        for key, blob in conn.execute("SELECT key, state FROM detector_snapshots"):
+            try:
+                engine.load(key, bytes(blob))
+            except msgspec.DecodeError:
+                log.warning("dropping an unreadable detector snapshot for %s", key)
+        row = conn.execute("SELECT events_through, clock FROM detector_checkpoints WHERE name = %s", (self.name,)).fetchone()
+        if row is not None:
+            self.events_through, engine.clock = row[0], row[1].timestamp()
+            since = row[0]
+        else:
+            since = None
+        self._load_silences(conn)
+        engine.rebuild_derived()
+        replayed = self._replay(conn, since)
+        engine.dirty.clear()
+        engine.dirty.update(engine.states)  # the replay changed them: the next checkpoint writes them
+        log.info("detectors restored: %d device states, %d events replayed", len(engine.states), replayed)
+
+    def _replay(self, conn: psycopg.Connection, since: dt.datetime | None) -> int:
+        if since is None:
+            last = conn.execute("SELECT max(received_at) FROM events").fetchone()[0]
+            if last is None:
+                return 0
+            since = last - REBUILD_WITHOUT_CHECKPOINT
+        count = 0
+        with conn.cursor(name="detector_replay") if not conn.autocommit else conn.cursor() as cur:
+            cur.itersize = 5000
+            cur.execute(
+                "SELECT community_id, device_type, device_id, stream, msg_id, type, time, received_at, fields, value "
+                "FROM events WHERE received_at > %s ORDER BY time, received_at",
+                (since,),
+            )
+            for r in cur:
+                ev = Event(community_id=r[0], device_type=DeviceType(r[1]), device_id=r[2], stream=Stream(r[3]), msg_id=r[4],
+                           type=r[5], ts=r[6], received_at=r[7], fields=r[8], value=r[9])
+                self.engine.on_event(ev)  # changes were recorded with the events
+                self._remember(ev)
+                count += 1
+        return count
+
+    def _load_silences(self, conn: psycopg.Connection) -> None:
+        rows = conn.execute(
+            "SELECT scope, scope_id, starts_at, ends_at, device_type, reason FROM maintenance_windows "
+            "WHERE ends_at > now() - interval '30 days'"
+        ).fetchall()
+        self.engine.set_silences(Silence(r[0], r[1], r[2].timestamp(), r[3].timestamp(), r[4], r[5]) for r in rows)
+        self._silences_loaded_at = time.monotonic()
+
+    def _remember(self, ev: Event) -> bool:
+        key = ev.key
+        if key in self._recent:
+            return False
+        self._recent[key] = None
+        if len(self._recent) > RECENT_KEYS:
+            self._recent.popitem(last=False)
+        if self.events_through is None or ev.received_at > self.events_through:
+            self.events_through = ev.received_at
+        return True
+
+    # --- the live stream --------------------------------------------------------------------
+
+    def process(self, conn: psycopg.Connection, events: list[Event]) -> list[StoredChange]:
+        """Newly stored events of one batch, inside the batch's transaction."""
+        unknown = [e for e in events if e.device_id not in self.engine.devices]
+        if unknown:
+            self.engine.devices.update(load_active_devices(conn))
+        changes = []
+        for ev in sorted(events, key=lambda e: e.ts):
+            if self._remember(ev):
+                changes += self.engine.on_event(ev)
+        return self._record(conn, changes)
+
+    def tick(self, conn: psycopg.Connection, now: dt.datetime) -> list[StoredChange]:
+        """Fire the timers due by ``now`` (offline, confirmation windows, inactivity...)."""
+        if time.monotonic() - self._silences_loaded_at > SILENCE_REFRESH_S:
+            self._load_silences(conn)
+        return self._record(conn, self.engine.advance(as_epoch(now)))
+
+    def _record(self, conn: psycopg.Connection, changes: list) -> list[StoredChange]:
+        if not changes:
+            return []
+        stored = record_changes(conn, changes, reopen_window=self._reopen)
+        if stored:
+            for hook in self.hooks:
+                hook(conn, stored)
+        return stored
+
+    # --- persistence ------------------------------------------------------------------------
+
+    def checkpoint(self, conn: psycopg.Connection) -> None:
+        """Write the snapshots of every state changed since the last checkpoint."""
+        engine = self.engine
+        keys = list(engine.dirty)
+        engine.dirty.clear()
+        total = 0
+        if keys:
+            with conn.cursor() as cur:
+                cur.execute("CREATE TEMP TABLE IF NOT EXISTS detector_snapshots_stage (key text, state bytea) ON COMMIT DROP")
+                with cur.copy("COPY detector_snapshots_stage (key, state) FROM STDIN") as copy:
+                    for key in keys:
+                        if key.startswith("building:") and key.removeprefix("building:") not in engine.buildings:
+                            continue
+                        if not key.startswith("building:") and key not in engine.states:
+                            continue
+                        blob = engine.dump(key)
+                        total += len(blob)
+                        copy.write_row((key, blob))
+                cur.execute(
+                    "INSERT INTO detector_snapshots (key, state, updated_at) SELECT key, state, now() FROM detector_snapshots_stage "
+                    "ON CONFLICT (key) DO UPDATE SET state = EXCLUDED.state, updated_at = EXCLUDED.updated_at"
+                )
+                cur.execute("DROP TABLE detector_snapshots_stage")
+        through = self.events_through or dt.datetime.fromtimestamp(0, UTC)
+        clock = dt.datetime.fromtimestamp(engine.clock, UTC)
+        conn.execute(
+            "INSERT INTO detector_checkpoints (name, events_through, clock, taken_at, devices, bytes) VALUES (%s, %s, %s, now(), %s, %s) "
+            "ON CONFLICT (name) DO UPDATE SET events_through = EXCLUDED.events_through, clock = EXCLUDED.clock, "
+            "taken_at = now(), devices = EXCLUDED.devices, bytes = EXCLUDED.bytes",
+            (self.name, through, clock, len(keys), total),
+        )
