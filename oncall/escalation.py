@@ -86,7 +86,7 @@ def decide(
         if policy.reminder_every > dt.timedelta(0):
             due = pending.due_at + policy.reminder_every
             nxt = (NextPending("reminder", pending.step + 1, 0, due, f"unacknowledged: remind again at {_fmt(due)}"),)
-        return Decision("fired", _join(label, notes, notify), notify=notify, next=nxt)
+        return Decision("fired", _join(label, notes, people), notify=notify, next=nxt)
 
     # kind == "step"
     index = min(pending.step, len(policy.steps) - 1)
@@ -110,7 +110,7 @@ def decide(
         nxt = (NextPending("reminder", 0, 0, first, f"chain and repeats exhausted: remind at {_fmt(first)}"),)
     else:
         nxt = ()
-    return Decision("fired", _join(label, notes, notify), notify=notify, next=nxt)
+    return Decision("fired", _join(label, notes, people), notify=notify, next=nxt)
 
 
 def _ack_renotify(
@@ -120,6 +120,7 @@ def _ack_renotify(
         return Decision("cancelled", f"incident is {incident.status}, no longer acknowledged")
     label = f"acknowledged by {incident.acknowledged_by or 'someone'} but unresolved (re-notify {pending.step + 1})"
     if incident.acknowledged_by:
+        people = [(incident.acknowledged_by, "acknowledged it")]
         notify: tuple[Notify, ...] = (Notify(incident.acknowledged_by, label),)
         notes: list[str] = []
     else:
@@ -128,10 +129,10 @@ def _ack_renotify(
         notify = tuple(Notify(p, f"{label}; {why}") for p, why in people)
     due = pending.due_at + policy.ack_renotify_after
     nxt = (NextPending("ack_renotify", pending.step + 1, 0, due, f"still unresolved: re-notify at {_fmt(due)}"),)
-    return Decision("fired", _join(label, notes, notify), notify=notify, next=nxt)
+    return Decision("fired", _join(label, notes, people), notify=notify, next=nxt)
 
 
-def _join(label: str, notes: list[str], notify: tuple[Notify, ...]) -> str:
-    parts = [label, f"notify {', '.join(n.staff_id for n in notify) or 'nobody'}"]
+def _join(label: str, notes: list[str], people: list[tuple[str, str]]) -> str:
+    parts = [label, "notify " + (", ".join(f"{p} ({why})" for p, why in people) or "nobody")]
     parts += notes
     return "; ".join(parts)
