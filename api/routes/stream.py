@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import api_key_header, authorize, get_pool, oauth2
 from api.errors import ERROR_RESPONSES, ApiError
 from api.security import Permission
-from api.store.changes import CHANNEL, Change, changes_after_async, latest_id_async
+from api.store.changes import CHANNEL, Change, changes_after_async, latest_id
 from api.users import Caller
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,9 @@ async def stream(
     start = after
     if start is None and last_event_id is not None and last_event_id.isdigit():
         start = int(last_event_id)
+    if start is None:
+        # Fixed before the answer starts, so nothing committed after the client sees 200 is missed.
+        start = await run_in_threadpool(_latest, pool)
     settings = request.app.state.settings
     database_url = request.app.state.database_url
     return StreamingResponse(
@@ -70,12 +73,17 @@ async def stream(
     )
 
 
-async def _changes(request: Request, pool: ConnectionPool, secret: str | None, caller: Caller, start: int | None,
+def _latest(pool: ConnectionPool) -> int:
+    with pool.connection() as conn:
+        return latest_id(conn)
+
+
+async def _changes(request: Request, pool: ConnectionPool, secret: str | None, caller: Caller, start: int,
                    database_url: str, poll_s: float, keepalive_s: float) -> AsyncIterator[str]:
     conn = await psycopg.AsyncConnection.connect(database_url, autocommit=True)
     try:
         await conn.execute(f"LISTEN {CHANNEL}")
-        cursor = start if start is not None else await latest_id_async(conn)
+        cursor = start
         yield f"retry: 2000\n: stream of {caller.username}, after {cursor}\n\n"
         last_sent = last_check = time.monotonic()
         while not await request.is_disconnected():

@@ -15,10 +15,10 @@ from fastapi.testclient import TestClient
 from psycopg.types.json import Jsonb
 
 from api.app import create_app
-from api.security import Role
+from api.security import Role, hash_password
 from api.settings import ApiSettings
 from api.store import changes
-from api.users import create_user
+from api.users import issue_token
 from domain.devices import Device, DeviceType
 from ingest.registry import upsert_devices
 from steward.brokers import free_port
@@ -26,6 +26,22 @@ from steward.brokers import free_port
 OWN, OTHER = "north", "south"
 PASSWORD = "correct-horse-battery"
 T0 = dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.timezone.utc)
+_HASH: list[str] = []  # argon2 is slow on purpose: hash the shared test password once per run
+
+
+def password_hash() -> str:
+    if not _HASH:
+        _HASH.append(hash_password(PASSWORD))
+    return _HASH[0]
+
+
+def add_user(conn: psycopg.Connection, username: str, role: Role, communities: list[str]) -> int:
+    row = conn.execute("INSERT INTO api_users (username, role, password_hash) VALUES (%s, %s, %s) RETURNING id",
+                       (username, role.value, password_hash())).fetchone()
+    assert row is not None
+    for community in communities:
+        conn.execute("INSERT INTO api_user_communities (user_id, community_id) VALUES (%s, %s)", (row[0], community))
+    return int(row[0])
 
 
 @dataclass
@@ -36,6 +52,13 @@ class World:
     devices: dict[str, str] = field(default_factory=dict)  # community -> elderly hub id
     meters: dict[str, str] = field(default_factory=dict)  # community -> water meter id
     residents: dict[str, int] = field(default_factory=dict)
+    users: dict[str, int] = field(default_factory=dict)
+
+    def headers(self, username: str) -> dict[str, str]:
+        """A bearer token issued directly (the login route itself is tested in test_auth)."""
+        with psycopg.connect(self.dsn) as conn:
+            token, _ = issue_token(conn, user_id=self.users[username], ttl=dt.timedelta(hours=1))
+        return {"Authorization": f"Bearer {token}"}
 
 
 def seed(dsn: str) -> World:
@@ -71,8 +94,9 @@ def seed(dsn: str) -> World:
             assert row is not None
             world.residents[community] = row[0]
         for role in Role:
-            create_user(conn, username=f"{role.value}-{OWN}", password=PASSWORD, role=role, community_ids=[OWN])
-            create_user(conn, username=f"{role.value}-{OTHER}", password=PASSWORD, role=role, community_ids=[OTHER])
+            for community in (OWN, OTHER):
+                world.users[f"{role.value}-{community}"] = add_user(conn, f"{role.value}-{community}", role,
+                                                                    [community])
     return world
 
 

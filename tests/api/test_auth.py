@@ -51,7 +51,7 @@ def test_failed_logins_are_rate_limited_per_user(world: World) -> None:
 
 
 def test_expired_token_is_refused(world: World, client: TestClient) -> None:
-    headers = login(client, f"manager-{OWN}")
+    headers = world.headers(f"manager-{OWN}")
     assert client.get("/devices", headers=headers).status_code == 200
     with psycopg.connect(world.dsn) as conn:
         conn.execute("UPDATE api_tokens SET expires_at = now() - interval '1 second'")
@@ -59,14 +59,14 @@ def test_expired_token_is_refused(world: World, client: TestClient) -> None:
     assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_token"
 
 
-def test_logout_revokes_the_token(client: TestClient) -> None:
-    headers = login(client, f"technician-{OWN}")
+def test_logout_revokes_the_token(world: World, client: TestClient) -> None:
+    headers = world.headers(f"technician-{OWN}")
     assert client.post("/auth/logout", headers=headers).status_code == 204
     assert client.get("/auth/me", headers=headers).status_code == 401
 
 
-def test_api_key_acts_as_its_user_and_can_be_revoked(client: TestClient) -> None:
-    admin = login(client, f"admin-{OWN}")
+def test_api_key_acts_as_its_user_and_can_be_revoked(world: World, client: TestClient) -> None:
+    admin = world.headers(f"admin-{OWN}")
     users = {u["username"]: u["id"] for u in client.get("/users", headers=admin).json()}
     integration = users[f"operator-{OWN}"]
     r = client.post(f"/users/{integration}/api-keys", headers=admin, json={"name": "bms bridge"})
@@ -78,24 +78,24 @@ def test_api_key_acts_as_its_user_and_can_be_revoked(client: TestClient) -> None
     assert client.get("/auth/me", headers={"X-API-Key": key}).status_code == 401
 
 
-def test_disabled_user_loses_access_at_once(client: TestClient) -> None:
-    admin = login(client, f"admin-{OWN}")
-    operator = login(client, f"operator-{OWN}")
+def test_disabled_user_loses_access_at_once(world: World, client: TestClient) -> None:
+    admin = world.headers(f"admin-{OWN}")
+    operator = world.headers(f"operator-{OWN}")
     users = {u["username"]: u["id"] for u in client.get("/users", headers=admin).json()}
     r = client.patch(f"/users/{users[f'operator-{OWN}']}", headers=admin, json={"active": False})
     assert r.status_code == 200 and r.json()["active"] is False
     assert client.get("/devices", headers=operator).status_code == 401
 
 
-def test_admin_cannot_grant_a_community_it_does_not_see(client: TestClient) -> None:
-    admin = login(client, f"admin-{OWN}")
+def test_admin_cannot_grant_a_community_it_does_not_see(world: World, client: TestClient) -> None:
+    admin = world.headers(f"admin-{OWN}")
     r = client.post("/users", headers=admin, json={"username": "newbie", "password": "long-enough-pw",
                                                    "role": "operator", "communities": ["south"]})
     assert r.status_code == 404 and r.json()["error"]["field"] == "body.communities"
 
 
-def test_validation_error_names_the_field(client: TestClient) -> None:
-    admin = login(client, f"admin-{OWN}")
+def test_validation_error_names_the_field(world: World, client: TestClient) -> None:
+    admin = world.headers(f"admin-{OWN}")
     r = client.post("/users", headers=admin, json={"username": "x", "password": "short", "role": "operator",
                                                    "communities": [OWN]})
     assert r.status_code == 422
