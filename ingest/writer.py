@@ -37,35 +37,16 @@ def prepare(conn: psycopg.Connection) -> None:
 
 def write_batch(conn: psycopg.Connection, events: Sequence[Event], dead_letters: Sequence[Rejection]) -> BatchResult:
     """Write one batch inside the caller's open transaction (the caller commits)."""
-    new_events: list[Event] = []
+    new_events: list[Event] = list(events)
     if events:
-        with conn.cursor() as cur:
-            with cur.copy(f"COPY events_stage ({_EVENT_COLUMNS}) FROM STDIN") as copy:
-                for e in events:
-                    copy.write_row(
-                        (
-                            e.ts,
-                            e.received_at,
-                            e.community_id,
-                            e.device_id,
-                            e.device_type.value,
-                            e.stream.value,
-                            e.type,
-                            e.msg_id,
-                            e.value,
-                            _encode(e.fields).decode(),
-                        )
-                    )
-            cur.execute(
-                f"INSERT INTO events ({_EVENT_COLUMNS}) SELECT {_EVENT_COLUMNS} FROM events_stage "
-                "ON CONFLICT DO NOTHING RETURNING device_id, msg_id, time"
-            )
-            inserted = {(r[0], r[1], r[2]) for r in cur.fetchall()}
-        for e in events:
-            key = (e.device_id, e.msg_id, e.ts)
-            if key in inserted:
-                inserted.discard(key)  # a second copy inside the same batch is a duplicate
-                new_events.append(e)
+        # Fast path: COPY straight into events. A redelivery (after a crash or a
+        # reconnect) makes it fail on the unique key; only then take the slower
+        # path that tells new rows from duplicates.
+        try:
+            with conn.transaction():
+                _copy_events(conn, "events", events)
+        except psycopg.errors.UniqueViolation:
+            new_events = _insert_new_only(conn, events)
     if dead_letters:
         with conn.cursor() as cur:
             cur.executemany(
@@ -86,6 +67,44 @@ def write_batch(conn: psycopg.Connection, events: Sequence[Event], dead_letters:
                 ],
             )
     return BatchResult(new_events=new_events, duplicates=len(events) - len(new_events), dead_letters=len(dead_letters))
+
+
+def _copy_events(conn: psycopg.Connection, table: str, events: Sequence[Event]) -> None:
+    with conn.cursor() as cur:
+        with cur.copy(f"COPY {table} ({_EVENT_COLUMNS}) FROM STDIN") as copy:
+            for e in events:
+                copy.write_row(
+                    (
+                        e.ts,
+                        e.received_at,
+                        e.community_id,
+                        e.device_id,
+                        e.device_type.value,
+                        e.stream.value,
+                        e.type,
+                        e.msg_id,
+                        e.value,
+                        _encode(e.fields).decode(),
+                    )
+                )
+
+
+def _insert_new_only(conn: psycopg.Connection, events: Sequence[Event]) -> list[Event]:
+    _copy_events(conn, "events_stage", events)
+    with conn.cursor() as cur:
+        cur.execute(
+            f"INSERT INTO events ({_EVENT_COLUMNS}) SELECT {_EVENT_COLUMNS} FROM events_stage "
+            "ON CONFLICT DO NOTHING RETURNING device_id, msg_id, time"
+        )
+        inserted = {(r[0], r[1], r[2]) for r in cur.fetchall()}
+        cur.execute("TRUNCATE events_stage")
+    new_events = []
+    for e in events:
+        key = (e.device_id, e.msg_id, e.ts)
+        if key in inserted:
+            inserted.discard(key)  # a second copy inside the same batch is a duplicate
+            new_events.append(e)
+    return new_events
 
 
 def record_last_seen(conn: psycopg.Connection, seen: dict[str, tuple[dt.datetime, float | None]]) -> None:

@@ -28,7 +28,8 @@ def publish_all(
     client_id: str = "",
     username: str | None = None,
     password: str | None = None,
-    max_in_flight: int = 2000,
+    max_in_flight: int = 100,
+    max_queued: int = 1000,
     timeout_s: float = 600.0,
     protocol: int = mqtt.MQTTv311,
 ) -> int:
@@ -38,9 +39,11 @@ def publish_all(
     user = username or endpoint.username
     if user:
         client.username_pw_set(user, password or endpoint.password)
+    # paho keeps at most ``max_in_flight`` on the wire and queues the rest itself; its
+    # queue handling is linear in the queue length, so the total is kept small too.
     client.max_inflight_messages_set(max_in_flight)
     client.max_queued_messages_set(0)
-    slots = threading.BoundedSemaphore(max_in_flight)
+    slots = threading.BoundedSemaphore(max_in_flight + max_queued)
     acked = 0
     lock = threading.Lock()
     connected = threading.Event()

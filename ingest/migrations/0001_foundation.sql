@@ -30,8 +30,8 @@ CREATE TABLE IF NOT EXISTS events (
     value        double precision,
     fields       jsonb NOT NULL
 );
-CREATE UNIQUE INDEX IF NOT EXISTS events_device_msg_time ON events (device_id, msg_id, time);
-CREATE INDEX IF NOT EXISTS events_device_time ON events (device_id, time DESC);
+-- (device_id, time, msg_id) serves both the duplicate check and per-device time ranges.
+CREATE UNIQUE INDEX IF NOT EXISTS events_device_time_msg ON events (device_id, time, msg_id);
 CREATE INDEX IF NOT EXISTS events_community_time ON events (community_id, time DESC);
 
 CREATE TABLE IF NOT EXISTS dead_letters (

@@ -1,0 +1,216 @@
+"""The composition root: the one place where the parts are wired for a way of running.
+
+`Stack` starts, in order: the database (``STEWARD_DATABASE_URL`` or an embedded
+PostgreSQL in the data folder), the migrations, the broker (``STEWARD_MQTT_URL``
+or a private Mosquitto, or amqtt when Mosquitto is not installed), the gateway
+with the detectors, the API and the simulated community; and stops them in
+reverse order.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import secrets
+import threading
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from gateway.service import Gateway, GatewayConfig
+from gateway.validate import Limits
+from ingest.migrate import StorageMode, apply_policies, current_mode, migrate
+from steward.brokers import EmbeddedBroker, MosquittoBroker
+from steward.databases import EmbeddedPostgres
+from steward.settings import MqttEndpoint, Settings
+
+log = logging.getLogger(__name__)
+
+
+class Stack:
+    def __init__(self, settings: Settings, *, api: bool = True, simulator: bool = True) -> None:
+        self.settings = settings
+        self.want_api = api
+        self.want_simulator = simulator
+        self.database_url: str | None = None
+        self.mqtt_url: str | None = None
+        self.mqtt_protocol = settings.mqtt_protocol
+        self.storage_mode: StorageMode | None = None
+        self.admin_password: str | None = None
+        self._embedded_pg: EmbeddedPostgres | None = None
+        self._broker: MosquittoBroker | EmbeddedBroker | None = None
+        self.gateway: Gateway | None = None
+        self._api_server: Any = None
+        self._api_thread: threading.Thread | None = None
+        self._simulator: Any = None
+        self._extras: list[Any] = []  # services with start()/stop() (on-call...)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.settings.data_dir.resolve()
+
+    # --- parts ----------------------------------------------------------------------------
+
+    def start_database(self) -> str:
+        if self.settings.database_url:
+            self.database_url = self.settings.database_url
+        else:
+            self._embedded_pg = EmbeddedPostgres(self.data_dir / "postgres")
+            self.database_url = self._embedded_pg.start()
+            log.info("embedded PostgreSQL in %s", self.data_dir / "postgres")
+        return self.database_url
+
+    def migrate(self, dsn: str) -> tuple[StorageMode, list[str]]:
+        mode, applied = migrate(dsn, requested_mode=self.settings.storage_mode)
+        apply_policies(dsn, compress_after=self.settings.compress_after, retain_for=self.settings.retain_for)
+        self.storage_mode = mode
+        return mode, applied
+
+    def start_broker(self) -> str:
+        if self.settings.mqtt_url:
+            self.mqtt_url = self.settings.mqtt_url
+        elif MosquittoBroker.available():
+            self._broker = MosquittoBroker(workdir=self.data_dir / "mosquitto").start()
+            self.mqtt_url = self._broker.url
+        else:
+            log.warning("mosquitto is not installed: using the in-process amqtt broker (demo only, MQTT 3.1.1)")
+            self._broker = EmbeddedBroker().start()
+            self.mqtt_url = self._broker.url
+            self.mqtt_protocol = "3.1.1"
+        return self.mqtt_url
+
+    def build_sink(self) -> Any:
+        """The detectors with the closed-loop and on-call hooks, when those parts are installed."""
+        try:
+            from detectors.runtime import DetectorRuntime
+        except ImportError:
+            log.warning("detectors are not available: events are stored but not analysed")
+            return None
+        hooks = []
+        for module_name in ("alerts.hooks", "oncall.hooks"):
+            try:
+                module = __import__(module_name, fromlist=["on_incident_changes"])
+            except ImportError:
+                continue
+            hooks.append(module.on_incident_changes)
+        return DetectorRuntime(hooks=hooks)
+
+    def start_gateway(self) -> Gateway:
+        s = self.settings
+        assert self.database_url and self.mqtt_url
+        config = GatewayConfig(
+            mqtt=MqttEndpoint(self.mqtt_url),
+            database_url=self.database_url,
+            client_id=s.mqtt_client_id,
+            protocol=self.mqtt_protocol,
+            share_group=s.mqtt_share_group,
+            batch_size=s.batch_size,
+            batch_linger_s=s.batch_linger_ms / 1000,
+            max_in_flight=s.max_in_flight,
+            limits=Limits(max_payload_bytes=s.max_payload_bytes, max_future=dt.timedelta(seconds=s.max_future_seconds)),
+            device_policy=s.device_policy,
+        )
+        self.gateway = Gateway(config, sink=self.build_sink()).start()
+        return self.gateway
+
+    def start_api(self) -> None:
+        import uvicorn
+
+        from api.app import create_app
+
+        assert self.database_url
+        kwargs: dict[str, Any] = {"database_url": self.database_url}
+        if self.gateway is not None:
+            kwargs["gateway_status"] = self.gateway.status
+        app = create_app(**kwargs)
+        config = uvicorn.Config(app, host=self.settings.api_host, port=self.settings.api_port, log_level="warning")
+        self._api_server = uvicorn.Server(config)
+        self._api_thread = threading.Thread(target=self._api_server.run, name="api", daemon=True)
+        self._api_thread.start()
+
+    def ensure_admin(self) -> None:
+        try:
+            from api.users import ensure_admin
+        except ImportError:
+            return
+        assert self.database_url
+        password = self.settings.admin_password
+        password_file = self.data_dir / "admin-password"
+        if password is None and password_file.exists():
+            password = password_file.read_text().strip()
+        if password is None:
+            password = secrets.token_urlsafe(12)
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            password_file.write_text(password + "\n")
+            password_file.chmod(0o600)
+        with psycopg.connect(self.database_url) as conn:
+            ensure_admin(conn, username="admin", password=password, community_ids=["*"])
+        self.admin_password = password
+
+    def start_simulator(self) -> None:
+        from simulators import build_fleet
+        from simulators.mqtt import LivePublisher
+
+        from ingest.registry import upsert_devices
+
+        assert self.database_url and self.mqtt_url
+        fleet = build_fleet(seed=1)
+        with psycopg.connect(self.database_url) as conn:
+            upsert_devices(conn, fleet.devices)
+        self._simulator = LivePublisher(fleet, self.mqtt_url, speed=1.0, seed=1)
+        self._simulator.start()
+
+    # --- whole stack -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        dsn = self.start_database()
+        self.migrate(dsn)
+        self.start_broker()
+        if self.want_api:
+            self.ensure_admin()
+        self.start_gateway()
+        for factory in self._extra_services():
+            service = factory()
+            service.start()
+            self._extras.append(service)
+        if self.want_api:
+            self.start_api()
+        if self.want_simulator:
+            self.start_simulator()
+
+    def _extra_services(self) -> list[Any]:
+        return []
+
+    def banner(self) -> list[str]:
+        with psycopg.connect(self.database_url) as conn:  # type: ignore[arg-type]
+            mode = current_mode(conn)
+        lines = [
+            "Steward is running.",
+            f"  API            http://{self.settings.api_host}:{self.settings.api_port}/  (docs: /docs, health: /health, metrics: /metrics)"
+            if self.want_api
+            else "  API            off (--no-api)",
+            f"  MQTT broker    {self.mqtt_url}  (topics community/<community>/<device_type>/<device>/<stream>)",
+            f"  database       {'embedded PostgreSQL in ' + str(self.data_dir / 'postgres') if self._embedded_pg else 'STEWARD_DATABASE_URL'} ({mode} mode)",
+            f"  simulator      {'a small community publishing live' if self.want_simulator else 'off (--no-simulator)'}",
+        ]
+        if self.admin_password:
+            lines.append(f"  login          admin / {self.admin_password}  (kept in {self.data_dir / 'admin-password'})")
+        lines.append("Press Ctrl-C to stop.")
+        return lines
+
+    def stop(self) -> None:
+        if self._simulator is not None:
+            self._simulator.stop()
+        if self._api_server is not None:
+            self._api_server.should_exit = True
+            if self._api_thread:
+                self._api_thread.join(10)
+        for service in reversed(self._extras):
+            service.stop()
+        if self.gateway is not None:
+            self.gateway.stop()
+        if self._broker is not None:
+            self._broker.stop()
+        if self._embedded_pg is not None:
+            self._embedded_pg.stop()

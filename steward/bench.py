@@ -1,0 +1,181 @@
+"""``steward bench ingest``: drain a QoS 1 backlog through the gateway, against
+``mosquitto_sub`` draining the same backlog as the reference."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import platform
+import random
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import psycopg
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from domain.devices import Device, DeviceType
+from gateway.service import Gateway, GatewayConfig
+from ingest.migrate import migrate
+from ingest.registry import upsert_devices
+from steward.brokers import MosquittoBroker
+from steward.databases import EmbeddedPostgres, create_database, drop_database, reachable
+from steward.publisher import publish_all
+from steward.settings import MqttEndpoint
+
+app = typer.Typer(no_args_is_help=True)
+console = Console()
+LOCAL_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+FAMILIES = [(DeviceType.WATER, "meter"), (DeviceType.ELEVATOR, "lift"), (DeviceType.ACCESS, "entrance"), (DeviceType.ELDERLY, "home_hub")]
+
+
+def bench_devices(n: int) -> list[Device]:
+    out = []
+    for i in range(n):
+        device_type, kind = FAMILIES[i % len(FAMILIES)]
+        out.append(Device(device_id=f"bench-{device_type}-{i:05d}", community_id=f"bc{i % 10}", device_type=device_type, kind=kind, building_id=f"b{i % 40}"))
+    return out
+
+
+def bench_messages(devices: list[Device], n: int, seed: int = 7) -> Iterator[tuple[str, bytes]]:
+    """≈200-byte events of every family, in event-time order."""
+    rng = random.Random(seed)
+    start_ms = int((dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1)).timestamp() * 1000)
+    for i in range(n):
+        d = devices[i % len(devices)]
+        ts = start_ms + i * 5
+        base = {"id": f"bench-{i:08d}", "ts": ts}
+        if d.device_type is DeviceType.WATER:
+            body = {**base, "type": "flow", "flow_lpm": round(rng.uniform(0, 20), 2), "total_l": round(1000 + i * 0.37, 2)}
+            stream = "telemetry"
+        elif d.device_type is DeviceType.ELEVATOR:
+            body = {**base, "type": "status", "floor": rng.randint(1, 30), "moving": True, "door": "closed", "door_zone": False,
+                    "occupied": True, "direction": "up", "speed_mps": round(rng.uniform(0.5, 2.5), 2)}
+            stream = "telemetry"
+        elif d.device_type is DeviceType.ACCESS:
+            body = {**base, "type": "access", "result": "granted", "credential": f"card-{rng.randint(1, 5000):06d}", "method": "card", "role": "resident"}
+            stream = "event"
+        else:
+            body = {**base, "type": "motion", "room": rng.choice(["kitchen", "bedroom", "bathroom", "living_room"])}
+            stream = "event"
+        yield f"community/{d.community_id}/{d.device_type}/{d.device_id}/{stream}", json.dumps(body, separators=(",", ":")).encode()
+
+
+def _admin_dsn(explicit: str | None, workdir: Path) -> tuple[str, EmbeddedPostgres | None]:
+    if explicit:
+        return explicit, None
+    if reachable(LOCAL_DSN):
+        return LOCAL_DSN, None
+    server = EmbeddedPostgres(workdir / "postgres")
+    return server.start(), server
+
+
+def _mosquitto_sub(port: int, *, count: int | None) -> list[str]:
+    cmd = ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-q", "1", "-c", "-i", "bench-reference", "-t", "community/#"]
+    return cmd + (["-C", str(count)] if count else ["-W", "1"])
+
+
+@app.command()
+def ingest(
+    messages: Annotated[int, typer.Option(help="backlog size")] = 200_000,
+    devices: Annotated[int, typer.Option(help="distinct devices")] = 1_000,
+    batch_size: Annotated[int, typer.Option(help="gateway batch size")] = 2000,
+    max_in_flight: Annotated[int, typer.Option(help="gateway in-flight cap")] = 20_000,
+    detectors: Annotated[bool, typer.Option(help="run the detectors on the stream, as in production")] = True,
+    database_url: Annotated[str | None, typer.Option(help="admin DSN for a throw-away database (default: local PostgreSQL, else embedded)")] = None,
+) -> None:
+    """Queue a QoS 1 backlog in a private Mosquitto, then measure how fast mosquitto_sub and the gateway drain it."""
+    if not MosquittoBroker.available() or not shutil.which("mosquitto_sub"):
+        console.print("[red]needs the mosquitto and mosquitto_sub binaries (Debian: mosquitto, mosquitto-clients)[/red]")
+        raise typer.Exit(2)
+    workdir = Path(tempfile.mkdtemp(prefix="steward-bench-"))
+    admin, embedded = _admin_dsn(database_url, workdir)
+    dsn = create_database(admin, "steward_bench")
+    broker = MosquittoBroker(workdir=workdir / "mqtt").start()
+    try:
+        mode, _ = migrate(dsn)
+        fleet = bench_devices(devices)
+        with psycopg.connect(dsn) as conn:
+            upsert_devices(conn, fleet)
+        config = GatewayConfig(mqtt=MqttEndpoint(broker.url), database_url=dsn, client_id="bench-gateway",
+                               batch_size=batch_size, max_in_flight=max_in_flight)
+        sink = None
+        if detectors:
+            from steward.app import Stack
+            from steward.settings import load_settings
+
+            sink = Stack(load_settings(database_url=dsn)).build_sink()
+        # Create both persistent sessions, then go away so the backlog queues for them.
+        subprocess.run(_mosquitto_sub(broker.port, count=None), check=False, capture_output=True, timeout=30)
+        gw = Gateway(config, sink=sink).start()
+        deadline = time.monotonic() + 10
+        while not gw.status()["broker_connected"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        gw.stop()
+
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console) as progress:
+            task = progress.add_task("queueing the backlog", total=messages)
+
+            def counted() -> Iterator[tuple[str, bytes]]:
+                for i, m in enumerate(bench_messages(fleet, messages)):
+                    if i % 5000 == 0:
+                        progress.update(task, completed=i)
+                    yield m
+                progress.update(task, completed=messages)
+
+            t0 = time.perf_counter()
+            published = publish_all(broker.url, counted(), client_id="bench-publisher", max_in_flight=5000)
+            publish_s = time.perf_counter() - t0
+
+        console.print("draining with mosquitto_sub (reference)...")
+        t0 = time.perf_counter()
+        ref = subprocess.run(_mosquitto_sub(broker.port, count=messages), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=1800)
+        ref_s = time.perf_counter() - t0
+        if ref.returncode != 0:
+            raise RuntimeError(f"mosquitto_sub failed: {ref.stderr.decode()[:500]}")
+
+        console.print("draining with the Steward gateway (validate, COPY, commit, then acknowledge)...")
+        gw = Gateway(config, sink=sink)
+        t0 = time.perf_counter()
+        gw.start()
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console) as progress:
+            task = progress.add_task("committed", total=messages)
+            while not gw.wait_committed(messages, timeout=1.0):
+                progress.update(task, completed=gw.committed)
+                if time.perf_counter() - t0 > 1800:
+                    break
+            progress.update(task, completed=gw.committed)
+        gw_s = time.perf_counter() - t0
+        gw.stop()
+        with psycopg.connect(dsn) as conn:
+            rows = conn.execute("SELECT count(*) FROM events").fetchone()[0]  # type: ignore[index]
+            distinct = conn.execute("SELECT count(DISTINCT (device_id, msg_id)) FROM events").fetchone()[0]  # type: ignore[index]
+            dead = conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0]  # type: ignore[index]
+
+        ref_rate, gw_rate = messages / ref_s, rows / gw_s
+        table = Table(title=f"steward bench ingest: {messages:,} QoS 1 messages, {devices:,} devices, storage {mode}")
+        for col in ("what", "seconds", "msg/s", "notes"):
+            table.add_column(col)
+        table.add_row("publish (paho, QoS 1)", f"{publish_s:.1f}", f"{published / publish_s:,.0f}", f"{published:,} acknowledged by the broker")
+        table.add_row("mosquitto_sub drain", f"{ref_s:.1f}", f"{ref_rate:,.0f}", "reference: receive only")
+        table.add_row("gateway drain", f"{gw_s:.1f}", f"{gw_rate:,.0f}",
+                      f"committed rows; detectors {'on' if sink else 'off'}; batch {batch_size}")
+        console.print(table)
+        console.print(f"gateway / mosquitto_sub = [bold]{gw_rate / ref_rate:.2f}[/bold] (target >= 0.5)")
+        console.print(f"stored {rows:,} rows, distinct {distinct:,}: lost {messages - distinct:,}, duplicated {rows - distinct:,}, dead-lettered {dead:,}")
+        console.print(f"machine: {platform.machine()}, {__import__('os').cpu_count()} cores, Python {platform.python_version()}, "
+                      f"PostgreSQL via {'embedded' if embedded else 'server'}")
+    finally:
+        broker.stop()
+        drop_database(admin, dsn)
+        if embedded:
+            embedded.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
