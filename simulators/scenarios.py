@@ -72,7 +72,7 @@ class Notice:
             "id": self.id, "type": self.type, "community_id": self.community_id, "scope": self.scope,
             "scope_id": self.scope_id, "device_ids": self.device_ids, "start": iso(self.start_ms),
             "end": iso(self.end_ms), "start_ms": self.start_ms, "end_ms": self.end_ms,
-            "announced": iso(self.announced_ms), "scenario_id": self.scenario_id,
+            "announced": iso(self.announced_ms), "announced_ms": self.announced_ms, "scenario_id": self.scenario_id,
         }
 
 
@@ -344,11 +344,14 @@ class Compiler:
                         devices=devices, expected_tier=st.tier, start_ms=start - off, end_ms=end - off,
                         hard_negative=st.hard_negative, mimics=st.mimics, detail=detail)
 
-    def notice(self, scenario: Scenario, type_: str, scope: str, scope_id: str, devices: list[str]) -> None:
+    def notice(self, scenario: Scenario, type_: str, scope: str, scope_id: str, devices: list[str],
+               margin: int = 0) -> None:
+        """The announcement, a day ahead, covering the scenario's window widened by ``margin``."""
+        start = scenario.start_ms - margin
         self.book.notices.append(Notice(
             id=f"N-{scenario.id}", type=type_, community_id=scenario.community_id, scope=scope, scope_id=scope_id,
-            device_ids=devices, start_ms=scenario.start_ms, end_ms=scenario.end_ms,
-            announced_ms=scenario.start_ms - DAY, scenario_id=scenario.id))
+            device_ids=devices, start_ms=start, end_ms=scenario.end_ms + margin,
+            announced_ms=start - DAY, scenario_id=scenario.id))
 
     # --- elevators ----------------------------------------------------------------------
 
@@ -670,8 +673,8 @@ class Compiler:
         b.inject(at, hub, "event", "door", door="entrance", state="open")
         b.inject(at + 10 * SECOND, hub, "event", "door", door="entrance", state="closed")
         self._arrival(hub, back)
-        sc = self.scenario(sid, st, [hub], at, back)
-        self.notice(sc, "away", "device", hub, [hub])
+        sc = self.scenario(sid, st, [hub], at + 11 * SECOND, back)  # away once the door has shut behind them
+        self.notice(sc, "away", "device", hub, [hub], margin=30 * MINUTE)
         return sc
 
     # --- every device -------------------------------------------------------------------
