@@ -28,6 +28,14 @@ from pathlib import Path
 DEVICE_ACL_PATTERN = "pattern write community/+/+/%u/#\npattern read community/+/+/%u/command/#\n"
 
 
+def mosquitto_binary() -> str | None:
+    """Debian installs the broker in /usr/sbin, which a non-root PATH may lack."""
+    found = shutil.which("mosquitto")
+    if found:
+        return found
+    return "/usr/sbin/mosquitto" if os.access("/usr/sbin/mosquitto", os.X_OK) else None
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -68,7 +76,7 @@ class MosquittoBroker:
 
     @staticmethod
     def available() -> bool:
-        return shutil.which("mosquitto") is not None
+        return mosquitto_binary() is not None
 
     @property
     def url(self) -> str:
@@ -133,7 +141,7 @@ class MosquittoBroker:
             self.port = free_port()
         conf = self._write_files()
         self.process = subprocess.Popen(
-            ["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            [mosquitto_binary() or "mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
         try:
             wait_for_port("127.0.0.1", self.port)
