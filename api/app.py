@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from psycopg_pool import ConnectionPool
 
 from api.credentials import CredentialStore
-from api.errors import install_error_handlers
+from api.errors import install_closed_loop_handlers, install_error_handlers
 from api.settings import ApiSettings
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 # orders, on-call): each is included only when its module imports, so the API
 # runs before those parts land. Listed in one visible place.
 CORE_ROUTERS = ("auth", "health", "devices", "events", "residents", "users", "audit", "stream")
-OPTIONAL_ROUTERS = ("alerts", "workorders", "kpis", "oncall")
+OPTIONAL_ROUTERS = ("alerts", "workorders")
 
 
 def _routers() -> list[Any]:
@@ -76,6 +76,7 @@ def create_app(*, database_url: str, gateway_status: Callable[[], dict[str, Any]
     app.state.gateway_status = gateway_status
     app.state.broker = broker
     install_error_handlers(app)
+    install_closed_loop_handlers(app)
     for router in _routers():
         app.include_router(router)
     return app

@@ -133,3 +133,31 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_json(500, "internal_error", "internal error; the server log has the details")
+
+
+# The closed loop's InvalidInput names its argument; this is where that argument came from in a request.
+_CLOSED_LOOP_FIELDS = {"after": "query.cursor", "since": "query.from", "until": "query.to", "sort": "query.sort",
+                       "limit": "query.limit", "building": "query.building", "start": "query.from",
+                       "end": "query.to", "community_ids": "query.community", "incident_id": "path.alert_id",
+                       "order_id": "path.order_id", "at": "body.at", "actor": "body.actor"}
+
+
+def install_closed_loop_handlers(app: FastAPI) -> None:
+    """Map `workorders.errors` (shared by alerts and work orders): 404, 409 and 422."""
+    try:
+        from workorders.errors import IllegalTransition, InvalidInput, NotFound
+    except ModuleNotFoundError:
+        return
+
+    @app.exception_handler(NotFound)
+    async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
+        return error_json(404, "not_found", str(exc))
+
+    @app.exception_handler(IllegalTransition)
+    async def _illegal(_: Request, exc: IllegalTransition) -> JSONResponse:
+        return error_json(409, "illegal_transition", str(exc))
+
+    @app.exception_handler(InvalidInput)
+    async def _invalid(_: Request, exc: InvalidInput) -> JSONResponse:
+        field = _CLOSED_LOOP_FIELDS.get(exc.field, f"body.{exc.field}")
+        return error_json(422, "invalid", str(exc), field)

@@ -33,7 +33,7 @@ EDITABLE = ("building_id", "unit_id", "device_id", "full_name", "phone", "emerge
 
 
 def mask_name(name: str) -> str:
-    return (name[:1] + "*" * max(len(name) - 1, 2)) if name else ""
+    return name[:1] + "**" if name else ""  # fixed length: the length would tell too much
 
 
 def mask_phone(phone: str) -> str:

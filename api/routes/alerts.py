@@ -1,0 +1,204 @@
+"""Alerts (incidents): list, detail with timeline and recent telemetry, and staff actions.
+
+Thin handlers over `alerts.lifecycle` (the closed-loop part); its errors map to
+the API's shape in `api.routes.closedloop_errors`. Actions are stamped with
+the server's clock here, at the edge.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+import msgspec
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
+
+from alerts import lifecycle
+from api import audit
+from api.deps import Conn, Reader, allow, visible
+from api.errors import ERROR_RESPONSES, ErrorResponse
+from api.params import IDENT, Cursor, Limit, RowId, Since, Until, time_range
+from api.routes.residents import ResidentPublic, present
+from api.routes.events import EventPublic
+from api.security import Permission
+from api.store import residents as resident_store
+from api.store import telemetry
+from api.users import Caller
+
+router = APIRouter(prefix="/alerts", tags=["alerts"], responses={
+    **ERROR_RESPONSES, 409: {"model": ErrorResponse, "description": "Not allowed in the alert's current status"}})
+Actor = Annotated[Caller, Depends(allow(Permission.ALERT_ACT))]
+RECENT_EVENTS = 20
+
+
+class AlertPublic(BaseModel):
+    id: int
+    dedup_key: str
+    community_id: str
+    scope: str
+    scope_id: str
+    building_id: str | None
+    condition: str
+    tier: int
+    severity: int
+    title: str
+    device_ids: list[str]
+    detail: dict[str, Any]
+    work_order: bool
+    status: Literal["open", "acknowledged", "resolved"]
+    opened_at: dt.datetime
+    updated_at: dt.datetime
+    resolved_at: dt.datetime | None
+    resolved_by: str | None
+    reopen_count: int
+    acknowledged_at: dt.datetime | None
+    acknowledged_by: str | None
+    assignee: str | None
+    assigned_at: dt.datetime | None
+    ack_due_at: dt.datetime | None = None
+    ack_overdue: bool | None = None
+
+
+class AlertListPublic(BaseModel):
+    data: list[AlertPublic]
+    next_cursor: str | None
+
+
+class TimelineEntryPublic(BaseModel):
+    at: dt.datetime
+    kind: str
+    actor: str
+    tier: int | None
+    severity: int | None
+    detail: dict[str, Any]
+
+
+class CommentPublic(BaseModel):
+    id: int
+    incident_id: int
+    at: dt.datetime
+    actor: str
+    body: str
+
+
+class AlertDetailPublic(BaseModel):
+    alert: AlertPublic
+    timeline: list[TimelineEntryPublic]
+    comments: list[CommentPublic]
+    work_order_ids: list[int]
+    recent_events: list[EventPublic] = Field(description=f"The latest {RECENT_EVENTS} events of the alert's devices")
+    residents: list[ResidentPublic] = Field(description="Residents linked to the alert's devices (masked by role)")
+
+
+class ResolveBody(BaseModel):
+    note: str | None = Field(default=None, max_length=4000)
+
+
+class CommentBody(BaseModel):
+    body: str = Field(min_length=1, max_length=4000)
+
+
+class AssignBody(BaseModel):
+    assignee: str = Field(min_length=1, max_length=200, description="A staff_id of the alert's community")
+
+
+class EscalateBody(BaseModel):
+    tier: Literal[1, 2] | None = Field(default=None, description="A more severe tier (smaller number)")
+    severity: int | None = Field(default=None, ge=1, le=1_000_000)
+    reason: str | None = Field(default=None, max_length=4000)
+
+
+def _alert(value: lifecycle.Alert) -> AlertPublic:
+    return AlertPublic(**msgspec.structs.asdict(value))
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+@router.get("", response_model=AlertListPublic)
+def list_alerts(
+    caller: Reader, conn: Conn, limit: Limit = 50, cursor: Cursor = None,
+    community: Annotated[str | None, Query(pattern=IDENT)] = None,
+    building: Annotated[str | None, Query(pattern=IDENT)] = None,
+    tier: Annotated[list[Annotated[int, Field(ge=1, le=3)]] | None, Query(description="1, 2 or 3; repeat for several tiers")] = None,
+    status: Annotated[list[Literal["open", "acknowledged", "resolved"]] | None, Query()] = None,
+    since: Since = None, until: Until = None,
+    sort: Literal["newest", "oldest", "priority", "updated"] = "newest",
+) -> AlertListPublic:
+    """Alerts of the caller's communities; ``from``/``to`` filter on the opening time."""
+    start, end = time_range(since, until, default_span=None)
+    page = lifecycle.list_alerts(conn, community_ids=visible(caller, community), building=building,
+                                 tier=list(tier) if tier else None, status=list(status) if status else None,
+                                 since=start, until=end, sort=sort, after=cursor, limit=limit, now=_now())
+    return AlertListPublic(data=[_alert(a) for a in page.items], next_cursor=page.next_cursor)
+
+
+@router.get("/{alert_id}", response_model=AlertDetailPublic)
+def get_alert(alert_id: RowId, caller: Reader, conn: Conn) -> AlertDetailPublic:
+    detail = lifecycle.get_alert(conn, incident_id=alert_id, community_ids=caller.communities, now=_now())
+    alert = detail.alert
+    events: list[EventPublic] = []
+    if alert.device_ids:
+        for device_id in alert.device_ids[:10]:
+            rows = telemetry.list_events(conn, communities=[alert.community_id], device_id=device_id,
+                                         limit=RECENT_EVENTS)
+            events.extend(EventPublic(**r.__dict__) for r in rows)
+        events = sorted(events, key=lambda e: e.time, reverse=True)[:RECENT_EVENTS]
+    residents = [present(caller, r) for r in resident_store.residents_for_devices(conn, device_ids=alert.device_ids)
+                 if r.community_id == alert.community_id]
+    return AlertDetailPublic(
+        alert=_alert(alert),
+        timeline=[TimelineEntryPublic(**msgspec.structs.asdict(t)) for t in detail.timeline],
+        comments=[CommentPublic(**msgspec.structs.asdict(c)) for c in detail.comments],
+        work_order_ids=detail.work_order_ids, recent_events=events, residents=residents,
+    )
+
+
+def _audit(conn: Conn, caller: Caller, action: str, alert: lifecycle.Alert, detail: dict[str, Any] | None = None) -> None:
+    audit.record(conn, caller=caller, action=f"alert.{action}", community_id=alert.community_id,
+                 target_type="alert", target_id=alert.id, detail=detail)
+
+
+@router.post("/{alert_id}/acknowledge", response_model=AlertPublic)
+def acknowledge(alert_id: RowId, caller: Actor, conn: Conn) -> AlertPublic:
+    """Take ownership: reminders and escalation stop."""
+    alert = lifecycle.acknowledge(conn, incident_id=alert_id, actor=caller.username, at=_now(),
+                                  community_ids=caller.communities)
+    _audit(conn, caller, "acknowledge", alert)
+    return _alert(alert)
+
+
+@router.post("/{alert_id}/resolve", response_model=AlertPublic)
+def resolve(alert_id: RowId, body: ResolveBody, caller: Actor, conn: Conn) -> AlertPublic:
+    alert = lifecycle.resolve(conn, incident_id=alert_id, actor=caller.username, at=_now(), note=body.note,
+                              community_ids=caller.communities)
+    _audit(conn, caller, "resolve", alert, {"note": bool(body.note)})
+    return _alert(alert)
+
+
+@router.post("/{alert_id}/comments", response_model=CommentPublic, status_code=201)
+def comment(alert_id: RowId, body: CommentBody, caller: Actor, conn: Conn) -> CommentPublic:
+    made = lifecycle.comment(conn, incident_id=alert_id, actor=caller.username, at=_now(), body=body.body,
+                             community_ids=caller.communities)
+    alert = lifecycle.get_alert(conn, incident_id=alert_id, community_ids=caller.communities).alert
+    _audit(conn, caller, "comment", alert, {"comment_id": made.id})
+    return CommentPublic(**msgspec.structs.asdict(made))
+
+
+@router.post("/{alert_id}/assign", response_model=AlertPublic)
+def assign(alert_id: RowId, body: AssignBody, caller: Actor, conn: Conn) -> AlertPublic:
+    alert = lifecycle.assign(conn, incident_id=alert_id, actor=caller.username, at=_now(), assignee=body.assignee,
+                             community_ids=caller.communities)
+    _audit(conn, caller, "assign", alert, {"assignee": body.assignee})
+    return _alert(alert)
+
+
+@router.post("/{alert_id}/escalate", response_model=AlertPublic)
+def escalate(alert_id: RowId, body: EscalateBody, caller: Actor, conn: Conn) -> AlertPublic:
+    """Raise the tier (3 → 2 → 1) and/or the severity of an unresolved alert."""
+    alert = lifecycle.escalate(conn, incident_id=alert_id, actor=caller.username, at=_now(), tier=body.tier,
+                               severity=body.severity, reason=body.reason, community_ids=caller.communities)
+    _audit(conn, caller, "escalate", alert, {"tier": body.tier, "severity": body.severity})
+    return _alert(alert)
