@@ -1,45 +1,29 @@
 """Acknowledge and resolve from on-call (API or signed link), and what that does to the chain.
 
 The incident's status is changed by the closed loop's ``alerts.lifecycle``
-(``acknowledge(conn, *, incident_id, actor, at)`` / ``resolve(conn, *,
-incident_id, actor, at, note=None)``). Until that module exists a direct,
-guarded UPDATE of the incident's status stands in for it. Either way the chain
-stops on the stored status; these functions also cancel the pending steps at
-once and start the acknowledged-but-unresolved re-notify timer, so the
-effect does not wait for the next step to come due.
+(which appends the timeline and raises ``alerts.errors.IllegalTransition`` for
+an alert already acknowledged or resolved). The chain stops on the stored
+status anyway; these functions also cancel the pending steps at once and start
+the acknowledged-but-unresolved re-notify timer, so the effect does not wait
+for the next step to come due. Another acknowledge path (the control room)
+should call ``note_acknowledged`` / ``note_resolved`` in its transaction for
+the same immediacy; without it the next due step notices the status.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import importlib
-from typing import Any
 
 import psycopg
 
+from alerts import lifecycle
 from oncall.links import LinkRefused, verify_and_consume_link
 from oncall.store import load_policy
 
 
-def _lifecycle() -> Any | None:
-    try:
-        return importlib.import_module("alerts.lifecycle")
-    except ModuleNotFoundError as exc:
-        if exc.name in ("alerts", "alerts.lifecycle"):
-            return None
-        raise
-
-
 def acknowledge(conn: psycopg.Connection, *, incident_id: int, staff_id: str, at: dt.datetime, via: str = "api") -> None:
     """``staff_id`` owns the incident: stop its chain, re-notify them while it stays unresolved."""
-    lifecycle = _lifecycle()
-    if lifecycle is not None:
-        lifecycle.acknowledge(conn, incident_id=incident_id, actor=staff_id, at=at)
-    else:
-        conn.execute(
-            "UPDATE incidents SET status = 'acknowledged', updated_at = %s WHERE id = %s AND status = 'open'",
-            (at, incident_id),
-        )
+    lifecycle.acknowledge(conn, incident_id=incident_id, actor=staff_id, at=at)
     note_acknowledged(conn, incident_id=incident_id, staff_id=staff_id, at=at, via=via)
 
 
@@ -72,15 +56,7 @@ def resolve(
     conn: psycopg.Connection, *, incident_id: int, staff_id: str, at: dt.datetime, note: str | None = None, via: str = "api"
 ) -> None:
     """The incident is resolved: every pending step of it is cancelled."""
-    lifecycle = _lifecycle()
-    if lifecycle is not None:
-        lifecycle.resolve(conn, incident_id=incident_id, actor=staff_id, at=at, note=note)
-    else:
-        conn.execute(
-            "UPDATE incidents SET status = 'resolved', resolved_at = %s, updated_at = %s"
-            " WHERE id = %s AND status <> 'resolved'",
-            (at, at, incident_id),
-        )
+    lifecycle.resolve(conn, incident_id=incident_id, actor=staff_id, at=at, note=note)
     note_resolved(conn, incident_id=incident_id, staff_id=staff_id, at=at, via=via)
 
 
@@ -96,7 +72,9 @@ def apply_link(conn: psycopg.Connection, token: str, now: dt.datetime, *, secret
     """Consume a signed link and take its action in the caller's transaction.
 
     Returns (incident_id, action, staff_id); raises ``LinkRefused`` (reason:
-    malformed, forged, expired, unknown, replayed) without changing anything.
+    malformed, forged, expired, unknown, replayed) or the lifecycle's
+    ``IllegalTransition`` (already acknowledged/resolved): roll back then, so
+    the link stays usable only if the caller wants that; commit on success.
     """
     incident_id, action, staff_id = verify_and_consume_link(conn, token, now, secret=secret)
     if action == "ack":

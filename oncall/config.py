@@ -70,12 +70,13 @@ class PolicyConfig(msgspec.Struct, forbid_unknown_fields=True):
 
 class WindowConfig(msgspec.Struct, forbid_unknown_fields=True):
     community_id: str
-    scope: Literal["device", "building"]
+    scope: Literal["device", "building", "community"]
     scope_id: str
     starts_at: dt.datetime
     ends_at: dt.datetime
-    reason: str = ""
-    created_by: str = ""
+    reason: str = "maintenance"
+    created_by: str = "config"
+    device_type: str | None = None
 
 
 class OnCallConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -198,7 +199,7 @@ def apply_config(conn: psycopg.Connection, config: OnCallConfig) -> dict[str, in
     for w in config.maintenance:
         add_maintenance_window(
             conn, community_id=w.community_id, scope=w.scope, scope_id=w.scope_id, starts_at=w.starts_at,
-            ends_at=w.ends_at, reason=w.reason, created_by=w.created_by,
+            ends_at=w.ends_at, reason=w.reason, created_by=w.created_by, device_type=w.device_type,
         )  # fmt: skip
     return {
         "contacts": len(config.contacts),
@@ -224,19 +225,24 @@ def add_maintenance_window(
     conn: psycopg.Connection,
     *,
     community_id: str,
-    scope: Literal["device", "building"],
+    scope: Literal["device", "building", "community"],
     scope_id: str,
     starts_at: dt.datetime,
     ends_at: dt.datetime,
-    reason: str = "",
-    created_by: str = "",
+    reason: str = "maintenance",
+    created_by: str = "system",
+    device_type: str | None = None,
 ) -> int:
-    """Silence a device or a building (never a Level 1 alert) between two instants."""
+    """Silence a device, building or community between two instants (never a Level 1 alert).
+
+    Writes the detectors' ``maintenance_windows`` table, so detection and
+    paging are silenced by the same row.
+    """
     if ends_at <= starts_at:
         raise ConfigError("maintenance window: ends_at must be after starts_at")
     (window_id,) = conn.execute(
-        "INSERT INTO oncall_maintenance (community_id, scope, scope_id, starts_at, ends_at, reason, created_by)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING window_id",
-        (community_id, scope, scope_id, starts_at, ends_at, reason, created_by),
+        "INSERT INTO maintenance_windows (community_id, scope, scope_id, device_type, starts_at, ends_at, reason,"
+        " created_by) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+        (community_id, scope, scope_id, device_type, starts_at, ends_at, reason, created_by),
     ).fetchone()  # type: ignore[misc]
     return int(window_id)

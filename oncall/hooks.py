@@ -2,15 +2,22 @@
 
 No network I/O here: the hook only inserts pending steps (and a NOTIFY that
 PostgreSQL delivers on commit to wake the scheduler). If the detector's
-transaction rolls back, so does the escalation.
+transaction rolls back, so does the escalation. Each change runs in its own
+savepoint: an on-call failure is logged and never blocks the detectors'
+commit; the scheduler's sweep (``EscalationScheduler.sweep``) then finds the
+open incident without an escalation and starts it.
 """
 
 from __future__ import annotations
+
+import logging
 
 import psycopg
 
 from domain.incidents import StoredChange
 from oncall.store import start_round
+
+log = logging.getLogger(__name__)
 
 
 def on_incident_changes(conn: psycopg.Connection, stored: list[StoredChange]) -> None:
@@ -24,29 +31,27 @@ def on_incident_changes(conn: psycopg.Connection, stored: list[StoredChange]) ->
     Proactive work orders (``work_order``) go to a team through dispatch, not to on-call.
     """
     for sc in stored:
-        change = sc.change
-        if change.work_order:
-            continue
-        current = conn.execute(
-            "SELECT tier FROM oncall_escalations WHERE incident_id = %s", (sc.incident_id,)
-        ).fetchone()
-        why: str | None = None
-        if sc.reopened:
-            why = f"incident reopened ({change.condition}, tier {int(change.tier)})"
-        elif change.kind == "opened" and current is None:
-            why = f"incident opened ({change.condition}, tier {int(change.tier)})"
-        elif change.kind in ("escalated", "updated") and current is not None and int(change.tier) < current[0]:
-            why = f"tier raised from {current[0]} to {int(change.tier)} ({change.condition})"
-        elif change.kind in ("escalated", "updated", "opened") and current is None:
-            # A change for an incident we never saw open (e.g. hooks installed later): own it now.
-            why = f"incident {change.kind} without an escalation yet ({change.condition}, tier {int(change.tier)})"
-        if why is None:
-            continue
-        start_round(
-            conn,
-            incident_id=sc.incident_id,
-            community_id=change.community_id,
-            tier=int(change.tier),
-            due_at=change.ts,
-            why=why,
-        )
+        try:
+            with conn.transaction():
+                _one(conn, sc)
+        except Exception:  # noqa: BLE001 - the sweep catches up; the detectors' commit must go on
+            log.exception("on-call: could not schedule escalation for incident %s", sc.incident_id)
+
+
+def _one(conn: psycopg.Connection, sc: StoredChange) -> None:
+    change = sc.change
+    if change.work_order:
+        return
+    current = conn.execute("SELECT tier FROM oncall_escalations WHERE incident_id = %s", (sc.incident_id,)).fetchone()
+    tier = int(change.tier)
+    why: str | None = None
+    if sc.reopened:
+        why = f"incident reopened ({change.condition}, tier {tier})"
+    elif current is None and change.kind != "cleared":
+        # Opened, or a change for an incident on-call never saw open (hooks installed later): own it now.
+        why = f"incident {change.kind} ({change.condition}, tier {tier})"
+    elif current is not None and change.kind in ("escalated", "updated") and tier < current[0]:
+        why = f"tier raised from {current[0]} to {tier} ({change.condition})"
+    if why is None:
+        return
+    start_round(conn, incident_id=sc.incident_id, community_id=change.community_id, tier=tier, due_at=change.ts, why=why)

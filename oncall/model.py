@@ -81,13 +81,16 @@ class Directory:
 
 @dataclass(frozen=True)
 class MaintenanceWindow:
+    """A row of ``maintenance_windows``: silences a device, a building or a community, maybe one family."""
+
     window_id: int
     community_id: str
-    scope: Literal["device", "building"]
+    scope: Literal["device", "building", "community"]
     scope_id: str
     starts_at: dt.datetime
     ends_at: dt.datetime
     reason: str = ""
+    device_type: str | None = None  # None: every device family in the scope
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,7 @@ class IncidentState:
     condition: str = ""
     building_id: str | None = None
     device_ids: tuple[str, ...] = ()
+    device_types: tuple[str, ...] = ()  # families of device_ids, for family-specific windows
     acknowledged_by: str | None = None
     acknowledged_at: dt.datetime | None = None
 

@@ -65,23 +65,34 @@ def silencing_window(
 ) -> MaintenanceWindow | None:
     """The maintenance window that silences ``incident`` at ``now``; Level 1 is never silenced.
 
-    A building window covers incidents of that building; device windows silence an
-    incident only when they cover every device it groups. The one ending last is
-    returned, so the step is deferred once rather than once per window.
+    A community or building window covers the incidents in it (of its device
+    family, when it names one); device windows silence an incident only when
+    they cover every device it groups. The window returned is the one whose end
+    the step waits for: the longest covering area window, or else the device
+    window that ends first (then the step looks again).
     """
     if incident.tier == 1:
         return None
     live = [w for w in windows if w.community_id == incident.community_id and w.starts_at <= now < w.ends_at]
-    covering: list[MaintenanceWindow] = []
-    if incident.building_id is not None:
-        covering += [w for w in live if w.scope == "building" and w.scope_id == incident.building_id]
-    if incident.device_ids:
-        device_windows = {w.scope_id: w for w in live if w.scope == "device"}
-        if all(d in device_windows for d in incident.device_ids):
-            covering += [device_windows[d] for d in incident.device_ids]
-    if not covering:
-        return None
-    # Devices covered by windows ending at different times stay silent until the first ends.
-    if incident.building_id is not None and any(w.scope == "building" for w in covering):
-        return max((w for w in covering if w.scope == "building"), key=lambda w: w.ends_at)
-    return min(covering, key=lambda w: w.ends_at)
+
+    def family_ok(w: MaintenanceWindow) -> bool:
+        return w.device_type is None or (bool(incident.device_types) and set(incident.device_types) == {w.device_type})
+
+    areas = [
+        w for w in live
+        if family_ok(w) and (
+            (w.scope == "community" and w.scope_id == incident.community_id)
+            or (w.scope == "building" and incident.building_id is not None and w.scope_id == incident.building_id)
+        )
+    ]  # fmt: skip
+    if areas:
+        return max(areas, key=lambda w: w.ends_at)
+    device_windows: dict[str, MaintenanceWindow] = {}
+    for w in live:
+        if w.scope == "device":
+            best = device_windows.get(w.scope_id)
+            if best is None or w.ends_at > best.ends_at:
+                device_windows[w.scope_id] = w
+    if incident.device_ids and all(d in device_windows for d in incident.device_ids):
+        return min((device_windows[d] for d in incident.device_ids), key=lambda w: w.ends_at)
+    return None

@@ -13,6 +13,7 @@ import collections
 import datetime as dt
 import logging
 import threading
+import time
 
 import psycopg
 
@@ -28,6 +29,7 @@ from oncall.store import (
     load_policy,
     load_windows,
     round_policy,
+    start_round,
 )
 from oncall.model import Decision
 
@@ -45,6 +47,7 @@ class EscalationScheduler:
         self.clock = clock
         self.outcomes: collections.Counter[str] = collections.Counter()  # decisions by outcome, for metrics
         self._conn: psycopg.Connection | None = None
+        self._lock = threading.Lock()  # tick() may be called from another thread (tests, admin commands)
 
     def _connection(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed:
@@ -54,11 +57,12 @@ class EscalationScheduler:
     def tick(self) -> int:
         """Fire every step due now (in batches); return how many were handled."""
         handled = 0
-        while True:
-            n = self._one_batch()
-            handled += n
-            if n < self.settings.batch_size:
-                return handled
+        with self._lock:
+            while True:
+                n = self._one_batch()
+                handled += n
+                if n < self.settings.batch_size:
+                    return handled
 
     def _one_batch(self) -> int:
         conn = self._connection()
@@ -107,24 +111,57 @@ class EscalationScheduler:
         self.outcomes[decision.outcome] += 1
         log.info("incident %s %s %s: %s", pending.incident_id, pending.kind, decision.outcome, decision.reason)
 
+    def sweep(self) -> int:
+        """Start escalation for open incidents that have none (a hook that failed or was not installed).
+
+        Only incidents opened within ``sweep_horizon`` count, so deploying
+        on-call does not page for every old open incident.
+        """
+        now = self.clock.now()
+        started = 0
+        with self._lock:
+            conn = self._connection()
+            with conn.transaction():
+                rows = conn.execute(
+                    "SELECT i.id, i.community_id, i.tier, i.opened_at, i.condition FROM incidents i"
+                    " WHERE i.status = 'open' AND NOT i.work_order AND i.opened_at > %s AND i.opened_at <= %s"
+                    " AND NOT EXISTS (SELECT 1 FROM oncall_escalations e WHERE e.incident_id = i.id)"
+                    " ORDER BY i.opened_at LIMIT %s FOR UPDATE OF i SKIP LOCKED",
+                    (now - self.settings.sweep_horizon, now, self.settings.batch_size),
+                ).fetchall()
+                for incident_id, community_id, tier, opened_at, condition in rows:
+                    start_round(
+                        conn, incident_id=incident_id, community_id=community_id, tier=tier, due_at=opened_at,
+                        why=f"found open without an escalation by the sweep ({condition}, tier {tier})",
+                    )  # fmt: skip
+                    started += 1
+        if started:
+            log.warning("on-call sweep started escalation for %d incident(s) the hook missed", started)
+        return started
+
     def run(self, stop: threading.Event) -> None:
         """Loop until ``stop`` is set; survives database outages by reconnecting."""
         listener: psycopg.Connection | None = None
+        next_sweep = 0.0
         while not stop.is_set():
             try:
                 if listener is None or listener.closed:
                     listener = psycopg.connect(self.dsn, autocommit=True)
                     listener.execute(f"LISTEN {PENDING_CHANNEL}")
+                if time.monotonic() >= next_sweep:
+                    self.sweep()
+                    next_sweep = time.monotonic() + self.settings.sweep_interval_s
                 self.tick()
                 # Wake on NOTIFY (a new round is due now) or after the poll interval.
                 for _ in listener.notifies(timeout=self.settings.poll_interval_s, stop_after=1):
                     pass
             except psycopg.OperationalError as exc:
                 log.warning("escalation scheduler: database unavailable (%s); retrying", type(exc).__name__)
-                for c in (listener, self._conn):
-                    if c is not None:
-                        c.close()
-                listener, self._conn = None, None
+                with self._lock:
+                    for c in (listener, self._conn):
+                        if c is not None:
+                            c.close()
+                    listener, self._conn = None, None
                 stop.wait(self.settings.poll_interval_s)
         if listener is not None:
             listener.close()

@@ -47,6 +47,8 @@ class OnCallSettings(BaseSettings):
     send_concurrency: int = Field(8, ge=1, le=256, description="parallel sends per channel")
     poll_interval_s: float = Field(1.0, gt=0, description="longest wait between two looks at due work")
     batch_size: int = Field(100, ge=1, le=10_000)
+    sweep_interval_s: float = Field(30.0, gt=0, description="how often open incidents without escalation are looked for")
+    sweep_horizon: dt.timedelta = Field(dt.timedelta(hours=24), description="only incidents opened this recently are swept")
 
     @field_validator("link_secret")
     @classmethod

@@ -37,13 +37,14 @@ OUTBOX_CHANNEL = "oncall_outbox"  # NOTIFY channel: something to send
 def load_incident(conn: psycopg.Connection, incident_id: int) -> tuple[IncidentState, dict[str, Any]] | None:
     """The incident's state and its whole row as JSON (read with to_jsonb so extra columns never break us)."""
     row = conn.execute(
-        "SELECT to_jsonb(i), e.acknowledged_by, e.acknowledged_at FROM incidents i"
-        " LEFT JOIN oncall_escalations e ON e.incident_id = i.id WHERE i.id = %s",
+        "SELECT to_jsonb(i), e.acknowledged_by, e.acknowledged_at,"
+        " ARRAY(SELECT DISTINCT d.device_type FROM devices d WHERE d.device_id = ANY(i.device_ids))"
+        " FROM incidents i LEFT JOIN oncall_escalations e ON e.incident_id = i.id WHERE i.id = %s",
         (incident_id,),
     ).fetchone()
     if row is None:
         return None
-    data, our_ack_by, our_ack_at = row
+    data, our_ack_by, our_ack_at, device_types = row
     ack_at = data.get("acknowledged_at")
     state = IncidentState(
         incident_id=int(data["id"]),
@@ -54,6 +55,7 @@ def load_incident(conn: psycopg.Connection, incident_id: int) -> tuple[IncidentS
         condition=data.get("condition") or "",
         building_id=data.get("building_id"),
         device_ids=tuple(data.get("device_ids") or ()),
+        device_types=tuple(device_types or ()),
         acknowledged_by=data.get("acknowledged_by") or our_ack_by,
         acknowledged_at=dt.datetime.fromisoformat(ack_at) if ack_at else our_ack_at,
     )
@@ -124,14 +126,16 @@ def load_directory(conn: psycopg.Connection, community_id: str) -> Directory:
 
 
 def load_windows(conn: psycopg.Connection, community_id: str, now: dt.datetime) -> tuple[MaintenanceWindow, ...]:
+    """Live rows of the detectors' ``maintenance_windows`` (0011) for a community."""
     return tuple(
-        MaintenanceWindow(window_id=r[0], community_id=r[1], scope=r[2], scope_id=r[3], starts_at=r[4], ends_at=r[5], reason=r[6])
+        MaintenanceWindow(window_id=r[0], community_id=r[1], scope=r[2], scope_id=r[3], starts_at=r[4], ends_at=r[5],
+                          reason=r[6], device_type=r[7])
         for r in conn.execute(
-            "SELECT window_id, community_id, scope, scope_id, starts_at, ends_at, reason FROM oncall_maintenance"
+            "SELECT id, community_id, scope, scope_id, starts_at, ends_at, reason, device_type FROM maintenance_windows"
             " WHERE community_id = %s AND starts_at <= %s AND ends_at > %s",
             (community_id, now, now),
         )
-    )
+    )  # fmt: skip
 
 
 def start_round(

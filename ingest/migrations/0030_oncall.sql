@@ -1,5 +1,6 @@
--- On-call: who is reachable how, schedules, escalation policies, maintenance
--- windows, the durable escalation timers and every delivery attempt.
+-- On-call: who is reachable how, schedules, escalation policies, the durable
+-- escalation timers and every delivery attempt. Maintenance windows are the
+-- detectors' `maintenance_windows` (0011): one table silences both.
 --
 -- People and teams are the closed loop's `staff` and `teams` (0020); a team
 -- step pages the active staff whose `team_id` is that team. Incidents (0010)
@@ -71,19 +72,6 @@ CREATE TABLE IF NOT EXISTS oncall_policy_steps (
     delay     interval NOT NULL CHECK (delay >= interval '0'),
     PRIMARY KEY (policy_id, position)
 );
-
--- Silences a device or a building on purpose; never a Level 1 alert.
-CREATE TABLE IF NOT EXISTS oncall_maintenance (
-    window_id    bigserial PRIMARY KEY,
-    community_id text NOT NULL,
-    scope        text NOT NULL CHECK (scope IN ('device', 'building')),
-    scope_id     text NOT NULL,
-    starts_at    timestamptz NOT NULL,
-    ends_at      timestamptz NOT NULL CHECK (ends_at > starts_at),
-    reason       text NOT NULL DEFAULT '',
-    created_by   text NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS oncall_maintenance_scope ON oncall_maintenance (community_id, scope, scope_id, ends_at);
 
 -- One row per incident: the current escalation round (a reopened incident or a
 -- raised tier starts a new round) and who acknowledged it through on-call.

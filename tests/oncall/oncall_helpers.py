@@ -22,7 +22,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from domain.incidents import IncidentChange, StoredChange, Tier
-from ingest.migrate import MIGRATIONS_DIR, migrate
+from ingest.migrate import migrate
 from oncall.clock import ManualClock
 from oncall.config import apply_config, validate
 from oncall.hooks import on_incident_changes
@@ -32,20 +32,6 @@ from steward.brokers import free_port
 T0 = dt.datetime(2026, 3, 2, 2, 0, tzinfo=dt.UTC)  # 10:00 Beijing time, a Monday (in the past: see start_round)
 LINK_SECRET = "test-link-secret-0123456789abcdef"
 WEBHOOK_SECRET = "test-webhook-secret-fedcba9876543210"
-
-# The detectors' incidents table (0010) is agreed but may not have landed yet:
-# these are the agreed columns, created only when no 0010 migration exists.
-INCIDENTS_SHIM = """
-CREATE TABLE IF NOT EXISTS incidents (
-    id bigserial PRIMARY KEY, dedup_key text NOT NULL, community_id text NOT NULL, scope text NOT NULL,
-    scope_id text NOT NULL, building_id text, condition text NOT NULL, tier smallint NOT NULL,
-    severity integer NOT NULL DEFAULT 0, title text NOT NULL, device_ids text[] NOT NULL DEFAULT '{}',
-    detail jsonb NOT NULL DEFAULT '{}', work_order boolean NOT NULL DEFAULT false,
-    status text NOT NULL DEFAULT 'open', opened_at timestamptz NOT NULL, updated_at timestamptz NOT NULL,
-    resolved_at timestamptz, acknowledged_at timestamptz, acknowledged_by text
-)
-"""
-
 
 def wait_until(predicate: Callable[[], Any], *, timeout_s: float = 10.0, what: str = "condition") -> Any:
     """Wait for ``predicate`` to be truthy (re-checked on a short interval) or fail after a deadline."""
@@ -66,9 +52,6 @@ def wait_until(predicate: Callable[[], Any], *, timeout_s: float = 10.0, what: s
 
 @pytest.fixture
 def oncall_db(empty_database: str) -> str:
-    if not list(MIGRATIONS_DIR.glob("0010_*.sql")):
-        with psycopg.connect(empty_database) as conn:
-            conn.execute(INCIDENTS_SHIM)
     migrate(empty_database)
     with psycopg.connect(empty_database) as conn:
         seed_people(conn)

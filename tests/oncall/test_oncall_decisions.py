@@ -148,3 +148,15 @@ def test_maintenance_defers_level2_to_the_window_end_but_never_level1() -> None:
 def test_missing_incident_or_policy_cancels_with_a_reason() -> None:
     assert decide(pending(), None, POLICY, DIRECTORY, (), T).reason == "incident 7 not found"
     assert "no escalation policy" in decide(pending(), OPEN, None, DIRECTORY, (), T).reason
+
+
+def test_community_and_family_windows() -> None:
+    level2 = IncidentState(**{**OPEN.__dict__, "tier": 2, "device_types": ("water",)})
+    whole = MaintenanceWindow(6, "c1", "community", "c1", T - H, T + 2 * H)
+    lifts_only = MaintenanceWindow(7, "c1", "building", "b1", T - H, T + 3 * H, device_type="elevator")
+    water_only = MaintenanceWindow(8, "c1", "building", "b1", T - H, T + H, device_type="water")
+    assert silencing_window(level2, (whole,), T) == whole
+    assert silencing_window(level2, (lifts_only,), T) is None
+    assert silencing_window(level2, (lifts_only, water_only), T) == water_only
+    assert silencing_window(level2, (whole, water_only), T) == whole  # wait for the longest covering window
+    assert silencing_window(level2, (whole,), T + 2 * H) is None  # ended
