@@ -4,6 +4,8 @@ and of the database server changes no answer."""
 from __future__ import annotations
 
 import datetime as dt
+import shutil
+import tempfile
 from pathlib import Path
 
 import psycopg
@@ -30,10 +32,20 @@ def answers(dsn: str, now: dt.datetime) -> tuple:
     return overdue, clocks, alerts, overdue_kpi
 
 
-def test_sla_breaches_survive_a_restart(tmp_path: Path) -> None:
-    # A private server we may restart (the embedded server stops itself when the run ends).
-    server = EmbeddedPostgres(tmp_path / "pg")
+def test_sla_breaches_survive_a_restart() -> None:
+    # A private server we may restart. Not under pytest's tmp_path: its folders are
+    # private to root, and the server runs as its own system user.
+    data_dir = Path(tempfile.mkdtemp(prefix="steward-closedloop-pg-"))
+    server = EmbeddedPostgres(data_dir)
     admin = server.start()
+    try:
+        _check_restart(server, admin)
+    finally:
+        server.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _check_restart(server: EmbeddedPostgres, admin: str) -> None:
     dsn = create_database(admin)
     migrate(dsn)
     with psycopg.connect(dsn) as conn:
