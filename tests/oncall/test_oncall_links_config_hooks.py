@@ -128,3 +128,22 @@ def test_incident_without_a_policy_is_noted_not_lost_silently(configured_db: str
         note = conn.execute("SELECT note FROM oncall_escalations WHERE incident_id = %s", (incident_id,)).fetchone()
         assert conn.execute("SELECT count(*) FROM oncall_pending WHERE incident_id = %s", (incident_id,)).fetchone() == (0,)
     assert note is not None and "no escalation policy for community c1 tier 3" in note[0]
+
+
+def test_the_readme_example_validates_and_loads(oncall_db: str) -> None:
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from oncall.cli import app
+    from oncall.config import apply_config, load_file
+
+    example = Path(__file__).resolve().parents[2] / "oncall" / "example.toml"
+    result = CliRunner().invoke(app, ["check", str(example)])
+    assert result.exit_code == 0
+    assert "6 contacts, 1 schedules, 2 policies, 1 maintenance windows: OK" in " ".join(result.output.split())
+    with psycopg.connect(oncall_db) as conn:
+        conn.execute("INSERT INTO staff (staff_id, community_id, name) VALUES ('s-zhou', 'c1', '周工')")
+        assert apply_config(conn, load_file(example))["policies"] == 2
+        steps = conn.execute("SELECT targets FROM oncall_policy_steps WHERE policy_id = 'c1-level1' ORDER BY position").fetchall()
+    assert steps[2][0] == [{"kind": "staff", "id": "s-qian"}, {"kind": "team", "id": "c1-security"}]
