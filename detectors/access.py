@@ -3,17 +3,19 @@ hours unusual for that door (learned), reader tamper.
 
 Conditions and tiers:
 
-- ``door_forced`` (Level 2; a ``fire_door`` forced at night is Level 1): the
-  door opens with no granted access (or exit button) in the preceding
-  ``access_grant_window_s``.
+- ``door_forced`` (Level 2): the door opens with no granted access (or exit
+  button) in the preceding ``access_grant_window_s``. A ``fire_door`` has no
+  reader and is opened by hand all day: it counts as forced only at night
+  (``night_start``..``night_end``), and then it is Level 1.
 - ``door_held_open`` (Level 3; a ``fire_door`` propped open is Level 2): open
   longer than ``door_held_open_s`` / ``fire_door_held_open_s``; clears when
   closed.
 - ``repeated_denied`` (Level 2): ``denied_attempts`` denied credentials within
   ``denied_window_s`` on one reader; clears after 10 quiet minutes.
-- ``unusual_hour_access`` (Level 3): a granted access in an hour of the day
-  that carries less than ``unusual_hour_share`` of the door's learned traffic
-  (after ``unusual_hour_learn_events`` accesses; nothing while learning).
+- ``unusual_hour_access`` (Level 3): a granted access in an hour of the day in
+  which this door sees fewer than ``unusual_hour_rate`` accesses a day on
+  average (learned over at least ``unusual_hour_learn_days``; before that, the
+  fixed ``quiet_hours`` are the floor rule).
 - ``tamper`` (Level 2): reader tamper switch active; clears when released.
 """
 
@@ -37,6 +39,7 @@ class AccessState(msgspec.Struct, array_like=True):
     held_fired: bool = False
     denied: list[float] = msgspec.field(default_factory=list)
     hours: bytes = b""  # 24 x uint16: granted accesses by local hour (halved when full)
+    hours_since: float = 0.0  # counting since (moved forward when the counts are halved)
     raised: dict[str, Raised] = msgspec.field(default_factory=dict)
 
 
@@ -86,10 +89,10 @@ def on_event(st: AccessState, ctx: Ctx, ev: Event) -> tuple[AccessState, Changes
         if f["state"] == "open":
             if st.open_since is None:
                 st.open_since, st.held_fired = ts, False
-                if ts - st.last_grant > th.access_grant_window_s:
-                    night = in_window(_hour(ts, ctx), th.night_start, th.night_end)
-                    fire = ctx.device.kind == "fire_door"
-                    tier = 1 if fire and night else 2
+                night = in_window(_hour(ts, ctx), th.night_start, th.night_end)
+                fire = ctx.device.kind == "fire_door"
+                if ts - st.last_grant > th.access_grant_window_s and (night or not fire):
+                    tier = 1 if fire else 2
                     title = "Fire door forced at night" if tier == 1 else "Door forced: opened without a valid access"
                     out += once(ctx, "door_forced", tier, ts, title, detail={"night": night})
         else:
@@ -107,15 +110,21 @@ def on_event(st: AccessState, ctx: Ctx, ev: Event) -> tuple[AccessState, Changes
 def _unusual_hour(st: AccessState, ctx: Ctx, ts: float, f: dict) -> Changes:
     th = ctx.th
     hours = array("H", st.hours or bytes(48))
+    if not st.hours_since:
+        st.hours_since = ts
     h = _hour(ts, ctx)
-    total = sum(hours)
+    days = (ts - st.hours_since) / 86400.0
+    learned = days >= th.unusual_hour_learn_days
+    rate = hours[h] / days if days > 0 else 0.0
+    unusual = rate < th.unusual_hour_rate if learned else in_window(h, *th.quiet_hours)
     out: Changes = []
-    if total >= th.unusual_hour_learn_events and hours[h] < th.unusual_hour_share * total:
+    if unusual:
         out = once(ctx, "unusual_hour_access", 3, ts, f"Access at an unusual hour for this door ({h:02d}:00)",
-                   detail={"hour": h, "share": round(hours[h] / total, 5), "role": f.get("role")})
+                   detail={"hour": h, "per_day": round(rate, 3), "role": f.get("role"), "learned": learned})
     else:  # learn only from accesses that were not flagged
         if hours[h] == 65535:
             hours = array("H", (c // 2 for c in hours))
+            st.hours_since = ts - (ts - st.hours_since) / 2
         hours[h] += 1
     st.hours = hours.tobytes()
     return out

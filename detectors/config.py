@@ -30,8 +30,10 @@ class Thresholds(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     entrapment_code_confirm_s: float = 0.0
     alarm_presses_for_entrapment: int = 3
     alarm_press_window_s: float = 120.0
-    inferred_entrapment_s: float = 60.0  # stopped, doors closed, occupied, no movement
-    inferred_entrapment_outside_zone_s: float = 15.0  # same, but between floors
+    # Stopped, doors closed, occupied, no movement: a car never holds a passenger
+    # like this in normal service for more than a few seconds (Level 1 target: 10 s).
+    inferred_entrapment_s: float = 10.0
+    inferred_entrapment_outside_zone_s: float = 5.0  # same, but between floors
     fault_rate_min_per_day: int = 3  # proactive order when a day's faults reach this...
     fault_rate_factor: float = 3.0  # ...and this many times the learned daily rate
     door_reopen_min_ratio: float = 0.3  # reopens per trip, short-term average
@@ -46,20 +48,26 @@ class Thresholds(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     continuous_flow_l: float = 23.0  # ...and >= 6 gallons
     continuous_flow_max_learned_s: float = 3 * 3600.0  # learned limit never above this
     continuous_flow_learn_runs: int = 8  # long runs seen before the limit adapts
+    # A leak is a trickle under the draws: the run must spend this share of its time
+    # below `trickle_lpm`; a long run of high flow (a shower, a bath) is judged by the
+    # fixture rule instead, against the dwelling's longest normal runs.
+    trickle_lpm: float = 4.0
+    trickle_share: float = 0.5
+    fixture_run_s: float = 90 * 60.0
     flood_volume_l: float = 1000.0  # a leak that keeps flowing becomes a flood (Level 1)
     leak_severity_step_s: float = 30 * 60.0  # severity +1 for every step a condition persists
-    burst_flow_lpm: float = 60.0
-    burst_confirm_s: float = 20.0
-    high_flow_confirm_s: float = 120.0  # a spike with no pressure drop or wet floor
+    burst_flow_lpm: float = 40.0  # beyond what a household draws, even with every fixture open
+    burst_confirm_s: float = 5.0
     night_start_hour: int = 2
     night_end_hour: int = 4
-    night_flow_fixed_lpm: float = 0.5  # the floor rule while learning
-    night_flow_margin_lpm: float = 0.25
-    night_flow_nights: int = 2  # consecutive nights above baseline
+    night_flow_fixed_lpm: float = 0.1  # minimum night flow limit while learning
+    night_flow_margin_lpm: float = 0.05
+    night_flow_nights: int = 1  # consecutive nights above baseline before raising
     night_flow_learn_nights: int = 3
     pressure_low_kpa: float = 100.0
     pressure_high_kpa: float = 800.0
-    pressure_confirm_s: float = 60.0
+    pressure_confirm_s: float = 600.0  # one device out of band: a routine order, no hurry
+    building_pressure_confirm_s: float = 60.0
     building_pressure_min_devices: int = 3  # this many low in one building = one building incident
     leak_flood_s: float = 30 * 60.0  # a leak sensor wet this long escalates to Level 1
     tank_low_pct: float = 10.0
@@ -70,11 +78,12 @@ class Thresholds(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     fire_door_held_open_s: float = 60.0
     access_grant_window_s: float = 15.0  # a door may open this long after a valid access
     denied_attempts: int = 5
-    denied_window_s: float = 60.0
+    denied_window_s: float = 120.0
     night_start: int = 22  # local hour: "at night" for fire doors and access hours
     night_end: int = 6
-    unusual_hour_share: float = 0.002  # an hour carrying less than this of a door's traffic
-    unusual_hour_learn_events: int = 300
+    unusual_hour_rate: float = 0.1  # accesses per day in that hour, learned: rarer is unusual
+    unusual_hour_learn_days: float = 7.0  # a sparse hour needs days of history to be told from zero
+    quiet_hours: tuple[int, int] = (2, 5)  # the floor rule while a door's hours are learned
 
     # --- elderly residents ---
     inactivity_fixed_s: float = 12 * 3600.0  # the fixed floor rule: no activity for N
@@ -82,15 +91,20 @@ class Thresholds(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     inactivity_margin_s: float = 3600.0
     inactivity_factor: float = 1.25
     inactivity_learn_days: int = 3
+    sleep_margin_s: float = 2.5 * 3600.0  # in bed: past the learned wake-up by this much
+    sleep_learn_nights: int = 3
+    sleep_min_s: float = 3 * 3600.0  # a bed session this long is a night's sleep, not a nap
+    sleep_trip_s: float = 45 * 60.0  # out of bed shorter than this: a night trip, still asleep
     fall_min_confidence: float = 0.5
     wander_start_hour: int = 0
     wander_end_hour: int = 5
-    bathroom_night_s: float = 15 * 60.0
+    bathroom_night_s: float = 15 * 60.0  # the floor; learned: 1.25 x longest normal stay + 5 min
+    bathroom_learn_stays: int = 5
     bathroom_rooms: tuple[str, ...] = ("bathroom", "toilet", "washroom")
     entrance_doors: tuple[str, ...] = ("entrance", "front", "main")
 
     # --- every device ---
-    offline_after_s: float = 300.0  # no message for this long = offline (work order)
+    offline_after_s: float = 900.0  # no message for this long = offline (3 missed 5-min heartbeats)
     offline_grace_s: float = 60.0  # after a last-will "offline", before raising
     battery_low_pct: float = 20.0
     battery_ok_pct: float = 25.0
@@ -123,6 +137,7 @@ class DetectorConfig(msgspec.Struct, kw_only=True, dict=True):
     defaults: Thresholds = msgspec.field(default_factory=Thresholds)
     overrides: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
     reopen_window_s: float = 30 * 60.0  # a condition back within this reopens its incident
+    silence_grace_s: float = 600.0  # a silence lasts this much longer (readings lag its end)
 
     def __post_init__(self) -> None:
         for key, values in self.overrides.items():

@@ -1,24 +1,35 @@
 """Elderly residents living alone: SOS, falls, inactivity against the resident's own
-learned daily profile, night wandering, long bathroom stays at night.
+learned routine, night wandering, long bathroom stays at night.
 
 Conditions and tiers:
 
 - ``sos`` / ``fall`` (Level 1): immediately (a fall below
   ``fall_min_confidence`` is ignored).
-- ``inactivity`` (Level 2): no motion, door or bed activity for longer than the
-  resident's learned limit for this hour of the day, or than the fixed floor
-  ``inactivity_fixed_s`` whatever was learned. The profile: for each local hour
-  of the day, the longest "time since last activity" reached in that hour on
-  each of the last 7 normal days (days with an alarm or a silence are not
-  learned). The limit for hour h is max(``inactivity_min_s``,
-  ``inactivity_factor`` x 90th percentile + ``inactivity_margin_s``), used once
-  ``inactivity_learn_days`` days were learned. Clears on the next activity.
+- ``inactivity`` (Level 2), two learned profiles with the fixed rule as floor:
+
+  * *in bed* (bed sensor occupied): the resident's nights are learned as
+    (wake-up time, sleep length); brief trips out of bed (< ``sleep_trip_s``)
+    do not end a night. Alarm at max(latest usual wake-up, sleep start + longest
+    usual sleep) + ``sleep_margin_s``, where "latest" and "longest" are
+    max(observed max, median + 3 robust sigmas) of the last nights. So a resident
+    who went to bed late may sleep late; one who is not up long after both is
+    raised. While fewer than ``sleep_learn_nights`` nights are known:
+    ``inactivity_fixed_s`` after going to bed.
+  * *up*: for each local hour of the day, the longest "time since last activity"
+    reached in that hour on each of the last 7 normal days (outings, naps and
+    visits included). Limit for hour h: max(``inactivity_min_s``,
+    ``inactivity_factor`` x 90th percentile + ``inactivity_margin_s``), used once
+    ``inactivity_learn_days`` days were learned; ``inactivity_fixed_s`` before.
+
+  Days and nights with an alarm or a silence (away notice) are not learned.
+  Clears on the next activity.
 - ``night_wandering`` (Level 2): an entrance door opens between
-  ``wander_start_hour`` and ``wander_end_hour``; clears when the resident
-  moves inside again after the door closed.
-- ``long_bathroom_stay`` (Level 2): in a bathroom room (entered between
-  ``night_start`` and ``night_end``) with no motion elsewhere for
-  ``bathroom_night_s``; clears on motion elsewhere.
+  ``wander_start_hour`` and ``wander_end_hour``; clears when the resident moves
+  inside again after the door closed.
+- ``long_bathroom_stay`` (Level 2): in a bathroom (entered or still there between
+  ``night_start`` and ``night_end``) with no motion elsewhere for longer than
+  max(``bathroom_night_s``, 1.25 x the longest of the resident's last normal
+  stays + 5 min); clears on motion elsewhere.
 """
 
 from __future__ import annotations
@@ -33,21 +44,29 @@ from detectors.base import Changes, Ctx, Raised, clear, earliest, once, raise_
 from detectors.config import in_window
 
 HISTORY_DAYS = 7
+HISTORY_NIGHTS = 10
+HISTORY_BATHS = 16
 ACTIVITY_TYPES = frozenset({"motion", "door", "bed"})
+DAY_S = 86400.0
 
 
 class ElderlyState(msgspec.Struct, array_like=True):
     last_act: float = 0.0
-    acc_until: float = 0.0  # the profile is accounted up to this time
+    acc_until: float = 0.0  # the awake profile is accounted up to this time
     day: int = 0  # local ordinal of the day being accounted
-    today: bytes = b""  # 24 x uint16 minutes: longest time-since-activity per hour, today
+    today: bytes = b""  # 24 x uint16 minutes: longest time-since-activity per hour while up, today
     hist: bytes = b""  # HISTORY_DAYS x 24 x uint16, newest day last
     spoiled: bool = False  # today had an alarm or a silence: do not learn it
     limits: bytes = b""  # 24 x uint16 minutes, derived from hist at each day's end
     inactive_fired: bool = False
-    last_room: str = ""
+    in_bed: bool = False
+    sleep_start: float | None = None
+    bed_out_at: float | None = None
+    night_spoiled: bool = False
+    nights: bytes = b""  # pairs of uint16: wake-up minute of the local day, sleep minutes
     bath_since: float | None = None
     bath_fired: bool = False
+    baths: bytes = b""  # uint16 seconds of past normal bathroom stays
     door_closed_at: float | None = None
     raised: dict[str, Raised] = msgspec.field(default_factory=dict)
 
@@ -56,7 +75,17 @@ def learned_days(st: ElderlyState) -> int:
     return len(st.hist) // 48
 
 
-def _limits(st: ElderlyState, ctx: Ctx) -> np.ndarray | None:
+def _upper(values: np.ndarray) -> float:
+    """A robust upper envelope: the largest of the observed max and median + 3 sigma (MAD)."""
+    med = float(np.median(values))
+    mad = float(np.median(np.abs(values - med)))
+    return max(float(values.max()), med + 3 * 1.4826 * mad)
+
+
+# --- the awake profile ----------------------------------------------------------------------
+
+
+def _limits(st: ElderlyState) -> np.ndarray | None:
     if not st.limits:
         return None
     return np.frombuffer(st.limits, dtype=np.uint16).astype(np.float64) * 60.0
@@ -75,8 +104,8 @@ def _relearn(st: ElderlyState, ctx: Ctx) -> None:
 
 
 def _account(st: ElderlyState, ctx: Ctx, upto: float) -> None:
-    """Fold the time since the last activity into today's per-hour profile up to
-    ``upto``, closing days at local midnight."""
+    """Fold the time since the last activity (while up) into today's per-hour profile
+    up to ``upto``, closing days at local midnight."""
     zone = ctx.th.zone
     if st.acc_until == 0.0:
         st.acc_until = upto
@@ -84,6 +113,8 @@ def _account(st: ElderlyState, ctx: Ctx, upto: float) -> None:
         st.today = bytes(48)
         return
     a = st.acc_until
+    if upto <= a:
+        return
     today = np.frombuffer(st.today or bytes(48), dtype=np.uint16).copy()
     steps = 0
     while a < upto and steps < 24 * 8:
@@ -96,10 +127,10 @@ def _account(st: ElderlyState, ctx: Ctx, upto: float) -> None:
             st.day = day
         into = local.minute * 60 + local.second + local.microsecond / 1e6
         b = min(upto, a + 3600.0 - into)
-        if st.last_act:
+        if st.last_act and not st.in_bed:
             today[local.hour] = max(today[local.hour], min(int((b - st.last_act) // 60), 65535))
         a = b if b > a else upto
-    st.acc_until = max(st.acc_until, upto)
+    st.acc_until = upto
     st.today = today.tobytes()
 
 
@@ -110,19 +141,10 @@ def _close_day(st: ElderlyState, ctx: Ctx, today: np.ndarray) -> None:
     st.spoiled = False
 
 
-def inactivity_limit(st: ElderlyState, ctx: Ctx, ts: float) -> float:
-    limits = _limits(st, ctx)
-    if limits is None:
-        return ctx.th.inactivity_fixed_s
-    return float(limits[dt.datetime.fromtimestamp(ts, ctx.th.zone).hour])
-
-
-def _inactivity_due(st: ElderlyState, ctx: Ctx) -> float | None:
+def _awake_due(st: ElderlyState, ctx: Ctx) -> float:
     """The first moment the time since the last activity exceeds that hour's limit."""
-    if not st.last_act or st.inactive_fired:
-        return None
     fixed = st.last_act + ctx.th.inactivity_fixed_s
-    limits = _limits(st, ctx)
+    limits = _limits(st)
     if limits is None:
         return fixed
     zone = ctx.th.zone
@@ -137,8 +159,59 @@ def _inactivity_due(st: ElderlyState, ctx: Ctx) -> float | None:
     return fixed
 
 
+# --- the night profile ----------------------------------------------------------------------
+
+
+def _asleep_due(st: ElderlyState, ctx: Ctx) -> float:
+    th = ctx.th
+    start = st.sleep_start if st.sleep_start is not None else st.last_act
+    fixed = start + th.inactivity_fixed_s
+    nights = np.frombuffer(st.nights, dtype=np.uint16).reshape(-1, 2).astype(np.float64)
+    if len(nights) < th.sleep_learn_nights:
+        return max(fixed, st.last_act + th.inactivity_min_s)
+    wake_min = _upper(nights[:, 0]) * 60.0  # seconds after local midnight
+    longest = _upper(nights[:, 1]) * 60.0
+    local = dt.datetime.fromtimestamp(start, th.zone)
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+    wake = midnight + wake_min
+    if wake <= start:  # went to bed after midnight's usual wake-up time? then tomorrow's
+        wake += DAY_S
+    if wake - start > DAY_S / 2:  # a bedtime before midnight: the wake-up is the next morning
+        wake = min(wake, start + DAY_S / 2)
+    due = min(max(wake, start + longest) + th.sleep_margin_s, fixed)
+    return max(due, st.last_act + th.inactivity_min_s)
+
+
+def _learn_night(st: ElderlyState, ctx: Ctx, wake: float) -> None:
+    if st.sleep_start is None or st.night_spoiled:
+        return
+    length = wake - st.sleep_start
+    if length < ctx.th.sleep_min_s or length > DAY_S / 2:
+        return
+    local = dt.datetime.fromtimestamp(wake, ctx.th.zone)
+    minute = local.hour * 60 + local.minute
+    st.nights = (st.nights + np.array([minute, int(length // 60)], dtype=np.uint16).tobytes())[-4 * HISTORY_NIGHTS:]
+
+
+# --- steps -------------------------------------------------------------------------------------
+
+
+def _inactivity_due(st: ElderlyState, ctx: Ctx) -> float | None:
+    if not st.last_act or st.inactive_fired:
+        return None
+    return _asleep_due(st, ctx) if st.in_bed else _awake_due(st, ctx)
+
+
+def bathroom_limit(st: ElderlyState, ctx: Ctx) -> float:
+    th = ctx.th
+    baths = np.frombuffer(st.baths, dtype=np.uint16)
+    if len(baths) < th.bathroom_learn_stays:
+        return th.bathroom_night_s
+    return max(th.bathroom_night_s, 1.25 * float(baths.max()) + 300.0)
+
+
 def next_deadline(st: ElderlyState, ctx: Ctx) -> float | None:
-    bath = st.bath_since + ctx.th.bathroom_night_s if st.bath_since is not None and not st.bath_fired else None
+    bath = st.bath_since + bathroom_limit(st, ctx) if st.bath_since is not None and not st.bath_fired else None
     return earliest(_inactivity_due(st, ctx), bath)
 
 
@@ -146,22 +219,24 @@ def on_tick(st: ElderlyState, ctx: Ctx, now: float) -> tuple[ElderlyState, Chang
     th = ctx.th
     out: Changes = []
     if ctx.suppressed:
-        st.spoiled = True
+        st.spoiled = st.night_spoiled = True
     due = _inactivity_due(st, ctx)
     if due is not None and now >= due:
         st.inactive_fired = True
-        st.spoiled = True
-        learned = st.limits != b""
+        st.spoiled = st.night_spoiled = True
         out += raise_(st.raised, ctx, "inactivity", 2, now, "No activity for longer than the resident's routine",
-                      detail={"since": st.last_act, "hours": round((now - st.last_act) / 3600, 2),
-                              "limit_h": round((due - st.last_act) / 3600, 2), "learned": learned})
-    if st.bath_since is not None and not st.bath_fired and now >= st.bath_since + th.bathroom_night_s:
-        st.bath_fired = True
-        hour = dt.datetime.fromtimestamp(st.bath_since, th.zone).hour
-        end_hour = dt.datetime.fromtimestamp(now, th.zone).hour
-        if in_window(hour, th.night_start, th.night_end) or in_window(end_hour, th.night_start, th.night_end):
-            out += raise_(st.raised, ctx, "long_bathroom_stay", 2, now, "Unusually long bathroom stay at night",
-                          detail={"since": st.bath_since, "minutes": round((now - st.bath_since) / 60, 1)})
+                      detail={"since": st.last_act, "hours": round((now - st.last_act) / 3600, 2), "in_bed": st.in_bed,
+                              "learned": bool(st.limits) if not st.in_bed else len(st.nights) >= 4 * th.sleep_learn_nights})
+    if st.bath_since is not None and not st.bath_fired:
+        limit = bathroom_limit(st, ctx)
+        if now >= st.bath_since + limit:
+            st.bath_fired = True
+            hour = dt.datetime.fromtimestamp(st.bath_since, th.zone).hour
+            end_hour = dt.datetime.fromtimestamp(now, th.zone).hour
+            if in_window(hour, th.night_start, th.night_end) or in_window(end_hour, th.night_start, th.night_end):
+                out += raise_(st.raised, ctx, "long_bathroom_stay", 2, now, "Unusually long bathroom stay at night",
+                              detail={"since": st.bath_since, "minutes": round((now - st.bath_since) / 60, 1),
+                                      "limit_min": round(limit / 60, 1)})
     _account(st, ctx, now)
     return st, out
 
@@ -182,18 +257,30 @@ def on_event(st: ElderlyState, ctx: Ctx, ev: Event) -> tuple[ElderlyState, Chang
             st.last_act = ts
         st.inactive_fired = False
         out += clear(st.raised, ctx, "inactivity", ts, "Activity again")
-    if ev.type == "motion":
+    if ev.type == "bed":
+        if f["occupied"] and not st.in_bed:
+            st.in_bed = True
+            if st.bed_out_at is None or st.sleep_start is None or ts - st.bed_out_at > th.sleep_trip_s:
+                if st.bed_out_at is not None:
+                    _learn_night(st, ctx, st.bed_out_at)
+                st.sleep_start, st.night_spoiled = ts, ctx.suppressed
+        elif not f["occupied"] and st.in_bed:
+            st.in_bed, st.bed_out_at = False, ts
+    elif ev.type == "motion":
         room = str(f["room"]).lower()
         if room in th.bathroom_rooms:
             if st.bath_since is None:
                 st.bath_since, st.bath_fired = ts, False
         else:
+            if st.bath_since is not None and not st.bath_fired and "long_bathroom_stay" not in st.raised:
+                stay = ts - st.bath_since
+                if stay >= 180.0:  # learn normal stays (alarmed ones are not normal)
+                    st.baths = (st.baths + np.uint16(min(stay, 65535)).tobytes())[-2 * HISTORY_BATHS:]
             st.bath_since, st.bath_fired = None, False
             out += clear(st.raised, ctx, "long_bathroom_stay", ts, "Resident left the bathroom")
             if st.door_closed_at is not None and ts - st.door_closed_at >= 60.0:
                 out += clear(st.raised, ctx, "night_wandering", ts, "Resident moving inside again")
                 st.door_closed_at = None
-        st.last_room = room
     elif ev.type == "door" and str(f["door"]).lower() in th.entrance_doors:
         if f["state"] == "open":
             st.door_closed_at = None
@@ -203,6 +290,4 @@ def on_event(st: ElderlyState, ctx: Ctx, ev: Event) -> tuple[ElderlyState, Chang
                               detail={"hour": hour})
         else:
             st.door_closed_at = ts
-    if out:
-        st.spoiled = st.spoiled or any(c.kind == "opened" and c.condition == "inactivity" for c in out)
     return st, out

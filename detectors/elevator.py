@@ -11,7 +11,7 @@ Conditions and tiers:
   floors). Clears when the code clears or the car moves / opens its doors.
 - ``fault.<code>`` (Level 2, code 14 Level 3 work order): any other code that
   stays active ``fault_confirm_s`` (glitch filter). Clears with the code.
-- ``passenger_alarm`` (Level 2): a single press of the alarm button.
+- ``passenger_alarm`` (Level 2): a single press of the alarm button (or code 21).
 - ``fault_rate`` / ``door_wear`` / ``vibration_trend`` (Level 3 work orders,
   proactive): today's fault count, the short-term door re-open ratio and the
   short-term vibration against the lift's own learned baseline (learned only
@@ -66,6 +66,8 @@ def _silenced(st: ElevatorState, ctx: Ctx) -> Ctx:
 
 
 def _confirm_s(code: int, ctx: Ctx) -> float:
+    if code == ALARM_CODE:
+        return 0.0  # a passenger's alarm is not a glitch to filter
     return ctx.th.entrapment_code_confirm_s if code in ENTRAPMENT_CODES else ctx.th.fault_confirm_s
 
 
@@ -73,6 +75,8 @@ def _raise_fault(st: ElevatorState, ctx: Ctx, code: int, ts: float) -> Changes:
     name = ELEVATOR_FAULT_CODES.get(code, f"code {code}")
     if code in ENTRAPMENT_CODES:
         return raise_(st.raised, ctx, "entrapment", 1, ts, f"Passenger trapped: {name}", detail={"code": code, "source": "fault_code"})
+    if code == ALARM_CODE:
+        return once(ctx, "passenger_alarm", 2, ts, "Alarm button pressed in the car (controller report)", detail={"code": code})
     tier = FAULT_TIER.get(code, 2)
     return raise_(st.raised, ctx, f"fault.{code}", tier, ts, f"Lift fault {code}: {name}", work_order=tier == 3, detail={"code": code})
 
@@ -152,7 +156,8 @@ def on_event(st: ElevatorState, ctx: Ctx, ev: Event) -> tuple[ElevatorState, Cha
     if ev.type == "fault":
         code = int(f["code"])
         if f.get("active", True):
-            st.today_faults += 1
+            if code != ALARM_CODE:
+                st.today_faults += 1
             if code not in st.pending and f"fault.{code}" not in st.raised:
                 st.pending[code] = ts
                 st, more = on_tick(st, ctx, ts)

@@ -115,7 +115,7 @@ class Engine:
             return False
         for scope_id in (device.device_id, device.building_id, device.community_id):
             for s in self.silences.get(scope_id or "", ()):
-                if s.starts_at <= ts < s.ends_at and (s.device_type is None or s.device_type == device.device_type):
+                if s.starts_at <= ts < s.ends_at + self.config.silence_grace_s and (s.device_type is None or s.device_type == device.device_type):
                     return True
         return False
 
@@ -155,7 +155,10 @@ class Engine:
             if self._scheduled.get(device_id) != due:
                 continue  # superseded
             del self._scheduled[device_id]
-            out += self._tick_device(device_id, due)
+            if device_id.startswith("building:"):
+                out += self._tick_building(device_id.removeprefix("building:"), due)
+            else:
+                out += self._tick_device(device_id, due)
         return out
 
     def _tick_device(self, device_id: str, now: float) -> Changes:
@@ -177,6 +180,48 @@ class Engine:
         self._schedule(device, st, ctx, after=now)
         return out
 
+    def _tick_building(self, building_id: str, now: float) -> Changes:
+        b = self.buildings.get(building_id)
+        if b is None or not b.low:
+            return []
+        device = self.devices.get(next(iter(b.low)))
+        if device is None:
+            return []
+        th = self.config.for_device(device)
+        out = water.building_step(b, th.building_pressure_min_devices, th.building_pressure_confirm_s, now,
+                                  suppressed=self.silenced(device, now))
+        if out:
+            out += self._fold(b, now)
+        self._schedule_building(b, th.building_pressure_confirm_s, now)
+        return out
+
+    def _schedule_building(self, b: water.BuildingPressure, confirm_s: float, now: float) -> None:
+        key = f"building:{b.building_id}"
+        pending = [since + confirm_s for since in b.low.values() if since + confirm_s > now]
+        if b.raised is not None or not pending:
+            self._scheduled.pop(key, None)
+            return
+        due = min(pending)
+        if self._scheduled.get(key) != due:
+            self._scheduled[key] = due
+            heapq.heappush(self._heap, (due, key))
+
+    def _fold(self, b: water.BuildingPressure, now: float) -> Changes:
+        """Per-device pressure incidents of a building fold into its supply interruption."""
+        out: Changes = []
+        if b.raised is None:
+            return out
+        for other in list(b.low):
+            ost = self.states.get(other)
+            odev = self.devices.get(other)
+            if ost is None or ost.water is None or odev is None:
+                continue
+            if "pressure_out_of_band" in ost.water.raised:
+                octx = Ctx(device=odev, th=self.config.for_device(odev))
+                out += water.clear(ost.water.raised, octx, "pressure_out_of_band", now, "Folded into the building's supply interruption")
+                self.dirty.add(other)
+        return out
+
     def _schedule(self, device: Device, st: DeviceState, ctx: Ctx, after: float | None = None) -> None:
         fam = st.family(device.device_type)
         due = earliest(device_health.next_deadline(st.health, ctx), FAMILIES[device.device_type].next_deadline(fam, ctx))
@@ -184,8 +229,10 @@ class Engine:
             self._scheduled.pop(device.device_id, None)
             return
         if after is not None and due <= after:
-            log.warning("detector for %s asked for a timer in the past (%s <= %s)", device.device_id, due, after)
-            due = after + 1.0
+            # A deadline its tick did not resolve (a silenced condition, a volume not yet
+            # reached): the device's next message re-evaluates it.
+            self._scheduled.pop(device.device_id, None)
+            return
         if self._scheduled.get(device.device_id) != due:
             self._scheduled[device.device_id] = due
             heapq.heappush(self._heap, (due, device.device_id))
@@ -238,20 +285,14 @@ class Engine:
             b.low.pop(device.device_id, None)
         th = self.config.for_device(device)
         was_open = b.raised is not None
-        out = water.building_step(b, th.building_pressure_min_devices, th.pressure_confirm_s, now,
+        out = water.building_step(b, th.building_pressure_min_devices, th.building_pressure_confirm_s, now,
                                   suppressed=self.silenced(device, now))
         self.dirty.add(f"building:{device.building_id}")
-        if b.raised is not None:
-            # Fold per-device pressure incidents of the building into the building's one.
-            for other in list(b.low) if not was_open or out else [device.device_id]:
-                ost = self.states.get(other)
-                odev = self.devices.get(other)
-                if ost is None or ost.water is None or odev is None:
-                    continue
-                if "pressure_out_of_band" in ost.water.raised:
-                    octx = Ctx(device=odev, th=self.config.for_device(odev))
-                    out += water.clear(ost.water.raised, octx, "pressure_out_of_band", now, "Folded into the building's supply interruption")
-                    self.dirty.add(other)
+        self._schedule_building(b, th.building_pressure_confirm_s, now)
+        if b.raised is not None and (out or not was_open):
+            out += self._fold(b, now)
+        elif b.raised is not None and fam.raised.get("pressure_out_of_band") is not None:
+            out += self._fold(b, now)
         return out
 
     # --- snapshots -------------------------------------------------------------------------
@@ -284,6 +325,9 @@ class Engine:
                     b = self.buildings.setdefault(device.building_id, water.BuildingPressure(device.community_id, device.building_id))
                     b.low[device_id] = st.water.p_since
             self._schedule(device, st, Ctx(device=device, th=self.config.for_device(device)))
+        confirm = self.config.defaults.building_pressure_confirm_s
+        for b in self.buildings.values():
+            self._schedule_building(b, confirm, self.clock)
 
     def state_sizes(self) -> list[int]:
         return [len(_encode(st)) for st in self.states.values()]

@@ -4,26 +4,28 @@ supply interruption, tanks and pumps.
 
 Conditions and tiers:
 
-- ``burst`` (Level 1): meter flow >= ``burst_flow_lpm`` for ``burst_confirm_s``
-  together with a pressure drop (this device, or any device of the building
-  within 2 minutes) or a wet leak sensor in the same unit. A spike without
-  either for ``high_flow_confirm_s`` is ``high_flow`` (Level 2).
-- ``continuous_flow`` (Level 2): flow never back to zero for the dwelling's
-  limit (default the home rule, 20 min and 23 L; after
-  ``continuous_flow_learn_runs`` long normal runs the limit becomes 1.3 x the
-  longest of them, capped) . Severity +1 every ``leak_severity_step_s``; when
-  the run's volume reaches ``flood_volume_l`` it escalates to Level 1.
-- ``night_flow`` (Level 2): the average flow in the 02:00-04:00 window above
-  the dwelling's learned night baseline (median + max(margin, 4 x MAD) of past
-  normal nights; ``night_flow_fixed_lpm`` while learning) for
-  ``night_flow_nights`` consecutive nights.
+- ``burst`` (Level 1): meter flow >= ``burst_flow_lpm`` (beyond any household
+  draw) for ``burst_confirm_s``. A pressure drop in the building or a wet
+  sensor in the unit, when seen, is added to the incident's detail.
+- ``continuous_flow`` (Level 2): flow never back to zero. The home rule (>= 20
+  min and >= 23 L) applies to a *trickle* run (at least ``trickle_share`` of
+  its time below ``trickle_lpm``: the signature of a leak under normal draws);
+  a run of high flow (a long shower) only counts after ``fixture_run_s``.
+  Both limits adapt: after ``continuous_flow_learn_runs`` normal runs of each
+  kind, the limit is 1.3 x the longest of them (capped). Severity +1 every
+  ``leak_severity_step_s``; at ``flood_volume_l`` in one run it escalates to
+  Level 1 (a leak that keeps flowing becomes a flood).
+- ``night_flow`` (Level 3 work order): the minimum night flow (lowest reading
+  02:00-04:00 local) above the dwelling's learned night baseline (median +
+  max(margin, 4 x MAD) of past normal nights; ``night_flow_fixed_lpm`` while
+  learning) for ``night_flow_nights`` consecutive nights.
 - ``water_leak`` (Level 2): a leak sensor wet; escalates to Level 1 when still
   wet after ``leak_flood_s``.
 - ``pressure_out_of_band`` (Level 3 work order): one device outside
   [``pressure_low_kpa``, ``pressure_high_kpa``] for ``pressure_confirm_s``.
-  When ``building_pressure_min_devices`` devices of a building are low
-  together, the building gets ONE ``supply_interruption`` (Level 2) and the
-  per-device incidents are folded into it.
+  When ``building_pressure_min_devices`` devices of a building are low together
+  (each for ``building_pressure_confirm_s``), the building gets ONE
+  ``supply_interruption`` (Level 2) and per-device incidents fold into it.
 - ``tank_low`` / ``tank_high`` / ``pump_fault`` (Level 2).
 """
 
@@ -44,7 +46,7 @@ RUN_HISTORY = 16
 NIGHT_HISTORY = 14
 LEARN_RUN_MIN_S = 5 * 60.0  # shorter runs say nothing about a dwelling's long uses
 MAX_GAP_S = 15 * 60.0  # a reading older than this is not integrated across the gap
-PRESSURE_DROP_LOOKBACK_S = 120.0
+PRESSURE_DROP_LOOKBACK_S = 300.0
 
 
 class WaterState(msgspec.Struct, array_like=True):
@@ -52,64 +54,80 @@ class WaterState(msgspec.Struct, array_like=True):
     flow: float = 0.0
     run_start: float | None = None
     run_vol: float = 0.0
-    runs: bytes = b""  # uint16 minutes of past normal long runs
+    run_trickle_s: float = 0.0  # time of the run spent below trickle_lpm
+    trickle_runs: bytes = b""  # uint16 minutes of past normal trickle-dominated runs
+    fixture_runs: bytes = b""  # uint16 minutes of past normal high-flow runs
     spike_since: float | None = None
-    spike_stage: int = 0  # 0 confirming, 1 confirmed (burst if evidence), 2 high flow decided
-    night_end: float | None = None  # end of the night window being summed (epoch s)
-    night_vol: float = 0.0
-    night_span: float = 0.0  # seconds of the window covered by readings
-    nights: bytes = b""  # float32 average night flow of past normal nights
+    night_end: float | None = None  # end of the night window being watched (epoch s)
+    night_min: float = -1.0  # lowest reading in it (-1: none yet)
+    nights: bytes = b""  # float32 minimum night flow of past normal nights
     night_exceed: int = 0
     p_since: float | None = None
     p_kind: str = ""
     p_avg: float = 0.0
     p_fired: bool = False
     wet_since: float | None = None
-    tank_state: str = ""
     raised: dict[str, Raised] = msgspec.field(default_factory=dict)
 
 
-def continuous_limit_s(st: WaterState, ctx: Ctx) -> float:
+def _learned(runs: bytes, floor: float, ctx: Ctx) -> float:
     th = ctx.th
-    runs = array("H", st.runs)
-    if len(runs) < th.continuous_flow_learn_runs:
-        return th.continuous_flow_s
-    return min(max(th.continuous_flow_s, 1.3 * max(runs) * 60.0), th.continuous_flow_max_learned_s)
+    past = array("H", runs)
+    if len(past) < th.continuous_flow_learn_runs:
+        return floor
+    return min(max(floor, 1.3 * max(past) * 60.0), max(floor, th.continuous_flow_max_learned_s))
+
+
+def trickle_limit_s(st: WaterState, ctx: Ctx) -> float:
+    return _learned(st.trickle_runs, ctx.th.continuous_flow_s, ctx)
+
+
+def fixture_limit_s(st: WaterState, ctx: Ctx) -> float:
+    return _learned(st.fixture_runs, ctx.th.fixture_run_s, ctx)
 
 
 def _run_volume(st: WaterState, now: float) -> float:
     return st.run_vol + st.flow * min(max(now - st.last_ts, 0.0), MAX_GAP_S) / 60.0
 
 
-def _cont_due(st: WaterState, ctx: Ctx) -> float | None:
-    """When the running flow will meet both the time and the volume limit, if it keeps up."""
+def _trickle_s(st: WaterState, ctx: Ctx, now: float) -> float:
+    extra = min(max(now - st.last_ts, 0.0), MAX_GAP_S) if st.flow < ctx.th.trickle_lpm else 0.0
+    return st.run_trickle_s + extra
+
+
+def _is_leak(st: WaterState, ctx: Ctx, now: float) -> str | None:
+    """Which rule the running flow breaks now, if any."""
     th = ctx.th
-    if st.run_start is None or "continuous_flow" in st.raised or st.flow <= 0:
+    if st.run_start is None:
         return None
-    need = max(th.continuous_flow_l - st.run_vol, 0.0)
-    due = max(st.run_start + continuous_limit_s(st, ctx), st.last_ts + need / st.flow * 60.0)
-    return due if due <= st.last_ts + MAX_GAP_S else None
-
-
-def _flood_due(st: WaterState, ctx: Ctx) -> float | None:
-    cur = st.raised.get("continuous_flow")
-    if cur is None or cur.tier == 1 or st.flow <= 0:
+    duration = now - st.run_start
+    if _run_volume(st, now) < th.continuous_flow_l:
         return None
-    due = st.last_ts + max(ctx.th.flood_volume_l - st.run_vol, 0.0) / st.flow * 60.0
-    return due if due <= st.last_ts + MAX_GAP_S else None
+    if duration >= trickle_limit_s(st, ctx) and _trickle_s(st, ctx, now) >= th.trickle_share * duration:
+        return "trickle"
+    if duration >= fixture_limit_s(st, ctx):
+        return "fixture"
+    return None
 
 
 def next_deadline(st: WaterState, ctx: Ctx) -> float | None:
     th = ctx.th
-    cands: list[float | None] = [st.night_end, _cont_due(st, ctx), _flood_due(st, ctx)]
-    cur = st.raised.get("continuous_flow")
-    if cur is not None and st.run_start is not None:
-        cands.append(cur.since + cur.severity * th.leak_severity_step_s)
-    if st.spike_since is not None:
-        if st.spike_stage == 0:
-            cands.append(st.spike_since + th.burst_confirm_s)
-        elif st.spike_stage == 1:
-            cands.append(st.spike_since + th.high_flow_confirm_s)
+    cands: list[float | None] = [st.night_end]
+    if st.run_start is not None and st.last_ts:
+        horizon = st.last_ts + MAX_GAP_S  # meters report every minute while water runs
+        cur = st.raised.get("continuous_flow")
+        if cur is None:
+            for due in (st.run_start + trickle_limit_s(st, ctx), st.run_start + fixture_limit_s(st, ctx)):
+                if st.last_ts < due <= horizon:
+                    cands.append(due)
+        else:
+            cands.append(cur.since + cur.severity * th.leak_severity_step_s)
+            if cur.tier > 1 and st.flow > 0:
+                due = st.last_ts + max(th.flood_volume_l - st.run_vol, 0.0) / st.flow * 60.0
+                if due <= horizon:
+                    cands.append(due)
+    if st.spike_since is not None and "burst" not in st.raised:
+        cands.append(st.spike_since + th.burst_confirm_s)
     if st.p_since is not None and not st.p_fired:
         cands.append(st.p_since + th.pressure_confirm_s)
     leak = st.raised.get("water_leak")
@@ -124,27 +142,21 @@ def on_tick(st: WaterState, ctx: Ctx, now: float) -> tuple[WaterState, Changes]:
     if st.night_end is not None and now >= st.night_end:
         out += _close_night(st, ctx)
     if st.run_start is not None:
-        limit = continuous_limit_s(st, ctx)
-        vol = _run_volume(st, now)
         cur = st.raised.get("continuous_flow")
-        if now >= st.run_start + limit and vol >= th.continuous_flow_l:
+        rule = _is_leak(st, ctx, now) if cur is None else "open"
+        if rule is not None:
+            vol = _run_volume(st, now)
             severity = 1 if cur is None else 1 + int((now - cur.since) // th.leak_severity_step_s)
             tier = 1 if vol >= th.flood_volume_l else 2
             title = "Flood: water has kept flowing" if tier == 1 else "Continuous-flow leak: flow never returns to zero"
-            out += raise_(st.raised, ctx, "continuous_flow", tier, now, title, severity=severity,
-                          detail={"minutes": round((now - st.run_start) / 60, 1), "litres": round(vol, 1),
-                                  "limit_min": round(limit / 60, 1)})
-    if st.spike_since is not None:
-        if st.spike_stage == 0 and now >= st.spike_since + th.burst_confirm_s:
-            st.spike_stage = 1
-        if st.spike_stage == 1 and now >= st.spike_since + th.high_flow_confirm_s:
-            st.spike_stage = 2
-            if "burst" not in st.raised and not _burst_evidence(st, ctx):
-                out += raise_(st.raised, ctx, "high_flow", 2, now, "Abnormally high water flow", detail={"flow_lpm": st.flow})
-        if st.spike_stage >= 1 and "burst" not in st.raised and _burst_evidence(st, ctx):
-            out += raise_(st.raised, ctx, "burst", 1, now, "Pipe burst: flow spike with pressure drop / wet floor",
-                          detail={"flow_lpm": st.flow, **{k: v for k, v in ctx.facts.items() if k != "building_grouped"}})
-            out += clear(st.raised, ctx, "high_flow", now, "Folded into the burst incident")
+            detail = {"minutes": round((now - st.run_start) / 60, 1), "litres": round(vol, 1)}
+            if cur is None:
+                detail |= {"rule": rule, "limit_min": round((trickle_limit_s(st, ctx) if rule == "trickle" else fixture_limit_s(st, ctx)) / 60, 1)}
+            out += raise_(st.raised, ctx, "continuous_flow", tier, now, title, severity=severity, detail=detail)
+    if st.spike_since is not None and "burst" not in st.raised and now >= st.spike_since + th.burst_confirm_s:
+        evidence = {k: v for k, v in ctx.facts.items() if k in ("unit_wet", "pressure_drop_at")}
+        out += raise_(st.raised, ctx, "burst", 1, now, "Pipe burst: water flowing far beyond any household use",
+                      detail={"flow_lpm": st.flow, **evidence})
     if st.p_since is not None and not st.p_fired and now >= st.p_since + th.pressure_confirm_s:
         st.p_fired = True
         if not ctx.facts.get("building_grouped"):
@@ -156,33 +168,21 @@ def on_tick(st: WaterState, ctx: Ctx, now: float) -> tuple[WaterState, Changes]:
     return st, out
 
 
-def _burst_evidence(st: WaterState, ctx: Ctx) -> bool:
-    if ctx.facts.get("unit_wet"):
-        return True
-    if st.p_since is not None and st.p_kind == "low":
-        return True
-    drop_at = ctx.facts.get("pressure_drop_at")
-    return drop_at is not None and st.spike_since is not None and drop_at >= st.spike_since - PRESSURE_DROP_LOOKBACK_S
-
-
-def _night_window(ts: float, ctx: Ctx) -> float | None:
+def _night_window_end(ts: float, ctx: Ctx) -> float | None:
     """The end (epoch s) of the night window containing ``ts``, or None outside it."""
     th = ctx.th
     local = dt.datetime.fromtimestamp(ts, th.zone)
     if not th.night_start_hour <= local.hour < th.night_end_hour:
         return None
-    end = local.replace(hour=th.night_end_hour, minute=0, second=0, microsecond=0)
-    return end.timestamp()
+    return local.replace(hour=th.night_end_hour, minute=0, second=0, microsecond=0).timestamp()
 
 
 def _close_night(st: WaterState, ctx: Ctx) -> Changes:
     th = ctx.th
     end = st.night_end or 0.0
-    window_s = (th.night_end_hour - th.night_start_hour) * 3600.0
-    covered = st.night_span >= 0.5 * window_s
-    avg = st.night_vol / (st.night_span / 60.0) if st.night_span > 0 else 0.0
-    st.night_end, st.night_vol, st.night_span = None, 0.0, 0.0
-    if not covered:
+    mnf = st.night_min
+    st.night_end, st.night_min = None, -1.0
+    if mnf < 0:
         return []
     nights = np.frombuffer(st.nights, dtype=np.float32)
     if len(nights) >= th.night_flow_learn_nights:
@@ -191,51 +191,61 @@ def _close_night(st: WaterState, ctx: Ctx) -> Changes:
         limit = base + max(th.night_flow_margin_lpm, 4 * 1.4826 * mad)
     else:
         limit = th.night_flow_fixed_lpm
-    if avg > limit:
+    if mnf > limit:
         st.night_exceed += 1
         if st.night_exceed >= th.night_flow_nights:
-            return raise_(st.raised, ctx, "night_flow", 2, end, "Night-flow leak: night flow above the dwelling's baseline",
-                          severity=st.night_exceed - th.night_flow_nights + 1,
-                          detail={"night_lpm": round(avg, 3), "limit_lpm": round(limit, 3), "nights": st.night_exceed})
+            return raise_(st.raised, ctx, "night_flow", 3, end, "Night-flow leak: minimum night flow above the dwelling's baseline",
+                          severity=st.night_exceed - th.night_flow_nights + 1, work_order=True,
+                          detail={"night_min_lpm": round(mnf, 3), "limit_lpm": round(limit, 3), "nights": st.night_exceed})
         return []
     st.night_exceed = 0
-    st.nights = (st.nights + np.float32(avg).tobytes())[-4 * NIGHT_HISTORY:]
-    return clear(st.raised, ctx, "night_flow", end, "Night flow back to baseline", detail={"night_lpm": round(avg, 3)})
+    st.nights = (st.nights + np.float32(mnf).tobytes())[-4 * NIGHT_HISTORY:]
+    return clear(st.raised, ctx, "night_flow", end, "Minimum night flow back to baseline", detail={"night_min_lpm": round(mnf, 3)})
+
+
+def _end_run(st: WaterState, ctx: Ctx, ts: float) -> Changes:
+    assert st.run_start is not None
+    duration = ts - st.run_start
+    out: Changes = []
+    if "continuous_flow" in st.raised:
+        out = clear(st.raised, ctx, "continuous_flow", ts, "Flow back to zero",
+                    detail={"minutes": round(duration / 60, 1), "litres": round(st.run_vol, 1)})
+    elif duration >= LEARN_RUN_MIN_S:  # learn only from runs that raised nothing
+        minutes = array("H", [min(int(duration // 60), 65535)]).tobytes()
+        if st.run_trickle_s >= ctx.th.trickle_share * duration:
+            st.trickle_runs = (st.trickle_runs + minutes)[-2 * RUN_HISTORY:]
+        else:
+            st.fixture_runs = (st.fixture_runs + minutes)[-2 * RUN_HISTORY:]
+    st.run_start, st.run_vol, st.run_trickle_s = None, 0.0, 0.0
+    return out
 
 
 def _on_flow(st: WaterState, ctx: Ctx, flow: float, ts: float) -> Changes:
     th = ctx.th
     out: Changes = []
-    gap = ts - st.last_ts if st.last_ts else 0.0
-    seg = st.flow * min(max(gap, 0.0), MAX_GAP_S) / 60.0  # litres since the previous reading
-    if st.run_start is not None:
-        st.run_vol += seg
-    end = _night_window(ts, ctx)
+    if st.run_start is not None and st.last_ts:
+        span = min(max(ts - st.last_ts, 0.0), MAX_GAP_S)
+        st.run_vol += st.flow * span / 60.0
+        if st.flow < th.trickle_lpm:
+            st.run_trickle_s += span
+    end = _night_window_end(ts, ctx)
     if end is not None:
-        if st.night_end is None:
-            st.night_end = end
-        elif st.last_ts and _night_window(st.last_ts, ctx) == end:
-            st.night_vol += seg
-            st.night_span += min(max(gap, 0.0), MAX_GAP_S)
+        if st.night_end != end:
+            st.night_end, st.night_min = end, flow
+        else:
+            st.night_min = flow if st.night_min < 0 else min(st.night_min, flow)
     st.flow, st.last_ts = flow, ts
     if flow > th.flow_zero_lpm:
         if st.run_start is None:
-            st.run_start, st.run_vol = ts, 0.0
+            st.run_start, st.run_vol, st.run_trickle_s = ts, 0.0, 0.0
     elif st.run_start is not None:
-        duration = ts - st.run_start
-        if "continuous_flow" in st.raised:
-            out += clear(st.raised, ctx, "continuous_flow", ts, "Flow back to zero",
-                         detail={"minutes": round(duration / 60, 1), "litres": round(st.run_vol, 1)})
-        elif duration >= LEARN_RUN_MIN_S:
-            st.runs = (st.runs + array("H", [min(int(duration // 60), 65535)]).tobytes())[-2 * RUN_HISTORY:]
-        st.run_start, st.run_vol = None, 0.0
+        out += _end_run(st, ctx, ts)
     if flow >= th.burst_flow_lpm:
         if st.spike_since is None:
-            st.spike_since, st.spike_stage = ts, 0
+            st.spike_since = ts
     elif st.spike_since is not None:
-        st.spike_since, st.spike_stage = None, 0
+        st.spike_since = None
         out += clear(st.raised, ctx, "burst", ts, "Flow back below the burst level")
-        out += clear(st.raised, ctx, "high_flow", ts, "Flow back to normal")
     return out
 
 

@@ -1,0 +1,131 @@
+"""``steward eval`` and ``steward score``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    app.command("eval")(eval_command)
+    app.command("score")(score_command)
+
+
+def score_command(
+    file: Annotated[Path, typer.Argument(help="CSV of timestamp,value (a header row is allowed)", exists=True, dir_okay=False)],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="write here instead of standard output")] = None,
+    alpha: Annotated[float, typer.Option(help="baseline memory: weight of each new value")] = 0.02,
+    grace: Annotated[int, typer.Option(help="values learned before scoring starts")] = 30,
+) -> None:
+    """Score a numeric series with the generic statistical detector (one streaming pass)."""
+    from detectors.score import ScoreError, score_stream
+    from detectors.statistical import Params
+
+    if not 0 < alpha <= 1:
+        raise typer.BadParameter("must be in (0, 1]", param_hint="--alpha")
+    if grace < 0:
+        raise typer.BadParameter("must be >= 0", param_hint="--grace")
+    params = Params(alpha=alpha, grace=grace)
+    with open(file, newline="") as src:
+        try:
+            if output is None:
+                score_stream(src, sys.stdout, params)
+            else:
+                with open(output, "w", newline="") as dst:
+                    n = score_stream(src, dst, params)
+                typer.echo(f"scored {n} values -> {output}", err=True)
+        except ScoreError as exc:
+            typer.echo(f"error: {file}: {exc}", err=True)
+            raise typer.Exit(2) from None
+
+
+def eval_command(
+    full: Annotated[bool, typer.Option("--full", help="the reference run: >= 1,000 devices, 3 warm-up + 7 scored days, 2 of each scenario")] = False,
+    devices: Annotated[Optional[int], typer.Option(help="fleet size (default: the 'demo' preset, ~330 devices)")] = None,
+    days: Annotated[Optional[int], typer.Option(help="scored days (default 2)")] = None,
+    warmup_days: Annotated[Optional[int], typer.Option(help="unscored days the detectors learn first (default 2)")] = None,
+    per_type: Annotated[Optional[int], typer.Option(help="scenarios of each type (default 1)")] = None,
+    seed: Annotated[int, typer.Option(help="simulation seed")] = 7,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="also write the figures as JSON here")] = None,
+) -> None:
+    """Run labelled simulator scenarios through the detectors; print recall, precision,
+    latency and false-alarm rates per scenario type, then the misses and false alarms."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from detectors import evaluation
+
+    if full:
+        devices, days, warmup_days, per_type = devices or 1000, days or 7, 3 if warmup_days is None else warmup_days, per_type or 2
+    days = days or 2
+    warmup_days = 2 if warmup_days is None else warmup_days
+    per_type = per_type or 1
+    for name, value, low in (("--days", days, 1), ("--warmup-days", warmup_days, 0), ("--per-type", per_type, 1)):
+        if value < low:
+            raise typer.BadParameter(f"must be >= {low}", param_hint=name)
+    if devices is not None and devices < 50:
+        raise typer.BadParameter("must be >= 50", param_hint="--devices")
+    console = Console()
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("simulating and detecting", total=1.0)
+        report = evaluation.run(seed=seed, days=days, warmup_days=warmup_days, devices=devices, per_type=per_type,
+                                progress=lambda f: bar.update(task, completed=f))
+    print_report(report, console)
+    if json_out is not None:
+        json_out.write_bytes(evaluation.to_json(report))
+        console.print(f"figures written to {json_out}")
+
+
+def _fmt(v: float | None, unit: str = "") -> str:
+    if v is None:
+        return "-"
+    if unit == "s":
+        return f"{v:.0f} s" if v < 120 else f"{v / 60:.0f} min" if v < 7200 else f"{v / 3600:.1f} h"
+    return f"{v:.0%}" if unit == "%" else f"{v:.2f}"
+
+
+def print_report(report: object, console: object) -> None:
+    from rich.table import Table
+
+    from detectors.evaluation import Report, summary
+
+    assert isinstance(report, Report)
+    s = summary(report)
+    table = Table(title="Detector evaluation per scenario type (latency in event time)")
+    for col in ("scenario type", "tier", "n", "recall", "precision", "latency p50", "latency p95", "tier ok"):
+        table.add_column(col, justify="left" if col == "scenario type" else "right")
+    for name, row in sorted(report.by_type.items(), key=lambda kv: (kv[1]["tier"] or 9, kv[0])):
+        table.add_row(name, str(row["tier"]), str(row["n"]), _fmt(row["recall"], "%"), _fmt(row["precision"], "%"),
+                      _fmt(row["p50_s"], "s"), _fmt(row["p95_s"], "s"), f"{row['tier_ok']}/{row['detected']}")
+    console.print(table)  # type: ignore[attr-defined]
+    lines = [
+        f"fleet: {s['devices']} devices ({report.hubs} elderly hubs), {s['warmup_days']} warm-up + {s['days']} scored days, "
+        f"{s['messages']:,} messages ({s['rejected']} rejected) in {s['seconds']} s",
+        f"scenarios: {s['detected']}/{s['scenarios']} detected; Level 1 recall {_fmt(s['level1_recall'], '%')}; "
+        f"{s['masked_by_notice']} masked by a notice on the same device",
+        f"false alarms: {s['false_alarms']} = {s['false_alarms_per_1000_device_days']:.2f} per 1,000 device-days",
+        f"hard negatives alarmed: {s['hard_negatives_alarmed']}/{s['hard_negatives']}",
+        f"elderly: {s['elderly_false_alarms']} false alarms in {s['elderly_resident_days']:.0f} resident-days = "
+        f"{(s['elderly_false_alarms_per_50_resident_days'] or 0):.2f} per 50 resident-days; inactivity sensitivity "
+        f"{_fmt(report.by_type.get('elderly_inactivity', {}).get('recall'), '%')}",
+        f"detector state: mean {s['state_bytes_mean']} B, max {s['state_bytes_max']} B per device ({s['state_devices']} devices)",
+    ]
+    for line in lines:
+        console.print(line)  # type: ignore[attr-defined]
+    misses = [o for o in report.outcomes if o.detected_at is None]
+    console.print(f"\nmisses ({len(misses)}):")  # type: ignore[attr-defined]
+    for o in misses:
+        sc = o.scenario
+        console.print(f"  {sc.id} on {', '.join(sc.devices[:3])} from {sc.start_ms}")  # type: ignore[attr-defined]
+    console.print(f"false alarms ({len(report.false_alarms)}):")  # type: ignore[attr-defined]
+    import datetime as dt
+
+    for fa in report.false_alarms:
+        when = dt.datetime.fromtimestamp(fa.ts, dt.timezone.utc).isoformat(timespec="seconds")
+        console.print(f"  {when} {fa.condition} on {fa.scope_id} (tier {fa.tier}): {fa.title}")  # type: ignore[attr-defined]
+    for sid, alarms in report.hard_negative_alarms.items():
+        if alarms:
+            console.print(f"  hard negative {sid}: {', '.join(a.condition for a in alarms)}")  # type: ignore[attr-defined]
