@@ -156,7 +156,7 @@ def load_file(path: Path) -> OnCallConfig:
 
 def apply_config(conn: psycopg.Connection, config: OnCallConfig) -> dict[str, int]:
     """Write a validated config in the caller's transaction; return counts per section."""
-    minutes = lambda m: dt.timedelta(minutes=m)  # noqa: E731
+    minutes = lambda m: dt.timedelta(minutes=m)
     for c in config.contacts:
         conn.execute(
             "INSERT INTO oncall_contacts (staff_id, channel, address, locale, enabled) VALUES (%s, %s, %s, %s, %s)"

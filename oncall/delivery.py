@@ -21,6 +21,7 @@ from typing import Any
 
 import psycopg
 
+from oncall import metrics
 from oncall.channels.base import OutboundMessage, Sender, SendResult
 from oncall.clock import Clock
 from oncall.links import link_url, make_token
@@ -115,7 +116,7 @@ class ChannelWorker:
                 result = await asyncio.wait_for(self.sender.send(message), timeout=self._send_timeout())
             except TimeoutError:
                 result = SendResult(False, retryable=True, error=f"{self.channel}: timed out")
-            except Exception as exc:  # noqa: BLE001 - a sender bug must not lose the message
+            except Exception as exc:
                 log.exception("%s sender failed", self.channel)
                 result = SendResult(False, retryable=True, error=f"{self.channel}: {type(exc).__name__}")
             duration_ms = (time.monotonic() - started) * 1000
@@ -140,12 +141,14 @@ class ChannelWorker:
             next_at = now + backoff(attempt, base_s=self.settings.backoff_base_s, max_s=self.settings.backoff_max_s)
         else:
             outcome, status, next_at = "failed", "failed", None
+        metrics.DELIVERIES.labels(self.channel, outcome).inc()
+        metrics.SEND_SECONDS.labels(self.channel).observe(duration_ms / 1000)
         async with self._db_lock:
             await self._store_attempt(row, attempt, outcome, status, next_at, error, now, duration_ms)
         if outcome != "delivered":
             log.warning("%s to %s attempt %s: %s (%s)", self.channel, row["staff_id"], attempt, outcome, error)
 
-    async def _store_attempt(  # noqa: PLR0913
+    async def _store_attempt(
         self, row: dict[str, Any], attempt: int, outcome: str, status: str, next_at: dt.datetime | None,
         error: str, now: dt.datetime, duration_ms: float,
     ) -> None:

@@ -34,7 +34,7 @@ def on_incident_changes(conn: psycopg.Connection, stored: list[StoredChange]) ->
         try:
             with conn.transaction():
                 _one(conn, sc)
-        except Exception:  # noqa: BLE001 - the sweep catches up; the detectors' commit must go on
+        except Exception:
             log.exception("on-call: could not schedule escalation for incident %s", sc.incident_id)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from oncall.model import Directory, MaintenanceWindow, IncidentState, Rotation, Schedule, Target
+from oncall.model import Directory, IncidentState, MaintenanceWindow, Rotation, Schedule, Target
 
 
 def rotation_on_call(rotation: Rotation, now: dt.datetime) -> str | None:
@@ -40,7 +40,7 @@ def resolve_targets(
     notes: list[str] = []
     for target in targets:
         if target.kind == "staff":
-            people.setdefault(target.id, f"named in the policy step")
+            people.setdefault(target.id, "named in the policy step")
         elif target.kind == "schedule":
             schedule = directory.schedules.get(target.id)
             if schedule is None:

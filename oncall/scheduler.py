@@ -17,8 +17,10 @@ import time
 
 import psycopg
 
+from oncall import metrics
 from oncall.clock import Clock
 from oncall.escalation import decide
+from oncall.model import Decision, PendingStep
 from oncall.settings import OnCallSettings
 from oncall.store import (
     PENDING_CHANNEL,
@@ -31,7 +33,6 @@ from oncall.store import (
     round_policy,
     start_round,
 )
-from oncall.model import Decision
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ class EscalationScheduler:
                 try:
                     with conn.transaction():  # a savepoint: one bad step never blocks the others
                         self._fire(conn, pending, now)
-                except Exception as exc:  # noqa: BLE001 - logged and retried later, never lost
+                except Exception as exc:
                     log.exception("escalation step %s failed; retrying in %s", pending.pending_id, ERROR_RETRY)
                     conn.execute(
                         "UPDATE oncall_pending SET due_at = %s, reason = %s WHERE pending_id = %s",
@@ -82,7 +83,7 @@ class EscalationScheduler:
                     self.outcomes["error"] += 1
         return len(due)
 
-    def _fire(self, conn: psycopg.Connection, pending, now: dt.datetime) -> None:  # type: ignore[no-untyped-def]
+    def _fire(self, conn: psycopg.Connection, pending: PendingStep, now: dt.datetime) -> None:
         policy_id = round_policy(conn, pending.incident_id, pending.round)
         loaded = load_incident(conn, pending.incident_id)
         if policy_id is False:
@@ -109,6 +110,7 @@ class EscalationScheduler:
             link_ttl=self.settings.link_ttl,
         )
         self.outcomes[decision.outcome] += 1
+        metrics.DECISIONS.labels(pending.kind, decision.outcome).inc()
         log.info("incident %s %s %s: %s", pending.incident_id, pending.kind, decision.outcome, decision.reason)
 
     def sweep(self) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Self
 
 from oncall.channels import Sender, build_senders
 from oncall.clock import Clock, SystemClock
@@ -70,7 +71,7 @@ class OnCallService:
         """Every background thread is alive (for /health)."""
         return bool(self._threads) and all(t.is_alive() for t in self._threads)
 
-    def __enter__(self) -> OnCallService:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

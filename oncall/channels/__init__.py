@@ -12,10 +12,10 @@ from oncall.channels.base import OutboundMessage, Sender, SendResult
 __all__ = ["OutboundMessage", "SendResult", "Sender", "build_senders"]
 
 
-def build_senders(settings: "OnCallSettings") -> dict[str, Sender]:  # type: ignore[name-defined]  # noqa: F821
+def build_senders(settings: OnCallSettings) -> dict[str, Sender]:  # type: ignore[name-defined]  # noqa: F821
     """One sender per configured channel."""
-    from oncall.channels.smtp import EmailSender
     from oncall.channels.push import PushSender
+    from oncall.channels.smtp import EmailSender
     from oncall.channels.webhook import WebhookSender
 
     senders: dict[str, Sender] = {}

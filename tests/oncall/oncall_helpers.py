@@ -158,7 +158,7 @@ class Mailbox:
     cond: threading.Condition = field(default_factory=threading.Condition)
     controller: Controller | None = None
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
         msg["X-Envelope-To"] = ",".join(envelope.rcpt_tos)
         with self.cond:
@@ -226,7 +226,7 @@ def receiver() -> Iterator[Receiver]:
     holder: dict[str, Receiver] = {}
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        def do_POST(self) -> None:
             rec = holder["r"]
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             with rec.cond:

@@ -6,13 +6,13 @@ import datetime as dt
 
 import psycopg
 import pytest
+from oncall_helpers import BASE_CONFIG, LINK_SECRET, T0, open_incident
 
 from domain.incidents import IncidentChange, StoredChange, Tier
 from oncall.config import ConfigError, validate
 from oncall.hooks import on_incident_changes
 from oncall.links import LinkRefused, _b64, issue_link, make_token, peek_link, verify_and_consume_link
 from oncall.settings import OnCallSettings
-from oncall_helpers import BASE_CONFIG, LINK_SECRET, T0, open_incident
 
 TTL = dt.timedelta(hours=1)
 

@@ -10,12 +10,6 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-
-from oncall.actions import apply_link
-from oncall.clock import ManualClock
-from oncall.links import LinkRefused
-from oncall.service import OnCallService
-from oncall.settings import OnCallSettings
 from oncall_helpers import (
     LINK_SECRET,
     T0,
@@ -26,6 +20,12 @@ from oncall_helpers import (
     open_incident,
     wait_until,
 )
+
+from oncall.actions import apply_link
+from oncall.clock import ManualClock
+from oncall.links import LinkRefused
+from oncall.service import OnCallService
+from oncall.settings import OnCallSettings
 
 MIN = dt.timedelta(minutes=1)
 

@@ -6,12 +6,12 @@ import datetime as dt
 import threading
 
 import psycopg
+from oncall_helpers import LINK_SECRET, T0, open_incident
 
 from alerts import lifecycle
 from oncall.clock import ManualClock
 from oncall.scheduler import EscalationScheduler
 from oncall.settings import OnCallSettings
-from oncall_helpers import LINK_SECRET, T0, open_incident
 
 MIN = dt.timedelta(minutes=1)
 # Only e-mail is "configured": outbox rows are written but nothing here sends them.

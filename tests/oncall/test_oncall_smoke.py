@@ -1,5 +1,4 @@
 import psycopg
-
 from oncall_helpers import T0, open_incident
 
 
