@@ -70,9 +70,11 @@ class Stack:
     def start_broker(self) -> str:
         if self.settings.mqtt_url:
             self.mqtt_url = self.settings.mqtt_url
-        elif MosquittoBroker.available():
+        elif self.settings.demo_broker != "amqtt" and MosquittoBroker.available():
             self._broker = MosquittoBroker(workdir=self.data_dir / "mosquitto").start()
             self.mqtt_url = self._broker.url
+        elif self.settings.demo_broker == "mosquitto":
+            raise RuntimeError("STEWARD_DEMO_BROKER=mosquitto but the mosquitto binary is not installed")
         else:
             log.warning("mosquitto is not installed: using the in-process amqtt broker (demo only, MQTT 3.1.1)")
             self._broker = EmbeddedBroker().start()
@@ -123,6 +125,10 @@ class Stack:
         kwargs: dict[str, Any] = {"database_url": self.database_url}
         if self.gateway is not None:
             kwargs["gateway_status"] = self.gateway.status
+        if self.settings.mosquitto_password_file:
+            from api.credentials import MosquittoPasswordFile
+
+            kwargs["broker"] = MosquittoPasswordFile(self.settings.mosquitto_password_file)
         app = create_app(**kwargs)
         config = uvicorn.Config(app, host=self.settings.api_host, port=self.settings.api_port, log_level="warning")
         self._api_server = uvicorn.Server(config)
@@ -135,15 +141,7 @@ class Stack:
         except ImportError:
             return
         assert self.database_url
-        password = self.settings.admin_password
-        password_file = self.data_dir / "admin-password"
-        if password is None and password_file.exists():
-            password = password_file.read_text().strip()
-        if password is None:
-            password = secrets.token_urlsafe(12)
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            password_file.write_text(password + "\n")
-            password_file.chmod(0o600)
+        password = self.settings.admin_password or self.local_secret("admin-password")
         with psycopg.connect(self.database_url) as conn:
             ensure_admin(conn, username="admin", password=password, community_ids=["*"])
         self.admin_password = password
@@ -170,8 +168,8 @@ class Stack:
         if self.want_api:
             self.ensure_admin()
         self.start_gateway()
-        for factory in self._extra_services():
-            service = factory()
+        for make_service in self._extra_services():
+            service = make_service()
             service.start()
             self._extras.append(service)
         if self.want_api:
@@ -180,7 +178,36 @@ class Stack:
             self.start_simulator()
 
     def _extra_services(self) -> list[Any]:
-        return []
+        """On-call escalation and delivery (its own settings: STEWARD_ONCALL_*)."""
+        import os
+
+        try:
+            from oncall.service import OnCallService
+            from oncall.settings import OnCallSettings
+        except ImportError:
+            return []
+        overrides: dict[str, Any] = {}
+        if not os.environ.get("STEWARD_ONCALL_LINK_SECRET"):
+            overrides["link_secret"] = self.local_secret("oncall-link-secret")
+        if not os.environ.get("STEWARD_ONCALL_PUBLIC_BASE_URL"):
+            overrides["public_base_url"] = f"http://{self.settings.api_host}:{self.settings.api_port}"
+        if not os.environ.get("STEWARD_ONCALL_MQTT_URL"):
+            overrides["mqtt_url"] = self.mqtt_url
+        settings = OnCallSettings(**overrides)
+        assert self.database_url
+        dsn = self.database_url
+        return [lambda: OnCallService(dsn, settings)]
+
+    def local_secret(self, name: str) -> str:
+        """A random secret generated on first start and kept (mode 600) in the data folder."""
+        path = self.data_dir / name
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_urlsafe(32)
+        path.write_text(value + "\n")
+        path.chmod(0o600)
+        return value
 
     def banner(self) -> list[str]:
         with psycopg.connect(self.database_url) as conn:  # type: ignore[arg-type]
@@ -195,7 +222,8 @@ class Stack:
             f"  simulator      {'a small community publishing live' if self.want_simulator else 'off (--no-simulator)'}",
         ]
         if self.admin_password:
-            lines.append(f"  login          admin / {self.admin_password}  (kept in {self.data_dir / 'admin-password'})")
+            where = "STEWARD_ADMIN_PASSWORD" if self.settings.admin_password else str(self.data_dir / "admin-password")
+            lines.append(f"  login          admin / {self.admin_password}  (from {where})")
         lines.append("Press Ctrl-C to stop.")
         return lines
 

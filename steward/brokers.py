@@ -218,8 +218,7 @@ class EmbeddedBroker:
         ready.wait(30)
         if errors:
             raise RuntimeError(f"embedded broker failed to start: {errors[0]}")
-        wait_for_port("127.0.0.1", self.port)
-        return self
+        return self  # Broker.start() returned: the listener is up
 
     def stop(self) -> None:
         import asyncio

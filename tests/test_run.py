@@ -1,0 +1,73 @@
+"""``steward run`` as a new user starts it: embedded PostgreSQL, a private broker,
+the simulated community; events arrive, Ctrl-C stops it cleanly, and a second
+start finds the data of the first."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from steward.brokers import free_port
+from tests.gateway.helpers import wait_for
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def health(port: int) -> dict | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+            return json.loads(r.read())
+    except OSError:
+        return None
+
+
+def start(data_dir: Path, port: int, broker: str) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STEWARD_")}
+    env.update(STEWARD_DATA_DIR=str(data_dir), STEWARD_DEMO_BROKER=broker)
+    return subprocess.Popen(
+        [sys.executable, "-m", "steward", "run", "--port", str(port)],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+
+
+def stop(process: subprocess.Popen[bytes]) -> str:
+    process.send_signal(signal.SIGINT)
+    out, _ = process.communicate(timeout=60)
+    return out.decode(errors="replace")
+
+
+@pytest.mark.parametrize("broker", ["mosquitto", "amqtt"])
+def test_steward_run_starts_ingests_stops_and_keeps_its_data(broker: str) -> None:
+    # Not pytest's tmp_path: as root the embedded server runs as its own user, and
+    # pytest keeps its temporary folders private to root.
+    tmp_path = Path(tempfile.mkdtemp(prefix="steward-run-"))
+    port = free_port()
+    process = start(tmp_path / "data", port, broker)
+    try:
+        wait_for(lambda: (h := health(port)) is not None and h["last_commit_at"] is not None, 120,
+                 "the simulated community's first events to be committed")
+        h = health(port)
+        assert h and h["status"] == "ok" and h["broker_connected"] and h["storage_mode"] == "plain"
+    finally:
+        output = stop(process)
+    assert process.returncode == 0, output
+    assert "Steward is running." in output and f"http://127.0.0.1:{port}/" in output
+    assert "stopped" in output.splitlines()[-1]
+    password = (tmp_path / "data" / "admin-password").read_text().strip()
+    assert f"admin / {password}" in output
+
+    process = start(tmp_path / "data", port, broker)  # the same data folder: nothing is initialised again
+    try:
+        wait_for(lambda: (h := health(port)) is not None and h["database_reachable"], 120, "the second start")
+    finally:
+        output = stop(process)
+    assert process.returncode == 0, output
+    assert f"admin / {password}" in output
