@@ -172,7 +172,7 @@ class Simulation:
 
     # --- planning -----------------------------------------------------------------------
 
-    def _place(self, p: Placement, check_window: bool = False) -> Scenario:
+    def _place(self, p: Placement, check_window: bool = False) -> Scenario | None:
         self._placed += 1
         rng = random.Random(f"{self.seed}:place:{self._placed}:{p.type}")
         if p.at is not None:
@@ -190,7 +190,7 @@ class Simulation:
             if when < local_start - DAY or (self.end_ms is not None and when >= self.end_ms + self.offset):
                 raise ScenarioError(f"incident {p.type} at {iso(when - self.offset)} is outside the run "
                                     f"({iso(self.start_ms)} .. {iso(self.end_ms) if self.end_ms else 'endless'})")
-        return self.compiler.place(p.type, day, at, p.target, p.minutes, rng)
+        return self.compiler.place(p.type, day, at, p.target, p.minutes, rng, optional=not check_window)
 
     def _ensure_planned(self, day: int) -> None:
         while self._planned_through < day:

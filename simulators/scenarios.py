@@ -99,7 +99,7 @@ L1, L2, L3 = Tier.LIFE_SAFETY, Tier.URGENT, Tier.ROUTINE
 # of service (urgent).
 LIFT_FAULT_TIER: dict[int, Tier] = {code: L2 for code in ELEVATOR_FAULT_CODES} | {7: L1, 8: L1, 14: L3}
 LIFT_FAULT_MINUTES: dict[int, tuple[float, float]] = {
-    code: (15, 60) for code in ELEVATOR_FAULT_CODES} | {9: (30, 90), 14: (120, 360), 21: (2, 5), 7: (20, 45), 8: (25, 50)}
+    code: (15, 60) for code in ELEVATOR_FAULT_CODES} | {9: (30, 90), 14: (60, 180), 21: (2, 5), 7: (20, 45), 8: (25, 50)}
 
 CATALOGUE: dict[str, ScenarioType] = {}
 
@@ -151,16 +151,17 @@ _register(
                  description="bathroom stay of 35-60 minutes at night"),
     ScenarioType("device_offline", "device", L3, "device", (0, 24), (120, 360),
                  description="a device sends nothing at all, heartbeats included"),
-    ScenarioType("battery_low", "device", L3, "device", (0, 24), (1440, 2880),
+    ScenarioType("battery_low", "device", L3, "device", (0, 24), (360, 1200),
                  description="heartbeat battery 4-9 %"),
-    ScenarioType("hub_sensor_battery_low", "device", L3, "hub", (0, 24), (1440, 2880),
-                 description="a sensor behind an elderly hub reports 3-8 % battery"),
+    ScenarioType("hub_sensor_battery_low", "device", L3, "hub", (0, 1), (240, 240),
+                 description="a sensor behind an elderly hub reports 3-8 % battery in its daily report "
+                             "(02:00-04:00); the window runs from 02:00 to the end of that day"),
     ScenarioType("stuck_sensor", "device", L3, "device", (0, 24), (480, 1440),
                  description="a pressure sensor repeats one exact value"),
     # Hard negatives: they look like the fault in `mimics` but are not incidents.
     ScenarioType("late_sleep_after_late_night", "elderly", None, "hub", (0, 0), (0, 0), mimics="elderly_inactivity",
                  description="up until 00:40 on Saturday night, sleeps until about 10:00 on Sunday"),
-    ScenarioType("resident_away_notice", "elderly", None, "hub", (9, 11), (1440, 2880), mimics="elderly_inactivity",
+    ScenarioType("resident_away_notice", "elderly", None, "hub", (9, 11), (480, 2880), mimics="elderly_inactivity",
                  description="resident away for one or two days with an away notice"),
     ScenarioType("long_shower", "water", None, "unit", (19.5, 22), (25, 40), mimics="continuous_flow_leak",
                  description="a 25-40 minute shower at 8.5-10 l/min"),
@@ -272,6 +273,8 @@ class Compiler:
         self.by_kind: dict[str, list[str]] = {}
         for d in self.fleet.devices:
             self.by_kind.setdefault(d.kind, []).append(d.device_id)
+        self.busy: dict[str, list[tuple[int, int]]] = {}
+        self.building_ids = {b.building_id for b in self.fleet.buildings}
         self.hubs = self.by_kind.get("home_hub", [])
         self.hub_units = {self.fleet.by_id[h].unit_id for h in self.hubs}
 
@@ -301,38 +304,72 @@ class Compiler:
         return [d.device_id for d in fleet.devices if d.kind != "home_hub"]
 
     def place(self, type_: str, day: int, at: int | None, target: str | None, minutes: float | None,
-              rng: random.Random) -> Scenario:
-        """Place one scenario: ``day`` is the absolute local day, ``at`` local ms (None: the seed picks)."""
+              rng: random.Random, optional: bool = False) -> Scenario | None:
+        """Place one scenario: ``day`` is the absolute local day, ``at`` local ms (None: the seed picks).
+
+        With ``optional`` (automatic planning) a scenario whose time of day cannot fall
+        inside the run is skipped (None) rather than placed outside it."""
         st = CATALOGUE.get(type_)
         if st is None:
             raise ScenarioError(f"type {type_!r} is not a scenario type; known: {', '.join(CATALOGUE)}")
-        p = Placement(type=type_, day=day, target=target, minutes=minutes)
         pool = self.candidates(st)
-        if p.target is not None:
-            if p.target not in pool:
-                raise ScenarioError(f"target {p.target!r} cannot carry a {p.type} scenario "
-                                    f"(it needs a {st.target}{': e.g. ' + pool[0] if pool else ''})")
-            target = p.target
+        if target is not None and target not in pool:
+            raise ScenarioError(f"target {target!r} cannot carry a {type_} scenario "
+                                f"(it needs a {st.target}{': e.g. ' + pool[0] if pool else ''})")
+        if not pool:
+            raise ScenarioError(f"the fleet has no {st.target} for a {type_} scenario")
+        day_start = day * DAY
+        # Seed-chosen parts avoid devices already busy with another scenario at that time, so
+        # that each scenario's signals stay its own (up to a number of tries, then overlap).
+        for attempt in range(40):
+            tgt = target
+            if tgt is None:
+                free = [c for c in pool if c not in self.used]
+                tgt = rng.choice(free if free and attempt < 10 else pool)
+            when = at
+            if when is None:
+                h0, h1 = st.hours
+                when = day_start + int(rng.uniform(h0, h1) * HOUR)
+            mins = minutes if minutes is not None else rng.uniform(*st.minutes)
+            lo, hi = self._span(st, day_start, when, mins)
+            fits = at is not None or (when >= self.run_start and (self.run_end is None or hi - self.MARGIN <= self.run_end))
+            if fits and (not self._busy(tgt, lo, hi) or (target is not None and at is not None)):
+                break
         else:
-            if not pool:
-                raise ScenarioError(f"the fleet has no {st.target} for a {p.type} scenario")
-            free = [c for c in pool if c not in self.used]
-            target = rng.choice(free or pool)
+            if optional and not fits:
+                return None
+        target, at, minutes = tgt, when, mins
         self.used.add(target)
-        day_start = p.day * DAY
-        if at is None:
-            h0, h1 = st.hours
-            at = day_start + int(rng.uniform(h0, h1) * HOUR)
-        minutes = p.minutes if p.minutes is not None else rng.uniform(*st.minutes)
         self.counter += 1
-        sid = f"S{self.counter:04d}-{p.type}"
+        sid = f"S{self.counter:04d}-{type_}"
         sc = getattr(self, f"c_{st.name}", None)
         if sc is None:
             sc = self.c_lift_fault if st.name.startswith("lift_fault_") else None
         assert sc is not None, st.name
         scenario: Scenario = sc(sid, st, target, at, int(minutes * MINUTE), rng)
         self.book.scenarios.append(scenario)
+        off = self.book.offset
+        for dev in {target, *scenario.devices}:
+            self.busy.setdefault(dev, []).append((scenario.start_ms + off - self.MARGIN,
+                                                  scenario.end_ms + off + self.MARGIN))
         return scenario
+
+    MARGIN = 20 * MINUTE
+
+    def _span(self, st: ScenarioType, day_start: int, at: int, minutes: float) -> tuple[int, int]:
+        """Roughly when a scenario will touch its devices (local ms), before it is compiled."""
+        if st.name == "late_sleep_after_late_night":
+            return day_start + 20 * HOUR, day_start + 35 * HOUR
+        if st.hours == (0, 0):
+            return day_start + 3 * HOUR, day_start + 13 * HOUR
+        return at - self.MARGIN, at + int(minutes * MINUTE) + self.MARGIN
+
+    def _busy(self, target: str, lo: int, hi: int) -> bool:
+        keys = [target]
+        if target in self.building_ids:
+            b = self.fleet.building(target)
+            keys += [*b.meters, *b.unit_pressure, b.inlet_pressure, b.tank]
+        return any(s < hi and e > lo for k in keys for s, e in self.busy.get(k, ()))
 
     def scenario(self, sid: str, st: ScenarioType, devices: list[str], start: int, end: int,
                  **detail: Any) -> Scenario:
@@ -665,7 +702,9 @@ class Compiler:
     def c_resident_away_notice(self, sid: str, st: ScenarioType, hub: str, at: int, dur: int,
                                rng: random.Random) -> Scenario:
         b = self.book
-        back = (at // DAY) * DAY + max(1, round(dur / DAY)) * DAY + int(rng.uniform(15, 18) * HOUR)
+        back = at + dur
+        if dur >= DAY:  # back on the afternoon of the last day
+            back = (back // DAY) * DAY + int(rng.uniform(15, 18) * HOUR)
         if self.run_end is not None and back > self.run_end - HOUR:
             back = max(at + 6 * HOUR, self.run_end - HOUR)
         b.suppress(hub, at - 5 * MINUTE, back + 5 * MINUTE, *self.ROUTINE)
@@ -695,10 +734,10 @@ class Compiler:
 
         sensor = rng.choice(HUB_SENSORS)
         pct = round(rng.uniform(3, 8), 1)
-        # Hubs report their sensors once a day: make the window cover the next report.
+        # Hubs report their sensors once a day between 02:00 and 04:00.
         start = (at // DAY) * DAY
-        self.book.effect(hub, "sensor_battery", start, start + dur + DAY, sensor=sensor, pct=pct)
-        return self.scenario(sid, st, [hub], start + 2 * HOUR, start + dur + DAY, sensor=sensor, battery=pct)
+        self.book.effect(hub, "sensor_battery", start, start + DAY, sensor=sensor, pct=pct)
+        return self.scenario(sid, st, [hub], start + 2 * HOUR, start + DAY, sensor=sensor, battery=pct)
 
     def c_stuck_sensor(self, sid: str, st: ScenarioType, device: str, at: int, dur: int,
                        rng: random.Random) -> Scenario:

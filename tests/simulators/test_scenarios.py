@@ -249,3 +249,16 @@ def test_a_target_that_cannot_carry_the_scenario_is_refused() -> None:
     with pytest.raises(ScenarioError, match="cannot carry"):
         Simulation(fleet, start=SATURDAY, auto_incidents=False,
                    placements=[Placement(type="lift_entrapment_raw", target="c01-b01-tank")])
+
+
+@pytest.mark.parametrize("days", [1, 2])
+def test_automatic_incidents_cover_every_type_without_sharing_a_device_at_the_same_time(days: int) -> None:
+    sim = Simulation(build_fleet(1, preset="demo"), start=SATURDAY, duration=dt.timedelta(days=days))
+    scenarios = sim.scenarios
+    expected = set(CATALOGUE) - ({"late_sleep_after_late_night"} if days < 2 else set())
+    assert {s.type for s in scenarios} == expected
+    for i, a in enumerate(scenarios):
+        assert sim.start_ms <= a.start_ms < sim.end_ms, a.id
+        for b in scenarios[i + 1:]:
+            shared = set(a.devices) & set(b.devices)
+            assert not (shared and a.start_ms < b.end_ms and b.start_ms < a.end_ms), (a.id, b.id, shared)
