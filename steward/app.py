@@ -135,7 +135,7 @@ class Stack:
         self._api_thread = threading.Thread(target=self._api_server.run, name="api", daemon=True)
         self._api_thread.start()
 
-    def ensure_admin(self) -> None:
+    def ensure_admin(self, communities: list[str]) -> None:
         try:
             from api.users import ensure_admin
         except ImportError:
@@ -143,19 +143,25 @@ class Stack:
         assert self.database_url
         password = self.settings.admin_password or self.local_secret("admin-password")
         with psycopg.connect(self.database_url) as conn:
-            ensure_admin(conn, username="admin", password=password, community_ids=["*"])
+            ensure_admin(conn, username="admin", password=password, community_ids=communities)
         self.admin_password = password
 
-    def start_simulator(self) -> None:
+    def demo_fleet(self) -> Any:
+        """The simulated community of the demo, registered in the device registry."""
         from simulators import build_fleet
-        from simulators.mqtt import LivePublisher
 
         from ingest.registry import upsert_devices
 
-        assert self.database_url and self.mqtt_url
+        assert self.database_url
         fleet = build_fleet(seed=1)
         with psycopg.connect(self.database_url) as conn:
             upsert_devices(conn, fleet.devices)
+        return fleet
+
+    def start_simulator(self, fleet: Any) -> None:
+        from simulators.mqtt import LivePublisher
+
+        assert self.mqtt_url
         self._simulator = LivePublisher(fleet, self.mqtt_url, speed=1.0, seed=1)
         self._simulator.start()
 
@@ -165,8 +171,12 @@ class Stack:
         dsn = self.start_database()
         self.migrate(dsn)
         self.start_broker()
+        fleet = self.demo_fleet() if self.want_simulator else None
         if self.want_api:
-            self.ensure_admin()
+            communities = list(self.settings.admin_communities)
+            if fleet is not None:
+                communities += sorted({d.community_id for d in fleet.devices} - set(communities))
+            self.ensure_admin(communities)
         self.start_gateway()
         for make_service in self._extra_services():
             service = make_service()
@@ -174,8 +184,8 @@ class Stack:
             self._extras.append(service)
         if self.want_api:
             self.start_api()
-        if self.want_simulator:
-            self.start_simulator()
+        if fleet is not None:
+            self.start_simulator(fleet)
 
     def _extra_services(self) -> list[Any]:
         """On-call escalation and delivery (its own settings: STEWARD_ONCALL_*)."""

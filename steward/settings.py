@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     mosquitto_password_file: Path | None = Field(
         None, description="Mosquitto password_file the API writes device credentials to (production broker)"
     )
+    admin_communities: list[str] = Field(
+        default_factory=list, description="communities the first admin may see (the demo adds its simulated ones)"
+    )
     admin_password: str | None = Field(None, description="first admin's password (demo prints a generated one)")
 
     @field_validator("mqtt_url")
