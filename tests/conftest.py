@@ -33,6 +33,7 @@ def admin_dsn() -> Iterator[str]:
         return
     server = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="steward-pg-")))
     yield server.start()
+    server.stop()
 
 
 @pytest.fixture(scope="session")
