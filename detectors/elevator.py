@@ -119,6 +119,8 @@ def _roll_day(st: ElevatorState, ctx: Ctx, ts: float) -> Changes:
         st.day = day
         return []
     out: Changes = []
+    if st.day >= day:
+        return out
     while st.day < day:
         st.fault_days = (st.fault_days + bytes([min(st.today_faults, 255)]))[-FAULT_HISTORY_DAYS:]
         st.today_faults = 0

@@ -207,12 +207,16 @@ def _end_run(st: WaterState, ctx: Ctx, ts: float) -> Changes:
     assert st.run_start is not None
     duration = ts - st.run_start
     out: Changes = []
+    trickle = st.run_trickle_s >= ctx.th.trickle_share * duration
+    limit = trickle_limit_s(st, ctx) if trickle else fixture_limit_s(st, ctx)
     if "continuous_flow" in st.raised:
         out = clear(st.raised, ctx, "continuous_flow", ts, "Flow back to zero",
                     detail={"minutes": round(duration / 60, 1), "litres": round(st.run_vol, 1)})
-    elif duration >= LEARN_RUN_MIN_S:  # learn only from runs that raised nothing
+    # A run that stopped by itself within twice the limit is this home's usage (a
+    # leak does not stop by itself): learn it, even if it raised an incident.
+    if LEARN_RUN_MIN_S <= duration <= 2 * limit:
         minutes = array("H", [min(int(duration // 60), 65535)]).tobytes()
-        if st.run_trickle_s >= ctx.th.trickle_share * duration:
+        if trickle:
             st.trickle_runs = (st.trickle_runs + minutes)[-2 * RUN_HISTORY:]
         else:
             st.fixture_runs = (st.fixture_runs + minutes)[-2 * RUN_HISTORY:]
