@@ -1,0 +1,77 @@
+"""Door access detector: forced doors, held open, brute force, unusual hours, tamper."""
+
+from __future__ import annotations
+
+from domain.devices import DeviceType
+from detectors.engine import Silence
+from dtables import at, device, engine, kinds, play
+
+DOOR = device("door1", DeviceType.ACCESS, "entrance")
+FIRE = device("fire1", DeviceType.ACCESS, "fire_door")
+T = at(14)
+
+
+def grant(t: float, method: str = "card") -> tuple:
+    return (t, DOOR, "access", {"result": "granted", "credential": "r-1", "method": method, "role": "resident"})
+
+
+def passage(t: float) -> list:
+    return [grant(t), (t + 2, DOOR, "door", {"state": "open"}), (t + 10, DOOR, "door", {"state": "closed"})]
+
+
+def test_hard_negative_normal_passages_and_exit_button() -> None:
+    steps = passage(T) + passage(T + 60) + [grant(T + 200, "button"), (T + 201, DOOR, "door", {"state": "open"}),
+                                             (T + 209, DOOR, "door", {"state": "closed"})]
+    assert play(engine(DOOR), steps) == []
+
+
+def test_door_forced_without_access() -> None:
+    got = play(engine(DOOR), [(T, DOOR, "door", {"state": "open"}), (T + 20, DOOR, "door", {"state": "closed"})])
+    assert got == [(T, "opened", "door_forced", 2)]
+
+
+def test_held_open_then_closed() -> None:
+    got = play(engine(DOOR), [grant(T), (T + 2, DOOR, "door", {"state": "open"}), (T + 200, "tick"), (T + 900, DOOR, "door", {"state": "closed"})])
+    assert got == [(T + 122, "opened", "door_held_open", 3), (T + 900, "cleared", "door_held_open", 3)]
+
+
+def test_hard_negative_door_held_for_a_move_with_notice() -> None:
+    eng = engine(DOOR)
+    eng.set_silences([Silence("device", "door1", T - 60, T + 7200, reason="door_hold")])
+    assert play(eng, [grant(T), (T + 2, DOOR, "door", {"state": "open"}), (T + 7000, DOOR, "door", {"state": "closed"})]) == []
+
+
+def test_fire_door_propped_by_day_forced_at_night() -> None:
+    day = play(engine(FIRE), [(T, FIRE, "door", {"state": "open"}), (T + 8, FIRE, "door", {"state": "closed"}),
+                              (T + 100, FIRE, "door", {"state": "open"}), (T + 200, "tick")])
+    assert day == [(T + 160, "opened", "door_held_open", 2)]
+    night = at(2, 30)
+    assert play(engine(FIRE), [(night, FIRE, "door", {"state": "open"}), (night + 8, FIRE, "door", {"state": "closed"})]) == [
+        (night, "opened", "door_forced", 1)]
+
+
+def test_brute_force_and_a_resident_retrying_once() -> None:
+    retry = [(T, DOOR, "access", {"result": "denied", "credential": "r-9"}), grant(T + 5)]
+    assert play(engine(DOOR), retry) == []
+    attempts = [(T + 1000 + 15 * i, DOOR, "access", {"result": "denied", "credential": f"x{i}"}) for i in range(8)]
+    got = play(engine(DOOR), attempts + [(T + 3000, "tick")])
+    assert kinds(got) == [("opened", "repeated_denied", 2), ("cleared", "repeated_denied", 2)]
+    assert got[0][0] == T + 1000 + 60
+
+
+def test_unusual_hour_fixed_floor_then_learned() -> None:
+    eng = engine(DOOR)
+    assert kinds(play(eng, passage(at(3, 10)))) == [("opened", "unusual_hour_access", 3)]  # quiet hours while learning
+    steps = []
+    for day in range(8):  # traffic all day, and a night-shift worker at 05:xx every day
+        for h in (5, 7, 8, 12, 18, 19, 22, 23):
+            steps += passage(at(h, 20, day=day))
+    eng = engine(DOOR)
+    assert play(eng, steps) == []
+    assert kinds(play(eng, passage(at(3, 10, day=9)))) == [("opened", "unusual_hour_access", 3)]
+    assert play(eng, passage(at(5, 40, day=9))) == []  # learned: 05:xx is usual for this door
+
+
+def test_tamper() -> None:
+    got = play(engine(DOOR), [(T, DOOR, "tamper", {"active": True}), (T + 60, DOOR, "tamper", {"active": False})])
+    assert kinds(got) == [("opened", "tamper", 2), ("cleared", "tamper", 2)]
