@@ -27,7 +27,7 @@ from psycopg.types.json import Jsonb
 
 from alerts.errors import IllegalTransition, InvalidInput, NotFound
 from workorders import store as orders
-from workorders.sla import Milestone
+from workorders.sla import Milestone, SlaPolicy
 
 STATUSES = ("open", "acknowledged", "resolved")
 # (status, action) -> new status; anything else is refused.
@@ -138,9 +138,15 @@ def _communities(value: Any) -> list[str]:
 # --- reading ----------------------------------------------------------------------------
 
 
-def _to_alert(conn: psycopg.Connection, row: Mapping[str, Any], now: dt.datetime | None) -> Alert:
+def _to_alert(
+    conn: psycopg.Connection, row: Mapping[str, Any], now: dt.datetime | None,
+    policies: dict[str, SlaPolicy] | None = None,
+) -> Alert:
     alert = Alert(**row)
-    policy = orders.load_policy(conn, alert.community_id)
+    policies = {} if policies is None else policies
+    policy = policies.get(alert.community_id)
+    if policy is None:
+        policy = policies[alert.community_id] = orders.load_policy(conn, alert.community_id)
     limit = policy.tiers[alert.tier].for_milestone(Milestone.ACK)
     if limit is not None:
         alert.ack_due_at = alert.opened_at + limit
@@ -273,7 +279,8 @@ def list_alerts(
         ).fetchall()
     more = len(rows) > limit
     rows = rows[:limit]
-    items = [_to_alert(conn, r, now) for r in rows]
+    policies: dict[str, SlaPolicy] = {}
+    items = [_to_alert(conn, r, now, policies) for r in rows]
     cursor = _encode_cursor(sort, [rows[-1][k] for k, _ in keys]) if more and rows else None
     return AlertPage(items=items, next_cursor=cursor)
 

@@ -168,7 +168,7 @@ def compute_kpis(
             "value": value,
             "unit": UNITS[name],
             "definition": DEFINITIONS[name],
-            "threshold": threshold.value,
+            "threshold": float(threshold.value),
             "warn_when": threshold.warn_when,
             "warning": threshold.breached(value),
             "sample": sample,

@@ -303,8 +303,9 @@ def overdue(
     out = []
     for row in rows:
         order = _row_to_order(row)
-        policy = policies.get(order.community_id) or policies.setdefault(
-            order.community_id, load_policy(conn, order.community_id))
+        policy = policies.get(order.community_id)
+        if policy is None:
+            policy = policies[order.community_id] = load_policy(conn, order.community_id)
         for clock in order.clocks_at(now, policy.warn_fraction):
             if clock.status in wanted:
                 out.append(OverdueClock(work_order_id=order.id, community_id=order.community_id, title=order.title,
