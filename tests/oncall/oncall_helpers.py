@@ -260,6 +260,32 @@ class StaffApp:
 
     messages: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     cond: threading.Condition = field(default_factory=threading.Condition)
+    client: mqtt.Client | None = None
+
+    @classmethod
+    def connect(cls, port: int) -> StaffApp:
+        app = cls()
+        subscribed = threading.Event()
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"staff-app-test-{port}")
+
+        def on_message(c: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+            with app.cond:
+                app.messages.append((msg.topic, json.loads(msg.payload)))
+                app.cond.notify_all()
+
+        client.on_connect = lambda c, *a: c.subscribe("staff/+/alerts", qos=1)
+        client.on_subscribe = lambda *a: subscribed.set()
+        client.on_message = on_message
+        client.connect("127.0.0.1", port)
+        client.loop_start()
+        assert subscribed.wait(10), "staff app did not subscribe"
+        app.client = client
+        return app
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.disconnect()
+            self.client.loop_stop()
 
     def for_staff(self, staff_id: str) -> list[dict[str, Any]]:
         with self.cond:
@@ -275,27 +301,9 @@ class StaffApp:
 
 @pytest.fixture
 def staff_app(mosquitto: Any) -> Iterator[StaffApp]:
-    app = StaffApp()
-    subscribed = threading.Event()
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="staff-app-test")
-
-    def on_connect(c: mqtt.Client, *_: Any) -> None:
-        c.subscribe("staff/+/alerts", qos=1)
-
-    def on_message(c: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        with app.cond:
-            app.messages.append((msg.topic, json.loads(msg.payload)))
-            app.cond.notify_all()
-
-    client.on_connect = on_connect
-    client.on_subscribe = lambda *a: subscribed.set()
-    client.on_message = on_message
-    client.connect("127.0.0.1", mosquitto.port)
-    client.loop_start()
-    assert subscribed.wait(10), "staff app did not subscribe"
+    app = StaffApp.connect(mosquitto.port)
     yield app
-    client.disconnect()
-    client.loop_stop()
+    app.close()
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -26,6 +27,7 @@ from oncall.clock import ManualClock
 from oncall.links import LinkRefused
 from oncall.service import OnCallService
 from oncall.settings import OnCallSettings
+from steward.brokers import MosquittoBroker, free_port
 
 MIN = dt.timedelta(minutes=1)
 
@@ -275,3 +277,55 @@ def test_maintenance_window_silences_level2_but_never_level1(
     clock.advance(60 * MIN)  # the window ends and the leak is still open: now it pages
     mails = mailbox.wait_for("wang@c1.example", count=2)
     assert any(m["Subject"] == "【二级（橙色）告警】7号表持续流量" for m in mails)
+
+
+def test_next_day_hand_off_pages_the_other_engineer_in_english(
+    service: OnCallService, configured_db: str, clock: ManualClock, mailbox: Mailbox
+) -> None:
+    clock.set(T0 + dt.timedelta(days=1))  # after Tuesday's 08:00 hand-off: Li (locale en) is on call
+    open_incident(configured_db, at=clock.now())
+    mail = mailbox.wait_for("li@c1.example")[0]
+    assert mail["Subject"] == "[Level 1 (red) alert] 1号楼1号电梯困人"
+    assert "Acknowledge: http://steward.test/oncall/links/" in mail.get_content()
+    assert mailbox.to("wang@c1.example") == []
+
+
+def test_push_broker_down_is_retried_once_it_is_back(
+    configured_db: str, settings: OnCallSettings, clock: ManualClock, mailbox: Mailbox, tmp_path: Path
+) -> None:
+    port = free_port()
+    down = settings.model_copy(update={"mqtt_url": f"mqtt://127.0.0.1:{port}"})
+    service = OnCallService(configured_db, down, clock).start()
+    broker = None
+    try:
+        incident_id = open_incident(configured_db, at=T0)
+        mailbox.wait_for("wang@c1.example")  # e-mail does not wait for the broker
+
+        def push_attempts() -> list[tuple[int, str]]:
+            with psycopg.connect(configured_db) as conn:
+                return conn.execute(
+                    "SELECT attempt, outcome FROM oncall_deliveries WHERE incident_id = %s AND channel = 'push'"
+                    " ORDER BY attempt",
+                    (incident_id,),
+                ).fetchall()
+
+        wait_until(lambda: push_attempts() == [(1, "retry")], what="a failed push attempt")
+        broker = MosquittoBroker(workdir=tmp_path / "late-broker", port=port).start()
+        app = StaffApp.connect(port)
+        try:
+            clock.advance(dt.timedelta(seconds=30))  # the first backoff
+            # paho reconnects on its own schedule: keep moving time until the retry goes through.
+            def delivered() -> bool:
+                if push_attempts()[-1][1] == "delivered":
+                    return True
+                clock.advance(dt.timedelta(minutes=5))
+                return False
+
+            wait_until(delivered, timeout_s=30, what="the push retry after the broker came back")
+            assert app.wait_for("s-wang")[0]["incident_id"] == incident_id
+        finally:
+            app.close()
+    finally:
+        service.stop()
+        if broker is not None:
+            broker.stop()
