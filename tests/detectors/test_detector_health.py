@@ -1,0 +1,57 @@
+"""Every device: heartbeat timers accurate to the second, last will, battery, stuck sensors."""
+
+from __future__ import annotations
+
+from domain.devices import DeviceType
+from dtables import at, device, engine, kinds, play
+
+METER = device("m1", DeviceType.WATER, "meter", unit="u1")
+PRESSURE = device("p1", DeviceType.WATER, "pressure", unit="u1")
+T = at(10)
+
+
+def hb(t: float, battery: float = 80.0) -> tuple:
+    return (t, METER, "heartbeat", {"battery": battery})
+
+
+def test_offline_at_the_exact_second_whatever_the_tick_rate() -> None:
+    for tick_every in (1.0, 7.0, 600.0):
+        eng = engine(METER, offline_after_s=900)
+        steps = [hb(T), hb(T + 300)] + [(T + 300 + k * tick_every, "tick") for k in range(1, int(1200 / tick_every) + 1)]
+        got = play(eng, steps)
+        assert got == [(T + 1200, "opened", "offline", 3)], tick_every
+
+
+def test_back_online_clears_and_heartbeats_keep_it_quiet() -> None:
+    eng = engine(METER, offline_after_s=900)
+    steps = [hb(T + k * 300) for k in range(10)] + [(T + 4000, "tick"), hb(T + 4000)]
+    assert kinds(play(eng, steps)) == [("opened", "offline", 3), ("cleared", "offline", 3)]
+
+
+def test_last_will_then_grace() -> None:
+    eng = engine(METER, offline_after_s=900, offline_grace_s=60)
+    got = play(eng, [hb(T), (T + 10, METER, "offline", {}), (T + 100, "tick")])
+    assert got == [(T + 70, "opened", "offline", 3)]
+    eng = engine(METER, offline_after_s=900, offline_grace_s=60)
+    assert play(eng, [hb(T), (T + 10, METER, "offline", {}), (T + 30, METER, "online", {}), (T + 100, "tick")]) == []
+
+
+def test_battery_low_with_hysteresis() -> None:
+    got = play(engine(METER), [hb(T, 60), hb(T + 300, 15), hb(T + 600, 22), hb(T + 900, 95)])
+    assert kinds(got) == [("opened", "battery_low", 3), ("cleared", "battery_low", 3)]
+    assert got[1][0] == T + 900
+
+
+def test_sensor_battery_behind_a_hub() -> None:
+    hub = device("h1", DeviceType.ELDERLY, "home_hub")
+    got = play(engine(hub), [(T, hub, "sensor_battery", {"sensor": "motion_bedroom", "battery": 5.0})])
+    assert kinds(got) == [("opened", "battery_low.motion_bedroom", 3)]
+
+
+def test_stuck_sensor_and_hard_negative_noisy_sensor() -> None:
+    stuck = [(T + k * 300, PRESSURE, "pressure", {"pressure_kpa": 331.5}) for k in range(100)]
+    got = play(engine(PRESSURE), stuck)
+    assert kinds(got) == [("opened", "sensor_stuck", 3)]
+    assert got[0][0] == T + 6 * 3600
+    noisy = [(T + k * 300, PRESSURE, "pressure", {"pressure_kpa": 331.5 + (k % 3) * 0.1}) for k in range(100)]
+    assert play(engine(PRESSURE), noisy) == []
