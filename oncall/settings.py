@@ -6,7 +6,6 @@ Secrets are ``SecretStr`` so they never show in a repr, a log line or an error.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -23,7 +22,6 @@ class OnCallSettings(BaseSettings):
     link_secret: SecretStr = Field(description="HMAC key of the acknowledge/resolve links (>= 16 characters)")
     public_base_url: str = Field("http://127.0.0.1:8000", description="where the API serves /oncall/links/{token}")
     link_ttl: dt.timedelta = Field(dt.timedelta(hours=24), description="how long an action link stays valid")
-    default_locale: Literal["zh-CN", "en"] = "zh-CN"
 
     webhook_url: str | None = Field(None, description="SMS/IM gateway endpoint receiving signed JSON")
     webhook_secret: SecretStr | None = Field(None, description="HMAC-SHA256 key for X-Steward-Signature")
