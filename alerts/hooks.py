@@ -6,8 +6,8 @@ inside the runtime's transaction, after ``detectors.store.record_changes``:
 - opened (Level 3, or ``work_order=True``): a work order, auto-dispatched;
 - opened (Level 1/2 alert): a follow-up work order, auto-dispatched (paging
   the on-call people is the on-call part's job);
-- opened again (reopened within the detector's window): the acknowledgement is
-  cleared (the alert needs an owner again); an open order of the incident
+- opened again (reopened within the detector's window): the acknowledgement
+  (and a false-alarm mark) is cleared, as the alert needs an owner again; an open order of the incident
   carries on, marked "condition returned"; otherwise a new order, which the
   repeat-failure rule links to the previous one;
 - updated/escalated to a higher tier: open orders take the tier and deadlines;
@@ -48,7 +48,7 @@ def _handle(conn: psycopg.Connection, item: StoredChange) -> None:
     if change.kind == "opened":
         if item.reopened:
             conn.execute(
-                "UPDATE incidents SET acknowledged_at = NULL, acknowledged_by = NULL"
+                "UPDATE incidents SET acknowledged_at = NULL, acknowledged_by = NULL, false_alarm = false"
                 " WHERE id = %s AND status = 'open'", (item.incident_id,))
             if orders.condition_returned(conn, incident_id=item.incident_id, at=change.ts):
                 return

@@ -70,6 +70,7 @@ class Alert(msgspec.Struct, kw_only=True):
     acknowledged_by: str | None
     assignee: str | None
     assigned_at: dt.datetime | None
+    false_alarm: bool
     ack_due_at: dt.datetime | None = None  # from the community's SLA policy for the tier
     ack_overdue: bool | None = None  # only when read with ``now``
 
@@ -334,23 +335,28 @@ def acknowledge(
 
 def resolve(
     conn: psycopg.Connection, *, incident_id: int, actor: str, at: dt.datetime, note: str | None = None,
-    community_ids: Collection[str] | None = None,
+    false_alarm: bool = False, community_ids: Collection[str] | None = None,
 ) -> Alert:
-    """Staff close the alert (a false alarm, or handled). Its work orders carry on
-    through their own loop; if the detector still sees the condition, it opens
-    the incident again."""
+    """Staff close the alert, handled or (``false_alarm=True``) a false alarm, which
+    the false-alarm KPI counts. Its work orders carry on through their own loop;
+    if the detector still sees the condition, it opens the incident again."""
     actor = _text("actor", actor)
     if note is not None:
         note = _text("note", note, limit=4000)
+    if not isinstance(false_alarm, bool):
+        raise InvalidInput("false_alarm", f"must be true or false, got {false_alarm!r}")
     row = _fetch(conn, incident_id, community_ids, lock=True)
     _check_time(row, at)
     status = _move(row, "resolve")
     conn.execute(
-        "UPDATE incidents SET status = %s, resolved_at = %s, resolved_by = %s,"
+        "UPDATE incidents SET status = %s, resolved_at = %s, resolved_by = %s, false_alarm = %s,"
         " updated_at = greatest(updated_at, %s) WHERE id = %s",
-        (status, at, actor, at, row["id"]),
+        (status, at, actor, false_alarm, at, row["id"]),
     )
-    _timeline(conn, row, at=at, kind="resolved", actor=actor, detail={"note": note} if note else None)
+    detail: dict[str, Any] = {"note": note} if note else {}
+    if false_alarm:
+        detail["false_alarm"] = True
+    _timeline(conn, row, at=at, kind="resolved", actor=actor, detail=detail)
     return _to_alert(conn, _fetch(conn, incident_id, None), None)
 
 

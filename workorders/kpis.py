@@ -43,6 +43,7 @@ DEFAULT_THRESHOLDS: Mapping[str, Threshold] = {
     "satisfaction": Threshold(value=4.0, warn_when="below"),
     # Per 30 days; scaled to the period's length when compared.
     "alerts_per_1000_devices": Threshold(value=50.0, warn_when="above"),
+    "false_alarm_rate": Threshold(value=0.10, warn_when="above"),
 }
 
 DEFINITIONS: Mapping[str, str] = {
@@ -60,12 +61,13 @@ DEFINITIONS: Mapping[str, str] = {
     "satisfaction": "mean return-visit rating (1-5) of orders created in the period",
     "alerts_per_1000_devices": "incidents opened in the period per 1,000 active devices of the community; "
                                "the threshold is per 30 days and scaled to the period",
+    "false_alarm_rate": "share of incidents opened in the period that staff resolved as a false alarm",
 }
 
 UNITS: Mapping[str, str] = {
     "response_time_mean_s": "s", "response_time_p90_s": "s", "completion_24h_rate": "ratio",
     "overdue_count": "orders", "first_time_fix_rate": "ratio", "repeat_failure_rate": "ratio",
-    "satisfaction": "rating", "alerts_per_1000_devices": "alerts per 1,000 devices",
+    "satisfaction": "rating", "alerts_per_1000_devices": "alerts per 1,000 devices", "false_alarm_rate": "ratio",
 }
 
 
@@ -120,6 +122,8 @@ SELECT
     (SELECT count(*) FROM cohort WHERE rating IS NOT NULL) AS ratings,
     (SELECT count(*) FROM incidents WHERE community_id = %(c)s AND opened_at >= %(start)s AND opened_at < %(end)s)
         AS alerts,
+    (SELECT count(*) FROM incidents WHERE community_id = %(c)s AND opened_at >= %(start)s AND opened_at < %(end)s
+        AND false_alarm) AS false_alarms,
     (SELECT count(*) FROM devices WHERE community_id = %(c)s AND status = 'active') AS devices
 """
 
@@ -158,6 +162,7 @@ def compute_kpis(
         "repeat_failure_rate": (_ratio(r["repeats"], r["fault_orders"]), r["fault_orders"]),
         "satisfaction": (None if r["rating_mean"] is None else float(r["rating_mean"]), r["ratings"]),
         "alerts_per_1000_devices": (None if not r["devices"] else r["alerts"] * 1000 / r["devices"], r["devices"]),
+        "false_alarm_rate": (_ratio(r["false_alarms"], r["alerts"]), r["alerts"]),
     }
     kpis = {}
     for name, (value, sample) in values.items():

@@ -107,6 +107,7 @@ class OverdueClock(msgspec.Struct, kw_only=True):
     complaint_grade: str | None
     assignee: str | None
     team_id: str | None
+    team_lead: str | None  # who an overdue Level 3 order escalates to
     state: OrderState
     clock: sla.Clock
 
@@ -298,6 +299,8 @@ def overdue(
                     OR (complete_due_at IS NOT NULL AND completed_at IS NULL))""",
             (ids,),
         ).fetchall()
+    leads = dict(conn.execute("SELECT team_id, lead_staff_id FROM teams WHERE community_id = ANY(%s)",
+                              (ids,)).fetchall())
     policies: dict[str, sla.SlaPolicy] = {}
     wanted = {sla.ClockStatus.OVERDUE} | ({sla.ClockStatus.DUE_SOON} if include_due_soon else set())
     out = []
@@ -310,7 +313,8 @@ def overdue(
             if clock.status in wanted:
                 out.append(OverdueClock(work_order_id=order.id, community_id=order.community_id, title=order.title,
                                         tier=order.tier, complaint_grade=order.complaint_grade,
-                                        assignee=order.assignee, team_id=order.team_id, state=order.state,
+                                        assignee=order.assignee, team_id=order.team_id,
+                                        team_lead=leads.get(order.team_id), state=order.state,
                                         clock=clock))
     out.sort(key=lambda o: (o.clock.status != sla.ClockStatus.OVERDUE, o.clock.due_at))
     return out

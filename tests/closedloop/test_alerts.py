@@ -151,8 +151,14 @@ def test_detector_reopen_needs_a_new_acknowledgement(conn: psycopg.Connection) -
     assert again[0].reopened and again[0].incident_id == iid
     alert = lifecycle.get_alert(conn, incident_id=iid).alert
     assert (alert.status, alert.acknowledged_by, alert.reopen_count) == ("open", None, 1)
+    # Staff call it a false alarm; the leak comes back: it was not one after all.
+    alert = lifecycle.resolve(conn, incident_id=iid, actor="li", at=T0 + 25 * MIN, false_alarm=True)
+    assert alert.false_alarm and lifecycle.get_alert(conn, incident_id=iid).timeline[-1].detail == {"false_alarm": True}
+    record(conn, [change("opened", "meter-1", "leak", Tier.URGENT, T0 + 30 * MIN)])
+    alert = lifecycle.get_alert(conn, incident_id=iid).alert
+    assert (alert.status, alert.false_alarm, alert.reopen_count) == ("open", False, 2)
     # Still one work order: the open one carries on, told that the condition came back.
     orders = store.list_orders(conn, community_ids=["c1"], incident_id=iid)
     assert len(orders) == 1 and orders[0].condition_cleared_at is None
-    assert [e.kind for e in store.timeline(conn, order_id=orders[0].id)][-2:] == ["condition_cleared",
-                                                                                  "condition_returned"]
+    assert [e.kind for e in store.timeline(conn, order_id=orders[0].id)][-3:] == [
+        "condition_cleared", "condition_returned", "condition_returned"]

@@ -21,7 +21,7 @@ from workorders import kpis, store
 def answers(dsn: str, now: dt.datetime) -> tuple:
     """Everything a restarted service would recompute, from a fresh connection."""
     with psycopg.connect(dsn) as conn:
-        overdue = [(o.work_order_id, o.clock.milestone.value, o.clock.status.value, o.clock.late_by)
+        overdue = [(o.work_order_id, o.clock.milestone.value, o.clock.status.value, o.clock.late_by, o.team_lead)
                    for o in store.overdue(conn, community_ids=["c1"], now=now)]
         clocks = {o.id: [(c.milestone.value, c.status.value, c.late_by) for c in o.clocks or []]
                   for o in (store.get_order(conn, order_id=o.id, now=now)
@@ -50,6 +50,7 @@ def _check_restart(server: EmbeddedPostgres, admin: str) -> None:
     migrate(dsn)
     with psycopg.connect(dsn) as conn:
         seed(conn)
+        conn.execute("UPDATE teams SET lead_staff_id = 'li' WHERE team_id = 'c1-eng'")
         # A Level 1 entrapment (follow-up order, ack due 5 min, on site 30 min) and a
         # Level 3 staff order (complete due 24 h).
         [stored] = record(conn, [change("opened", "lift-1", "entrapment", Tier.LIFE_SAFETY, T0)])
@@ -63,7 +64,7 @@ def _check_restart(server: EmbeddedPostgres, admin: str) -> None:
     before = answers(dsn, now)
     overdue, clocks, alerts, overdue_kpi = before
     # ack met 2 min late (not in the overdue list: it is met), on site 10 min overdue.
-    assert overdue == [(lift.id, "respond", "overdue", 10 * MIN)]
+    assert overdue == [(lift.id, "respond", "overdue", 10 * MIN, "li")]
     assert clocks[lift.id] == [("ack", "met_late", 2 * MIN), ("respond", "overdue", 10 * MIN)]
     assert clocks[routine.id] == [("complete", "running", None)]
     assert alerts == [(stored.incident_id, True)] and overdue_kpi == 1
@@ -74,5 +75,5 @@ def _check_restart(server: EmbeddedPostgres, admin: str) -> None:
     assert answers(dsn, now) == before
     # Time moved on while nothing ran: the routine order is overdue by exactly 1 h.
     later = answers(dsn, T0 + 25 * HOUR)
-    assert (routine.id, "complete", "overdue", HOUR) in later[0]
+    assert (routine.id, "complete", "overdue", HOUR, "li") in later[0]
     assert later[3] == 2

@@ -7,6 +7,7 @@ import datetime as dt
 import psycopg
 import pytest
 
+from alerts import lifecycle
 from detectors.store import record_changes
 from domain.incidents import Tier
 from tests.closedloop.conftest import HOUR, MIN, T0, change
@@ -63,10 +64,13 @@ def dataset(conn: psycopg.Connection) -> psycopg.Connection:
     make(conn, T0 + 8 * DAY, tier=3)
     make(conn, T0 + DAY, tier=3, community_id="c2")
     # Alerts: two opened in c1 within the period, one after it, one in c2 (stored as the detectors do).
-    record_changes(conn, [change("opened", "lift-2", "door_fault", Tier.ROUTINE, T0 + HOUR),
+    alerts = record_changes(conn, [change("opened", "lift-2", "door_fault", Tier.ROUTINE, T0 + HOUR),
                           change("opened", "meter-1", "night_flow", Tier.URGENT, T0 + 5 * DAY),
                           change("opened", "door-1", "door_held", Tier.ROUTINE, T0 + 9 * DAY),
                           change("opened", "lift-9", "entrapment", Tier.LIFE_SAFETY, T0 + DAY, community="c2")])
+    # One of the two in the period was a false alarm.
+    lifecycle.resolve(conn, incident_id=alerts[1].incident_id, actor="op1", at=T0 + 5 * DAY + HOUR,
+                      false_alarm=True)
     conn.commit()
     return conn
 
@@ -91,6 +95,8 @@ def test_kpis_equal_hand_computed_values(dataset: psycopg.Connection) -> None:
     # 2 alerts over 5 active devices; threshold 50 per 30 days scaled to 7 days.
     assert got["alerts_per_1000_devices"] == (pytest.approx(400.0), 5, True)
     assert result["kpis"]["alerts_per_1000_devices"]["threshold"] == pytest.approx(50 * 7 / 30)
+    assert got["false_alarm_rate"] == (pytest.approx(1 / 2), 2, True)
+    assert len(got) == 9
     assert all(k["definition"] for k in result["kpis"].values())
 
 
