@@ -92,10 +92,19 @@ def simulate_command(
     ground_truth: Annotated[Path | None, typer.Option("--ground-truth", help="where to write the ground truth")] = None,
     credentials: Annotated[Path | None, typer.Option(help="JSON file {device_id: password}: one connection "
                                                            "per device with its own credentials")] = None,
+    registry: Annotated[Path | None, typer.Option(help="where to write the device registry (devices.json; "
+                                                       "default: next to the ground truth)")] = None,
+    replay: Annotated[Path | None, typer.Option(help="publish a folder written by --jsonl to --mqtt instead "
+                                                     "of simulating")] = None,
     pool: Annotated[int, typer.Option(help="shared connections when no credentials are given")] = 4,
     max_inflight: Annotated[int, typer.Option(help="unacknowledged QoS 1 messages allowed")] = 2000,
 ) -> None:
     """Simulate a community (lifts, water, doors, elderly residents) with labelled incidents."""
+    if replay is not None:
+        if mqtt is None or jsonl is not None:
+            raise _fail("--replay needs --mqtt (and no --jsonl)")
+        _replay(replay, mqtt, pool, max_inflight)
+        return
     if (mqtt is None) == (jsonl is None):
         raise _fail("give exactly one output: --mqtt URL or --jsonl DIR")
     if days is not None and hours is not None:
@@ -152,6 +161,9 @@ def simulate_command(
                   f"{len(sim.scenarios)} scenarios, {len(sim.notices)} notices")
     gt_path = ground_truth or (jsonl / "ground_truth.json" if jsonl is not None else Path("ground_truth.json"))
     sim.write_ground_truth(gt_path)
+    from simulators.output import write_devices
+
+    registry_path = write_devices(fleet.devices, registry or gt_path.parent / "devices.json")
     span_s = (sim.end_ms - sim.start_ms) / 1000 if sim.end_ms is not None else 1.0
     by_kind: Counter[str] = Counter()
     by_type: Counter[str] = Counter()
@@ -194,7 +206,38 @@ def simulate_command(
     for table in summary_tables(by_kind, by_type, sim):
         console.print(table)
     console.print(f"{stats.published:,} messages ({stats.acknowledged:,} acknowledged) in {elapsed:.1f} s "
-                  f"= {stats.published / max(elapsed, 1e-9):,.0f} msg/s; ground truth: {gt_path}")
+                  f"= {stats.published / max(elapsed, 1e-9):,.0f} msg/s; ground truth: {gt_path}; "
+                  f"registry: {registry_path}")
+
+
+def _replay(folder: Path, url: str, pool: int, max_inflight: int) -> None:
+    """Publish a recorded run (messages.jsonl + devices.json) as fast as the broker acknowledges."""
+    from simulators.mqtt import BulkPublisher, PublishError
+    from simulators.output import read_devices, read_jsonl
+
+    try:
+        devices = {d.device_id: d for d in read_devices(folder / "devices.json")}
+    except (OSError, ValueError) as exc:
+        raise _fail(f"--replay {folder}: cannot read devices.json: {exc}") from None
+
+    def messages() -> Any:
+        for topic, payload in read_jsonl(folder):
+            device = devices.get(topic.split("/")[3])
+            if device is None:
+                raise _fail(f"--replay {folder}: {topic} names a device missing from devices.json")
+            body = json.loads(payload)
+            ts = body["ts"] if isinstance(body["ts"], int) else int(
+                dt.datetime.fromisoformat(body["ts"].replace("Z", "+00:00")).timestamp() * 1000)
+            yield Message(topic, payload, device, ts, body["type"], topic.rsplit("/", 1)[1])
+
+    console = Console()
+    t0 = time.perf_counter()
+    try:
+        stats = BulkPublisher(url, pool_size=pool, max_inflight=max_inflight).run(messages())
+    except PublishError as exc:
+        raise _fail(str(exc)) from None
+    elapsed = time.perf_counter() - t0
+    console.print(f"replayed {stats.published:,} messages ({stats.acknowledged:,} acknowledged) in {elapsed:.1f} s")
 
 
 def _paced(sim: Simulation, url: str, speed: float, tick: Any, creds: dict[str, str] | None, pool: int,

@@ -255,7 +255,8 @@ class Simulation:
         start_ms, end_ms = self.start_ms, self.end_ms
         book = self.book
         while self.last_day is None or d <= self.last_day:
-            self._ensure_planned(d)
+            # Endless runs plan a day ahead, so notices exist before their day starts.
+            self._ensure_planned(d if self.last_day is not None else d + 1)
             day_start = d * DAY
             day_end = day_start + DAY
             rng = day_rng(self.seed, actor.key, d)

@@ -24,15 +24,18 @@ import datetime as dt
 import itertools
 import threading
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+import msgspec
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
+from domain.topics import topic_for
 from simulators.engine import Message, Simulation
 from simulators.fleet import Fleet
 
@@ -70,7 +73,8 @@ class PublishStats:
     """What was sent: counts per device ``type/kind`` and per payload type."""
 
     published: int = 0
-    acknowledged: int = 0
+    acknowledged: int = 0  # every PUBACK, the `control` messages' included
+    control: int = 0  # retained online announcements of per-device connections
     retried: int = 0
     by_kind: Counter[str] = field(default_factory=Counter)
     by_type: Counter[str] = field(default_factory=Counter)
@@ -187,24 +191,41 @@ class Publisher:
                 self._pool.append(conn)
         return self
 
-    def _connection_for(self, device_id: str) -> _Connection:
+    def _connection_for(self, msg: Message) -> _Connection:
+        device_id = msg.device_id
         if self.credentials is None:
-            return self._pool[hash(device_id) % len(self._pool)]
+            return self._pool[zlib.crc32(device_id.encode()) % len(self._pool)]
         conn = self._per_device.get(device_id)
         if conn is None:
             password = self.credentials.get(device_id)
             if password is None:
                 raise PublishError(f"no credentials for device {device_id!r}")
             conn = _Connection(self, device_id, device_id, password)
+            # As a real device: the broker announces it offline (retained last will) if the
+            # connection dies, and it announces itself online (retained) once connected.
+            d = msg.device
+            status = topic_for(d.community_id, d.device_type, device_id, "status")
+            now = int(time.time() * 1000)
+            conn.client.will_set(status, msgspec.json.encode({"id": f"lwt-{now:x}", "ts": now, "type": "offline"}),
+                                 qos=1, retain=True)
             conn.start(self.ack_timeout_s)
             self._per_device[device_id] = conn
+            with self._cond:
+                self._inflight += 1
+                self.stats.control += 1
+            info = conn.client.publish(status, msgspec.json.encode({"id": f"on-{now:x}", "ts": now, "type": "online"}),
+                                       qos=1, retain=True)
+            if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+                with self._cond:
+                    self._inflight -= 1
+                raise PublishError(f"{device_id}: cannot announce online: {paho.error_string(info.rc)}")
         return conn
 
     def publish(self, msg: Message) -> None:
         """Send one message with QoS 1; blocks while the in-flight bound is reached."""
         if self._closed:
             raise PublishError("publisher is closed")
-        conn = self._connection_for(msg.device_id)
+        conn = self._connection_for(msg)
         deadline = time.monotonic() + self.ack_timeout_s
         while True:
             with self._cond:

@@ -61,5 +61,22 @@ def test_simulate_to_mqtt_delivers_everything(mosquitto: MosquittoBroker, tmp_pa
         assert sent > 1000
         assert collector.wait_for(sent, 30), f"{len(collector.keys)} of {sent}"
         assert json.loads((tmp_path / "gt.json").read_text())["seed"] == 1
+        assert read_devices(tmp_path / "devices.json")
+    finally:
+        collector.close()
+
+
+def test_a_recorded_run_replays_into_the_broker(mosquitto: MosquittoBroker, tmp_path: Path) -> None:
+    out = tmp_path / "rec"
+    made = runner.invoke(build_app(), ["simulate", "--preset", "building", "--hours", "1", "--jsonl", str(out)])
+    assert made.exit_code == 0, made.output
+    recorded = list(read_jsonl(out))
+    collector = Collector(mosquitto.port)
+    try:
+        result = runner.invoke(build_app(), ["simulate", "--replay", str(out), "--mqtt", mosquitto.url])
+        assert result.exit_code == 0, result.output
+        assert f"replayed {len(recorded):,} messages" in result.output
+        assert collector.wait_for(len(recorded), 30)
+        assert collector.keys == {(t.split("/")[3], json.loads(p)["id"]) for t, p in recorded}
     finally:
         collector.close()

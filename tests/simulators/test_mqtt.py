@@ -99,7 +99,11 @@ def test_each_device_publishes_with_its_own_credentials(tmp_path: Path) -> None:
                 assert all(c.client_id == d for d, c in pub._per_device.items())
             # The broker's ACL only lets a device write under its own id: everything arriving
             # proves each message went out on its own device's connection.
-            assert collector.wait_for(len(messages), 30), f"{len(collector.keys)} of {len(messages)}"
+            assert collector.wait_for(len(messages) + len(chosen), 30), f"{len(collector.keys)} of {len(messages)}"
+            assert pub.stats.acknowledged == pub.stats.published + pub.stats.control
+            online = [p for p in collector.payloads if p["type"] == "online"]
+            assert pub.stats.control == len(online) == len({m.device_id for m in messages})
+            assert not [p for p in collector.payloads if p["type"] == "offline"], "a clean disconnect sends no will"
         finally:
             collector.close()
         log = broker.log_tail(400)
