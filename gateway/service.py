@@ -222,18 +222,26 @@ class Gateway:
             while len(self._queue) >= self.config.max_in_flight and not self._stop.is_set():
                 self._cond.wait(0.5)
             self._queue.append(_Inbound(self._generation, message.mid, message.qos, item, message.topic, message.payload))
-            if len(self._queue) >= self.config.batch_size:
-                self._cond.notify_all()
+            waiting = len(self._queue)
+            if waiting == 1 or waiting >= self.config.batch_size:
+                self._cond.notify_all()  # the first starts the linger clock; a full batch goes now
 
     # --- database side (writer thread) ---------------------------------------------------
 
     def _take_batch(self) -> list[_Inbound]:
+        """Up to batch_size messages: when that many are waiting, or when the oldest has
+        waited batch_linger_s (a lone SOS is never held back by a quiet stream)."""
         cfg = self.config
         with self._cond:
             if not self._queue:
                 self._cond.wait(0.2)
             if self._queue and len(self._queue) < cfg.batch_size and not self._stop.is_set():
-                self._cond.wait(cfg.batch_linger_s)
+                deadline = time.monotonic() + cfg.batch_linger_s
+                while len(self._queue) < cfg.batch_size and not self._stop.is_set():
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cond.wait(left)
             n = min(len(self._queue), cfg.batch_size)
             return [self._queue[i] for i in range(n)]
 

@@ -206,7 +206,9 @@ class Stack:
         settings = OnCallSettings(**overrides)
         assert self.database_url
         dsn = self.database_url
-        return [lambda: OnCallService(dsn, settings)]
+        from oncall.clock import SystemClock
+
+        return [lambda: OnCallService(dsn, settings, SystemClock())]
 
     def local_secret(self, name: str) -> str:
         """A random secret generated on first start and kept (mode 600) in the data folder."""

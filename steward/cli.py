@@ -11,6 +11,7 @@ COMMAND_MODULES = [
     "steward.commands",  # run, migrate, bench ingest
     "simulators.cli",  # simulate
     "detectors.cli",  # eval, score
+    "oncall.cli",  # oncall check, oncall load
 ]
 
 

@@ -114,6 +114,8 @@ def register(app: typer.Typer) -> None:
     app.command()(run)
     app.command()(gateway)
     app.command()(migrate)
+    from oncall.bench import register as register_oncall_bench
     from steward import bench
 
+    register_oncall_bench(bench.app)
     app.add_typer(bench.app, name="bench", help="Benchmarks that print measured figures.")
