@@ -50,6 +50,8 @@ def eval_command(
     per_type: Annotated[Optional[int], typer.Option(help="scenarios of each type (default 1)")] = None,
     seed: Annotated[int, typer.Option(help="simulation seed")] = 7,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="also write the figures as JSON here")] = None,
+    state_devices: Annotated[Optional[int], typer.Option(help="instead: measure detector state size on a fleet this big (e.g. 10000)")] = None,
+    state_hours: Annotated[float, typer.Option(help="hours of traffic before measuring the state size")] = 2.0,
 ) -> None:
     """Run labelled simulator scenarios through the detectors; print recall, precision,
     latency and false-alarm rates per scenario type, then the misses and false alarms."""
@@ -69,6 +71,16 @@ def eval_command(
     if devices is not None and devices < 50:
         raise typer.BadParameter("must be >= 50", param_hint="--devices")
     console = Console()
+    if state_devices is not None:
+        if state_devices < 50 or state_hours <= 0:
+            raise typer.BadParameter("--state-devices must be >= 50 and --state-hours > 0")
+        with console.status(f"simulating {state_hours:g} h of a {state_devices}-device fleet"):
+            sizes = evaluation.state_sizes(devices=state_devices, hours=state_hours, seed=seed)
+        console.print(f"detector state on {sizes.devices} devices after {sizes.hours:g} h ({sizes.messages:,} messages): "
+                      f"mean {sizes.measured_mean:.0f} B, max {sizes.measured_max} B per device")
+        console.print(f"with every learned history full (the worst case): mean {sizes.saturated_mean:.0f} B, "
+                      f"max {sizes.saturated_max} B; by family {sizes.by_type}")
+        return
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("simulating and detecting", total=1.0)
         report = evaluation.run(seed=seed, days=days, warmup_days=warmup_days, devices=devices, per_type=per_type,
