@@ -266,6 +266,8 @@ def list_orders(
     if open_only:
         where.append("state NOT IN ('closed', 'cancelled')")
     if after is not None:
+        if isinstance(after, bool) or not isinstance(after, int) or after <= 0:
+            raise InvalidInput("after", f"must be the positive id of the previous page's last order, got {after!r}")
         where.append("id < %s")
         params.append(after)
     with conn.cursor(row_factory=dict_row) as cur:
@@ -489,6 +491,7 @@ def dispatch(
     """
     order = _fetch(conn, order_id, lock=True)
     _require_time("at", at)
+    actor = _require_text("actor", actor)
     if assignee is None:
         candidates = dispatch_candidates(conn, community_id=order.community_id, team_kind=order.team_kind)
         skills = [s for s in (order.device_family, order.condition) if s]
