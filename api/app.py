@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 # Routers always present, then the ones that wire other parts (alerts, work
 # orders, on-call): each is included only when its module imports, so the API
 # runs before those parts land. Listed in one visible place.
-CORE_ROUTERS = ("auth", "health", "devices", "events", "residents", "users", "audit", "stream")
+CORE_ROUTERS = ("auth", "health", "devices", "events", "residents", "users", "audit", "stream", "ui")
 OPTIONAL_ROUTERS = ("alerts", "workorders")
 
 
