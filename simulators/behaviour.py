@@ -173,7 +173,7 @@ class MeterActor(Actor):
         self.devices = (device,)
         self.meter = device
         self.occupants = int(device.attributes.get("occupants", 2))
-        self.total = rng.uniform(20_000, 400_000) + day0 * 120.0 * self.occupants
+        self.total = rng.uniform(5_000, 600_000)  # the register since the meter was fitted
 
     def day(self, d: int, start: int, rng: random.Random, effects: EffectLookup) -> list[Record]:
         did = self.meter.device_id
@@ -209,7 +209,8 @@ class MeterActor(Actor):
             step = self.RUNNING if flow > 0 else self.IDLE
             t = cp
             while t < seg_end:
-                out.append((t, did, "telemetry", "flow", dict(flow_lpm=round(flow, 2), total_l=round(self.total, 1))))
+                out.append((t, did, "telemetry", "flow", dict(flow_lpm=round(float(flow), 2),
+                                                              total_l=round(self.total, 1))))
                 nxt = min(t + step, seg_end)
                 self.total += flow * (nxt - t) / MINUTE
                 t = nxt

@@ -29,7 +29,7 @@ def from_ms(ms: int) -> dt.datetime:
 
 
 def iso(ms: int) -> str:
-    return from_ms(ms).isoformat().replace("+00:00", "Z")
+    return from_ms(ms).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def weekday(day: int) -> int:

@@ -160,9 +160,9 @@ _register(
                  description="a pressure sensor repeats one exact value"),
     # Hard negatives: they look like the fault in `mimics` but are not incidents.
     ScenarioType("late_sleep_after_late_night", "elderly", None, "hub", (0, 0), (0, 0), mimics="elderly_inactivity",
-                 description="up until 00:40 on Saturday night, sleeps until about 10:00 on Sunday"),
+                 description="up until 00:30-01:00 on Saturday night, sleeps until about 10:00 on Sunday"),
     ScenarioType("resident_away_notice", "elderly", None, "hub", (9, 11), (480, 2880), mimics="elderly_inactivity",
-                 description="resident away for one or two days with an away notice"),
+                 description="resident away from 8 hours to two days, with an away notice"),
     ScenarioType("long_shower", "water", None, "unit", (19.5, 22), (25, 40), mimics="continuous_flow_leak",
                  description="a 25-40 minute shower at 8.5-10 l/min"),
     ScenarioType("lift_inspection", "elevator", None, "lift", (9, 15), (60, 120), mimics="lift_fault_10",

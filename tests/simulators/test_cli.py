@@ -40,7 +40,7 @@ def test_simulate_with_a_scenario_file_and_bad_input(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     gt = json.loads((tmp_path / "x" / "ground_truth.json").read_text())
     assert [s["type"] for s in gt["scenarios"]] == ["lift_entrapment_raw", "elderly_sos"]
-    assert gt["scenarios"][0]["start"] == "2026-11-16T00:15:00Z"
+    assert gt["scenarios"][0]["start"] == "2026-11-16T00:15:00.000Z"
     example = Path(__file__).parents[2] / "simulators" / "scenarios" / "example.toml"
     short = runner.invoke(build_app(), ["simulate", "--scenario-file", str(example), "--hours", "12",
                                         "--jsonl", str(tmp_path / "z")])
