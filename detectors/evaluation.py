@@ -268,12 +268,12 @@ def score(scenarios: list[Any], openings: list[Opening], book: IncidentBook, fle
         start, end = sc.start_ms / 1000, sc.end_ms / 1000
         devices = _devices_of(sc, fleet)
         near = {id(o): o for d in devices for o in by_device.get(d, ())}.values()
-        for o in near:
-            if start - LEAD_S <= o.ts <= end + AFTERMATH_S:
-                explained.add(id(o))
         if sc.hard_negative:
             hard[sc.id] = sorted((o for o in near if start - LEAD_S <= o.ts <= end + HARD_NEGATIVE_AFTER_S), key=lambda o: o.ts)
             continue
+        for o in near:
+            if start - LEAD_S <= o.ts <= end + AFTERMATH_S:
+                explained.add(id(o))
         if silences and _masked(sc, silences, fleet):
             masked.append(sc)
             continue
@@ -287,9 +287,10 @@ def score(scenarios: list[Any], openings: list[Opening], book: IncidentBook, fle
                 if _matches(h.condition, expected) and start - LEAD_S <= h.ts <= end:
                     matched_by_type[sc.type].add(id(h))
         outcomes.append(out)
-    hard_ids = {id(o) for alarms in hard.values() for o in alarms}
-    false_alarms = [o for o in openings if id(o) not in explained or id(o) in hard_ids]
-    # Incidents explained only by a hard negative are false alarms (counted once above).
+    # A hard negative is alarmed by what no real scenario on the same device explains (the
+    # simulator may put a real fault on the same lift during an inspection).
+    hard = {sid: [o for o in alarms if id(o) not in explained] for sid, alarms in hard.items()}
+    false_alarms = [o for o in openings if id(o) not in explained]
     fa_by_condition = Counter(o.condition for o in false_alarms)
 
     by_type: dict[str, dict[str, Any]] = {}
