@@ -189,4 +189,8 @@ def test_residents_stay_masked_and_work_orders_move(browser: Browser, server: Li
     with psycopg.connect(world.dsn) as conn:
         state = conn.execute("SELECT state FROM work_orders WHERE id = %s", (order_id,)).fetchone()
     assert state == ("cancelled",)
+
+    page.locator("#lang").click()  # labels in Chinese; the data stays as it is
+    expect(page.locator("#alerts-heading")).to_contain_text("未关闭告警")
+    expect(page.locator(f'[data-alert-id="{sos}"]').get_by_role("button", name="确认")).to_be_visible()
     page.close()
