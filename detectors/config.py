@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import os
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -194,3 +195,18 @@ def in_window(hour: float, start: float, end: float) -> bool:
     if start <= end:
         return start <= hour < end
     return hour >= start or hour < end
+
+
+CONFIG_ENV = "STEWARD_DETECTOR_CONFIG"
+
+
+def load_config(environ: dict[str, str] | None = None) -> DetectorConfig:
+    """The detector configuration of this process: the JSON file named by
+    ``STEWARD_DETECTOR_CONFIG`` when set, else DOMAIN.md's defaults."""
+    path = (environ if environ is not None else os.environ).get(CONFIG_ENV)
+    if not path:
+        return DetectorConfig()
+    try:
+        return DetectorConfig.from_file(path)
+    except OSError as exc:
+        raise ValueError(f"{CONFIG_ENV}={path}: cannot read: {exc}") from None

@@ -24,7 +24,7 @@ import psycopg
 from domain.devices import DeviceType, Stream
 from domain.events import Event
 from domain.incidents import StoredChange
-from detectors.config import DetectorConfig
+from detectors.config import DetectorConfig, load_config
 from detectors.engine import Engine, Silence, as_epoch
 from detectors.store import record_changes
 from ingest.registry import load_active_devices
@@ -46,7 +46,7 @@ class DetectorRuntime:
         hooks: Sequence[Hook] = (),
         name: str = "default",
     ) -> None:
-        self.config = config or DetectorConfig()
+        self.config = config or load_config()
         self.hooks = list(hooks)
         self.name = name
         self.engine = Engine(self.config)
