@@ -502,8 +502,9 @@ class HubActor(Actor):
             if place == "bathroom":
                 out.append((t0, did, "event", "door", dict(door="bathroom", state="open")))
                 out.append((t0 + 6 * SECOND, did, "event", "door", dict(door="bathroom", state="closed")))
-                out.append((max(t0 + 7 * SECOND, t1 - 6 * SECOND), did, "event", "door",
-                            dict(door="bathroom", state="open")))
+                leave = max(t0 + 7 * SECOND, t1 - 6 * SECOND)
+                out.append((leave, did, "event", "door", dict(door="bathroom", state="open")))
+                out.append((leave + 4 * SECOND, did, "event", "door", dict(door="bathroom", state="closed")))
             gap = ROOM_ACTIVITY[place]
             room = "hall" if place == "hall" else place
             t = t0 + int(rng.uniform(1, 10) * SECOND)
@@ -539,6 +540,7 @@ class HubActor(Actor):
             tm += int(rng.uniform(60, 240) * SECOND)
         t2 = t1 + stay
         out.append((t2, did, "event", "door", dict(door="bathroom", state="open")))
+        out.append((t2 + 4 * SECOND, did, "event", "door", dict(door="bathroom", state="closed")))
         out.append((t2 + 20 * SECOND, did, "event", "motion", dict(room="bedroom")))
         out.append((t2 + 60 * SECOND, did, "event", "bed", dict(occupied=True)))
         return t2 + 60 * SECOND

@@ -96,6 +96,8 @@ def simulate_command(
                                                        "default: next to the ground truth)")] = None,
     replay: Annotated[Path | None, typer.Option(help="publish a folder written by --jsonl to --mqtt instead "
                                                      "of simulating")] = None,
+    per_device: Annotated[bool, typer.Option("--per-device", help="one connection per device (client id = "
+                                                                   "device id) even without --credentials")] = False,
     pool: Annotated[int, typer.Option(help="shared connections when no credentials are given")] = 4,
     max_inflight: Annotated[int, typer.Option(help="unacknowledged QoS 1 messages allowed")] = 2000,
 ) -> None:
@@ -190,9 +192,9 @@ def simulate_command(
 
                 try:
                     if speed > 0:
-                        stats = _paced(sim, mqtt, speed, tick, creds, pool, max_inflight)
+                        stats = _paced(sim, mqtt, speed, tick, creds, pool, max_inflight, per_device)
                     else:
-                        stats = BulkPublisher(mqtt, credentials=creds, pool_size=pool,
+                        stats = BulkPublisher(mqtt, credentials=creds, pool_size=pool, per_device=per_device,
                                               max_inflight=max_inflight).run(sim.messages(), progress=tick)
                 except PublishError as exc:
                     raise _fail(str(exc)) from None
@@ -241,10 +243,11 @@ def _replay(folder: Path, url: str, pool: int, max_inflight: int) -> None:
 
 
 def _paced(sim: Simulation, url: str, speed: float, tick: Any, creds: dict[str, str] | None, pool: int,
-           max_inflight: int) -> Any:
+           max_inflight: int, per_device: bool) -> Any:
     from simulators.mqtt import Publisher, PublishError
 
-    pub = Publisher(url, credentials=creds, pool_size=pool, max_inflight=max_inflight).connect()
+    pub = Publisher(url, credentials=creds, pool_size=pool, max_inflight=max_inflight,
+                    per_device=per_device).connect()
     wall0 = time.monotonic()
     try:
         for m in sim.messages():

@@ -22,7 +22,9 @@ from typing import Any
 import msgspec
 
 from domain.devices import Device, DeviceType
+from domain.events import Event
 from domain.topics import topic_for
+from gateway.validate import Limits, Rejection, validate_message
 from simulators.behaviour import (
     Actor, EntranceActor, FireDoorActor, HubActor, LeakActor, LiftActor, MeterActor, PressureActor, Record,
     TankPumpActor, battery_level,
@@ -298,6 +300,16 @@ class Simulation:
             body = {"id": mid, "ts": utc, "type": type_}
             body.update(fields)
             yield Message(topics[did][stream], encode(body), by_id[did], utc, type_, stream)
+
+    def events(self, *, received_delay: dt.timedelta = dt.timedelta(0)) -> Iterator[Event]:
+        """The run as the gateway would hand it on: every message validated into a domain `Event`
+        (``received_at`` = event time + ``received_delay``). Raises if a message is rejected."""
+        limits = Limits()
+        for m in self.messages():
+            result = validate_message(m.topic, m.payload, m.ts + received_delay, limits)
+            if isinstance(result, Rejection):
+                raise ValueError(f"simulated message rejected by the gateway: {result.reason}: {result.detail}")
+            yield result
 
     @property
     def progress_span(self) -> tuple[int, int | None]:

@@ -149,6 +149,7 @@ class Publisher:
         *,
         pool_size: int = 4,
         credentials: dict[str, str] | None = None,
+        per_device: bool = False,
         max_inflight: int = 2000,
         ack_timeout_s: float = 30.0,
         client_prefix: str = "steward-sim",
@@ -159,6 +160,9 @@ class Publisher:
             raise ValueError(f"max_inflight must be within 1..60000 (paho has 65,535 message ids), got {max_inflight}")
         self.address = parse_mqtt_url(mqtt_url)
         self.credentials = credentials
+        # One connection per device: always with credentials; without, on request (an
+        # anonymous broker that still should see each device's own client id).
+        self.per_device = per_device or credentials is not None
         self.max_inflight = max_inflight
         self.ack_timeout_s = ack_timeout_s
         self.stats = PublishStats()
@@ -183,7 +187,7 @@ class Publisher:
         return self._inflight
 
     def connect(self) -> Publisher:
-        if self.credentials is None and not self._pool:
+        if not self.per_device and not self._pool:
             stamp = f"{int(time.time() * 1000) % 10_000_000:x}"
             for i in range(self._pool_size):
                 conn = _Connection(self, f"{self._prefix}-{stamp}-{i}", self.address.username, self.address.password)
@@ -193,14 +197,17 @@ class Publisher:
 
     def _connection_for(self, msg: Message) -> _Connection:
         device_id = msg.device_id
-        if self.credentials is None:
+        if not self.per_device:
             return self._pool[zlib.crc32(device_id.encode()) % len(self._pool)]
         conn = self._per_device.get(device_id)
         if conn is None:
-            password = self.credentials.get(device_id)
-            if password is None:
-                raise PublishError(f"no credentials for device {device_id!r}")
-            conn = _Connection(self, device_id, device_id, password)
+            if self.credentials is not None:
+                password = self.credentials.get(device_id)
+                if password is None:
+                    raise PublishError(f"no credentials for device {device_id!r}")
+                conn = _Connection(self, device_id, device_id, password)
+            else:
+                conn = _Connection(self, device_id, self.address.username, self.address.password)
             # As a real device: the broker announces it offline (retained last will) if the
             # connection dies, and it announces itself online (retained) once connected.
             d = msg.device
@@ -325,6 +332,7 @@ class LivePublisher:
         daily_incidents: int = 3,
         pool_size: int = 2,
         max_inflight: int = 2000,
+        per_device: bool = False,
     ) -> None:
         if speed <= 0:
             raise ValueError(f"speed must be positive, got {speed}")
@@ -333,7 +341,8 @@ class LivePublisher:
         self.fleet = fleet
         self.speed = speed
         self.duration = duration
-        self.publisher = Publisher(mqtt_url, credentials=credentials, pool_size=pool_size, max_inflight=max_inflight)
+        self.publisher = Publisher(mqtt_url, credentials=credentials, pool_size=pool_size, max_inflight=max_inflight,
+                                   per_device=per_device)
         now = dt.datetime.now(dt.timezone.utc)
         start = now if speed == 1 or duration is None else now - duration
         self.simulation = Simulation(fleet, seed=seed, start=start, duration=duration, heartbeat_s=heartbeat_s,
