@@ -193,4 +193,14 @@ def test_residents_stay_masked_and_work_orders_move(browser: Browser, server: Li
     page.locator("#lang").click()  # labels in Chinese; the data stays as it is
     expect(page.locator("#alerts-heading")).to_contain_text("未关闭告警")
     expect(page.locator(f'[data-alert-id="{sos}"]').get_by_role("button", name="确认")).to_be_visible()
+
+    # Logging out revokes the token at the server, not only in the page.
+    token = page.evaluate("sessionStorage.getItem('steward.token')")
+    assert token and token.startswith("stw_t_")
+    page.locator("#logout").click()
+    expect(page.locator("#login-form")).to_be_visible()
+    expect(page.locator("#room")).to_be_hidden()
+    assert page.evaluate("sessionStorage.getItem('steward.token')") is None
+    me = httpx.get(f"{server.url}/auth/me", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert me.status_code == 401 and me.json()["error"]["code"] == "invalid_token"
     page.close()
