@@ -112,6 +112,11 @@ class Thresholds(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     stuck_after_s: float = 6 * 3600.0
     stuck_min_readings: int = 20
     stuck_fields: tuple[str, ...] = ("pressure_kpa", "level_pct")
+    # Numeric payload fields the generic statistical detector watches on every device
+    # (opt-in: e.g. ["vibration_mg", "pressure_kpa"]); see statistical.py.
+    anomaly_fields: tuple[str, ...] = ()
+    anomaly_threshold: float = 0.8
+    anomaly_consecutive: int = 3
 
     @property
     def zone(self) -> ZoneInfo:

@@ -10,6 +10,9 @@ Conditions (all Level 3 work orders, DOMAIN.md "Every device"):
   below ``battery_low_pct``; clears at ``battery_ok_pct`` (hysteresis).
 - ``sensor_stuck``: a reading in ``stuck_fields`` unchanged for
   ``stuck_after_s`` and ``stuck_min_readings``; clears when it moves.
+- ``telemetry_anomaly.<field>`` (opt-in, ``anomaly_fields``): the generic
+  statistical detector scores ``anomaly_consecutive`` readings in a row above
+  ``anomaly_threshold``; clears at the next unremarkable reading.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import msgspec
 
 from domain.events import Event
+from detectors import statistical
 from detectors.base import Changes, Ctx, Raised, clear, earliest, raise_
 
 
@@ -26,6 +30,7 @@ class HealthState(msgspec.Struct, array_like=True):
     # field -> [value, since, readings]
     stuck: dict[str, list[float]] = msgspec.field(default_factory=dict)
     raised: dict[str, Raised] = msgspec.field(default_factory=dict)
+    stats: dict[str, statistical.StreamStats] = msgspec.field(default_factory=dict)
 
 
 def _offline_deadline(st: HealthState, ctx: Ctx) -> float | None:
@@ -88,6 +93,19 @@ def on_event(st: HealthState, ctx: Ctx, ev: Event) -> tuple[HealthState, Changes
         if ts - track[1] >= th.stuck_after_s and track[2] >= th.stuck_min_readings:
             out += raise_(st.raised, ctx, "sensor_stuck", 3, ts, f"Sensor stuck at {value} ({name})", work_order=True,
                           detail={"field": name, "value": value, "since": track[1], "readings": int(track[2])})
+    for name in th.anomaly_fields:
+        value = ev.fields.get(name)
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            continue
+        params = statistical.Params(threshold=th.anomaly_threshold, k=th.anomaly_consecutive)
+        stats = st.stats.setdefault(name, statistical.StreamStats())
+        _, score, anomalous = statistical.step(stats, float(value), params)
+        cond = f"telemetry_anomaly.{name}"
+        if anomalous:
+            out += raise_(st.raised, ctx, cond, 3, ts, f"Unusual {name} readings", work_order=True,
+                          detail={"field": name, "value": value, "score": round(score, 3), "baseline": round(stats.mean, 3)})
+        elif stats.hot == 0:
+            out += clear(st.raised, ctx, cond, ts, f"{name} back to its usual range")
     return st, out
 
 
