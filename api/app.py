@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 # orders, on-call): each is included only when its module imports, so the API
 # runs before those parts land. Listed in one visible place.
 CORE_ROUTERS = ("auth", "health", "devices", "events", "residents", "users", "audit", "stream", "ui")
-OPTIONAL_ROUTERS = ("alerts", "workorders")
+OPTIONAL_ROUTERS = ("alerts", "workorders", "oncall")
 
 
 def _routers() -> list[Any]:
@@ -43,13 +43,18 @@ def _routers() -> list[Any]:
 
 
 def create_app(*, database_url: str, gateway_status: Callable[[], dict[str, Any]] | None = None,
-               broker: CredentialStore | None = None, settings: ApiSettings | None = None) -> FastAPI:
+               broker: CredentialStore | None = None, settings: ApiSettings | None = None,
+               oncall_link_secret: str | None = None) -> FastAPI:
     """The control-room API.
 
     ``gateway_status`` is the in-process gateway's ``status()`` (for /health);
     ``broker`` applies device MQTT credentials (see `api.credentials`); without
     it credentials are issued and stored but must be applied by the operator.
+    ``oncall_link_secret`` (``OnCallSettings().link_secret``) verifies the signed
+    on-call action links; without it ``/oncall/links/…`` answers 404.
     """
+    if oncall_link_secret is not None and len(oncall_link_secret) < 16:
+        raise ValueError("oncall_link_secret must be at least 16 characters (STEWARD_ONCALL_LINK_SECRET)")
     settings = settings or ApiSettings()
 
     @asynccontextmanager
@@ -75,6 +80,7 @@ def create_app(*, database_url: str, gateway_status: Callable[[], dict[str, Any]
     app.state.database_url = database_url
     app.state.gateway_status = gateway_status
     app.state.broker = broker
+    app.state.oncall_link_secret = oncall_link_secret
     install_error_handlers(app)
     install_closed_loop_handlers(app)
     for router in _routers():

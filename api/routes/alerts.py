@@ -25,6 +25,7 @@ from api.security import Permission
 from api.store import residents as resident_store
 from api.store import telemetry
 from api.users import Caller
+from oncall import actions as oncall_actions
 
 router = APIRouter(prefix="/alerts", tags=["alerts"], responses={
     **ERROR_RESPONSES, 409: {"model": ErrorResponse, "description": "Not allowed in the alert's current status"}})
@@ -164,16 +165,21 @@ def _audit(conn: Conn, caller: Caller, action: str, alert: lifecycle.Alert, deta
 @router.post("/{alert_id}/acknowledge", response_model=AlertPublic)
 def acknowledge(alert_id: RowId, caller: Actor, conn: Conn) -> AlertPublic:
     """Take ownership: reminders and escalation stop."""
-    alert = lifecycle.acknowledge(conn, incident_id=alert_id, actor=caller.username, at=_now(),
+    at = _now()
+    alert = lifecycle.acknowledge(conn, incident_id=alert_id, actor=caller.username, at=at,
                                   community_ids=caller.communities)
+    # Stop the on-call chain in this transaction rather than when its next step comes due.
+    oncall_actions.note_acknowledged(conn, incident_id=alert.id, staff_id=caller.username, at=at, via="control room")
     _audit(conn, caller, "acknowledge", alert)
     return _alert(alert)
 
 
 @router.post("/{alert_id}/resolve", response_model=AlertPublic)
 def resolve(alert_id: RowId, body: ResolveBody, caller: Actor, conn: Conn) -> AlertPublic:
-    alert = lifecycle.resolve(conn, incident_id=alert_id, actor=caller.username, at=_now(), note=body.note,
+    at = _now()
+    alert = lifecycle.resolve(conn, incident_id=alert_id, actor=caller.username, at=at, note=body.note,
                               community_ids=caller.communities)
+    oncall_actions.note_resolved(conn, incident_id=alert.id, staff_id=caller.username, at=at, via="control room")
     _audit(conn, caller, "resolve", alert, {"note": bool(body.note)})
     return _alert(alert)
 

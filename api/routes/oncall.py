@@ -1,0 +1,698 @@
+"""On-call: signed action links for staff phones, and the on-call configuration.
+
+Links (``/oncall/links/{token}``) need no login — the signed, single-use token
+is the credential. GET shows a confirmation page and consumes nothing (chat
+apps and mail scanners fetch links to preview them); POST consumes the link
+and acknowledges or resolves the incident in one transaction.
+
+Configuration (schedules, overrides, escalation policies, maintenance
+windows) is thin over `oncall.config` (validation and writes) and
+`oncall.store` / `oncall.schedule` (reads, who is on call): the same checks as
+``steward oncall load``, with the offending field named as ``body.x``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import html
+import logging
+import re
+from typing import Annotated, Any, Literal
+
+import msgspec
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, model_validator
+
+from alerts.errors import IllegalTransition
+from api import audit
+from api.deps import Conn, Reader, allow, visible
+from api.errors import ERROR_RESPONSES, Conflict, ErrorResponse, InvalidInput, NotFound, error_json
+from api.params import IDENT, MAX_ID, Limit
+from api.security import Permission
+from api.store import oncall as store
+from api.users import Caller
+from domain.devices import DeviceType
+from oncall import config as oncall_config
+from oncall.actions import apply_link
+from oncall.links import MAX_TOKEN_LENGTH, LinkClaims, LinkRefused, peek_link
+from oncall.schedule import on_call
+from oncall.store import load_directory, load_policy
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/oncall", tags=["on-call"], responses=ERROR_RESPONSES)
+OnCallManager = Annotated[Caller, Depends(allow(Permission.ONCALL_MANAGE))]
+UTC = dt.timezone.utc
+
+# ---------------------------------------------------------------------------------------------- inputs
+
+_EARLIEST, _LATEST = dt.datetime(2000, 1, 1, tzinfo=UTC), dt.datetime(2200, 1, 1, tzinfo=UTC)
+_TARGET = re.compile(r"^(staff|schedule|team):([A-Za-z0-9][A-Za-z0-9_.\-]{0,63})$")
+
+
+def _in_range(value: dt.datetime) -> dt.datetime:
+    # Far-off instants are typing mistakes, and near the datetime limits arithmetic overflows.
+    if not _EARLIEST <= value < _LATEST:
+        raise ValueError("must be between 2000-01-01 and 2200-01-01")
+    return value.astimezone(UTC)
+
+
+def _target(value: str) -> str:
+    if not _TARGET.match(value):
+        raise ValueError(f"expected 'staff:ID', 'schedule:ID' or 'team:ID', got {value[:80]!r}")
+    return value
+
+
+Instant = Annotated[AwareDatetime, AfterValidator(_in_range),
+                    Field(description="RFC 3339 with a UTC offset, e.g. 2026-03-02T08:00:00+08:00")]
+Ident = Annotated[str, Field(pattern=IDENT)]
+Label = Annotated[str, Field(max_length=200, pattern=r"^[^\x00-\x1f]*$")]
+TargetText = Annotated[str, Field(max_length=80), AfterValidator(_target)]
+ScheduleId = Annotated[str, Path(pattern=IDENT)]
+PolicyId = Annotated[str, Path(pattern=IDENT)]
+RowIdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+
+class RotationBody(BaseModel):
+    layer: int = Field(default=0, ge=0, le=100, description="The highest layer with somebody on call wins")
+    handoff_at: Instant = Field(description="The first hand-off (an instant); turns follow every shift_hours")
+    shift_hours: float = Field(ge=0.25, le=31 * 24, description="Length of one turn")
+    participants: list[Ident] = Field(min_length=1, max_length=50, description="staff ids, in turn order")
+    active_from: Instant | None = None
+    active_until: Instant | None = None
+
+    @model_validator(mode="after")
+    def _span(self) -> RotationBody:
+        if self.active_from and self.active_until and self.active_until <= self.active_from:
+            raise ValueError("active_until must be after active_from")
+        return self
+
+
+class OverrideBody(BaseModel):
+    staff_id: Ident
+    starts_at: Instant
+    ends_at: Instant
+
+
+class ScheduleUpdate(BaseModel):
+    name: Label = ""
+    rotations: list[RotationBody] = Field(default_factory=list, max_length=20,
+                                          description="Replaces the schedule's rotations; one per layer")
+
+
+class ScheduleCreate(ScheduleUpdate):
+    id: Ident
+    community_id: Ident
+    overrides: list[OverrideBody] = Field(default_factory=list, max_length=100)
+
+
+class StepBody(BaseModel):
+    targets: list[TargetText] = Field(min_length=1, max_length=20)
+    delay_minutes: float = Field(ge=0, le=24 * 60, description="Wait after this step before the next one")
+
+
+class PolicyUpdate(BaseModel):
+    name: Label = ""
+    steps: list[StepBody] = Field(min_length=1, max_length=20, description="In order; replaces the policy's steps")
+    repeat: int = Field(default=0, ge=0, le=10, description="How many more times the whole chain runs")
+    ack_renotify_minutes: float = Field(default=30, ge=0, le=24 * 60, description="0: off")
+    reminder_minutes: float = Field(default=15, ge=0, le=24 * 60, description="0: off")
+
+
+class PolicyCreate(PolicyUpdate):
+    id: Ident
+    community_id: Ident
+    tier: Literal[1, 2, 3] | None = Field(default=None, description="None: the community's any-tier policy")
+
+
+MAX_WINDOW = dt.timedelta(days=31)
+
+
+class WindowCreate(BaseModel):
+    community_id: Ident
+    scope: Literal["device", "building", "community"]
+    scope_id: Ident = Field(description="The device id, building id, or the community id itself")
+    device_type: DeviceType | None = Field(default=None, description="Only this device family; None: all")
+    starts_at: Instant
+    ends_at: Instant
+    reason: Label = "maintenance"
+
+
+# --------------------------------------------------------------------------------------------- outputs
+
+
+class RotationPublic(BaseModel):
+    layer: int
+    handoff_at: dt.datetime
+    shift_hours: float
+    participants: list[str]
+    active_from: dt.datetime | None
+    active_until: dt.datetime | None
+
+
+class OverridePublic(BaseModel):
+    id: int
+    staff_id: str
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+
+
+class OnCallPublic(BaseModel):
+    schedule_id: str
+    community_id: str
+    at: dt.datetime
+    staff_id: str | None = Field(description="None: nobody is on call")
+    reason: str = Field(description="Which override or layer decided")
+
+
+class SchedulePublic(BaseModel):
+    id: str
+    community_id: str
+    name: str
+    rotations: list[RotationPublic]
+    overrides: list[OverridePublic] = Field(description="Current and upcoming overrides")
+    on_call_now: OnCallPublic
+
+
+class ScheduleListPublic(BaseModel):
+    data: list[SchedulePublic]
+
+
+class StepPublic(BaseModel):
+    targets: list[str]
+    delay_minutes: float
+
+
+class PolicyPublic(BaseModel):
+    id: str
+    community_id: str
+    tier: int | None
+    name: str
+    steps: list[StepPublic]
+    repeat: int
+    ack_renotify_minutes: float
+    reminder_minutes: float
+
+
+class PolicyListPublic(BaseModel):
+    data: list[PolicyPublic]
+
+
+class WindowPublic(BaseModel):
+    id: int
+    community_id: str
+    scope: str
+    scope_id: str
+    device_type: str | None
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    reason: str
+    created_by: str
+    created_at: dt.datetime
+
+
+class WindowListPublic(BaseModel):
+    data: list[WindowPublic]
+
+
+class LinkPublic(BaseModel):
+    incident_id: int
+    action: Literal["ack", "resolve"]
+    staff_id: str
+    expires_at: dt.datetime
+    title: str
+    tier: int
+    status: str
+
+
+class LinkResultPublic(BaseModel):
+    incident_id: int
+    action: Literal["ack", "resolve"]
+    staff_id: str
+    status: str = Field(description="The incident's status after the action")
+    at: dt.datetime
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(UTC)
+
+
+# --------------------------------------------------------------------------------------- shared checks
+
+
+def _config_field(error: oncall_config.ConfigError) -> tuple[str, str]:
+    """'$.schedules[0].rotations[1].shift_hours: must be > 0' -> ('body.rotations.1.shift_hours', message)."""
+    text = str(error)
+    path, sep, message = text.partition(": ")
+    if not sep or not path.startswith("$."):
+        return "body", text
+    parts = re.sub(r"\[(\d+)\]", r".\1", path).split(".")[2:]  # drop "$" and the section ("schedules.0")
+    field = ".".join(["body", *parts[1:]]) if parts and parts[0].isdigit() else ".".join(["body", *parts])
+    return field, message
+
+
+def _validated(section: str, doc: dict[str, Any]) -> oncall_config.OnCallConfig:
+    """Run on-call's own validation (the same as ``steward oncall check``) on one item."""
+    try:
+        return oncall_config.validate({section: [doc]})
+    except oncall_config.ConfigError as exc:
+        field, message = _config_field(exc)
+        raise InvalidInput(f"{field}: {message}", field=field) from None
+
+
+def _require_staff(conn: Conn, community_id: str, staff_ids: list[tuple[str, str]]) -> None:
+    """Every (field, staff id) must be active staff of the community."""
+    found = store.existing(conn, kind="staff", community_id=community_id, ids=[s for _, s in staff_ids])
+    for field, staff_id in staff_ids:
+        if staff_id not in found:
+            raise InvalidInput(f"{field}: {staff_id!r} is not active staff of community {community_id}", field=field)
+
+
+def _schedule_community(conn: Conn, caller: Caller, schedule_id: str) -> str:
+    community = store.schedule_community(conn, schedule_id=schedule_id)
+    if community is None or community not in caller.communities:
+        raise NotFound(f"schedule {schedule_id!r} not found", field="path.schedule_id")
+    return community
+
+
+def _schedule_public(conn: Conn, community_id: str, schedule_id: str, now: dt.datetime) -> SchedulePublic:
+    schedule = load_directory(conn, community_id).schedules[schedule_id]
+    person, reason = on_call(schedule, now)
+    return SchedulePublic(
+        id=schedule_id, community_id=community_id, name=schedule.name,
+        rotations=[RotationPublic(layer=r.layer, handoff_at=r.handoff_at, shift_hours=r.shift.total_seconds() / 3600,
+                                  participants=list(r.participants), active_from=r.active_from,
+                                  active_until=r.active_until)
+                   for r in sorted(schedule.rotations, key=lambda r: r.layer)],
+        overrides=[OverridePublic(id=o.override_id, staff_id=o.staff_id, starts_at=o.starts_at, ends_at=o.ends_at)
+                   for o in sorted(schedule.overrides, key=lambda o: (o.starts_at, o.override_id)) if o.ends_at > now],
+        on_call_now=OnCallPublic(schedule_id=schedule_id, community_id=community_id, at=now, staff_id=person,
+                                 reason=reason),
+    )  # fmt: skip
+
+
+def _write_schedule(conn: Conn, *, schedule_id: str, community_id: str, body: ScheduleUpdate,
+                    overrides: list[OverrideBody]) -> None:
+    layers: set[int] = set()
+    for i, r in enumerate(body.rotations):
+        if r.layer in layers:
+            raise InvalidInput(f"body.rotations.{i}.layer: layer {r.layer} appears twice (one rotation per layer)",
+                               field=f"body.rotations.{i}.layer")
+        layers.add(r.layer)
+    staff = [(f"body.rotations.{i}.participants.{j}", p) for i, r in enumerate(body.rotations)
+             for j, p in enumerate(r.participants)]
+    staff += [(f"body.overrides.{i}.staff_id", o.staff_id) for i, o in enumerate(overrides)]
+    doc = {"id": schedule_id, "community_id": community_id, "name": body.name,
+           "rotations": [r.model_dump(exclude_none=True) for r in body.rotations],
+           "overrides": [o.model_dump() for o in overrides]}
+    config = _validated("schedules", doc)
+    _require_staff(conn, community_id, staff)
+    oncall_config.apply_config(conn, config)
+
+
+# ------------------------------------------------------------------------------------------- schedules
+
+
+@router.get("/schedules", response_model=ScheduleListPublic)
+def list_schedules(caller: Reader, conn: Conn,
+                   community: Annotated[str | None, Query(pattern=IDENT)] = None) -> ScheduleListPublic:
+    """Schedules of the caller's communities with their rotations, current and upcoming overrides, and who is on call now."""
+    now = _now()
+    return ScheduleListPublic(data=[_schedule_public(conn, c, s, now)
+                                    for s, c in store.schedule_ids(conn, communities=visible(caller, community))])
+
+
+@router.post("/schedules", response_model=SchedulePublic, status_code=201,
+             responses={409: {"model": ErrorResponse, "description": "A schedule with this id exists"}})
+def create_schedule(body: ScheduleCreate, caller: OnCallManager, conn: Conn) -> SchedulePublic:
+    if body.community_id not in caller.communities:
+        raise NotFound(f"community {body.community_id!r} not found", field="body.community_id")
+    if store.schedule_community(conn, schedule_id=body.id) is not None:
+        raise Conflict(f"schedule {body.id!r} already exists", field="body.id")
+    _write_schedule(conn, schedule_id=body.id, community_id=body.community_id, body=body, overrides=body.overrides)
+    audit.record(conn, caller=caller, action="oncall.schedule.create", community_id=body.community_id,
+                 target_type="oncall_schedule", target_id=body.id,
+                 detail={"rotations": len(body.rotations), "overrides": len(body.overrides)})
+    return _schedule_public(conn, body.community_id, body.id, _now())
+
+
+@router.get("/schedules/{schedule_id}", response_model=SchedulePublic)
+def get_schedule(schedule_id: ScheduleId, caller: Reader, conn: Conn) -> SchedulePublic:
+    community = _schedule_community(conn, caller, schedule_id)
+    return _schedule_public(conn, community, schedule_id, _now())
+
+
+@router.put("/schedules/{schedule_id}", response_model=SchedulePublic)
+def update_schedule(schedule_id: ScheduleId, body: ScheduleUpdate, caller: OnCallManager, conn: Conn) -> SchedulePublic:
+    """Replace the name and the rotations (overrides are kept: see ``/overrides``)."""
+    community = _schedule_community(conn, caller, schedule_id)
+    _write_schedule(conn, schedule_id=schedule_id, community_id=community, body=body, overrides=[])
+    audit.record(conn, caller=caller, action="oncall.schedule.update", community_id=community,
+                 target_type="oncall_schedule", target_id=schedule_id, detail={"rotations": len(body.rotations)})
+    return _schedule_public(conn, community, schedule_id, _now())
+
+
+@router.get("/schedules/{schedule_id}/on-call", response_model=OnCallPublic)
+def who_is_on_call(schedule_id: ScheduleId, caller: Reader, conn: Conn,
+                   at: Annotated[Instant | None, Query(description="Default: now")] = None) -> OnCallPublic:
+    """Who is on call for the schedule at ``at`` (an override beats every layer; the highest layer wins)."""
+    community = _schedule_community(conn, caller, schedule_id)
+    when = at or _now()
+    person, reason = on_call(load_directory(conn, community).schedules[schedule_id], when)
+    return OnCallPublic(schedule_id=schedule_id, community_id=community, at=when, staff_id=person, reason=reason)
+
+
+@router.post("/schedules/{schedule_id}/overrides", response_model=OverridePublic, status_code=201)
+def add_override(schedule_id: ScheduleId, body: OverrideBody, caller: OnCallManager, conn: Conn) -> OverridePublic:
+    """Put somebody on call between two instants; beats every layer, the latest override wins."""
+    community = _schedule_community(conn, caller, schedule_id)
+    if body.ends_at <= body.starts_at:
+        raise InvalidInput("body.ends_at: must be after starts_at", field="body.ends_at")
+    _require_staff(conn, community, [("body.staff_id", body.staff_id)])
+    override_id = oncall_config.add_override(conn, schedule_id=schedule_id, staff_id=body.staff_id,
+                                             starts_at=body.starts_at, ends_at=body.ends_at)
+    audit.record(conn, caller=caller, action="oncall.override.create", community_id=community,
+                 target_type="oncall_schedule", target_id=schedule_id,
+                 detail={"override_id": override_id, "staff_id": body.staff_id})
+    return OverridePublic(id=override_id, staff_id=body.staff_id, starts_at=body.starts_at, ends_at=body.ends_at)
+
+
+@router.delete("/schedules/{schedule_id}/overrides/{override_id}", status_code=204)
+def delete_override(schedule_id: ScheduleId, override_id: RowIdPath, caller: OnCallManager, conn: Conn) -> Response:
+    community = _schedule_community(conn, caller, schedule_id)
+    if not store.delete_override(conn, schedule_id=schedule_id, override_id=override_id):
+        raise NotFound(f"override {override_id} of schedule {schedule_id!r} not found", field="path.override_id")
+    audit.record(conn, caller=caller, action="oncall.override.delete", community_id=community,
+                 target_type="oncall_schedule", target_id=schedule_id, detail={"override_id": override_id})
+    return Response(status_code=204)
+
+
+@router.get("/on-call", response_model=list[OnCallPublic])
+def on_call_now(caller: Reader, conn: Conn, community: Annotated[str | None, Query(pattern=IDENT)] = None,
+                at: Annotated[Instant | None, Query(description="Default: now")] = None) -> list[OnCallPublic]:
+    """Who is on call for every schedule of the caller's communities."""
+    when = at or _now()
+    answers = []
+    for c in visible(caller, community):
+        for schedule_id, schedule in sorted(load_directory(conn, c).schedules.items()):
+            person, reason = on_call(schedule, when)
+            answers.append(OnCallPublic(schedule_id=schedule_id, community_id=c, at=when, staff_id=person,
+                                        reason=reason))
+    return answers
+
+
+# -------------------------------------------------------------------------------------------- policies
+
+
+def _policy_public(conn: Conn, policy_id: str) -> PolicyPublic:
+    policy = load_policy(conn, policy_id)
+    assert policy is not None
+    return PolicyPublic(
+        id=policy.policy_id, community_id=policy.community_id, tier=policy.tier, name=policy.name,
+        steps=[StepPublic(targets=[f"{t.kind}:{t.id}" for t in s.targets], delay_minutes=s.delay.total_seconds() / 60)
+               for s in policy.steps],
+        repeat=policy.repeat, ack_renotify_minutes=policy.ack_renotify_after.total_seconds() / 60,
+        reminder_minutes=policy.reminder_every.total_seconds() / 60,
+    )  # fmt: skip
+
+
+def _write_policy(conn: Conn, *, policy_id: str, community_id: str, tier: int | None, body: PolicyUpdate) -> None:
+    doc = {"id": policy_id, "community_id": community_id, "tier": tier, **body.model_dump()}
+    config = _validated("policies", doc)
+    by_kind: dict[str, list[tuple[str, str]]] = {"staff": [], "schedule": [], "team": []}
+    for i, step in enumerate(body.steps):
+        for j, text in enumerate(step.targets):
+            kind, _, ident = text.partition(":")
+            by_kind[kind].append((f"body.steps.{i}.targets.{j}", ident))
+    for kind, wanted in by_kind.items():
+        found = store.existing(conn, kind=kind, community_id=community_id, ids=[i for _, i in wanted])  # type: ignore[arg-type]
+        for field, ident in wanted:
+            if ident not in found:
+                what = {"staff": "active staff", "schedule": "a schedule", "team": "an active team"}[kind]
+                raise InvalidInput(f"{field}: {ident!r} is not {what} of community {community_id}", field=field)
+    oncall_config.apply_config(conn, config)
+
+
+@router.get("/policies", response_model=PolicyListPublic)
+def list_policies(caller: Reader, conn: Conn,
+                  community: Annotated[str | None, Query(pattern=IDENT)] = None) -> PolicyListPublic:
+    """Escalation policies of the caller's communities, by community and tier (any-tier last)."""
+    return PolicyListPublic(data=[_policy_public(conn, p)
+                                  for p in store.policy_ids(conn, communities=visible(caller, community))])
+
+
+@router.post("/policies", response_model=PolicyPublic, status_code=201,
+             responses={409: {"model": ErrorResponse, "description": "The id, or the (community, tier) slot, is taken"}})
+def create_policy(body: PolicyCreate, caller: OnCallManager, conn: Conn) -> PolicyPublic:
+    """One policy per (community, tier); ``tier`` null is the community's fallback for any tier."""
+    if body.community_id not in caller.communities:
+        raise NotFound(f"community {body.community_id!r} not found", field="body.community_id")
+    if store.policy_community(conn, policy_id=body.id) is not None:
+        raise Conflict(f"policy {body.id!r} already exists", field="body.id")
+    holder = store.policy_for_tier(conn, community_id=body.community_id, tier=body.tier)
+    if holder is not None:
+        raise Conflict(f"community {body.community_id} already has policy {holder!r} for tier {body.tier or 'any'};"
+                       f" change that one (PUT /oncall/policies/{holder})", field="body.tier")
+    _write_policy(conn, policy_id=body.id, community_id=body.community_id, tier=body.tier, body=body)
+    audit.record(conn, caller=caller, action="oncall.policy.create", community_id=body.community_id,
+                 target_type="oncall_policy", target_id=body.id, detail={"tier": body.tier, "steps": len(body.steps)})
+    return _policy_public(conn, body.id)
+
+
+@router.get("/policies/{policy_id}", response_model=PolicyPublic)
+def get_policy(policy_id: PolicyId, caller: Reader, conn: Conn) -> PolicyPublic:
+    if store.policy_community(conn, policy_id=policy_id) not in caller.communities:
+        raise NotFound(f"policy {policy_id!r} not found", field="path.policy_id")
+    return _policy_public(conn, policy_id)
+
+
+@router.put("/policies/{policy_id}", response_model=PolicyPublic)
+def update_policy(policy_id: PolicyId, body: PolicyUpdate, caller: OnCallManager, conn: Conn) -> PolicyPublic:
+    """Replace the steps and timers; community and tier stay (create another policy for another tier)."""
+    community = store.policy_community(conn, policy_id=policy_id)
+    if community not in caller.communities:
+        raise NotFound(f"policy {policy_id!r} not found", field="path.policy_id")
+    current = load_policy(conn, policy_id)
+    assert current is not None and community is not None
+    _write_policy(conn, policy_id=policy_id, community_id=community, tier=current.tier, body=body)
+    audit.record(conn, caller=caller, action="oncall.policy.update", community_id=community,
+                 target_type="oncall_policy", target_id=policy_id, detail={"steps": len(body.steps)})
+    return _policy_public(conn, policy_id)
+
+
+# --------------------------------------------------------------------------------- maintenance windows
+
+
+def _window_public(w: store.WindowRecord) -> WindowPublic:
+    return WindowPublic(**w.__dict__)
+
+
+@router.get("/maintenance-windows", response_model=WindowListPublic)
+def list_windows(caller: Reader, conn: Conn, limit: Limit = 100,
+                 community: Annotated[str | None, Query(pattern=IDENT)] = None) -> WindowListPublic:
+    """Current and upcoming maintenance windows, soonest first."""
+    return WindowListPublic(data=[_window_public(w) for w in store.list_windows(
+        conn, communities=visible(caller, community), ending_after=_now(), limit=limit)])
+
+
+@router.post("/maintenance-windows", response_model=WindowPublic, status_code=201)
+def create_window(body: WindowCreate, caller: OnCallManager, conn: Conn) -> WindowPublic:
+    """Silence detection and Level 2/3 paging for a device, building or community. Level 1 is never silenced."""
+    community = body.community_id
+    if community not in caller.communities:
+        raise NotFound(f"community {community!r} not found", field="body.community_id")
+    if body.ends_at <= body.starts_at:
+        raise InvalidInput("body.ends_at: must be after starts_at", field="body.ends_at")
+    if body.ends_at - body.starts_at > MAX_WINDOW:
+        raise InvalidInput("body.ends_at: a maintenance window lasts at most 31 days", field="body.ends_at")
+    if body.ends_at <= _now():
+        raise InvalidInput("body.ends_at: the window is already over", field="body.ends_at")
+    known = {
+        "community": lambda: body.scope_id == community,
+        "building": lambda: store.building_in_community(conn, community_id=community, building_id=body.scope_id),
+        "device": lambda: store.device_in_community(conn, community_id=community, device_id=body.scope_id),
+    }[body.scope]()
+    if not known:
+        raise InvalidInput(f"body.scope_id: no {body.scope} {body.scope_id!r} in community {community}",
+                           field="body.scope_id")
+    _validated("maintenance", {"community_id": community, "scope": body.scope, "scope_id": body.scope_id,
+                               "device_type": body.device_type.value if body.device_type else None,
+                               "starts_at": body.starts_at, "ends_at": body.ends_at, "reason": body.reason,
+                               "created_by": caller.username})
+    window_id = oncall_config.add_maintenance_window(
+        conn, community_id=community, scope=body.scope, scope_id=body.scope_id, starts_at=body.starts_at,
+        ends_at=body.ends_at, reason=body.reason, created_by=caller.username,
+        device_type=body.device_type.value if body.device_type else None,
+    )  # fmt: skip
+    audit.record(conn, caller=caller, action="oncall.maintenance.create", community_id=community,
+                 target_type="maintenance_window", target_id=window_id,
+                 detail={"scope": body.scope, "scope_id": body.scope_id, "starts_at": body.starts_at.isoformat(),
+                         "ends_at": body.ends_at.isoformat()})
+    window = store.get_window(conn, window_id=window_id, communities=[community])
+    assert window is not None
+    return _window_public(window)
+
+
+@router.delete("/maintenance-windows/{window_id}", status_code=204,
+               responses={409: {"model": ErrorResponse, "description": "The window is already over"}})
+def end_window(window_id: RowIdPath, caller: OnCallManager, conn: Conn) -> Response:
+    """An upcoming window is removed; a running one ends now (kept, it explains the silence so far)."""
+    window = store.get_window(conn, window_id=window_id, communities=caller.communities)
+    if window is None:
+        raise NotFound(f"maintenance window {window_id} not found", field="path.window_id")
+    now = _now()
+    if window.ends_at <= now:
+        raise Conflict(f"maintenance window {window_id} is already over")
+    outcome = store.end_window(conn, window_id=window_id, now=now)
+    audit.record(conn, caller=caller, action=f"oncall.maintenance.{'delete' if outcome == 'deleted' else 'end'}",
+                 community_id=window.community_id, target_type="maintenance_window", target_id=window_id)
+    return Response(status_code=204)
+
+
+# ----------------------------------------------------------------------------------------------- links
+
+# LinkRefused.reason -> (status, what the person holding the phone is told)
+LINK_REFUSALS: dict[str, tuple[int, str]] = {
+    "malformed": (400, "This is not a Steward action link (it may have been cut off when copied)."),
+    "forged": (403, "This link's signature is not valid."),
+    "expired": (403, "This link has expired. Open the alert in the Steward app instead."),
+    "unknown": (404, "This link was never issued."),
+    "replayed": (403, "This link was already used."),
+}
+_ACTION_WORDS = {"ack": ("确认接单", "Acknowledge"), "resolve": ("标记已解决", "Resolve")}
+_LINK_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "`link_malformed`"},
+    403: {"model": ErrorResponse, "description": "`link_forged`, `link_expired` or `link_replayed`"},
+    404: {"model": ErrorResponse, "description": "`link_unknown`; `not_found` when links are not enabled"},
+    409: {"model": ErrorResponse, "description": "`illegal_transition`: the alert is already acknowledged or resolved"},
+}
+_PAGE_HEADERS = {
+    # The token is in the URL: never send it on as a Referer, never cache or index the page.
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "X-Robots-Tag": "noindex, nofollow",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+}
+
+
+def _link_secret(request: Request) -> str:
+    secret: str | None = getattr(request.app.state, "oncall_link_secret", None)
+    if not secret:
+        raise NotFound("action links are not enabled on this server (no on-call link secret configured)",
+                       field="path.token")
+    return secret
+
+
+def _wants_html(request: Request) -> bool:
+    return "text/html" in request.headers.get("accept", "")
+
+
+def _page(title: str, body_html: str, status: int) -> HTMLResponse:
+    document = (
+        "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\">"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        f"<title>{html.escape(title)}</title><style>body{{font-family:sans-serif;max-width:32rem;margin:2rem auto;"
+        "padding:0 1rem;line-height:1.5}button{font-size:1.25rem;padding:.75rem 1.5rem;width:100%}</style>"
+        f"</head><body>{body_html}</body></html>"
+    )
+    return HTMLResponse(document, status_code=status, headers=_PAGE_HEADERS)
+
+
+def _refusal(request: Request, status: int, code: str, message: str) -> Response:
+    if _wants_html(request):
+        return _page("Steward", f"<h1>{status}</h1><p>{html.escape(message)}</p>", status)
+    return error_json(status, code, message, "path.token", headers=_PAGE_HEADERS)
+
+
+def _link_refused(request: Request, exc: LinkRefused) -> Response:
+    status, message = LINK_REFUSALS.get(exc.reason, (403, "This link cannot be used."))
+    return _refusal(request, status, f"link_{exc.reason}", message)
+
+
+def _signed_claims(token: str) -> LinkClaims | None:
+    """The claims of a token whose signature was verified but that was refused (expired, unknown, replayed)."""
+    try:
+        body = token.split(".")[0]
+        return msgspec.json.decode(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)), type=LinkClaims)
+    except (binascii.Error, ValueError, msgspec.DecodeError, msgspec.ValidationError):
+        return None
+
+
+def _audit_link(conn: Conn, *, staff_id: str, incident_id: int, action: str, outcome: str) -> None:
+    # No API user acts here: the person is the link's staff id (the signature vouches for it).
+    known = store.incident_brief(conn, incident_id=incident_id)
+    audit.record(conn, caller=None, username=staff_id, action=f"oncall.link.{outcome}",
+                 community_id=known[0] if known else None, target_type="alert", target_id=incident_id,
+                 detail={"via": "oncall_link", "action": action})
+
+
+@router.get("/links/{token}", response_model=LinkPublic, responses={
+    **_LINK_RESPONSES, 200: {"content": {"text/html": {}}, "description": "A confirmation page with a POST button "
+                             "(HTML when the client accepts text/html, else JSON)"}})
+def preview_link(token: Annotated[str, Path(max_length=MAX_TOKEN_LENGTH + 1)], request: Request, conn: Conn) -> Response:
+    """Show what the link will do, without consuming it (chat apps fetch links to preview them)."""
+    secret = _link_secret(request)
+    now = _now()
+    try:
+        claims = peek_link(token, now, secret=secret)
+    except LinkRefused as exc:
+        return _link_refused(request, exc)
+    issued, used_at = store.link_record(conn, claims=claims)
+    if not issued:
+        return _link_refused(request, LinkRefused("unknown", "token: this link was never issued"))
+    if used_at is not None:
+        return _link_refused(request, LinkRefused("replayed", "token: this link was already used"))
+    brief = store.incident_brief(conn, incident_id=claims.i)
+    if brief is None:
+        return _refusal(request, 404, "not_found", f"Alert {claims.i} no longer exists.")
+    community_id, title, tier, status = brief
+    if status == "resolved" or (claims.a == "ack" and status == "acknowledged"):
+        return _refusal(request, 409, "illegal_transition", f"Alert {claims.i} is already {status}.")
+    expires_at = dt.datetime.fromtimestamp(claims.e, UTC)
+    if not _wants_html(request):
+        public = LinkPublic(incident_id=claims.i, action=claims.a, staff_id=claims.s, expires_at=expires_at,
+                            title=title, tier=tier, status=status)
+        return JSONResponse(public.model_dump(mode="json"), headers=_PAGE_HEADERS)
+    zh, en = _ACTION_WORDS[claims.a]
+    expires_local = expires_at.astimezone(dt.timezone(dt.timedelta(hours=8))).strftime("%Y-%m-%d %H:%M")
+    body = (
+        f"<h1>{zh} / {en}</h1>"
+        f"<p><strong>{html.escape(title)}</strong><br>#{claims.i} · Level {tier} · {html.escape(status)}</p>"
+        f"<p>{html.escape(claims.s)} · valid until {expires_local} (UTC+8)</p>"
+        f"<form method=\"post\"><button type=\"submit\">{zh} / {en}</button></form>"
+    )
+    return _page(f"{en} #{claims.i}", body, 200)
+
+
+@router.post("/links/{token}", response_model=LinkResultPublic, responses=_LINK_RESPONSES)
+def use_link(token: Annotated[str, Path(max_length=MAX_TOKEN_LENGTH + 1)], request: Request, conn: Conn) -> Response:
+    """Consume the link and acknowledge or resolve the incident; a second use is refused."""
+    secret = _link_secret(request)
+    now = _now()
+    try:
+        with conn.transaction():  # the link is consumed only if the action succeeds
+            incident_id, action, staff_id = apply_link(conn, token, now, secret=secret)
+            brief = store.incident_brief(conn, incident_id=incident_id)
+            assert brief is not None
+            _audit_link(conn, staff_id=staff_id, incident_id=incident_id, action=action, outcome=action)
+    except LinkRefused as exc:
+        signed = _signed_claims(token) if exc.reason in ("expired", "unknown", "replayed") else None
+        if signed is None:
+            log.info("action link refused (%s)", exc.reason)  # unsigned noise: not attributable to anybody
+        else:
+            _audit_link(conn, staff_id=signed.s, incident_id=signed.i, action=signed.a, outcome=f"refused.{exc.reason}")
+        return _link_refused(request, exc)
+    except IllegalTransition as exc:
+        signed = _signed_claims(token)
+        if signed is not None:
+            _audit_link(conn, staff_id=signed.s, incident_id=signed.i, action=signed.a,
+                        outcome="refused.illegal_transition")
+        return _refusal(request, 409, "illegal_transition", str(exc))
+    result = LinkResultPublic(incident_id=incident_id, action=action, staff_id=staff_id, status=brief[3], at=now)  # type: ignore[arg-type]
+    if _wants_html(request):
+        zh, en = {"ack": ("已确认接单", "Acknowledged"), "resolve": ("已标记解决", "Resolved")}[action]
+        return _page(en, f"<h1>{zh} / {en}</h1><p><strong>{html.escape(brief[1])}</strong><br>#{incident_id}</p>", 200)
+    return JSONResponse(result.model_dump(mode="json"), headers=_PAGE_HEADERS)
