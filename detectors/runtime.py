@@ -59,7 +59,11 @@ class DetectorRuntime:
 
     def restore(self, conn: psycopg.Connection) -> None:
         """Load devices, silences, snapshots; replay the events stored since the checkpoint."""
+        # Also after a failed batch (the gateway reconnects and restores): whatever the
+        # rolled-back batch did in memory is gone, and its events will come again.
         engine = self.engine = Engine(self.config, load_active_devices(conn))
+        self._recent.clear()
+        self.events_through = None
         for key, blob in conn.execute("SELECT key, state FROM detector_snapshots"):
             try:
                 engine.load(key, bytes(blob))

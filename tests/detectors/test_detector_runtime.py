@@ -166,3 +166,26 @@ def test_maintenance_window_from_the_database(database_url: str) -> None:
         stored = batch(conn, runtime, [event(LIFT, "fault", T, code=10, active=True), event(LIFT, "fault", T + 10, code=10, active=True)])
         assert stored == []
         assert incidents(conn) == []
+
+
+def test_a_rolled_back_batch_is_forgotten_by_restore(database_url: str) -> None:
+    """The gateway restores after a failed commit and retries the same batch: the
+    retried events must count (once), as if the failed attempt never happened."""
+    setup(database_url)
+    runtime = DetectorRuntime(config=CONFIG)
+    presses = [event(LIFT, "alarm_button", T + k * 30) for k in range(3)]
+    with psycopg.connect(database_url) as conn:
+        runtime.restore(conn)
+        conn.commit()
+        try:
+            with conn.transaction():
+                store_events(conn, presses)
+                runtime.process(conn, presses)
+                raise RuntimeError("the commit failed")
+        except RuntimeError:
+            pass
+        runtime.restore(conn)
+        conn.commit()
+        stored = batch(conn, runtime, presses)
+        assert [s.change.condition for s in stored if s.change.kind == "opened"] == ["passenger_alarm", "entrapment"]
+        assert [k for k, *_ in incidents(conn)] == ["lift1:passenger_alarm", "lift1:entrapment"]
