@@ -43,11 +43,12 @@ def score_command(
 
 
 def eval_command(
-    full: Annotated[bool, typer.Option("--full", help="the reference run: >= 1,000 devices, 3 warm-up + 7 scored days, 2 of each scenario")] = False,
+    full: Annotated[bool, typer.Option("--full", help="the reference run: >= 1,000 devices, 3 warm-up + 7 scored days, 2 of each scenario, +20 inactivity")] = False,
     devices: Annotated[Optional[int], typer.Option(help="fleet size (default: the 'demo' preset, ~330 devices)")] = None,
     days: Annotated[Optional[int], typer.Option(help="scored days (default 2)")] = None,
     warmup_days: Annotated[Optional[int], typer.Option(help="unscored days the detectors learn first (default 2)")] = None,
     per_type: Annotated[Optional[int], typer.Option(help="scenarios of each type (default 1)")] = None,
+    elderly_extra: Annotated[Optional[int], typer.Option(help="extra 'not up in the morning' scenarios (and half as many lie-ins) to measure inactivity sensitivity")] = None,
     seed: Annotated[int, typer.Option(help="simulation seed")] = 7,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="also write the figures as JSON here")] = None,
     state_devices: Annotated[Optional[int], typer.Option(help="instead: measure detector state size on a fleet this big (e.g. 10000)")] = None,
@@ -62,6 +63,7 @@ def eval_command(
 
     if full:
         devices, days, warmup_days, per_type = devices or 1000, days or 7, 3 if warmup_days is None else warmup_days, per_type or 2
+        elderly_extra = 20 if elderly_extra is None else elderly_extra
     days = days or 2
     warmup_days = 2 if warmup_days is None else warmup_days
     per_type = per_type or 1
@@ -70,7 +72,7 @@ def eval_command(
             raise typer.BadParameter(f"must be >= {low}", param_hint=name)
     if devices is not None and devices < 50:
         raise typer.BadParameter("must be >= 50", param_hint="--devices")
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 150)
     if state_devices is not None:
         if state_devices < 50 or state_hours <= 0:
             raise typer.BadParameter("--state-devices must be >= 50 and --state-hours > 0")
@@ -84,7 +86,7 @@ def eval_command(
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("simulating and detecting", total=1.0)
         report = evaluation.run(seed=seed, days=days, warmup_days=warmup_days, devices=devices, per_type=per_type,
-                                progress=lambda f: bar.update(task, completed=f))
+                                elderly_extra=elderly_extra or 0, progress=lambda f: bar.update(task, completed=f))
     print_report(report, console)
     if json_out is not None:
         json_out.write_bytes(evaluation.to_json(report))
@@ -108,7 +110,7 @@ def print_report(report: object, console: object) -> None:
     s = summary(report)
     table = Table(title="Detector evaluation per scenario type (latency in event time)")
     for col in ("scenario type", "tier", "n", "recall", "precision", "latency p50", "latency p95", "tier ok"):
-        table.add_column(col, justify="left" if col == "scenario type" else "right")
+        table.add_column(col, justify="left" if col == "scenario type" else "right", no_wrap=True)
     for name, row in sorted(report.by_type.items(), key=lambda kv: (kv[1]["tier"] or 9, kv[0])):
         table.add_row(name, str(row["tier"]), str(row["n"]), _fmt(row["recall"], "%"), _fmt(row["precision"], "%"),
                       _fmt(row["p50_s"], "s"), _fmt(row["p95_s"], "s"), f"{row['tier_ok']}/{row['detected']}")

@@ -72,7 +72,7 @@ class Thresholds(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     building_pressure_min_devices: int = 3  # this many low in one building = one building incident
     leak_flood_s: float = 30 * 60.0  # a leak sensor wet this long escalates to Level 1
     tank_low_pct: float = 10.0
-    tank_high_pct: float = 95.0
+    tank_high_pct: float = 98.0  # the booster pump stops near 92 % and may overshoot a few points
 
     # --- door access ---
     door_held_open_s: float = 120.0

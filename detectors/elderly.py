@@ -22,7 +22,9 @@ Conditions and tiers:
     ``inactivity_learn_days`` days were learned; ``inactivity_fixed_s`` before.
 
   Days and nights with an alarm or a silence (away notice) are not learned.
-  Clears on the next activity.
+  When the last activity was the entrance door with no motion since, the
+  resident is taken to be out: only the fixed floor applies, and the time out
+  is not learned as a quiet spell. Clears on the next activity.
 - ``night_wandering`` (Level 2): an entrance door opens between
   ``wander_start_hour`` and ``wander_end_hour``; clears when the resident moves
   inside again after the door closed.
@@ -68,6 +70,7 @@ class ElderlyState(msgspec.Struct, array_like=True):
     bath_fired: bool = False
     baths: bytes = b""  # uint16 seconds of past normal bathroom stays
     door_closed_at: float | None = None
+    out: bool = False  # the last activity was the entrance door, no motion since: probably out
     raised: dict[str, Raised] = msgspec.field(default_factory=dict)
 
 
@@ -127,7 +130,7 @@ def _account(st: ElderlyState, ctx: Ctx, upto: float) -> None:
             st.day = day
         into = local.minute * 60 + local.second + local.microsecond / 1e6
         b = min(upto, a + 3600.0 - into)
-        if st.last_act and not st.in_bed:
+        if st.last_act and not st.in_bed and not st.out:
             today[local.hour] = max(today[local.hour], min(int((b - st.last_act) // 60), 65535))
         a = b if b > a else upto
     st.acc_until = upto
@@ -199,6 +202,8 @@ def _learn_night(st: ElderlyState, ctx: Ctx, wake: float) -> None:
 def _inactivity_due(st: ElderlyState, ctx: Ctx) -> float | None:
     if not st.last_act or st.inactive_fired:
         return None
+    if st.out:  # nobody home to be inactive: only the fixed floor
+        return st.last_act + ctx.th.inactivity_fixed_s
     return _asleep_due(st, ctx) if st.in_bed else _awake_due(st, ctx)
 
 
@@ -257,6 +262,10 @@ def on_event(st: ElderlyState, ctx: Ctx, ev: Event) -> tuple[ElderlyState, Chang
             st.last_act = ts
         st.inactive_fired = False
         out += clear(st.raised, ctx, "inactivity", ts, "Activity again")
+    if ev.type in ("motion", "bed"):
+        st.out = False
+    elif ev.type == "door" and str(f["door"]).lower() in th.entrance_doors:
+        st.out = True
     if ev.type == "bed":
         if f["occupied"] and not st.in_bed:
             st.in_bed = True

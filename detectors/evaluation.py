@@ -150,6 +150,7 @@ def run(
     devices: int | None = None,
     preset: str | None = "demo",
     per_type: int = 1,
+    elderly_extra: int = 0,
     start: dt.datetime | None = None,
     config: DetectorConfig | None = None,
     progress: Callable[[float], None] | None = None,
@@ -168,8 +169,13 @@ def run(
     start = start or dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc) - dt.timedelta(hours=fleet.utc_offset_hours)
     first_day = (int(start.timestamp() * 1000) + offset_ms) // DAY
     # Placement days count from the run's first day: shift them past the warm-up.
-    placements = [dataclasses.replace(p, day=p.day + warmup_days)
-                  for p in auto_placements(seed, first_day + warmup_days, days, per_type=per_type)]
+    planned = auto_placements(seed, first_day + warmup_days, days, per_type=per_type)
+    if elderly_extra:  # enough residents not getting up (and lie-ins) to measure a sensitivity
+        planned += auto_placements(seed + 1, first_day + warmup_days, days, per_type=elderly_extra,
+                                   types=["elderly_inactivity"])
+        planned += auto_placements(seed + 2, first_day + warmup_days, days, per_type=max(1, elderly_extra // 2),
+                                   types=["late_sleep_after_late_night"])
+    placements = [dataclasses.replace(p, day=p.day + warmup_days) for p in planned]
     sim = Simulation(fleet, seed=seed, start=start, duration=dt.timedelta(days=warmup_days + days),
                      auto_incidents=False, placements=placements)
     scored_from = start.timestamp() + warmup_days * 86400.0

@@ -296,7 +296,7 @@ def on_event(st: WaterState, ctx: Ctx, ev: Event) -> tuple[WaterState, Changes]:
         else:
             if level >= th.tank_low_pct + 5:
                 out += clear(st.raised, ctx, "tank_low", ts, "Tank level back to normal")
-            if level <= th.tank_high_pct - 5:
+            if level <= th.tank_high_pct - 3:
                 out += clear(st.raised, ctx, "tank_high", ts, "Tank level back to normal")
     elif ev.type == "pump":
         if f["state"] == "fault":

@@ -120,3 +120,12 @@ def test_long_bathroom_stay_at_night_against_the_learned_stays() -> None:
 def test_hard_negative_evening_bathroom_before_bed() -> None:
     t = at(22, 5)
     assert play(engine(HUB), [motion(t, "bathroom"), motion(t + 400, "bathroom"), motion(t + 840, "bedroom")]) == []
+
+
+def test_hard_negative_a_long_outing_is_not_inactivity() -> None:
+    eng = learned_engine()
+    day = [s for s in normal_day(5) if s[0] < at(9, day=5)]
+    day += [motion(at(9, day=5) - 30, "hall"), door(at(9, day=5), "open"), door(at(9, 0, 8, day=5), "closed")]
+    day += [(at(15, day=5), "tick"), door(at(15, 10, day=5), "open"), door(at(15, 10, 8, day=5), "closed"),
+            motion(at(15, 11, day=5), "hall")]
+    assert play(eng, day) == []  # out for six hours (learned outings last 90 minutes)
