@@ -21,7 +21,8 @@ real time) from a background thread for ``steward run``.
 from __future__ import annotations
 
 import datetime as dt
-import itertools
+import selectors
+import socket
 import threading
 import time
 import zlib
@@ -121,23 +122,167 @@ class _Connection:
     def _on_disconnect(self, client: paho.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         self.connected.clear()
 
-    def start(self, deadline_s: float) -> None:
+    def start(self, deadline_s: float, loop: _NetworkLoop | None = None) -> None:
+        """Connect and wait for the CONNACK; with ``loop`` that thread drives the socket,
+        otherwise paho's own network thread does."""
+        self.loop = loop
+        if loop is not None:
+            loop.attach(self.client)
         try:
             self.client.connect(self.owner.address.host, self.owner.address.port, keepalive=30)
         except OSError as exc:
             raise PublishError(f"cannot connect to {self.owner.address.host}:{self.owner.address.port} "
                                f"as {self.client_id}: {exc}") from None
-        self.client.loop_start()
+        if loop is None:
+            self.client.loop_start()
         if not self.connected.wait(deadline_s):
             self.stop()
             raise PublishError(f"{self.client_id}: no CONNACK within {deadline_s}s"
                                + (f" (refused: {self.refused})" if self.refused else ""))
 
     def stop(self) -> None:
+        if getattr(self, "loop", None) is not None:
+            self.client.disconnect()  # the shared loop writes DISCONNECT and closes the socket
+            return
         try:
             self.client.disconnect()
         finally:
             self.client.loop_stop()
+
+
+class _NetworkLoop:
+    """One thread drives many paho clients through a selector (paho's external-loop API),
+    so thousands of per-device connections do not need thousands of threads.
+
+    Sockets are (un)registered only in this thread: paho's callbacks, which may fire in
+    the publishing thread, just queue the request and wake the selector.
+    """
+
+    def __init__(self) -> None:
+        self.sel = selectors.DefaultSelector()
+        self.lock = threading.Lock()
+        self.clients: dict[int, paho.Client] = {}  # by fileno
+        self.opened: list[tuple[paho.Client, Any]] = []
+        self.closed: list[Any] = []
+        self.writers: set[paho.Client] = set()
+        self.broken: dict[paho.Client, float] = {}
+        self.wake_r, self.wake_w = socket.socketpair()
+        self.wake_r.setblocking(False)
+        self.wake_w.setblocking(False)
+        self.sel.register(self.wake_r, selectors.EVENT_READ, None)
+        self.stopping = False
+        self.stop_deadline = float("inf")
+        self.thread = threading.Thread(target=self._run, name="steward-sim-mqtt-loop", daemon=True)
+        self.thread.start()
+
+    def attach(self, client: paho.Client) -> None:
+        client.on_socket_open = self._on_open
+        client.on_socket_close = self._on_close
+        client.on_socket_register_write = self._on_want_write
+        client.on_socket_unregister_write = None
+
+    def _poke(self) -> None:
+        try:
+            self.wake_w.send(b"x")
+        except (BlockingIOError, OSError):
+            pass  # already awake (the pipe is full) or shutting down
+
+    def _on_open(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        with self.lock:
+            self.opened.append((client, sock))
+        self._poke()
+
+    def _on_close(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        with self.lock:
+            self.closed.append(sock)
+            if not self.stopping:
+                self.broken[client] = time.monotonic() + 1.0  # reconnect in a second
+        self._poke()
+
+    def _on_want_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        with self.lock:
+            self.writers.add(client)
+        self._poke()
+
+    def _run(self) -> None:
+        last_misc = time.monotonic()
+        while True:
+            with self.lock:
+                opened, self.opened = self.opened, []
+                closed, self.closed = self.closed, []
+                writers, self.writers = self.writers, set()
+                due = [c for c, t in self.broken.items() if t <= time.monotonic()]
+                for c in due:
+                    del self.broken[c]
+                stopping = self.stopping
+            for sock in closed:
+                try:
+                    self.sel.unregister(sock)
+                except (KeyError, ValueError):
+                    pass
+                self.clients = {fd: c for fd, c in self.clients.items() if c.socket() is not None}
+            for client, sock in opened:
+                try:
+                    self.sel.register(sock, selectors.EVENT_READ, client)
+                except (KeyError, ValueError):
+                    self.sel.modify(sock, selectors.EVENT_READ, client)
+            for client in writers:
+                self._write(client)
+            # Done when every client socket is closed (only the wake pipe is left) or time is up.
+            if stopping and (len(self.sel.get_map()) <= 1 or time.monotonic() > self.stop_deadline):
+                return
+            for client in due:
+                try:
+                    client.reconnect()
+                except OSError:
+                    with self.lock:
+                        self.broken[client] = time.monotonic() + 2.0
+            for key, mask in self.sel.select(timeout=0.2):
+                client = key.data
+                if client is None:
+                    try:
+                        while self.wake_r.recv(4096):
+                            pass
+                    except (BlockingIOError, OSError):
+                        pass
+                    continue
+                if mask & selectors.EVENT_READ:
+                    client.loop_read()
+                if mask & selectors.EVENT_WRITE:
+                    self._write(client)
+            now = time.monotonic()
+            if now - last_misc >= 1.0:
+                last_misc = now
+                for key in list(self.sel.get_map().values()):
+                    if key.data is not None:
+                        key.data.loop_misc()
+
+    def _write(self, client: paho.Client) -> None:
+        sock = client.socket()
+        if sock is None:
+            return
+        client.loop_write()
+        sock = client.socket()
+        if sock is None:
+            return
+        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if client.want_write() else 0)
+        try:
+            self.sel.modify(sock, events, client)
+        except (KeyError, ValueError):
+            self.sel.register(sock, events, client)
+
+    def stop(self, disconnect: Iterable[paho.Client] = (), timeout_s: float = 5.0) -> None:
+        """Disconnect ``disconnect`` cleanly (no reconnects from now on) and end the thread."""
+        with self.lock:
+            self.stopping = True
+            self.stop_deadline = time.monotonic() + timeout_s
+        for client in disconnect:
+            client.disconnect()
+        self._poke()
+        self.thread.join(timeout_s + 1.0)
+        self.sel.close()
+        self.wake_r.close()
+        self.wake_w.close()
 
 
 class Publisher:
@@ -174,6 +319,7 @@ class Publisher:
         self._pool_size = pool_size
         self._prefix = client_prefix
         self._closed = False
+        self._loop: _NetworkLoop | None = None
 
     # paho's network threads call this on every PUBACK.
     def _on_publish(self, client: paho.Client, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
@@ -215,7 +361,9 @@ class Publisher:
             now = int(time.time() * 1000)
             conn.client.will_set(status, msgspec.json.encode({"id": f"lwt-{now:x}", "ts": now, "type": "offline"}),
                                  qos=1, retain=True)
-            conn.start(self.ack_timeout_s)
+            if self._loop is None:
+                self._loop = _NetworkLoop()
+            conn.start(self.ack_timeout_s, self._loop)
             self._per_device[device_id] = conn
             with self._cond:
                 self._inflight += 1
@@ -274,8 +422,11 @@ class Publisher:
         """Flush (bounded), then disconnect every connection. Returns whether all were acknowledged."""
         ok = self.flush(flush_timeout_s) if not self._closed else True
         self._closed = True
-        for conn in itertools.chain(self._pool, self._per_device.values()):
+        for conn in self._pool:
             conn.stop()
+        if self._loop is not None:
+            self._loop.stop([c.client for c in self._per_device.values()])
+            self._loop = None
         self._pool.clear()
         self._per_device.clear()
         return ok

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import paho.mqtt.client as paho
+import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from simulators import build_fleet, simulate
@@ -44,7 +45,7 @@ class Collector:
         with self.lock:
             self.count += 1
             self.keys.add((message.topic.split("/")[3], body["id"]))
-            self.payloads.append(body)
+            self.payloads.append({**body, "_device": message.topic.split("/")[3]})
 
     def wait_for(self, n: int, deadline_s: float) -> bool:
         end = time.monotonic() + deadline_s
@@ -145,3 +146,54 @@ def test_accelerated_live_run_replays_the_recent_past(mosquitto: MosquittoBroker
         assert max(p["ts"] for p in collector.payloads) <= now_ms
     finally:
         collector.close()
+
+
+def test_hundreds_of_per_device_connections_share_one_network_thread(mosquitto: MosquittoBroker) -> None:
+    fleet = build_fleet(9, preset="demo")  # 337 devices, each its own client id
+    messages = list(simulate(fleet, days=1 / 24, start=MONDAY, auto_incidents=False).messages())
+    devices = {m.device_id for m in messages}
+    assert len(devices) > 300
+    collector = Collector(mosquitto.port)
+    threads_before = threading.active_count()
+    try:
+        pub = Publisher(mosquitto.url, per_device=True, max_inflight=500)
+        with pub:
+            for m in messages:
+                pub.publish(m)
+            assert threading.active_count() <= threads_before + 2, "one network thread, not one per device"
+            assert pub.flush(30)
+        assert pub.stats.published == len(messages)
+        assert pub.stats.acknowledged == len(messages) + pub.stats.control
+        assert collector.wait_for(len(messages) + len(devices), 30), f"{len(collector.keys)} received"
+        online = [p["_device"] for p in collector.payloads if p["type"] == "online"]
+        assert sorted(online) == sorted(devices), "each device announces itself once, on its own connection"
+    finally:
+        collector.close()
+    log = mosquitto.log_tail(5000)
+    for device_id in list(devices)[:20]:
+        assert f" as {device_id} " in log, device_id
+
+
+@pytest.mark.parametrize("per_device", [False, True])
+def test_publishing_survives_a_broker_restart(tmp_path: Path, per_device: bool) -> None:
+    fleet = build_fleet(10, preset="building")
+    messages = list(simulate(fleet, days=0.1, start=MONDAY, auto_incidents=False).messages())
+    broker = MosquittoBroker(workdir=tmp_path / "mqtt").start()
+    try:
+        pub = Publisher(broker.url, per_device=per_device, max_inflight=300, ack_timeout_s=30).connect()
+        half = len(messages) // 2
+        for m in messages[:half]:
+            pub.publish(m)
+        assert pub.flush(20)
+        broker.stop()
+        restarted = threading.Timer(1.0, broker.start)
+        restarted.start()
+        for m in messages[half:]:  # queued by paho while the broker is away, then resent
+            pub.publish(m)
+        assert pub.flush(30), f"{pub.inflight} unacknowledged after the restart"
+        restarted.join()
+        assert pub.stats.published == len(messages)
+        assert pub.stats.acknowledged == len(messages) + pub.stats.control
+        pub.close()
+    finally:
+        broker.stop()
