@@ -249,11 +249,3 @@ PRIMARY_VALUE: dict[type[Payload], str] = {
 
 COMMON_FIELDS = frozenset({"id", "ts", "device_id"})
 
-
-def payload_fields(payload: Payload) -> dict[str, object]:
-    """The type-specific fields of a payload (without id, ts, device_id and type)."""
-    return {
-        name: getattr(payload, name)
-        for name in payload.__struct_fields__
-        if name not in COMMON_FIELDS
-    }

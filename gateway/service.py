@@ -31,6 +31,7 @@ from domain.devices import DEVICE_KINDS, Device, DeviceType
 from domain.events import Event, Rejection
 from domain.topics import SUBSCRIPTION
 from gateway import metrics
+from gateway.mqtt_client import BufferedClient
 from gateway.validate import Limits, validate_message
 from ingest import writer
 from ingest.registry import load_active_devices, upsert_devices
@@ -61,7 +62,7 @@ class GatewayConfig:
     mqtt: MqttEndpoint
     database_url: str
     client_id: str = "steward-gateway"
-    protocol: str = "5"
+    protocol: str = "3.1.1"
     share_group: str | None = None
     batch_size: int = 2000
     batch_linger_s: float = 0.05
@@ -95,7 +96,7 @@ class Gateway:
         self._generation = 0
         self._connected = False
         self._writer: threading.Thread | None = None
-        self._client: mqtt.Client | None = None
+        self._client: BufferedClient | None = None
         self._devices: dict[str, Device] = {}
         self._registry_loaded_at = 0.0
         self._last_seen: dict[str, tuple[dt.datetime, float | None]] = {}
@@ -149,10 +150,10 @@ class Gateway:
 
     # --- MQTT side (paho's network thread) -------------------------------------------------
 
-    def _make_client(self) -> mqtt.Client:
+    def _make_client(self) -> BufferedClient:
         cfg = self.config
         v5 = cfg.protocol == "5"
-        client = mqtt.Client(
+        client = BufferedClient(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=cfg.client_id,
             protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
@@ -397,6 +398,4 @@ class Gateway:
         if client is None:
             return
         generation = self._generation
-        for inbound in batch:
-            if inbound.qos > 0 and inbound.generation == generation:
-                client.ack(inbound.mid, inbound.qos)
+        client.ack_many(i.mid for i in batch if i.qos > 0 and i.generation == generation)

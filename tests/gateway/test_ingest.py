@@ -36,6 +36,22 @@ def test_every_event_is_stored_exactly_once(gateway: Gateway, mosquitto: Mosquit
     assert value == pytest.approx(0.1) and fields == {"flow_lpm": 0.1, "total_l": 1051.0}
 
 
+def test_mqtt5_session_stores_everything_once(mosquitto: MosquittoBroker, database_url: str) -> None:
+    """The MQTT 5 path (Receive Maximum as the in-flight cap) keeps the same promises."""
+    devices = register_meters(database_url, 10)
+    gw = Gateway(GatewayConfig(mqtt=MqttEndpoint(mosquitto.url), database_url=database_url, client_id="gw-v5",
+                               protocol="5", batch_size=300, max_in_flight=500))
+    gw.start()
+    try:
+        wait_for(lambda: gw.status()["broker_connected"], 10, "the gateway to connect")
+        assert publish_all(mosquitto.url, [flow(devices[i % 10], i) for i in range(3000)]) == 3000
+        assert gw.wait_committed(3000, timeout=60)
+    finally:
+        gw.stop()
+    assert count(database_url, "SELECT count(DISTINCT (device_id, msg_id)) FROM events") == 3000
+    assert count(database_url, "SELECT count(*) FROM events") == 3000
+
+
 def test_a_repeated_id_is_stored_once(gateway: Gateway, mosquitto: MosquittoBroker, database_url: str) -> None:
     (device,) = register_meters(database_url, 1)
     message = flow(device, 7)
