@@ -277,6 +277,9 @@ def on_event(st: ElderlyState, ctx: Ctx, ev: Event) -> tuple[ElderlyState, Chang
             st.in_bed, st.bed_out_at = False, ts
     elif ev.type == "motion":
         room = str(f["room"]).lower()
+        if st.in_bed and "bed" not in room:
+            # Moving about in another room: the bed sensor missed the exit.
+            st.in_bed, st.bed_out_at = False, ts
         if room in th.bathroom_rooms:
             if st.bath_since is None:
                 st.bath_since, st.bath_fired = ts, False

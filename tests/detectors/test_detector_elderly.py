@@ -129,3 +129,12 @@ def test_hard_negative_a_long_outing_is_not_inactivity() -> None:
     day += [(at(15, day=5), "tick"), door(at(15, 10, day=5), "open"), door(at(15, 10, 8, day=5), "closed"),
             motion(at(15, 11, day=5), "hall")]
     assert play(eng, day) == []  # out for six hours (learned outings last 90 minutes)
+
+
+def test_motion_elsewhere_means_out_of_bed_even_if_the_bed_sensor_missed_it() -> None:
+    eng = learned_engine()
+    day = [s for s in normal_day(5) if s[0] < at(12, day=5)]
+    day += [bed(at(12, day=5), True), motion(at(13, day=5), "living_room")]  # nap; the bed exit was never reported
+    day += [motion(at(13, 5, day=5) + k * 420, "living_room") for k in range(70)]
+    day += [motion(at(21, 50, day=5), "bedroom"), bed(at(22, day=5), True), (at(4, day=6), "tick")]
+    assert play(eng, day) == []  # the night is judged from 22:00, not from the nap at noon
