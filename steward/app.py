@@ -113,7 +113,8 @@ class Stack:
             limits=Limits(max_payload_bytes=s.max_payload_bytes, max_future=dt.timedelta(seconds=s.max_future_seconds)),
             device_policy=s.device_policy,
         )
-        self.gateway = Gateway(config, sink=self.build_sink()).start()
+        sink = self.build_sink() if s.detectors else None
+        self.gateway = Gateway(config, sink=sink).start()
         return self.gateway
 
     def start_api(self) -> None:

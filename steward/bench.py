@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import platform
 import random
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -69,6 +71,33 @@ def bench_messages(devices: list[Device], n: int, seed: int = 7) -> Iterator[tup
         yield f"community/{d.community_id}/{d.device_type}/{d.device_id}/{stream}", json.dumps(body, separators=(",", ":")).encode()
 
 
+def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def _start_workers(n: int, broker: MosquittoBroker, dsn: str, batch_size: int, max_in_flight: int) -> list[subprocess.Popen[bytes]]:
+    """``python -m gateway`` processes sharing one subscription (storage only)."""
+    procs = []
+    for i in range(n):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("STEWARD_")}
+        env.update(STEWARD_MQTT_URL=broker.url, STEWARD_DATABASE_URL=dsn, STEWARD_MQTT_CLIENT_ID=f"bench-gateway-{i}",
+                   STEWARD_MQTT_SHARE_GROUP="bench", STEWARD_DETECTORS="false", STEWARD_BATCH_SIZE=str(batch_size),
+                   STEWARD_MAX_IN_FLIGHT=str(max_in_flight))
+        procs.append(subprocess.Popen([sys.executable, "-m", "gateway"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    return procs
+
+
+def _stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        p.wait(30)
+
+
 def _admin_dsn(explicit: str | None, workdir: Path) -> tuple[str, EmbeddedPostgres | None]:
     if explicit:
         return explicit, None
@@ -90,6 +119,7 @@ def ingest(
     batch_size: Annotated[int, typer.Option(help="gateway batch size")] = 2000,
     max_in_flight: Annotated[int, typer.Option(help="gateway in-flight cap")] = 20_000,
     detectors: Annotated[bool, typer.Option(help="run the detectors on the stream, as in production")] = True,
+    workers: Annotated[int, typer.Option(min=1, max=16, help="gateway processes sharing $share/bench/community/# (detectors off when > 1)")] = 1,
     database_url: Annotated[str | None, typer.Option(help="admin DSN for a throw-away database (default: local PostgreSQL, else embedded)")] = None,
 ) -> None:
     """Queue a QoS 1 backlog in a private Mosquitto, then measure how fast mosquitto_sub and the gateway drain it."""
@@ -108,18 +138,21 @@ def ingest(
         config = GatewayConfig(mqtt=MqttEndpoint(broker.url), database_url=dsn, client_id="bench-gateway",
                                batch_size=batch_size, max_in_flight=max_in_flight)
         sink = None
-        if detectors:
+        if detectors and workers == 1:
             from steward.app import Stack
             from steward.settings import load_settings
 
             sink = Stack(load_settings(database_url=dsn)).build_sink()
-        # Create both persistent sessions, then go away so the backlog queues for them.
+        # Create every persistent session, then go away so the backlog queues for them.
         subprocess.run(_mosquitto_sub(broker.port, count=None), check=False, capture_output=True, timeout=30)
-        gw = Gateway(config, sink=sink).start()
-        deadline = time.monotonic() + 10
-        while not gw.status()["broker_connected"] and time.monotonic() < deadline:
-            time.sleep(0.05)
-        gw.stop()
+        if workers == 1:
+            gw = Gateway(config, sink=sink).start()
+            _wait(lambda: gw.status()["broker_connected"], 10, "the gateway to connect")
+            gw.stop()
+        else:
+            procs = _start_workers(workers, broker, dsn, batch_size, max_in_flight)
+            _wait(lambda: all(f"bench-gateway-{i}" in broker.log_tail(400) for i in range(workers)), 30, "the workers to connect")
+            _stop_workers(procs)
 
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console) as progress:
             task = progress.add_task("queueing the backlog", total=messages)
@@ -132,7 +165,7 @@ def ingest(
                 progress.update(task, completed=messages)
 
             t0 = time.perf_counter()
-            published = publish_all(broker.url, counted(), client_id="bench-publisher", max_in_flight=5000)
+            published = publish_all(broker.url, counted(), client_id="bench-publisher")
             publish_s = time.perf_counter() - t0
 
         console.print("draining with mosquitto_sub (reference)...")
@@ -142,19 +175,29 @@ def ingest(
         if ref.returncode != 0:
             raise RuntimeError(f"mosquitto_sub failed: {ref.stderr.decode()[:500]}")
 
-        console.print("draining with the Steward gateway (validate, COPY, commit, then acknowledge)...")
-        gw = Gateway(config, sink=sink)
+        console.print(f"draining with the Steward gateway, {workers} process(es) (validate, COPY, commit, then acknowledge)...")
         t0 = time.perf_counter()
-        gw.start()
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console) as progress:
             task = progress.add_task("committed", total=messages)
-            while not gw.wait_committed(messages, timeout=1.0):
+            if workers == 1:
+                gw = Gateway(config, sink=sink)
+                gw.start()
+                while not gw.wait_committed(messages, timeout=1.0) and time.perf_counter() - t0 < 1800:
+                    progress.update(task, completed=gw.committed)
+                gw_s = time.perf_counter() - t0
                 progress.update(task, completed=gw.committed)
-                if time.perf_counter() - t0 > 1800:
-                    break
-            progress.update(task, completed=gw.committed)
-        gw_s = time.perf_counter() - t0
-        gw.stop()
+                gw.stop()
+            else:
+                procs = _start_workers(workers, broker, dsn, batch_size, max_in_flight)
+                with psycopg.connect(dsn, autocommit=True) as conn:
+                    while True:
+                        stored = conn.execute("SELECT count(*) FROM events").fetchone()[0]  # type: ignore[index]
+                        progress.update(task, completed=stored)
+                        if stored >= messages or time.perf_counter() - t0 > 1800:
+                            break
+                        time.sleep(0.2)  # polling the row count; bounded by the deadline above
+                gw_s = time.perf_counter() - t0
+                _stop_workers(procs)
         with psycopg.connect(dsn) as conn:
             rows = conn.execute("SELECT count(*) FROM events").fetchone()[0]  # type: ignore[index]
             distinct = conn.execute("SELECT count(DISTINCT (device_id, msg_id)) FROM events").fetchone()[0]  # type: ignore[index]
@@ -167,7 +210,7 @@ def ingest(
         table.add_row("publish (paho, QoS 1)", f"{publish_s:.1f}", f"{published / publish_s:,.0f}", f"{published:,} acknowledged by the broker")
         table.add_row("mosquitto_sub drain", f"{ref_s:.1f}", f"{ref_rate:,.0f}", "reference: receive only")
         table.add_row("gateway drain", f"{gw_s:.1f}", f"{gw_rate:,.0f}",
-                      f"committed rows; detectors {'on' if sink else 'off'}; batch {batch_size}")
+                      f"committed rows; {workers} process(es); detectors {'on' if sink and workers == 1 else 'off'}; batch {batch_size}")
         console.print(table)
         console.print(f"gateway / mosquitto_sub = [bold]{gw_rate / ref_rate:.2f}[/bold] (target >= 0.5)")
         console.print(f"stored {rows:,} rows, distinct {distinct:,}: lost {messages - distinct:,}, duplicated {rows - distinct:,}, dead-lettered {dead:,}")

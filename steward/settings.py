@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     max_in_flight: int = Field(20_000, ge=1, le=65_535, description="unacknowledged messages held at most")
     max_payload_bytes: int = Field(64 * 1024, ge=64, le=16 * 1024 * 1024)
     max_future_seconds: int = Field(300, ge=0, le=86_400)
+    detectors: bool = Field(True, description="run the detectors in the gateway (false: a storage-only ingest worker)")
     device_policy: Literal["registered", "auto"] = Field(
         "registered", description="registered: reject unknown devices; auto: register on first message"
     )
