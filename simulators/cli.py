@@ -98,8 +98,8 @@ def simulate_command(
                                                      "of simulating")] = None,
     per_device: Annotated[bool, typer.Option("--per-device", help="one connection per device (client id = "
                                                                    "device id) even without --credentials")] = False,
-    pool: Annotated[int, typer.Option(help="shared connections when no credentials are given")] = 4,
-    max_inflight: Annotated[int, typer.Option(help="unacknowledged QoS 1 messages allowed")] = 2000,
+    pool: Annotated[int, typer.Option(help="shared connections when no credentials are given")] = 8,
+    max_inflight: Annotated[int, typer.Option(help="unacknowledged QoS 1 messages allowed")] = 500,
 ) -> None:
     """Simulate a community (lifts, water, doors, elderly residents) with labelled incidents."""
     if replay is not None:
