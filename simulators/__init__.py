@@ -6,12 +6,35 @@ See simulators/README.md for the API, the formats and measured figures.
 from simulators.engine import Message, Simulation, default_start, simulate
 from simulators.fleet import PRESETS, Building, Fleet, Unit, build_fleet, fleet_for_devices
 from simulators.scenarios import (
-    CATALOGUE, FAULTS, HARD_NEGATIVES, Notice, Placement, Scenario, ScenarioError, ScenarioType,
+    CATALOGUE,
+    FAULTS,
+    HARD_NEGATIVES,
+    Notice,
+    Placement,
+    Scenario,
+    ScenarioError,
+    ScenarioType,
     load_scenario_file,
 )
 
 __all__ = [
-    "Building", "CATALOGUE", "FAULTS", "Fleet", "HARD_NEGATIVES", "Message", "Notice", "PRESETS", "Placement",
-    "Scenario", "ScenarioError", "ScenarioType", "Simulation", "Unit", "build_fleet", "default_start",
-    "fleet_for_devices", "load_scenario_file", "simulate",
+    "CATALOGUE",
+    "FAULTS",
+    "HARD_NEGATIVES",
+    "PRESETS",
+    "Building",
+    "Fleet",
+    "Message",
+    "Notice",
+    "Placement",
+    "Scenario",
+    "ScenarioError",
+    "ScenarioType",
+    "Simulation",
+    "Unit",
+    "build_fleet",
+    "default_start",
+    "fleet_for_devices",
+    "load_scenario_file",
+    "simulate",
 ]

@@ -18,8 +18,20 @@ from typing import Any
 
 from domain.devices import Device
 from simulators.clock import (
-    ACCESS_WEEKDAY, ACCESS_WEEKEND, DAY, HOUR, LIFT_WEEKDAY, LIFT_WEEKEND, MINUTE, SECOND, WATER_WEEKDAY,
-    WATER_WEEKEND, demand, hourly_times, is_weekend, poisson,
+    ACCESS_WEEKDAY,
+    ACCESS_WEEKEND,
+    DAY,
+    HOUR,
+    LIFT_WEEKDAY,
+    LIFT_WEEKEND,
+    MINUTE,
+    SECOND,
+    WATER_WEEKDAY,
+    WATER_WEEKEND,
+    demand,
+    hourly_times,
+    is_weekend,
+    poisson,
 )
 from simulators.fleet import HUB_SENSORS, Building
 
@@ -181,10 +193,13 @@ class MeterActor(Actor):
         draws: list[tuple[int, int, float]] = []
         for t in hourly_times(rng, start, rates, self.occupants):
             u = rng.random()
-            for share, (d0, d1), (f0, f1) in DRAWS:
-                if u < share:
+            kind = DRAWS[-1]
+            for candidate in DRAWS:
+                if u < candidate[0]:
+                    kind = candidate
                     break
-                u -= share
+                u -= candidate[0]
+            _, (d0, d1), (f0, f1) = kind
             draws.append((t, t + int(rng.uniform(d0, d1) * SECOND), round(rng.uniform(f0, f1), 2)))
         eff = effects(did, start, start + DAY)
         adds = [(e.start, e.end, float(e.params["lpm"])) for e in eff if e.kind == "flow_add"]
@@ -334,7 +349,8 @@ class EntranceActor(Actor):
             u = rng.random()
             unit = rng.choice(self.units) if self.units else "guest"
             if u < 0.55:
-                cred, method, role = f"r-{unit[-6:]}-{rng.randint(1, 3)}", rng.choice(("card", "face", "face")), "resident"
+                cred, role = f"r-{unit[-6:]}-{rng.randint(1, 3)}", "resident"
+                method = rng.choice(("card", "face", "face"))
                 if rng.random() < 0.015:
                     out.append((t, did, "event", "access", dict(result="denied", credential=f"r-{unit[-6:]}-9",
                                                                 method="card", role="unknown")))
@@ -480,7 +496,10 @@ class HubActor(Actor):
         # Night trips to the bathroom (before waking and after going to bed).
         bed_start = segs[-1][0]
         for _ in range(poisson(rng, self.profile.night_trips)):
-            when = rng.uniform(0, max(1.0, wake - 30)) if rng.random() < 0.7 else rng.uniform(bed_start + 45, 24 * 60 - 10)
+            if rng.random() < 0.7:
+                when = rng.uniform(0, max(1.0, wake - 30))
+            else:
+                when = rng.uniform(bed_start + 45, 24 * 60 - 10)
             if when < 1 or (bed_start + 45 > 24 * 60 - 10 and when > wake):
                 continue
             self.night_trip(out, start + int(when * MINUTE), rng)

@@ -86,7 +86,8 @@ def simulate_command(
     no_incidents: Annotated[bool, typer.Option("--no-incidents", help="no automatic incidents")] = False,
     no_hard_negatives: Annotated[bool, typer.Option("--no-hard-negatives")] = False,
     heartbeat: Annotated[float | None, typer.Option(help="heartbeat interval in seconds (default 300)")] = None,
-    mqtt: Annotated[str | None, typer.Option("--mqtt", help="publish to this broker, e.g. mqtt://127.0.0.1:1883")] = None,
+    mqtt: Annotated[str | None, typer.Option("--mqtt", help="publish to this broker, "
+                                                            "e.g. mqtt://127.0.0.1:1883")] = None,
     jsonl: Annotated[Path | None, typer.Option("--jsonl", help="write messages.jsonl, devices.json and "
                                                                 "ground_truth.json into this folder")] = None,
     ground_truth: Annotated[Path | None, typer.Option("--ground-truth", help="where to write the ground truth")] = None,
@@ -150,7 +151,7 @@ def simulate_command(
         duration = dt.timedelta(days=duration_days)
         if mqtt is not None and speed > 0 and start_dt is None:
             # Paced runs end at "now": simulated time never runs ahead of the gateway's clock.
-            start_dt = dt.datetime.now(dt.timezone.utc) - (duration if speed > 1 else dt.timedelta(0))
+            start_dt = dt.datetime.now(dt.UTC) - (duration if speed > 1 else dt.timedelta(0))
         sim = Simulation(fleet, seed=seed_v, start=start_dt, duration=duration, heartbeat_s=hb,
                          auto_incidents=auto, hard_negatives=hard, scenario_file=sf)
     except (ScenarioError, ValueError) as exc:
@@ -159,7 +160,7 @@ def simulate_command(
     console = Console()
     console.print(f"[b]steward simulate[/b]: seed {seed_v}, {len(fleet.devices):,} devices in "
                   f"{len(fleet.buildings)} buildings, {duration_days:g} simulated days from "
-                  f"{dt.datetime.fromtimestamp(sim.start_ms / 1000, dt.timezone.utc).isoformat()}, "
+                  f"{dt.datetime.fromtimestamp(sim.start_ms / 1000, dt.UTC).isoformat()}, "
                   f"{len(sim.scenarios)} scenarios, {len(sim.notices)} notices")
     gt_path = ground_truth or (jsonl / "ground_truth.json" if jsonl is not None else Path("ground_truth.json"))
     sim.write_ground_truth(gt_path)

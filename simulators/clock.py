@@ -15,7 +15,7 @@ SECOND = 1000
 MINUTE = 60 * SECOND
 HOUR = 60 * MINUTE
 DAY = 24 * HOUR
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def to_ms(when: dt.datetime) -> int:

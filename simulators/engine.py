@@ -26,14 +26,32 @@ from domain.events import Event
 from domain.topics import topic_for
 from gateway.validate import Limits, Rejection, validate_message
 from simulators.behaviour import (
-    Actor, EntranceActor, FireDoorActor, HubActor, LeakActor, LiftActor, MeterActor, PressureActor, Record,
-    TankPumpActor, battery_level,
+    Actor,
+    EntranceActor,
+    FireDoorActor,
+    HubActor,
+    LeakActor,
+    LiftActor,
+    MeterActor,
+    PressureActor,
+    Record,
+    TankPumpActor,
+    battery_level,
 )
 from simulators.clock import DAY, SECOND, day_rng, from_ms, iso, to_ms
 from simulators.fleet import Fleet
 from simulators.scenarios import (
-    Book, Compiler, Notice, Placement, Scenario, ScenarioError, ScenarioFile, auto_placements, daily_placements,
-    file_placements, parse_hhmm,
+    Book,
+    Compiler,
+    Notice,
+    Placement,
+    Scenario,
+    ScenarioError,
+    ScenarioFile,
+    auto_placements,
+    daily_placements,
+    file_placements,
+    parse_hhmm,
 )
 
 GROUND_TRUTH_VERSION = 1
@@ -42,7 +60,7 @@ GROUND_TRUTH_VERSION = 1
 class Message:
     """One MQTT message as a device would publish it."""
 
-    __slots__ = ("topic", "payload", "device_id", "ts_ms", "type", "device", "stream")
+    __slots__ = ("device", "device_id", "payload", "stream", "topic", "ts_ms", "type")
 
     def __init__(self, topic: str, payload: bytes, device: Device, ts_ms: int, type_: str, stream: str) -> None:
         self.topic = topic
@@ -97,7 +115,7 @@ def _build_actors(fleet: Fleet, seed: int, day0: int) -> list[Actor]:
 def default_start(days: float, *, utc_offset_hours: int = 8, now: dt.datetime | None = None) -> dt.datetime:
     """Local midnight ``ceil(days)`` days ago: a finite run then ends before now, so the
     gateway's future-timestamp check accepts every message."""
-    now_ms = to_ms(now or dt.datetime.now(dt.timezone.utc))
+    now_ms = to_ms(now or dt.datetime.now(dt.UTC))
     off = utc_offset_hours * 3_600_000
     day = (now_ms + off) // DAY - math.ceil(days)
     return from_ms(day * DAY - off)
@@ -139,7 +157,7 @@ class Simulation:
         days = duration / dt.timedelta(days=1) if duration is not None else 1.0
         if start is None:
             start = default_start(days, utc_offset_hours=fleet.utc_offset_hours) if duration is not None \
-                else dt.datetime.now(dt.timezone.utc)
+                else dt.datetime.now(dt.UTC)
         self.start_ms = to_ms(start)
         self.end_ms = self.start_ms + int(duration.total_seconds() * 1000) if duration is not None else None
         self.first_day = (self.start_ms + self.offset) // DAY
@@ -330,4 +348,4 @@ def measure(fleet: Fleet, days: float = 7.0, **kwargs: Any) -> tuple[int, float]
     return n, time.perf_counter() - t0
 
 
-__all__ = ["Message", "Simulation", "simulate", "default_start", "measure", "DeviceType"]
+__all__ = ["DeviceType", "Message", "Simulation", "default_start", "measure", "simulate"]

@@ -394,8 +394,7 @@ class Publisher:
                             time.monotonic() >= deadline:
                         raise PublishError(f"{self._inflight} messages unacknowledged for {self.ack_timeout_s}s")
                 self._inflight += 1
-                if self._inflight > self.peak_inflight:
-                    self.peak_inflight = self._inflight
+                self.peak_inflight = max(self.peak_inflight, self._inflight)
             info = conn.client.publish(msg.topic, msg.payload, qos=1)
             # NO_CONN: paho keeps the message and sends it after reconnecting (clean_session=False).
             if info.rc in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
@@ -497,7 +496,7 @@ class LivePublisher:
         self.duration = duration
         self.publisher = Publisher(mqtt_url, credentials=credentials, pool_size=pool_size, max_inflight=max_inflight,
                                    per_device=per_device)
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         start = now if speed == 1 or duration is None else now - duration
         self.simulation = Simulation(fleet, seed=seed, start=start, duration=duration, heartbeat_s=heartbeat_s,
                                      daily_incidents=daily_incidents)

@@ -15,7 +15,7 @@ import random
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from domain.incidents import Tier
 from domain.payloads import ELEVATOR_FAULT_CODES
@@ -99,7 +99,8 @@ L1, L2, L3 = Tier.LIFE_SAFETY, Tier.URGENT, Tier.ROUTINE
 # of service (urgent).
 LIFT_FAULT_TIER: dict[int, Tier] = {code: L2 for code in ELEVATOR_FAULT_CODES} | {7: L1, 8: L1, 14: L3}
 LIFT_FAULT_MINUTES: dict[int, tuple[float, float]] = {
-    code: (15, 60) for code in ELEVATOR_FAULT_CODES} | {9: (30, 90), 14: (60, 180), 21: (2, 5), 7: (20, 45), 8: (25, 50)}
+    code: (15, 60) for code in ELEVATOR_FAULT_CODES
+} | {9: (30, 90), 14: (60, 180), 21: (2, 5), 7: (20, 45), 8: (25, 50)}
 
 CATALOGUE: dict[str, ScenarioType] = {}
 
@@ -332,7 +333,8 @@ class Compiler:
                 when = day_start + int(rng.uniform(h0, h1) * HOUR)
             mins = minutes if minutes is not None else rng.uniform(*st.minutes)
             lo, hi = self._span(st, day_start, when, mins)
-            fits = at is not None or (when >= self.run_start and (self.run_end is None or hi - self.MARGIN <= self.run_end))
+            inside = self.run_end is None or hi - self.MARGIN <= self.run_end
+            fits = at is not None or (when >= self.run_start and inside)
             if fits and (not self._busy(tgt, lo, hi) or (target is not None and at is not None)):
                 break
         else:
