@@ -11,6 +11,7 @@ battery); scenario *injections* and *suppressions* are applied by the engine.
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -577,9 +578,14 @@ class HubActor(Actor):
             out.append((t + i * SECOND, did, "status", "sensor_battery", dict(sensor=sensor, battery=round(pct, 1))))
 
 
-def battery_level(key: str, d: int) -> float:
-    """A saw-tooth from 100 % down to 25 % over a battery's life, then a replacement."""
+@functools.lru_cache(maxsize=65_536)
+def _battery_life(key: str) -> tuple[float, float]:
     rng = random.Random(f"battery:{key}")
     life = rng.uniform(400, 900)
-    phase = rng.uniform(0, life)
+    return life, rng.uniform(0, life)
+
+
+def battery_level(key: str, d: int) -> float:
+    """A saw-tooth from 100 % down to 25 % over a battery's life (days), then a replacement."""
+    life, phase = _battery_life(key)
     return 100.0 - 75.0 * (((d + phase) % life) / life)

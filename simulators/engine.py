@@ -252,22 +252,52 @@ class Simulation:
     def _effects(self, device_id: str, start: int, end: int) -> list[Any]:
         return self.book.effects_between(device_id, start, end)
 
-    def _heartbeats(self, device: Device, d: int, start: int, rng: random.Random) -> list[Record]:
-        did = device.device_id
-        battery = round(battery_level(did, d), 1)
-        lows = [e for e in self.book.effects_between(did, start, start + DAY) if e.kind == "battery"]
-        out: list[Record] = []
-        t = start + self._hb_phase[did]
+    def _heartbeat_stream(self, index: int) -> Iterator[tuple[int, int, int, Record]]:
+        """Every device's heartbeats, generated lazily in time order (they are most of the
+        traffic; keeping them out of the actors' day lists keeps memory to one heap entry
+        per device). Offline windows silence them; battery effects override the level."""
+        devices = self.fleet.devices
         step = self.heartbeat_ms
-        end = start + DAY
-        while t < end:
-            pct = battery
-            for e in lows:
-                if e.start <= t < e.end:
-                    pct = float(e.params["pct"])
-            out.append((t + int(rng.random() * 2000), did, "status", "heartbeat", {"battery": pct}))
-            t += step
-        return out
+        off = self.offset
+        start_ms, end_ms = self.start_ms, self.end_ms
+        book = self.book
+        seed = self.seed
+
+        def jittered(t: int, i: int) -> int:
+            # Up to 2 s of jitter from a cheap integer hash: deterministic, no RNG state.
+            return t + ((t // step) * 2654435761 + i * 40503 + seed * 97) % 2000
+
+        heap: list[tuple[int, int, int]] = []  # (beat time, device index, grid time)
+        for i, dev in enumerate(devices):
+            phase = self._hb_phase[dev.device_id]
+            t = start_ms - (start_ms - phase) % step
+            if jittered(t, i) < start_ms:
+                t += step
+            heap.append((jittered(t, i), i, t))
+        heapq.heapify(heap)
+        seq = 0
+        while heap:
+            beat, i, t = heap[0]
+            if end_ms is not None and beat >= end_ms:
+                return
+            dev = devices[i]
+            did = dev.device_id
+            local = beat + off
+            day = local // DAY
+            self._ensure_planned(day if self.last_day is not None else day + 1)
+            pct = round(battery_level(did, day), 1)
+            silent = False
+            if did in book.effects:
+                for e in book.effects[did]:
+                    if e.start <= local < e.end:
+                        if e.kind == "battery":
+                            pct = float(e.params["pct"])
+                        elif e.kind == "suppress" and e.params["types"] is None:
+                            silent = True
+            if not silent:
+                seq += 1
+                yield (beat, index, seq, (local, did, "status", "heartbeat", {"battery": pct}))
+            heapq.heapreplace(heap, (jittered(t + step, i), i, t + step))
 
     def _actor_stream(self, index: int, actor: Actor) -> Iterator[tuple[int, int, int, Record]]:
         d = self.first_day
@@ -279,10 +309,11 @@ class Simulation:
             self._ensure_planned(d if self.last_day is not None else d + 1)
             day_start = d * DAY
             day_end = day_start + DAY
+            # Only what falls inside the run is kept (a short run of a big fleet stays small).
+            lo = max(day_start, start_ms + off)
+            hi = min(day_end, end_ms + off) if end_ms is not None else day_end
             rng = day_rng(self.seed, actor.key, d)
-            records = actor.day(d, day_start, rng, self._effects)
-            for dev in actor.devices:
-                records.extend(self._heartbeats(dev, d, day_start, rng))
+            records = [r for r in actor.day(d, day_start, rng, self._effects) if lo <= r[0] < hi]
             for dev in actor.devices:
                 did = dev.device_id
                 if did not in book.effects and did not in book.injections:
@@ -292,15 +323,10 @@ class Simulation:
                     records = [r for r in records if r[1] != did or not any(
                         e.start <= r[0] < e.end and (e.params["types"] is None or r[3] in e.params["types"])
                         for e in sup)]
-                records.extend(r for r in book.injections.get(did, ()) if day_start <= r[0] < day_end)
+                records.extend(r for r in book.injections.get(did, ()) if lo <= r[0] < hi)
             records.sort(key=lambda r: r[0])
             for seq, r in enumerate(records):
-                utc = r[0] - off
-                if utc < start_ms:
-                    continue
-                if end_ms is not None and utc >= end_ms:
-                    return
-                yield (utc, index, seq, r)
+                yield (r[0] - off, index, seq, r)
             d += 1
 
     def messages(self) -> Iterator[Message]:
@@ -310,6 +336,7 @@ class Simulation:
         by_id = self.fleet.by_id
         last: dict[str, tuple[int, int]] = {}
         streams = [self._actor_stream(i, a) for i, a in enumerate(self.actors)]
+        streams.append(self._heartbeat_stream(len(self.actors)))
         for utc, _, _, (_, did, stream, type_, fields) in heapq.merge(*streams):
             prev = last.get(did)
             k = prev[1] + 1 if prev is not None and prev[0] == utc else 0
