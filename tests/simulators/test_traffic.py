@@ -125,3 +125,21 @@ def test_water_pressure_sags_at_the_morning_peak() -> None:
 def test_presets_build(preset: str) -> None:
     fleet = build_fleet(1, preset=preset)
     assert fleet.devices and fleet.counts()["elevator/lift"] >= 1
+
+
+def test_ten_thousand_devices_simulate_with_bounded_memory() -> None:
+    import resource
+
+    fleet = fleet_for_devices(7, 10_000)
+    sim = simulate(fleet, days=1 / 48, start=MONDAY, auto_incidents=False)  # 30 minutes
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    senders: set[str] = set()
+    n = 0
+    for m in sim.messages():
+        n += 1
+        senders.add(m.device_id)
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert len(fleet.devices) >= 10_000
+    assert senders == {d.device_id for d in fleet.devices}, "every device sends within 30 minutes (heartbeats)"
+    assert n > 6 * len(fleet.devices) * 0.9
+    assert grown_mb < 400, f"peak memory grew by {grown_mb:.0f} MB"
