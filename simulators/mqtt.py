@@ -390,6 +390,8 @@ class Publisher:
         while True:
             with self._cond:
                 while self._inflight >= self.max_inflight:
+                    if self._closed:
+                        raise PublishError("publisher closed while waiting for acknowledgements")
                     if not self._cond.wait(max(0.0, deadline - time.monotonic())) and \
                             time.monotonic() >= deadline:
                         raise PublishError(f"{self._inflight} messages unacknowledged for {self.ack_timeout_s}s")
@@ -424,8 +426,10 @@ class Publisher:
 
     def close(self, flush_timeout_s: float = 10.0) -> bool:
         """Flush (bounded), then disconnect every connection. Returns whether all were acknowledged."""
-        ok = self.flush(flush_timeout_s) if not self._closed else True
-        self._closed = True
+        ok = self.flush(flush_timeout_s) if not self._closed else self._inflight == 0
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()  # wake a publish blocked on the in-flight bound
         if self._loop is not None:
             self._loop.stop([c.client for c in itertools.chain(self._pool, self._per_device.values())])
             self._loop = None
@@ -541,6 +545,9 @@ class LivePublisher:
         """Stop publishing and disconnect; returns within about ``timeout_s``."""
         self._stop.set()
         if self._thread is not None:
+            self._thread.join(min(0.5, timeout_s))
+            if self._thread.is_alive():  # blocked on the in-flight bound: the broker stopped acknowledging
+                self.publisher.close(flush_timeout_s=0)
             self._thread.join(timeout_s)
         self.publisher.close(flush_timeout_s=min(timeout_s, 2.0))
 

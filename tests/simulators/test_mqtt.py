@@ -197,3 +197,27 @@ def test_publishing_survives_a_broker_restart(tmp_path: Path, per_device: bool) 
         pub.close()
     finally:
         broker.stop()
+
+
+def test_live_publisher_stops_promptly_even_when_the_broker_is_gone(tmp_path: Path) -> None:
+    fleet = build_fleet(6, preset="building")
+    broker = MosquittoBroker(workdir=tmp_path / "mqtt").start()
+    try:
+        live = LivePublisher(fleet, broker.url, speed=1200.0, duration=dt.timedelta(hours=6), heartbeat_s=60,
+                             daily_incidents=0, max_inflight=50)
+        live.start()
+        deadline = time.monotonic() + 20
+        while live.stats.published < 200 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert live.stats.published >= 200
+        broker.stop()  # acknowledgements stop: the publisher blocks on its in-flight bound
+        deadline = time.monotonic() + 20
+        while live.publisher.inflight < 50 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert live.publisher.inflight == 50, "publishing must block at the bound, not drop"
+        t0 = time.monotonic()
+        live.stop(timeout_s=2.0)
+        assert time.monotonic() - t0 < 2.0
+        assert live.done.wait(5)
+    finally:
+        broker.stop()
