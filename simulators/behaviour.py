@@ -43,7 +43,8 @@ Record = tuple[int, str, str, str, dict[str, Any]]  # local_ms, device_id, strea
 class Effect:
     """A change to a device's behaviour during [start, end) (local ms).
 
-    kinds: ``suppress`` (drop the device's own records of ``params["types"]``,
+    kinds: ``wear`` (a lift's door re-opens and vibration grow towards the end),
+    ``suppress`` (drop the device's own records of ``params["types"]``,
     all of them, heartbeats included, when absent), ``flow_add`` (``lpm`` on a
     meter), ``flow_zero`` (no water), ``value_set`` (a sensor reads ``value`` ±
     ``noise``), ``battery`` (heartbeat battery ``pct``), ``sensor_battery``
@@ -100,6 +101,7 @@ class LiftActor(Actor):
         did = self.lift.device_id
         rates = LIFT_WEEKEND if is_weekend(d) else LIFT_WEEKDAY
         calls = hourly_times(rng, start, rates, self.served)
+        wear = [e for e in effects(did, start, start + DAY) if e.kind == "wear"]
         out: list[Record] = []
         busy_until = start
         for t in calls:
@@ -127,12 +129,17 @@ class LiftActor(Actor):
             riders = 1 + poisson(rng, 0.5)
             load = round(min(100.0, riders * 7.5 + rng.random() * 3), 1)
             board = t + int(rng.uniform(3, 8) * SECOND)
-            reopens = 1 if rng.random() < 0.05 else 0
+            # Wear (a scenario) makes door re-opens and vibration creep up over days.
+            worn = 0.0
+            for e in wear:
+                if e.start <= t < e.end:
+                    worn = (t - e.start) / (e.end - e.start)
+            reopens = (1 + poisson(rng, 2.0 * worn)) if rng.random() < 0.05 + 0.5 * worn else 0
             board += reopens * 4 * SECOND
             out.append((board, did, "telemetry", "status", dict(
                 floor=a, moving=True, door="closed", door_zone=False, occupied=True,
                 direction="up" if b > a else "down", speed_mps=self.speed, load_pct=load,
-                vibration_mg=round(rng.uniform(8, 25), 1))))
+                vibration_mg=round(rng.uniform(8, 25) + 70 * worn, 1))))
             arrive = board + self.travel_ms(a, b)
             out.append((arrive, did, "telemetry", "status", dict(
                 floor=b, moving=False, door="open", door_zone=True, occupied=True, direction="idle",

@@ -86,6 +86,7 @@ class ScenarioType:
     minutes: tuple[float, float]  # duration
     mimics: str | None = None
     description: str = ""
+    exclusive: bool = True  # False: a slow trend that may share its device with other scenarios
 
     @property
     def hard_negative(self) -> bool:
@@ -122,6 +123,11 @@ _register(
     ScenarioType("lift_alarm_presses", "elevator", L1, "lift", (7, 22), (20, 40),
                  description="car stopped at a floor with doors shut and a passenger inside pressing the alarm "
                              "button three times; no fault code"),
+    ScenarioType("lift_wear", "elevator", L3, "lift", (0, 1), (720, 4320),
+                 description="door re-opens and vibration rise steadily over 12 hours to three days on one lift: "
+                             "grounds for a proactive maintenance work order", exclusive=False),
+    ScenarioType("pump_fault", "water", L2, "building", (6, 20), (60, 240),
+                 description="the booster pump reports a fault (overload) and stops; the roof tank drains"),
     ScenarioType("water_burst", "water", L1, "unit", (0, 24), (20, 60),
                  description="flow spike on the unit meter, pressure drop on the unit and its riser, leak sensor wet"),
     ScenarioType("continuous_flow_leak", "water", L2, "unit", (0, 24), (360, 1200),
@@ -138,6 +144,8 @@ _register(
                  description="door opens with no access event before it"),
     ScenarioType("brute_force", "access", L2, "entrance", (0, 24), (1, 4),
                  description="8-12 refused credentials on one reader within minutes"),
+    ScenarioType("reader_tamper", "access", L2, "entrance", (0, 24), (5, 30),
+                 description="the reader's tamper switch opens (cover removed) and closes again"),
     ScenarioType("unusual_hour_access", "access", L3, "entrance", (2.2, 4.5), (0.5, 0.5),
                  description="a granted access during the door's quiet hours"),
     ScenarioType("elderly_sos", "elderly", L1, "hub", (7, 21), (15, 15), description="SOS button pressed"),
@@ -335,7 +343,7 @@ class Compiler:
             lo, hi = self._span(st, day_start, when, mins)
             inside = self.run_end is None or hi - self.MARGIN <= self.run_end
             fits = at is not None or (when >= self.run_start and inside)
-            if fits and (not self._busy(tgt, lo, hi) or (target is not None and at is not None)):
+            if fits and (not st.exclusive or not self._busy(tgt, lo, hi) or (target is not None and at is not None)):
                 break
         else:
             if optional and not fits:
@@ -351,7 +359,7 @@ class Compiler:
         scenario: Scenario = sc(sid, st, target, at, int(minutes * MINUTE), rng)
         self.book.scenarios.append(scenario)
         off = self.book.offset
-        for dev in {target, *scenario.devices}:
+        for dev in ({target, *scenario.devices} if st.exclusive else ()):
             self.busy.setdefault(dev, []).append((scenario.start_ms + off - self.MARGIN,
                                                   scenario.end_ms + off + self.MARGIN))
         return scenario
@@ -422,6 +430,11 @@ class Compiler:
         if code not in (14, 21):
             b.inject(end + 5 * SECOND, lift, "telemetry", "status", **_lift_status(fault_floor))
         return self.scenario(sid, st, [lift], at, end, code=code, floor=fault_floor)
+
+    def c_lift_wear(self, sid: str, st: ScenarioType, lift: str, at: int, dur: int, rng: random.Random) -> Scenario:
+        end = at + dur
+        self.book.effect(lift, "wear", at, end)
+        return self.scenario(sid, st, [lift], at, end, signals=["door_reopens", "vibration_mg"])
 
     def c_lift_entrapment_raw(self, sid: str, st: ScenarioType, lift: str, at: int, dur: int,
                               rng: random.Random) -> Scenario:
@@ -541,6 +554,18 @@ class Compiler:
         b.effect(bl.tank, "flow_zero", at, end)
         return [*sensors, *bl.meters, bl.tank, bl.pump]
 
+    def c_pump_fault(self, sid: str, st: ScenarioType, building_id: str, at: int, dur: int,
+                     rng: random.Random) -> Scenario:
+        b = self.book
+        bl = self.fleet.building(building_id)
+        end = at + dur
+        b.suppress(bl.pump, at - MINUTE, end + MINUTE, "pump")
+        b.inject(at, bl.pump, "event", "pump", state="fault", fault_code="overload")
+        b.inject(end, bl.pump, "event", "pump", state="stopped")
+        # The tank is not refilled while the pump is down: it drains with demand.
+        b.effect(bl.tank, "flow_zero", at, end)
+        return self.scenario(sid, st, [bl.pump, bl.tank], at, end, building_id=building_id)
+
     def c_supply_loss(self, sid: str, st: ScenarioType, building_id: str, at: int, dur: int,
                       rng: random.Random) -> Scenario:
         end = at + dur
@@ -601,6 +626,12 @@ class Compiler:
                      method=rng.choice(("card", "pin")), role="unknown")
             t += int(rng.uniform(5, 20) * SECOND)
         return self.scenario(sid, st, [door], at, t, attempts=n)
+
+    def c_reader_tamper(self, sid: str, st: ScenarioType, door: str, at: int, dur: int,
+                        rng: random.Random) -> Scenario:
+        self.book.inject(at, door, "event", "tamper", active=True)
+        self.book.inject(at + dur, door, "event", "tamper", active=False)
+        return self.scenario(sid, st, [door], at, at + dur)
 
     def c_unusual_hour_access(self, sid: str, st: ScenarioType, door: str, at: int, dur: int,
                               rng: random.Random) -> Scenario:
