@@ -59,6 +59,8 @@ class Thresholds(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     leak_severity_step_s: float = 30 * 60.0  # severity +1 for every step a condition persists
     burst_flow_lpm: float = 40.0  # beyond what a household draws, even with every fixture open
     burst_confirm_s: float = 5.0
+    burst_jump_lpm: float = 30.0  # more than any one fixture: taps, showers, washers add 2-12 L/min each
+    burst_sustained_s: float = 600.0  # a spike built up by many draws must last this long
     night_start_hour: int = 2
     night_end_hour: int = 4
     night_flow_fixed_lpm: float = 0.1  # minimum night flow limit while learning

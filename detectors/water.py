@@ -5,8 +5,10 @@ supply interruption, tanks and pumps.
 Conditions and tiers:
 
 - ``burst`` (Level 1): meter flow >= ``burst_flow_lpm`` (beyond any household
-  draw) for ``burst_confirm_s``. A pressure drop in the building or a wet
-  sensor in the unit, when seen, is added to the incident's detail.
+  draw) reached by a single jump of >= ``burst_jump_lpm`` (no fixture delivers
+  that alone: a pipe gave way) and lasting ``burst_confirm_s``; reached by draws
+  adding up, it must last ``burst_sustained_s``. A pressure drop in the building
+  or a wet sensor in the unit, when seen, is added to the incident's detail.
 - ``continuous_flow`` (Level 2): flow never back to zero. The home rule (>= 20
   min and >= 23 L) applies to a *trickle* run (at least ``trickle_share`` of
   its time below ``trickle_lpm``: the signature of a leak under normal draws);
@@ -58,6 +60,7 @@ class WaterState(msgspec.Struct, array_like=True):
     trickle_runs: bytes = b""  # uint16 minutes of past normal trickle-dominated runs
     fixture_runs: bytes = b""  # uint16 minutes of past normal high-flow runs
     spike_since: float | None = None
+    spike_sudden: bool = False  # reached by one jump (a pipe giving way), not by draws adding up
     night_end: float | None = None  # end of the night window being watched (epoch s)
     night_min: float = -1.0  # lowest reading in it (-1: none yet)
     nights: bytes = b""  # float32 minimum night flow of past normal nights
@@ -127,7 +130,7 @@ def next_deadline(st: WaterState, ctx: Ctx) -> float | None:
                 if due <= horizon:
                     cands.append(due)
     if st.spike_since is not None and "burst" not in st.raised:
-        cands.append(st.spike_since + th.burst_confirm_s)
+        cands.append(st.spike_since + _burst_wait(st, ctx))
     if st.p_since is not None and not st.p_fired:
         cands.append(st.p_since + th.pressure_confirm_s)
     leak = st.raised.get("water_leak")
@@ -153,7 +156,7 @@ def on_tick(st: WaterState, ctx: Ctx, now: float) -> tuple[WaterState, Changes]:
             if cur is None:
                 detail |= {"rule": rule, "limit_min": round((trickle_limit_s(st, ctx) if rule == "trickle" else fixture_limit_s(st, ctx)) / 60, 1)}
             out += raise_(st.raised, ctx, "continuous_flow", tier, now, title, severity=severity, detail=detail)
-    if st.spike_since is not None and "burst" not in st.raised and now >= st.spike_since + th.burst_confirm_s:
+    if st.spike_since is not None and "burst" not in st.raised and now >= st.spike_since + _burst_wait(st, ctx):
         evidence = {k: v for k, v in ctx.facts.items() if k in ("unit_wet", "pressure_drop_at")}
         out += raise_(st.raised, ctx, "burst", 1, now, "Pipe burst: water flowing far beyond any household use",
                       detail={"flow_lpm": st.flow, **evidence})
@@ -224,9 +227,14 @@ def _end_run(st: WaterState, ctx: Ctx, ts: float) -> Changes:
     return out
 
 
+def _burst_wait(st: WaterState, ctx: Ctx) -> float:
+    return ctx.th.burst_confirm_s if st.spike_sudden else ctx.th.burst_sustained_s
+
+
 def _on_flow(st: WaterState, ctx: Ctx, flow: float, ts: float) -> Changes:
     th = ctx.th
     out: Changes = []
+    previous = st.flow
     if st.run_start is not None and st.last_ts:
         span = min(max(ts - st.last_ts, 0.0), MAX_GAP_S)
         st.run_vol += st.flow * span / 60.0
@@ -246,7 +254,7 @@ def _on_flow(st: WaterState, ctx: Ctx, flow: float, ts: float) -> Changes:
         out += _end_run(st, ctx, ts)
     if flow >= th.burst_flow_lpm:
         if st.spike_since is None:
-            st.spike_since = ts
+            st.spike_since, st.spike_sudden = ts, flow - previous >= th.burst_jump_lpm
     elif st.spike_since is not None:
         st.spike_since = None
         out += clear(st.raised, ctx, "burst", ts, "Flow back below the burst level")

@@ -113,3 +113,11 @@ def test_tank_and_pump() -> None:
                                     (T + 400, pump, "pump", {"state": "fault", "fault_code": "dry_run"}),
                                     (T + 900, pump, "pump", {"state": "running"})])
     assert kinds(got) == [("opened", "tank_low", 2), ("cleared", "tank_low", 2), ("opened", "pump_fault", 2), ("cleared", "pump_fault", 2)]
+
+
+def test_hard_negative_many_fixtures_at_once_is_not_a_burst() -> None:
+    steps = [(T, METER, "flow", {"flow_lpm": 10.0}), (T + 30, METER, "flow", {"flow_lpm": 22.0}), (T + 60, METER, "flow", {"flow_lpm": 33.0}),
+             (T + 90, METER, "flow", {"flow_lpm": 41.5}), (T + 150, METER, "flow", {"flow_lpm": 30.0}), (T + 900, "tick")]
+    assert play(engine(METER), steps) == []
+    sustained = steps[:4] + [(T + 90 + 60 * k, METER, "flow", {"flow_lpm": 42.0}) for k in range(1, 12)]
+    assert kinds(play(engine(METER), sustained))[:1] == [("opened", "burst", 1)]
