@@ -29,9 +29,10 @@ Conditions and tiers:
   ``wander_start_hour`` and ``wander_end_hour``; clears when the resident moves
   inside again after the door closed.
 - ``long_bathroom_stay`` (Level 2): in a bathroom (entered or still there between
-  ``night_start`` and ``night_end``) with no motion elsewhere for longer than
-  max(``bathroom_night_s``, 1.25 x the longest of the resident's last normal
-  stays + 5 min); clears on motion elsewhere.
+  ``night_start`` and ``night_end``, but not in the morning routine: from an
+  hour before the resident's usual wake-up) with no motion elsewhere for longer
+  than max(``bathroom_night_s``, 1.25 x the longest of the resident's last
+  normal stays + 5 min); clears on motion elsewhere.
 """
 
 from __future__ import annotations
@@ -215,6 +216,17 @@ def bathroom_limit(st: ElderlyState, ctx: Ctx) -> float:
     return max(th.bathroom_night_s, 1.25 * float(baths.max()) + 300.0)
 
 
+def _morning_routine(st: ElderlyState, entered: dt.datetime) -> bool:
+    """A bathroom visit from an hour before the resident's usual wake-up on is the
+    morning routine (before 06:00 for an early riser), not a night-time stay."""
+    nights = np.frombuffer(st.nights, dtype=np.uint16).reshape(-1, 2)
+    if len(nights) < 3:
+        return False
+    usual = float(np.median(nights[:, 0]))
+    minute = entered.hour * 60 + entered.minute
+    return usual - 60 <= minute <= usual + 180
+
+
 def next_deadline(st: ElderlyState, ctx: Ctx) -> float | None:
     bath = st.bath_since + bathroom_limit(st, ctx) if st.bath_since is not None and not st.bath_fired else None
     return earliest(_inactivity_due(st, ctx), bath)
@@ -236,9 +248,10 @@ def on_tick(st: ElderlyState, ctx: Ctx, now: float) -> tuple[ElderlyState, Chang
         limit = bathroom_limit(st, ctx)
         if now >= st.bath_since + limit:
             st.bath_fired = True
-            hour = dt.datetime.fromtimestamp(st.bath_since, th.zone).hour
+            entered = dt.datetime.fromtimestamp(st.bath_since, th.zone)
             end_hour = dt.datetime.fromtimestamp(now, th.zone).hour
-            if in_window(hour, th.night_start, th.night_end) or in_window(end_hour, th.night_start, th.night_end):
+            at_night = in_window(entered.hour, th.night_start, th.night_end) or in_window(end_hour, th.night_start, th.night_end)
+            if at_night and not _morning_routine(st, entered):
                 out += raise_(st.raised, ctx, "long_bathroom_stay", 2, now, "Unusually long bathroom stay at night",
                               detail={"since": st.bath_since, "minutes": round((now - st.bath_since) / 60, 1),
                                       "limit_min": round(limit / 60, 1)})

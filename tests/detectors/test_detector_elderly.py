@@ -138,3 +138,11 @@ def test_motion_elsewhere_means_out_of_bed_even_if_the_bed_sensor_missed_it() ->
     day += [motion(at(13, 5, day=5) + k * 420, "living_room") for k in range(70)]
     day += [motion(at(21, 50, day=5), "bedroom"), bed(at(22, day=5), True), (at(4, day=6), "tick")]
     assert play(eng, day) == []  # the night is judged from 22:00, not from the nap at noon
+
+
+def test_hard_negative_early_morning_bathroom_routine() -> None:
+    eng = learned_engine()  # usually up at 06:30
+    t = at(5, 40, day=5)
+    steps = [bed(t, False), motion(t + 30, "bedroom")] + [motion(t + 120 + k * 100, "bathroom") for k in range(14)]
+    steps += [motion(t + 1700, "kitchen")]
+    assert [c for c in play(eng, steps) if c[2] == "long_bathroom_stay"] == []  # 26 minutes, but it is the morning
