@@ -169,3 +169,42 @@ class IncidentBook:
             self._open[c.dedup_key] = self._last[c.dedup_key] = inc
             stored.append(StoredChange(incident_id=inc.id, change=_as_kind(c, "opened")))
         return stored
+
+
+# --- silences ---------------------------------------------------------------------------------
+
+SILENCE_SCOPES = ("device", "building", "community")
+FAMILIES = ("elevator", "water", "access", "elderly")
+
+
+def add_maintenance_window(
+    conn: psycopg.Connection,
+    *,
+    community_id: str,
+    scope: str,
+    scope_id: str,
+    starts_at: dt.datetime,
+    ends_at: dt.datetime,
+    device_type: str | None = None,
+    reason: str = "maintenance",
+    created_by: str = "system",
+) -> int:
+    """Silence a device, a building or a community (optionally one device family) for a
+    while: a maintenance window, a planned water shutdown, a resident's away notice.
+    The detector runtime picks it up within 30 s. Returns the window's id."""
+    if scope not in SILENCE_SCOPES:
+        raise ValueError(f"scope must be one of {', '.join(SILENCE_SCOPES)}, got {scope!r}")
+    if device_type is not None and device_type not in FAMILIES:
+        raise ValueError(f"device_type must be one of {', '.join(FAMILIES)} or None, got {device_type!r}")
+    if starts_at.tzinfo is None or ends_at.tzinfo is None:
+        raise ValueError("starts_at and ends_at must be timezone-aware")
+    if ends_at <= starts_at:
+        raise ValueError("ends_at must be after starts_at")
+    if not scope_id:
+        raise ValueError("scope_id must not be empty")
+    row = conn.execute(
+        "INSERT INTO maintenance_windows (community_id, scope, scope_id, device_type, starts_at, ends_at, reason, created_by) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+        (community_id, scope, scope_id, device_type, starts_at, ends_at, reason, created_by),
+    ).fetchone()
+    return int(row[0])  # type: ignore[index]

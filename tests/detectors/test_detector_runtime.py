@@ -7,11 +7,13 @@ import datetime as dt
 
 import msgspec
 import psycopg
+import pytest
 
 from domain.devices import DeviceType
 from domain.events import Event
 from detectors.config import DetectorConfig, Thresholds
 from detectors.runtime import DetectorRuntime
+from detectors.store import add_maintenance_window
 from dtables import at, device, event
 from ingest.registry import upsert_devices
 
@@ -157,9 +159,11 @@ def test_learned_state_survives_a_restart(database_url: str) -> None:
 def test_maintenance_window_from_the_database(database_url: str) -> None:
     setup(database_url)
     with psycopg.connect(database_url) as conn:
-        conn.execute("INSERT INTO maintenance_windows (community_id, scope, scope_id, starts_at, ends_at, reason) "
-                     "VALUES ('c1', 'device', 'lift1', %s, %s, 'inspection')",
-                     (dt.datetime.fromtimestamp(T - 60, UTC), dt.datetime.fromtimestamp(T + 3600, UTC)))
+        with pytest.raises(ValueError, match="ends_at"):
+            add_maintenance_window(conn, community_id="c1", scope="device", scope_id="lift1",
+                                   starts_at=dt.datetime.fromtimestamp(T, UTC), ends_at=dt.datetime.fromtimestamp(T - 1, UTC))
+        add_maintenance_window(conn, community_id="c1", scope="device", scope_id="lift1", reason="inspection",
+                               starts_at=dt.datetime.fromtimestamp(T - 60, UTC), ends_at=dt.datetime.fromtimestamp(T + 3600, UTC))
         conn.commit()
         runtime = DetectorRuntime(config=CONFIG)
         runtime.restore(conn)
