@@ -44,6 +44,7 @@ class Stack:
         self._api_server: Any = None
         self._api_thread: threading.Thread | None = None
         self._simulator: Any = None
+        self._notice_relay: NoticeRelay | None = None
         self._extras: list[Any] = []  # services with start()/stop() (on-call...)
 
     @property
@@ -162,9 +163,14 @@ class Stack:
     def start_simulator(self, fleet: Any) -> None:
         from simulators.mqtt import LivePublisher
 
-        assert self.mqtt_url
+        assert self.mqtt_url and self.database_url
         self._simulator = LivePublisher(fleet, self.mqtt_url, speed=1.0, seed=1)
         self._simulator.start()
+        # The simulated community also announces things (a resident away, a planned
+        # water shutdown, a lift inspection): relay them as staff would enter them,
+        # so the hard negatives are silenced the way a real notice silences them.
+        self._notice_relay = NoticeRelay(self._simulator.simulation, self.database_url)
+        self._notice_relay.start()
 
     # --- whole stack -----------------------------------------------------------------------
 
@@ -241,6 +247,8 @@ class Stack:
         return lines
 
     def stop(self) -> None:
+        if self._notice_relay is not None:
+            self._notice_relay.stop()
         if self._simulator is not None:
             self._simulator.stop()
         if self._api_server is not None:
@@ -255,3 +263,55 @@ class Stack:
             self._broker.stop()
         if self._embedded_pg is not None:
             self._embedded_pg.stop()
+
+
+# Which device family a notice silences (None: every family in its scope).
+NOTICE_FAMILY = {"water_shutdown": "water", "inspection": "elevator", "door_hold": "access", "away": None}
+
+
+class NoticeRelay:
+    """Copies the demo simulator's notices into ``maintenance_windows`` as they are announced."""
+
+    def __init__(self, simulation: Any, database_url: str, interval_s: float = 10.0) -> None:
+        self.simulation = simulation
+        self.database_url = database_url
+        self.interval_s = interval_s
+        self._written: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="notice-relay", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def relay_once(self) -> int:
+        fresh = [n for n in list(self.simulation.notices) if n.id not in self._written]
+        if not fresh:
+            return 0
+        rows = []
+        for n in fresh:
+            scopes = [("device", d) for d in n.device_ids] if n.scope == "device" else [(n.scope, n.scope_id)]
+            for scope, scope_id in scopes:
+                rows.append((n.community_id, scope, scope_id, NOTICE_FAMILY.get(n.type),
+                             dt.datetime.fromtimestamp(n.start_ms / 1000, dt.timezone.utc),
+                             dt.datetime.fromtimestamp(n.end_ms / 1000, dt.timezone.utc), n.type))
+        with psycopg.connect(self.database_url) as conn:
+            conn.cursor().executemany(
+                "INSERT INTO maintenance_windows (community_id, scope, scope_id, device_type, starts_at, ends_at, reason, created_by)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, 'simulator')",
+                rows,
+            )
+        self._written.update(n.id for n in fresh)
+        return len(fresh)
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self.relay_once()
+            except psycopg.Error:
+                log.warning("could not record the simulator's notices; retrying", exc_info=True)
+            if self._stop.wait(self.interval_s):
+                return
