@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/oncall", tags=["on-call"], responses=ERROR_RESPONSES)
 OnCallManager = Annotated[Caller, Depends(allow(Permission.ONCALL_MANAGE))]
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 # ---------------------------------------------------------------------------------------------- inputs
 
@@ -648,7 +648,7 @@ def preview_link(token: Annotated[str, Path(max_length=MAX_TOKEN_LENGTH + 1)], r
     brief = store.incident_brief(conn, incident_id=claims.i)
     if brief is None:
         return _refusal(request, 404, "not_found", f"Alert {claims.i} no longer exists.")
-    community_id, title, tier, status = brief
+    _, title, tier, status = brief
     if status == "resolved" or (claims.a == "ack" and status == "acknowledged"):
         return _refusal(request, 409, "illegal_transition", f"Alert {claims.i} is already {status}.")
     expires_at = dt.datetime.fromtimestamp(claims.e, UTC)

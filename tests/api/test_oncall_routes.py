@@ -18,8 +18,8 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.security import ROLE_PERMISSIONS, Permission, Role
 from oncall.config import apply_config, validate
-from oncall.links import make_token
 from oncall.links import issue_link as record_link
+from oncall.links import make_token
 from oncall.model import IncidentState
 from oncall.schedule import silencing_window
 from oncall.store import load_windows, start_round
@@ -28,7 +28,7 @@ from tests.api.test_alerts_workorders import open_incident
 
 SECRET = "api-test-link-secret-0123456789abcdef"
 HTML = {"Accept": "text/html"}
-UTC = dt.timezone.utc
+UTC = dt.UTC
 CST = dt.timezone(dt.timedelta(hours=8))  # Beijing time: hand-offs are at 08:00 local
 
 
@@ -128,7 +128,7 @@ def test_link_preview_consumes_nothing_and_post_acknowledges_once(world: World, 
 def test_forged_expired_malformed_and_unknown_links_are_refused(world: World, oncall_client: TestClient) -> None:
     seed = escalating_incident(world.dsn)
     forged = issue(world.dsn, seed, secret="somebody-elses-secret-0123456789")
-    body, signature = issue(world.dsn, seed).split(".")
+    _, signature = issue(world.dsn, seed).split(".")
     altered = make_token(SECRET, incident_id=seed, action="resolve", staff_id="n-wang",
                          expires_at=dt.datetime.now(UTC) + dt.timedelta(hours=1), nonce="x").split(".")[0]
     tampered = f"{altered}.{signature}"  # a valid signature over other claims
