@@ -46,6 +46,7 @@ class Stack:
         self._simulator: Any = None
         self._notice_relay: NoticeRelay | None = None
         self._extras: list[Any] = []  # services with start()/stop() (on-call...)
+        self.oncall_settings: Any = None
 
     @property
     def data_dir(self) -> Path:
@@ -127,6 +128,8 @@ class Stack:
         kwargs: dict[str, Any] = {"database_url": self.database_url}
         if self.gateway is not None:
             kwargs["gateway_status"] = self.gateway.status
+        if self.oncall_settings is not None:
+            kwargs["oncall_link_secret"] = self.oncall_settings.link_secret.get_secret_value()
         if self.settings.mosquitto_password_file:
             from api.credentials import MosquittoPasswordFile
 
@@ -211,6 +214,7 @@ class Stack:
         if not os.environ.get("STEWARD_ONCALL_MQTT_URL"):
             overrides["mqtt_url"] = self.mqtt_url
         settings = OnCallSettings(**overrides)
+        self.oncall_settings = settings
         assert self.database_url
         dsn = self.database_url
         from oncall.clock import SystemClock

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -56,6 +57,11 @@ def test_steward_run_starts_ingests_stops_and_keeps_its_data(broker: str) -> Non
                  "the simulated community's first events to be committed")
         h = health(port)
         assert h and h["status"] == "ok" and h["broker_connected"] and h["storage_mode"] == "plain"
+        # On-call action links are switched on (the stack generated their secret): a
+        # forged link is refused as forged, not answered "links are not enabled" (404).
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/oncall/links/{'A' * 40}.{'B' * 43}", timeout=5)
+        assert refused.value.code in (400, 403), refused.value.read()
     finally:
         output = stop(process)
     assert process.returncode == 0, output
