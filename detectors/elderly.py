@@ -21,7 +21,9 @@ Conditions and tiers:
     ``inactivity_factor`` x 90th percentile + ``inactivity_margin_s``), used once
     ``inactivity_learn_days`` days were learned; ``inactivity_fixed_s`` before.
 
-  Days and nights with an alarm or a silence (away notice) are not learned.
+  Quiet that starts within the usual night (learned bedtime - 30 min to
+  wake-up) without a bed report is judged by the night rule (a bed sensor
+  can miss). Days and nights with an alarm or a silence are not learned.
   When the last activity was the entrance door with no motion since, the
   resident is taken to be out: only the fixed floor applies, and the time out
   is not learned as a quiet spell. Clears on the next activity.
@@ -168,7 +170,7 @@ def _awake_due(st: ElderlyState, ctx: Ctx) -> float:
 
 def _asleep_due(st: ElderlyState, ctx: Ctx) -> float:
     th = ctx.th
-    start = st.sleep_start if st.sleep_start is not None else st.last_act
+    start = st.sleep_start if st.in_bed and st.sleep_start is not None else st.last_act
     fixed = start + th.inactivity_fixed_s
     nights = np.frombuffer(st.nights, dtype=np.uint16).reshape(-1, 2).astype(np.float64)
     if len(nights) < th.sleep_learn_nights:
@@ -205,7 +207,22 @@ def _inactivity_due(st: ElderlyState, ctx: Ctx) -> float | None:
         return None
     if st.out:  # nobody home to be inactive: only the fixed floor
         return st.last_act + ctx.th.inactivity_fixed_s
-    return _asleep_due(st, ctx) if st.in_bed else _awake_due(st, ctx)
+    if st.in_bed or _usual_sleep_time(st, ctx, st.last_act):
+        return _asleep_due(st, ctx)
+    return _awake_due(st, ctx)
+
+
+def _usual_sleep_time(st: ElderlyState, ctx: Ctx, ts: float) -> bool:
+    """Is ``ts`` within the resident's usual night (learned bedtime - 30 min to wake-up)?
+    Quiet then, without a bed report, is most likely sleep the bed sensor missed."""
+    nights = np.frombuffer(st.nights, dtype=np.uint16).reshape(-1, 2).astype(np.float64)
+    if len(nights) < ctx.th.sleep_learn_nights:
+        return False
+    wake = float(np.median(nights[:, 0]))
+    bedtime = (wake - float(np.median(nights[:, 1])) - 30) % 1440
+    local = dt.datetime.fromtimestamp(ts, ctx.th.zone)
+    minute = local.hour * 60 + local.minute
+    return in_window(minute, bedtime, wake)
 
 
 def bathroom_limit(st: ElderlyState, ctx: Ctx) -> float:

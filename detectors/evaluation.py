@@ -15,9 +15,10 @@ Scoring, per scenario type:
   0 when the evidence came just before the labelled start);
 - precision = incidents of the type's conditions that match a scenario of the
   type / (those + unexplained incidents of the same conditions);
-- a *false alarm* is an opened (or reopened) incident explained by no scenario
-  (no scenario on its devices/building active from ``start - LEAD`` to
-  ``end + AFTERMATH``), plus every incident on a hard negative's devices during it;
+- a *false alarm* is an opened (or reopened) incident explained by no real
+  scenario (none on its devices/building active from its first effect - LEAD
+  to ``end + AFTERMATH``); one on a hard negative's devices during it is also
+  counted as that hard negative alarmed;
 - rates: false alarms per 1,000 device-days over the whole run, elderly false
   alarms per 50 resident-days.
 """
@@ -50,6 +51,9 @@ HARD_NEGATIVE_AFTER_S = 1800.0
 EXPECTED: dict[str, tuple[str, ...]] = {
     "lift_entrapment_raw": ("entrapment",),
     "lift_alarm_presses": ("entrapment",),
+    "lift_wear": ("door_wear", "vibration_trend", "fault_rate"),
+    "pump_fault": ("pump_fault",),
+    "reader_tamper": ("tamper",),
     "water_burst": ("burst",),
     "continuous_flow_leak": ("continuous_flow",),
     "night_flow_rise": ("night_flow",),
@@ -227,12 +231,28 @@ def run(
     hubs = sum(1 for d in fleet.devices if d.device_type == DeviceType.ELDERLY)
     scenarios = [s for s in sim.scenarios if s.start_ms / 1000 < end]
     report = score(scenarios, [o for o in openings if o.ts >= scored_from], book, fleet,
-                   silences_from_notices(sim.notices), touches=[o for o in touches if o.ts >= scored_from])
+                   silences_from_notices(sim.notices), touches=[o for o in touches if o.ts >= scored_from],
+                   effects_from=_effects_from(sim, scenarios))
     report.devices, report.hubs, report.days = len(fleet.devices), hubs, days
     report.messages, report.rejected, report.seconds = messages, rejected, seconds
     report.state_bytes = engine.state_sizes()
     report.warmup_days = warmup_days
     return report
+
+
+def _effects_from(sim: Any, scenarios: list[Any]) -> dict[str, float]:
+    """When each scenario's devices start to behave differently (epoch s): a scenario's
+    effects may begin before its labelled start (the routine of a resident who will not
+    get up is suppressed from 90 minutes before the usual wake-up)."""
+    offset = sim.fleet.utc_offset_hours * 3_600_000
+    out: dict[str, float] = {}
+    for sc in scenarios:
+        first = sc.start_ms
+        for d in sc.devices:
+            for e in sim.book.effects_between(d, sc.start_ms + offset - 3 * 3_600_000, sc.end_ms + offset):
+                first = min(first, e.start - offset)
+        out[sc.id] = first / 1000
+    return out
 
 
 def _devices_of(sc: Any, fleet: Any) -> set[str]:
@@ -255,7 +275,8 @@ def _masked(sc: Any, silences: list[Silence], fleet: Any) -> bool:
 
 
 def score(scenarios: list[Any], openings: list[Opening], book: IncidentBook, fleet: Any,
-          silences: list[Silence] | None = None, touches: list[Opening] | None = None) -> Report:
+          silences: list[Silence] | None = None, touches: list[Opening] | None = None,
+          effects_from: dict[str, float] | None = None) -> Report:
     # Detections use every change (an escalation to the expected tier counts at its time).
     outcomes: list[Outcome] = []
     by_device: dict[str, list[Opening]] = defaultdict(list)
@@ -277,8 +298,9 @@ def score(scenarios: list[Any], openings: list[Opening], book: IncidentBook, fle
         if sc.hard_negative:
             hard[sc.id] = sorted((o for o in near if start - LEAD_S <= o.ts <= end + HARD_NEGATIVE_AFTER_S), key=lambda o: o.ts)
             continue
+        explain_from = min(start, (effects_from or {}).get(sc.id, start)) - LEAD_S
         for o in near:
-            if start - LEAD_S <= o.ts <= end + AFTERMATH_S:
+            if explain_from <= o.ts <= end + AFTERMATH_S:
                 explained.add(id(o))
         if silences and _masked(sc, silences, fleet):
             masked.append(sc)

@@ -146,3 +146,10 @@ def test_hard_negative_early_morning_bathroom_routine() -> None:
     steps = [bed(t, False), motion(t + 30, "bedroom")] + [motion(t + 120 + k * 100, "bathroom") for k in range(14)]
     steps += [motion(t + 1700, "kitchen")]
     assert [c for c in play(eng, steps) if c[2] == "long_bathroom_stay"] == []  # 26 minutes, but it is the morning
+
+
+def test_quiet_in_the_usual_night_without_a_bed_report_is_sleep() -> None:
+    eng = learned_engine()
+    day = [s for s in normal_day(5) if s[0] < at(21, 30, day=5)]  # the bed report is missed
+    day += [motion(at(21, 50, day=5), "bedroom"), (at(5, day=6), "tick"), bed(at(6, 30, day=6), False)]
+    assert play(eng, day) == []
