@@ -73,6 +73,7 @@ class GatewayConfig:
     tick_interval_s: float = 1.0
     checkpoint_interval_s: float = 30.0
     last_seen_flush_s: float = 5.0
+    settle_s: float = 2.0  # after (re)connecting, wait this long before detector timers run
 
 
 @dataclass
@@ -95,6 +96,7 @@ class Gateway:
         self._stop = threading.Event()
         self._generation = 0
         self._connected = False
+        self._connected_at = 0.0
         self._writer: threading.Thread | None = None
         self._client: BufferedClient | None = None
         self._devices: dict[str, Device] = {}
@@ -200,6 +202,7 @@ class Gateway:
             # Acknowledgements of messages received on an earlier connection must not
             # be sent on this one: the broker redelivers those and the key drops the copy.
             self._generation += 1
+        self._connected_at = time.monotonic()
         self._connected = True
         metrics.BROKER_CONNECTED.set(1)
         client.subscribe(self.subscription, qos=1)
@@ -260,8 +263,17 @@ class Gateway:
                     conn = self._open_connection()
                 if batch:
                     self._commit_batch(conn, batch)
+                # A full batch means a backlog is draining (after an outage or a restart).
+                # The detectors' timers ("offline for 10 min", "no motion since 07:30") must
+                # not run on the wall clock ahead of messages still waiting in the broker:
+                # tick only once caught up.
                 now_mono = time.monotonic()
-                if self.sink and now_mono >= next_tick:
+                caught_up = (
+                    self._connected
+                    and now_mono - self._connected_at >= self.config.settle_s  # a backlog starts flowing at once
+                    and len(batch) < self.config.batch_size
+                )
+                if self.sink and caught_up and now_mono >= next_tick:
                     with conn.transaction():
                         self.sink.tick(conn, self._now())
                     next_tick = now_mono + self.config.tick_interval_s

@@ -97,3 +97,48 @@ def test_bad_input_is_dead_lettered_with_its_reason_and_valid_traffic_flows(gate
     for (topic, payload, reason, words), (_, _, detail, kept, size) in zip(BAD_INPUTS, stored):
         assert words in detail, (reason, detail)
         assert size == len(payload) and kept == payload[:4096]
+
+
+class RecordingDetectors:
+    """Stands in for the detector runtime to observe when the gateway calls it."""
+
+    def __init__(self) -> None:
+        self.gateway: Gateway | None = None
+        self.ticks_at_committed: list[int] = []
+        self.processed = 0
+
+    def restore(self, conn: object) -> None:
+        pass
+
+    def process(self, conn: object, events: list) -> None:
+        self.processed += len(events)
+
+    def tick(self, conn: object, now: object) -> None:
+        assert self.gateway is not None
+        self.ticks_at_committed.append(self.gateway.committed)
+
+    def checkpoint(self, conn: object) -> None:
+        pass
+
+
+def test_detector_timers_wait_until_a_backlog_has_drained(mosquitto: MosquittoBroker, database_url: str) -> None:
+    """After an outage the broker holds a backlog; "offline for 10 minutes" must not fire
+    on the wall clock while the devices' messages are still waiting to be read."""
+    devices = register_meters(database_url, 20)
+    config = GatewayConfig(mqtt=MqttEndpoint(mosquitto.url), database_url=database_url, client_id="gw-backlog",
+                           batch_size=100, batch_linger_s=1.0, tick_interval_s=0.0, settle_s=0.5)
+    first = Gateway(config).start()
+    wait_for(lambda: first.status()["broker_connected"], 10, "the session to exist")
+    first.stop()
+    publish_all(mosquitto.url, [flow(devices[i % 20], i) for i in range(3000)])  # the backlog
+    detectors = RecordingDetectors()
+    gw = Gateway(config, sink=detectors)
+    detectors.gateway = gw
+    gw.start()
+    try:
+        assert gw.wait_committed(3000, timeout=60)
+        wait_for(lambda: len(detectors.ticks_at_committed) >= 2, 20, "ticks once caught up")
+    finally:
+        gw.stop()
+    assert detectors.processed == 3000
+    assert min(detectors.ticks_at_committed) == 3000, detectors.ticks_at_committed[:10]
