@@ -22,8 +22,8 @@ Conditions and tiers:
     ``inactivity_learn_days`` days were learned; ``inactivity_fixed_s`` before.
 
   Quiet that starts within the usual night (learned bedtime - 30 min to
-  wake-up) without a bed report is judged by the night rule (a bed sensor
-  can miss). Days and nights with an alarm or a silence are not learned.
+  wake-up) long after the last bed exit is judged by the night rule (a bed
+  sensor can miss a bed-in); silence right after getting up at night is not. Days and nights with an alarm or a silence are not learned.
   When the last activity was the entrance door with no motion since, the
   resident is taken to be out: only the fixed floor applies, and the time out
   is not learned as a quiet spell. Clears on the next activity.
@@ -207,9 +207,15 @@ def _inactivity_due(st: ElderlyState, ctx: Ctx) -> float | None:
         return None
     if st.out:  # nobody home to be inactive: only the fixed floor
         return st.last_act + ctx.th.inactivity_fixed_s
-    if st.in_bed or _usual_sleep_time(st, ctx, st.last_act):
+    if st.in_bed or (_missed_bed(st, ctx) and _usual_sleep_time(st, ctx, st.last_act)):
         return _asleep_due(st, ctx)
     return _awake_due(st, ctx)
+
+
+def _missed_bed(st: ElderlyState, ctx: Ctx) -> bool:
+    """Not just out of bed: the last bed exit is long before the last activity (a
+    night trip that ends in silence is judged as awake, not as sleep)."""
+    return st.bed_out_at is None or st.last_act - st.bed_out_at > ctx.th.sleep_trip_s
 
 
 def _usual_sleep_time(st: ElderlyState, ctx: Ctx, ts: float) -> bool:

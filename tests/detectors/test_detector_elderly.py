@@ -153,3 +153,11 @@ def test_quiet_in_the_usual_night_without_a_bed_report_is_sleep() -> None:
     day = [s for s in normal_day(5) if s[0] < at(21, 30, day=5)]  # the bed report is missed
     day += [motion(at(21, 50, day=5), "bedroom"), (at(5, day=6), "tick"), bed(at(6, 30, day=6), False)]
     assert play(eng, day) == []
+
+
+def test_silence_right_after_getting_up_at_night_is_not_sleep() -> None:
+    eng = learned_engine()
+    day = normal_day(5) + [bed(at(4, 50, day=6), False), motion(at(4, 51, day=6), "hall"), (at(9, day=6), "tick")]
+    got = play(eng, day)
+    assert kinds(got) == [("opened", "inactivity", 2)]
+    assert got[0][0] <= at(7, day=6)
