@@ -12,7 +12,9 @@ changes only that:
 
 - socket reads fill a 256 KiB buffer that paho's one-byte reads are served
   from, and ``loop_read`` keeps parsing while bytes are buffered;
-- `ack_many` acknowledges a committed batch with one write of all its PUBACKs.
+- `ack_many` acknowledges a committed batch with one write of all its PUBACKs;
+- a message goes straight to ``on_message``: the gateway registers no
+  per-topic callbacks, so paho's topic matcher is skipped.
 
 It overrides two private methods of paho (``_sock_recv``, and uses
 ``_packet_queue``), so paho is pinned below 3 and the gateway tests exercise
@@ -26,7 +28,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.client import PUBACK, MQTTErrorCode
+from paho.mqtt.client import MQTT_LOG_ERR, PUBACK, MQTTErrorCode, MQTTMessage
 
 READ_CHUNK = 256 * 1024
 _PUBACK = struct.Struct("!BBH")
@@ -72,6 +74,18 @@ class BufferedClient(mqtt.Client):
                 return self._loop_rc_handle(rc)
             if rc == MQTTErrorCode.MQTT_ERR_AGAIN:
                 return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def _handle_on_message(self, message: MQTTMessage) -> None:
+        on_message = self.on_message
+        if on_message is None:
+            return
+        with self._in_callback_mutex:
+            try:
+                on_message(self, self._userdata, message)
+            except Exception as err:
+                self._easy_log(MQTT_LOG_ERR, "Caught exception in on_message: %s", err)
+                if not self.suppress_exceptions:
+                    raise
 
     def pending_bytes(self) -> int:
         return len(self._rbuf) - self._rpos

@@ -167,6 +167,7 @@ class Gateway:
         if cfg.mqtt.tls:
             client.tls_set()
         client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.suppress_exceptions = True  # a bug in a callback is logged; it never stops the network loop
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -215,17 +216,25 @@ class Gateway:
             log.warning("disconnected from the broker (%s); paho reconnects with backoff", reason_code)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        received_at = self._now()
         try:
-            item = validate_message(message.topic, message.payload, self._now(), self.config.limits)
-        except Exception as exc:  # a bug in validation must not stop the gateway: dead-letter it
-            log.exception("validation crashed on %s", message.topic)
-            item = Rejection(topic=message.topic, reason="internal_error", detail=repr(exc)[:500], received_at=self._now(), payload=bytes(message.payload))
-        metrics.RECEIVED.inc()
+            topic = message.topic
+        except UnicodeDecodeError:  # MQTT topics are UTF-8; a broker should never pass this on
+            topic = bytes(message._topic).decode("utf-8", "replace")
+            item: Event | Rejection = Rejection(topic=topic, reason="bad_topic", detail="topic is not valid UTF-8",
+                                                received_at=received_at, payload=bytes(message.payload))
+        else:
+            try:
+                item = validate_message(topic, message.payload, received_at, self.config.limits)
+            except Exception as exc:  # a bug in validation must not stop the gateway: dead-letter it
+                log.exception("validation crashed on %s", topic)
+                item = Rejection(topic=topic, reason="internal_error", detail=repr(exc)[:500], received_at=received_at,
+                                 payload=bytes(message.payload))
         with self._cond:
             # Backstop for brokers that ignore Receive Maximum: stop reading the socket.
             while len(self._queue) >= self.config.max_in_flight and not self._stop.is_set():
                 self._cond.wait(0.5)
-            self._queue.append(_Inbound(self._generation, message.mid, message.qos, item, message.topic, message.payload))
+            self._queue.append(_Inbound(self._generation, message.mid, message.qos, item, topic, message.payload))
             waiting = len(self._queue)
             if waiting == 1 or waiting >= self.config.batch_size:
                 self._cond.notify_all()  # the first starts the linger clock; a full batch goes now
@@ -388,6 +397,7 @@ class Gateway:
         oldest = min((i.item.received_at for i in batch), default=None)
         self.ingest_lag_s = (finished - oldest).total_seconds() if oldest else None
         self.last_commit_at = finished
+        metrics.RECEIVED.inc(len(batch))
         metrics.STORED.inc(len(result.new_events))
         metrics.DUPLICATES.inc(result.duplicates)
         for r in rejections:

