@@ -248,4 +248,3 @@ PRIMARY_VALUE: dict[type[Payload], str] = {
 }
 
 COMMON_FIELDS = frozenset({"id", "ts", "device_id"})
-

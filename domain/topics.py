@@ -36,7 +36,9 @@ def parse_topic(topic: str) -> Topic:
     """Split and check a topic; raises `TopicError` with a reason code and a message."""
     parts = topic.split("/")
     if len(parts) != 5 or parts[0] != TOPIC_PREFIX:
-        raise TopicError("bad_topic", f"topic {topic!r} is not community/{{community_id}}/{{device_type}}/{{device_id}}/{{stream}}")
+        raise TopicError(
+            "bad_topic", f"topic {topic!r} is not community/{{community_id}}/{{device_type}}/{{device_id}}/{{stream}}"
+        )
     _, community_id, device_type, device_id, stream = parts
     if not IDENTIFIER.match(community_id):
         raise TopicError("bad_topic", f"community_id {community_id!r} must be 1-64 of A-Z a-z 0-9 _ . -")
@@ -45,7 +47,9 @@ def parse_topic(topic: str) -> Topic:
     try:
         dtype = DeviceType(device_type)
     except ValueError:
-        raise TopicError("unknown_device_type", f"device_type {device_type!r} is not one of {', '.join(DeviceType)}") from None
+        raise TopicError(
+            "unknown_device_type", f"device_type {device_type!r} is not one of {', '.join(DeviceType)}"
+        ) from None
     try:
         dstream = Stream(stream)
     except ValueError:

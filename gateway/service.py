@@ -1,13 +1,13 @@
 """The MQTT gateway: broker → validate → batch → commit → acknowledge.
 
-Two threads. paho's network thread receives, validates (pure, ~6 us) and
+Two threads. paho's network thread receives, validates (pure, ~3 us) and
 queues; the writer thread commits batches and only then acknowledges them
 (paho ``manual_ack``). A crash anywhere before the acknowledgement makes the
 broker redeliver, and the events' unique key drops the copy, so nothing is
 lost and nothing is stored twice. While the database is down the writer keeps
-retrying the same batch and acknowledges nothing; the in-flight cap (MQTT 5
-Receive Maximum, and a blocking queue as a backstop) makes the broker hold
-everything else.
+retrying the same batch and acknowledges nothing; the in-flight cap (the
+queue stops the socket reads when full; with MQTT 5 also the Receive Maximum)
+makes the broker hold everything else.
 """
 
 from __future__ import annotations
@@ -31,17 +31,22 @@ from domain.devices import DEVICE_KINDS, Device, DeviceType
 from domain.events import Event, Rejection
 from domain.topics import SUBSCRIPTION
 from gateway import metrics
+from gateway.endpoint import MqttEndpoint
 from gateway.mqtt_client import BufferedClient
 from gateway.validate import Limits, validate_message
 from ingest import writer
 from ingest.registry import load_active_devices, upsert_devices
-from steward.settings import MqttEndpoint
 
 log = logging.getLogger(__name__)
 UTC = dt.timezone.utc
 
 # The kind a device gets when ``device_policy=auto`` registers it on first sight.
-DEFAULT_KIND = {DeviceType.ELEVATOR: "lift", DeviceType.WATER: "meter", DeviceType.ACCESS: "entrance", DeviceType.ELDERLY: "home_hub"}
+DEFAULT_KIND = {
+    DeviceType.ELEVATOR: "lift",
+    DeviceType.WATER: "meter",
+    DeviceType.ACCESS: "entrance",
+    DeviceType.ELDERLY: "home_hub",
+}
 assert all(DEFAULT_KIND[t] in DEVICE_KINDS[t] for t in DeviceType)
 
 
@@ -87,7 +92,9 @@ class _Inbound:
 
 
 class Gateway:
-    def __init__(self, config: GatewayConfig, *, sink: EventSink | None = None, clock: Callable[[], dt.datetime] | None = None) -> None:
+    def __init__(
+        self, config: GatewayConfig, *, sink: EventSink | None = None, clock: Callable[[], dt.datetime] | None = None
+    ) -> None:
         self.config = config
         self.sink = sink
         self._now = clock or (lambda: dt.datetime.now(UTC))
@@ -182,7 +189,9 @@ class Gateway:
                     props = Properties(PacketTypes.CONNECT)
                     props.SessionExpiryInterval = cfg.session_expiry_s
                     props.ReceiveMaximum = min(cfg.max_in_flight, 65_535)
-                    self._client.connect(cfg.mqtt.host, cfg.mqtt.port, keepalive=30, clean_start=False, properties=props)
+                    self._client.connect(
+                        cfg.mqtt.host, cfg.mqtt.port, keepalive=30, clean_start=False, properties=props
+                    )
                 else:
                     self._client.connect(cfg.mqtt.host, cfg.mqtt.port, keepalive=30)
                 return
@@ -221,15 +230,25 @@ class Gateway:
             topic = message.topic
         except UnicodeDecodeError:  # MQTT topics are UTF-8; a broker should never pass this on
             topic = bytes(message._topic).decode("utf-8", "replace")
-            item: Event | Rejection = Rejection(topic=topic, reason="bad_topic", detail="topic is not valid UTF-8",
-                                                received_at=received_at, payload=bytes(message.payload))
+            item: Event | Rejection = Rejection(
+                topic=topic,
+                reason="bad_topic",
+                detail="topic is not valid UTF-8",
+                received_at=received_at,
+                payload=bytes(message.payload),
+            )
         else:
             try:
                 item = validate_message(topic, message.payload, received_at, self.config.limits)
             except Exception as exc:  # a bug in validation must not stop the gateway: dead-letter it
                 log.exception("validation crashed on %s", topic)
-                item = Rejection(topic=topic, reason="internal_error", detail=repr(exc)[:500], received_at=received_at,
-                                 payload=bytes(message.payload))
+                item = Rejection(
+                    topic=topic,
+                    reason="internal_error",
+                    detail=repr(exc)[:500],
+                    received_at=received_at,
+                    payload=bytes(message.payload),
+                )
         with self._cond:
             # Backstop for brokers that ignore Receive Maximum: stop reading the socket.
             while len(self._queue) >= self.config.max_in_flight and not self._stop.is_set():
@@ -354,17 +373,36 @@ class Gateway:
                     kind=DEFAULT_KIND[event.device_type],
                 )
                 return None
-            return self._reject(inbound, event, "unknown_device", f"device {event.device_id!r} is not registered (or retired)")
+            return self._reject(
+                inbound, event, "unknown_device", f"device {event.device_id!r} is not registered (or retired)"
+            )
         if device.community_id != event.community_id:
-            return self._reject(inbound, event, "unknown_device", f"device {event.device_id!r} is not registered in community {event.community_id!r}")
+            return self._reject(
+                inbound,
+                event,
+                "unknown_device",
+                f"device {event.device_id!r} is not registered in community {event.community_id!r}",
+            )
         if device.device_type != event.device_type:
-            return self._reject(inbound, event, "unknown_device", f"device {event.device_id!r} is a {device.device_type} device, not {event.device_type}")
+            return self._reject(
+                inbound,
+                event,
+                "unknown_device",
+                f"device {event.device_id!r} is a {device.device_type} device, not {event.device_type}",
+            )
         return None
 
     @staticmethod
     def _reject(inbound: _Inbound, event: Event, reason: str, detail: str) -> Rejection:
-        return Rejection(topic=inbound.topic, reason=reason, detail=detail, received_at=event.received_at,
-                         payload=inbound.payload, community_id=event.community_id, device_id=event.device_id)
+        return Rejection(
+            topic=inbound.topic,
+            reason=reason,
+            detail=detail,
+            received_at=event.received_at,
+            payload=inbound.payload,
+            community_id=event.community_id,
+            device_id=event.device_id,
+        )
 
     def _commit_batch(self, conn: psycopg.Connection, batch: list[_Inbound]) -> None:
         started = time.perf_counter()
@@ -392,7 +430,10 @@ class Gateway:
         self._acknowledge(batch)
         for e in result.new_events:
             battery = e.fields.get("battery") if e.type == "heartbeat" else None
-            self._last_seen[e.device_id] = (e.ts, battery if battery is not None else self._last_seen.get(e.device_id, (e.ts, None))[1])
+            self._last_seen[e.device_id] = (
+                e.ts,
+                battery if battery is not None else self._last_seen.get(e.device_id, (e.ts, None))[1],
+            )
         finished = self._now()
         oldest = min((i.item.received_at for i in batch), default=None)
         self.ingest_lag_s = (finished - oldest).total_seconds() if oldest else None

@@ -49,10 +49,24 @@ def event_time(ts: int | dt.datetime) -> dt.datetime:
     return ts.astimezone(UTC)
 
 
-def _reject(topic: str, payload: bytes, received_at: dt.datetime, reason: str, detail: str,
-            community_id: str | None = None, device_id: str | None = None) -> Rejection:
-    return Rejection(topic=topic, reason=reason, detail=detail, received_at=received_at, payload=payload,
-                     community_id=community_id, device_id=device_id)
+def _reject(
+    topic: str,
+    payload: bytes,
+    received_at: dt.datetime,
+    reason: str,
+    detail: str,
+    community_id: str | None = None,
+    device_id: str | None = None,
+) -> Rejection:
+    return Rejection(
+        topic=topic,
+        reason=reason,
+        detail=detail,
+        received_at=received_at,
+        payload=payload,
+        community_id=community_id,
+        device_id=device_id,
+    )
 
 
 class _TypeInfo(msgspec.Struct, frozen=True):
@@ -96,12 +110,26 @@ def validate_message(topic: str, payload: bytes, received_at: dt.datetime, limit
         return _reject(topic, payload, received_at, exc.reason, exc.detail)
     cid, did = where.community_id, where.device_id
     if len(payload) > limits.max_payload_bytes:
-        return _reject(topic, payload, received_at, "oversized",
-                       f"payload is {len(payload)} bytes, the limit is {limits.max_payload_bytes}", cid, did)
+        return _reject(
+            topic,
+            payload,
+            received_at,
+            "oversized",
+            f"payload is {len(payload)} bytes, the limit is {limits.max_payload_bytes}",
+            cid,
+            did,
+        )
     decoder = DECODERS.get((where.device_type, where.stream))
     if decoder is None:
-        return _reject(topic, payload, received_at, "unknown_stream",
-                       f"{where.device_type} devices publish no {where.stream} stream", cid, did)
+        return _reject(
+            topic,
+            payload,
+            received_at,
+            "unknown_stream",
+            f"{where.device_type} devices publish no {where.stream} stream",
+            cid,
+            did,
+        )
     try:
         body: Payload = decoder.decode(payload)
     except msgspec.ValidationError as exc:
@@ -111,15 +139,29 @@ def validate_message(topic: str, payload: bytes, received_at: dt.datetime, limit
     except msgspec.DecodeError as exc:
         return _reject(topic, payload, received_at, "malformed_json", str(exc), cid, did)
     if body.device_id is not None and body.device_id != did:
-        return _reject(topic, payload, received_at, "device_mismatch",
-                       f"device_id {body.device_id!r} in the payload does not match {did!r} in the topic", cid, did)
+        return _reject(
+            topic,
+            payload,
+            received_at,
+            "device_mismatch",
+            f"device_id {body.device_id!r} in the payload does not match {did!r} in the topic",
+            cid,
+            did,
+        )
     try:
         ts = event_time(body.ts)
     except (ValueError, OverflowError, OSError) as exc:
         return _reject(topic, payload, received_at, "invalid_payload", f"{exc} - at `$.ts`", cid, did)
     if ts - received_at > limits.max_future:
-        return _reject(topic, payload, received_at, "future_timestamp",
-                       f"ts {ts.isoformat()} is more than {limits.max_future} ahead of the gateway clock", cid, did)
+        return _reject(
+            topic,
+            payload,
+            received_at,
+            "future_timestamp",
+            f"ts {ts.isoformat()} is more than {limits.max_future} ahead of the gateway clock",
+            cid,
+            did,
+        )
     info = _type_info(type(body))
     fields = {name: getattr(body, name) for name in info.fields}
     value = fields.get(info.value_field) if info.value_field else None

@@ -105,9 +105,7 @@ def migrate(dsn: str, *, requested_mode: str = "auto") -> tuple[StorageMode, lis
                 else:
                     with conn.transaction():
                         conn.execute(migration.path.read_text())
-                        conn.execute(
-                            "INSERT INTO schema_migrations (version, mode) VALUES (%s, %s)", (key, mode.value)
-                        )
+                        conn.execute("INSERT INTO schema_migrations (version, mode) VALUES (%s, %s)", (key, mode.value))
                 applied_now.append(key)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_ID,))

@@ -26,7 +26,16 @@ def upsert_devices(conn: psycopg.Connection, devices: Iterable[Device]) -> int:
     for d in devices:
         check_device(d)
         rows.append(
-            (d.device_id, d.community_id, str(d.device_type), d.kind, d.building_id, d.unit_id, d.name, Jsonb(d.attributes))
+            (
+                d.device_id,
+                d.community_id,
+                str(d.device_type),
+                d.kind,
+                d.building_id,
+                d.unit_id,
+                d.name,
+                Jsonb(d.attributes),
+            )
         )
     if not rows:
         return 0

@@ -32,9 +32,7 @@ def prepare(conn: psycopg.Connection) -> None:
     """Once per connection: msgspec for JSON (several times faster than the standard
     library) and the session's staging table (emptied at each commit)."""
     set_json_dumps(msgspec.json.Encoder().encode, context=conn)
-    conn.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS events_stage (LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-    )
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS events_stage (LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
     conn.commit()
 
 

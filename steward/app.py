@@ -18,12 +18,13 @@ from typing import Any
 
 import psycopg
 
+from gateway.endpoint import MqttEndpoint
 from gateway.service import Gateway, GatewayConfig
 from gateway.validate import Limits
 from ingest.migrate import StorageMode, apply_policies, current_mode, migrate
 from steward.brokers import EmbeddedBroker, MosquittoBroker
 from steward.databases import EmbeddedPostgres
-from steward.settings import MqttEndpoint, Settings
+from steward.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -153,9 +154,8 @@ class Stack:
 
     def demo_fleet(self) -> Any:
         """The simulated community of the demo, registered in the device registry."""
-        from simulators import build_fleet
-
         from ingest.registry import upsert_devices
+        from simulators import build_fleet
 
         assert self.database_url
         fleet = build_fleet(seed=1)
@@ -299,9 +299,17 @@ class NoticeRelay:
         for n in fresh:
             scopes = [("device", d) for d in n.device_ids] if n.scope == "device" else [(n.scope, n.scope_id)]
             for scope, scope_id in scopes:
-                rows.append((n.community_id, scope, scope_id, NOTICE_FAMILY.get(n.type),
-                             dt.datetime.fromtimestamp(n.start_ms / 1000, dt.timezone.utc),
-                             dt.datetime.fromtimestamp(n.end_ms / 1000, dt.timezone.utc), n.type))
+                rows.append(
+                    (
+                        n.community_id,
+                        scope,
+                        scope_id,
+                        NOTICE_FAMILY.get(n.type),
+                        dt.datetime.fromtimestamp(n.start_ms / 1000, dt.timezone.utc),
+                        dt.datetime.fromtimestamp(n.end_ms / 1000, dt.timezone.utc),
+                        n.type,
+                    )
+                )
         with psycopg.connect(self.database_url) as conn:
             conn.cursor().executemany(
                 "INSERT INTO maintenance_windows (community_id, scope, scope_id, device_type, starts_at, ends_at, reason, created_by)"

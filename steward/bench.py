@@ -24,26 +24,39 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from domain.devices import Device, DeviceType
+from gateway.endpoint import MqttEndpoint
 from gateway.service import Gateway, GatewayConfig
 from ingest.migrate import migrate
 from ingest.registry import upsert_devices
 from steward.brokers import MosquittoBroker
 from steward.databases import EmbeddedPostgres, create_database, drop_database, reachable
 from steward.publisher import publish_all
-from steward.settings import MqttEndpoint
 
 app = typer.Typer(no_args_is_help=True)
 console = Console()
 LOCAL_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
-FAMILIES = [(DeviceType.WATER, "meter"), (DeviceType.ELEVATOR, "lift"), (DeviceType.ACCESS, "entrance"), (DeviceType.ELDERLY, "home_hub")]
+FAMILIES = [
+    (DeviceType.WATER, "meter"),
+    (DeviceType.ELEVATOR, "lift"),
+    (DeviceType.ACCESS, "entrance"),
+    (DeviceType.ELDERLY, "home_hub"),
+]
 
 
 def bench_devices(n: int) -> list[Device]:
     out = []
     for i in range(n):
         device_type, kind = FAMILIES[i % len(FAMILIES)]
-        out.append(Device(device_id=f"bench-{device_type}-{i:05d}", community_id=f"bc{i % 10}", device_type=device_type, kind=kind, building_id=f"b{i % 40}"))
+        out.append(
+            Device(
+                device_id=f"bench-{device_type}-{i:05d}",
+                community_id=f"bc{i % 10}",
+                device_type=device_type,
+                kind=kind,
+                building_id=f"b{i % 40}",
+            )
+        )
     return out
 
 
@@ -56,19 +69,43 @@ def bench_messages(devices: list[Device], n: int, seed: int = 7) -> Iterator[tup
         ts = start_ms + i * 5
         base = {"id": f"bench-{i:08d}", "ts": ts}
         if d.device_type is DeviceType.WATER:
-            body = {**base, "type": "flow", "flow_lpm": round(rng.uniform(0, 20), 2), "total_l": round(1000 + i * 0.37, 2)}
+            body = {
+                **base,
+                "type": "flow",
+                "flow_lpm": round(rng.uniform(0, 20), 2),
+                "total_l": round(1000 + i * 0.37, 2),
+            }
             stream = "telemetry"
         elif d.device_type is DeviceType.ELEVATOR:
-            body = {**base, "type": "status", "floor": rng.randint(1, 30), "moving": True, "door": "closed", "door_zone": False,
-                    "occupied": True, "direction": "up", "speed_mps": round(rng.uniform(0.5, 2.5), 2)}
+            body = {
+                **base,
+                "type": "status",
+                "floor": rng.randint(1, 30),
+                "moving": True,
+                "door": "closed",
+                "door_zone": False,
+                "occupied": True,
+                "direction": "up",
+                "speed_mps": round(rng.uniform(0.5, 2.5), 2),
+            }
             stream = "telemetry"
         elif d.device_type is DeviceType.ACCESS:
-            body = {**base, "type": "access", "result": "granted", "credential": f"card-{rng.randint(1, 5000):06d}", "method": "card", "role": "resident"}
+            body = {
+                **base,
+                "type": "access",
+                "result": "granted",
+                "credential": f"card-{rng.randint(1, 5000):06d}",
+                "method": "card",
+                "role": "resident",
+            }
             stream = "event"
         else:
             body = {**base, "type": "motion", "room": rng.choice(["kitchen", "bedroom", "bathroom", "living_room"])}
             stream = "event"
-        yield f"community/{d.community_id}/{d.device_type}/{d.device_id}/{stream}", json.dumps(body, separators=(",", ":")).encode()
+        yield (
+            f"community/{d.community_id}/{d.device_type}/{d.device_id}/{stream}",
+            json.dumps(body, separators=(",", ":")).encode(),
+        )
 
 
 def simulated_backlog(devices: int, messages: int) -> tuple[list[Device], Iterator[tuple[str, bytes]]]:
@@ -93,15 +130,27 @@ def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
-def _start_workers(n: int, broker: MosquittoBroker, dsn: str, batch_size: int, max_in_flight: int) -> list[subprocess.Popen[bytes]]:
+def _start_workers(
+    n: int, broker: MosquittoBroker, dsn: str, batch_size: int, max_in_flight: int
+) -> list[subprocess.Popen[bytes]]:
     """``python -m gateway`` processes sharing one subscription (storage only)."""
     procs = []
     for i in range(n):
         env = {k: v for k, v in os.environ.items() if not k.startswith("STEWARD_")}
-        env.update(STEWARD_MQTT_URL=broker.url, STEWARD_DATABASE_URL=dsn, STEWARD_MQTT_CLIENT_ID=f"bench-gateway-{i}",
-                   STEWARD_MQTT_SHARE_GROUP="bench", STEWARD_DETECTORS="false", STEWARD_BATCH_SIZE=str(batch_size),
-                   STEWARD_MAX_IN_FLIGHT=str(max_in_flight))
-        procs.append(subprocess.Popen([sys.executable, "-m", "gateway"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        env.update(
+            STEWARD_MQTT_URL=broker.url,
+            STEWARD_DATABASE_URL=dsn,
+            STEWARD_MQTT_CLIENT_ID=f"bench-gateway-{i}",
+            STEWARD_MQTT_SHARE_GROUP="bench",
+            STEWARD_DETECTORS="false",
+            STEWARD_BATCH_SIZE=str(batch_size),
+            STEWARD_MAX_IN_FLIGHT=str(max_in_flight),
+        )
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "gateway"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+        )
     return procs
 
 
@@ -122,7 +171,20 @@ def _admin_dsn(explicit: str | None, workdir: Path) -> tuple[str, EmbeddedPostgr
 
 
 def _mosquitto_sub(port: int, *, count: int | None) -> list[str]:
-    cmd = ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-q", "1", "-c", "-i", "bench-reference", "-t", "community/#"]
+    cmd = [
+        "mosquitto_sub",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-q",
+        "1",
+        "-c",
+        "-i",
+        "bench-reference",
+        "-t",
+        "community/#",
+    ]
     return cmd + (["-C", str(count)] if count else ["-W", "1"])
 
 
@@ -132,17 +194,31 @@ def ingest(
     devices: Annotated[int, typer.Option(help="distinct devices")] = 1_000,
     batch_size: Annotated[int, typer.Option(help="gateway batch size")] = 2000,
     max_in_flight: Annotated[int, typer.Option(help="gateway in-flight cap")] = 20_000,
-    detectors: Annotated[bool, typer.Option(help="run the detectors, closed loop and on-call hooks on the stream")] = False,
-    traffic: Annotated[str, typer.Option(help="synthetic: ~200-byte events of every family; simulated: a realistic community (simulators/) ending now")] = "synthetic",
-    workers: Annotated[int, typer.Option(min=1, max=16, help="gateway processes sharing $share/bench/community/# (detectors off when > 1)")] = 1,
-    database_url: Annotated[str | None, typer.Option(help="admin DSN for a throw-away database (default: local PostgreSQL, else embedded)")] = None,
+    detectors: Annotated[
+        bool, typer.Option(help="run the detectors, closed loop and on-call hooks on the stream")
+    ] = False,
+    traffic: Annotated[
+        str,
+        typer.Option(
+            help="synthetic: ~200-byte events of every family; simulated: a realistic community (simulators/) ending now"
+        ),
+    ] = "synthetic",
+    workers: Annotated[
+        int,
+        typer.Option(min=1, max=16, help="gateway processes sharing $share/bench/community/# (detectors off when > 1)"),
+    ] = 1,
+    database_url: Annotated[
+        str | None, typer.Option(help="admin DSN for a throw-away database (default: local PostgreSQL, else embedded)")
+    ] = None,
 ) -> None:
     """Queue a QoS 1 backlog in a private Mosquitto, then measure how fast mosquitto_sub and the gateway drain it."""
     if traffic not in ("synthetic", "simulated"):
         console.print(f"[red]--traffic must be synthetic or simulated, not {traffic!r}[/red]")
         raise typer.Exit(2)
     if not MosquittoBroker.available() or not shutil.which("mosquitto_sub"):
-        console.print("[red]needs the mosquitto and mosquitto_sub binaries (Debian: mosquitto, mosquitto-clients)[/red]")
+        console.print(
+            "[red]needs the mosquitto and mosquitto_sub binaries (Debian: mosquitto, mosquitto-clients)[/red]"
+        )
         raise typer.Exit(2)
     workdir = Path(tempfile.mkdtemp(prefix="steward-bench-"))
     admin, embedded = _admin_dsn(database_url, workdir)
@@ -157,8 +233,13 @@ def ingest(
             fleet, backlog = simulated_backlog(devices, messages)
         with psycopg.connect(dsn) as conn:
             upsert_devices(conn, fleet)
-        config = GatewayConfig(mqtt=MqttEndpoint(broker.url), database_url=dsn, client_id="bench-gateway",
-                               batch_size=batch_size, max_in_flight=max_in_flight)
+        config = GatewayConfig(
+            mqtt=MqttEndpoint(broker.url),
+            database_url=dsn,
+            client_id="bench-gateway",
+            batch_size=batch_size,
+            max_in_flight=max_in_flight,
+        )
         sink = None
         if detectors and workers == 1:
             from steward.app import Stack
@@ -173,10 +254,16 @@ def ingest(
             gw.stop()
         else:
             procs = _start_workers(workers, broker, dsn, batch_size, max_in_flight)
-            _wait(lambda: all(f"bench-gateway-{i}" in broker.log_tail(400) for i in range(workers)), 30, "the workers to connect")
+            _wait(
+                lambda: all(f"bench-gateway-{i}" in broker.log_tail(400) for i in range(workers)),
+                30,
+                "the workers to connect",
+            )
             _stop_workers(procs)
 
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console) as progress:
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console
+        ) as progress:
             task = progress.add_task("queueing the backlog", total=messages)
 
             def counted() -> Iterator[tuple[str, bytes]]:
@@ -192,12 +279,16 @@ def ingest(
 
         console.print("draining with mosquitto_sub (reference)...")
         t0 = time.perf_counter()
-        ref = subprocess.run(_mosquitto_sub(broker.port, count=messages), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=1800)
+        ref = subprocess.run(
+            _mosquitto_sub(broker.port, count=messages), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=1800
+        )
         ref_s = time.perf_counter() - t0
         if ref.returncode != 0:
             raise RuntimeError(f"mosquitto_sub failed: {ref.stderr.decode()[:500]}")
 
-        console.print(f"draining with the Steward gateway, {workers} process(es) (validate, COPY, commit, then acknowledge)...")
+        console.print(
+            f"draining with the Steward gateway, {workers} process(es) (validate, COPY, commit, then acknowledge)..."
+        )
         t0 = time.perf_counter()
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console) as progress:
             task = progress.add_task("committed", total=messages)
@@ -226,18 +317,33 @@ def ingest(
             dead = conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0]  # type: ignore[index]
 
         ref_rate, gw_rate = messages / ref_s, rows / gw_s
-        table = Table(title=f"steward bench ingest: {messages:,} QoS 1 messages, {len(fleet):,} devices, {traffic} traffic, storage {mode}")
+        table = Table(
+            title=f"steward bench ingest: {messages:,} QoS 1 messages, {len(fleet):,} devices, {traffic} traffic, storage {mode}"
+        )
         for col in ("what", "seconds", "msg/s", "notes"):
             table.add_column(col)
-        table.add_row("publish (paho, QoS 1)", f"{publish_s:.1f}", f"{published / publish_s:,.0f}", f"{published:,} acknowledged by the broker")
+        table.add_row(
+            "publish (paho, QoS 1)",
+            f"{publish_s:.1f}",
+            f"{published / publish_s:,.0f}",
+            f"{published:,} acknowledged by the broker",
+        )
         table.add_row("mosquitto_sub drain", f"{ref_s:.1f}", f"{ref_rate:,.0f}", "reference: receive only")
-        table.add_row("gateway drain", f"{gw_s:.1f}", f"{gw_rate:,.0f}",
-                      f"committed rows; {workers} process(es); detectors {'on' if sink and workers == 1 else 'off'}; batch {batch_size}")
+        table.add_row(
+            "gateway drain",
+            f"{gw_s:.1f}",
+            f"{gw_rate:,.0f}",
+            f"committed rows; {workers} process(es); detectors {'on' if sink and workers == 1 else 'off'}; batch {batch_size}",
+        )
         console.print(table)
         console.print(f"gateway / mosquitto_sub = [bold]{gw_rate / ref_rate:.2f}[/bold] (target >= 0.5)")
-        console.print(f"stored {rows:,} rows, distinct {distinct:,}: lost {messages - distinct:,}, duplicated {rows - distinct:,}, dead-lettered {dead:,}")
-        console.print(f"machine: {platform.machine()}, {__import__('os').cpu_count()} cores, Python {platform.python_version()}, "
-                      f"PostgreSQL via {'embedded' if embedded else 'server'}")
+        console.print(
+            f"stored {rows:,} rows, distinct {distinct:,}: lost {messages - distinct:,}, duplicated {rows - distinct:,}, dead-lettered {dead:,}"
+        )
+        console.print(
+            f"machine: {platform.machine()}, {__import__('os').cpu_count()} cores, Python {platform.python_version()}, "
+            f"PostgreSQL via {'embedded' if embedded else 'server'}"
+        )
     finally:
         broker.stop()
         drop_database(admin, dsn)

@@ -114,7 +114,11 @@ class MosquittoBroker:
             lines.append("user root")
         if self.users:
             self.write_passwords()
-            lines += ["allow_anonymous false", f"password_file {self.workdir / 'passwd'}", f"acl_file {self.workdir / 'acl'}"]
+            lines += [
+                "allow_anonymous false",
+                f"password_file {self.workdir / 'passwd'}",
+                f"acl_file {self.workdir / 'acl'}",
+            ]
         else:
             lines.append("allow_anonymous true")
         lines.append(self.extra_config)

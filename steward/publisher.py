@@ -14,7 +14,7 @@ from collections.abc import Iterable
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from steward.settings import MqttEndpoint
+from gateway.endpoint import MqttEndpoint
 
 
 class PublishError(RuntimeError):

@@ -8,30 +8,11 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-
-class MqttEndpoint:
-    """A parsed ``mqtt://user:pass@host:port`` (``mqtts://`` for TLS)."""
-
-    def __init__(self, url: str) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("mqtt", "mqtts", "tcp"):
-            raise ValueError(f"{url!r}: scheme must be mqtt:// or mqtts://")
-        if not parts.hostname:
-            raise ValueError(f"{url!r}: host is missing")
-        self.tls = parts.scheme == "mqtts"
-        self.host = parts.hostname
-        self.port = parts.port or (8883 if self.tls else 1883)
-        self.username = unquote(parts.username) if parts.username else None
-        self.password = unquote(parts.password) if parts.password else None
-
-    def __repr__(self) -> str:  # never print the password
-        user = f"{self.username}@" if self.username else ""
-        return f"mqtt{'s' if self.tls else ''}://{user}{self.host}:{self.port}"
+from gateway.endpoint import MqttEndpoint
 
 
 class Settings(BaseSettings):

@@ -35,7 +35,10 @@ def start(data_dir: Path, port: int, broker: str) -> subprocess.Popen[bytes]:
     env.update(STEWARD_DATA_DIR=str(data_dir), STEWARD_DEMO_BROKER=broker)
     return subprocess.Popen(
         [sys.executable, "-m", "steward", "run", "--port", str(port)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
 
 
@@ -53,8 +56,11 @@ def test_steward_run_starts_ingests_stops_and_keeps_its_data(broker: str) -> Non
     port = free_port()
     process = start(tmp_path / "data", port, broker)
     try:
-        wait_for(lambda: (h := health(port)) is not None and h["last_commit_at"] is not None, 120,
-                 "the simulated community's first events to be committed")
+        wait_for(
+            lambda: (h := health(port)) is not None and h["last_commit_at"] is not None,
+            120,
+            "the simulated community's first events to be committed",
+        )
         h = health(port)
         assert h and h["status"] == "ok" and h["broker_connected"] and h["storage_mode"] == "plain"
         # On-call action links are switched on (the stack generated their secret): a

@@ -30,7 +30,13 @@ def load_sample(dsn: str) -> None:
         event = validate_message(topic, payload, T0 + dt.timedelta(days=1), Limits())
         events.append(event)
     with psycopg.connect(dsn) as conn:
-        upsert_devices(conn, [Device(device_id=f"wm{i}", community_id="c1", device_type=DeviceType.WATER, kind="meter") for i in range(3)])
+        upsert_devices(
+            conn,
+            [
+                Device(device_id=f"wm{i}", community_id="c1", device_type=DeviceType.WATER, kind="meter")
+                for i in range(3)
+            ],
+        )
         writer.prepare(conn)
         with conn.transaction():
             writer.write_batch(conn, events, [])
@@ -75,8 +81,15 @@ def test_timescale_and_plain_modes_give_the_same_answers(admin_dsn: str, server_
             load_sample(dsn)
         assert rollups(timescale) == rollups(plain)
         with psycopg.connect(timescale) as conn:
-            hypertables = {r[0] for r in conn.execute("SELECT hypertable_name FROM timescaledb_information.hypertables")}
-            jobs = {r[0] for r in conn.execute("SELECT proc_name FROM timescaledb_information.jobs WHERE hypertable_name IN ('events', 'events_5m') OR proc_name LIKE 'policy_refresh%'")}
+            hypertables = {
+                r[0] for r in conn.execute("SELECT hypertable_name FROM timescaledb_information.hypertables")
+            }
+            jobs = {
+                r[0]
+                for r in conn.execute(
+                    "SELECT proc_name FROM timescaledb_information.jobs WHERE hypertable_name IN ('events', 'events_5m') OR proc_name LIKE 'policy_refresh%'"
+                )
+            }
             # A redelivered batch is dropped by the same unique key on the hypertable.
             before = conn.execute("SELECT count(*) FROM events").fetchone()[0]
         load_sample(timescale)

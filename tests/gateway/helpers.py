@@ -16,14 +16,28 @@ BASE_TS = 1_795_000_000_000  # epoch ms, 2026-11-18
 
 
 def flow(device: str, i: int, *, community: str = "c1", ts_ms: int | None = None) -> tuple[str, bytes]:
-    payload = {"id": f"m{i}", "ts": ts_ms if ts_ms is not None else BASE_TS + i, "type": "flow", "flow_lpm": (i % 50) / 10, "total_l": 1000 + i}
+    payload = {
+        "id": f"m{i}",
+        "ts": ts_ms if ts_ms is not None else BASE_TS + i,
+        "type": "flow",
+        "flow_lpm": (i % 50) / 10,
+        "total_l": 1000 + i,
+    }
     return f"community/{community}/water/{device}/telemetry", json.dumps(payload).encode()
 
 
 def register_meters(dsn: str, n: int, community: str = "c1") -> list[str]:
     ids = [f"wm{i:05d}" for i in range(n)]
     with psycopg.connect(dsn) as conn:
-        upsert_devices(conn, [Device(device_id=d, community_id=community, device_type=DeviceType.WATER, kind="meter", building_id="b1") for d in ids])
+        upsert_devices(
+            conn,
+            [
+                Device(
+                    device_id=d, community_id=community, device_type=DeviceType.WATER, kind="meter", building_id="b1"
+                )
+                for d in ids
+            ],
+        )
     return ids
 
 

@@ -34,10 +34,14 @@ def start_gateway_process(mqtt_url: str, database_url: str, log_path: Path) -> s
         "STEWARD_BATCH_SIZE": "500",
     }
     env.pop("STEWARD_CONFIG", None)
-    return subprocess.Popen([sys.executable, "-m", "gateway"], cwd=ROOT, env=env, stdout=log_path.open("ab"), stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "gateway"], cwd=ROOT, env=env, stdout=log_path.open("ab"), stderr=subprocess.STDOUT
+    )
 
 
-def test_gateway_killed_mid_stream_loses_nothing_and_stores_nothing_twice(mosquitto: MosquittoBroker, database_url: str, tmp_path: Path) -> None:
+def test_gateway_killed_mid_stream_loses_nothing_and_stores_nothing_twice(
+    mosquitto: MosquittoBroker, database_url: str, tmp_path: Path
+) -> None:
     total = 20_000
     devices = register_meters(database_url, 100)
     log_path = tmp_path / "gateway.log"
@@ -57,7 +61,11 @@ def test_gateway_killed_mid_stream_loses_nothing_and_stores_nothing_twice(mosqui
                 continue
         assert stored_probe(), "the gateway never subscribed"
         published: list[int] = []
-        publisher = threading.Thread(target=lambda: published.append(publish_all(mosquitto.url, (flow(devices[i % 100], i) for i in range(total)), client_id="pub")))
+        publisher = threading.Thread(
+            target=lambda: published.append(
+                publish_all(mosquitto.url, (flow(devices[i % 100], i) for i in range(total)), client_id="pub")
+            )
+        )
         publisher.start()
         wait_for(lambda: count(database_url, "SELECT count(*) FROM events") >= 3000 + 1, 60, "3000 events to be stored")
         gw.send_signal(signal.SIGKILL)
@@ -70,7 +78,10 @@ def test_gateway_killed_mid_stream_loses_nothing_and_stores_nothing_twice(mosqui
         wait_for(lambda: count(database_url, stream) >= total, 120, f"all {total} events after the restart")
         assert stored_at_kill < total, "the kill happened after everything was stored: the test proved nothing"
         assert count(database_url, stream) == total
-        assert count(database_url, "SELECT count(DISTINCT (device_id, msg_id)) FROM events WHERE msg_id <> 'probe'") == total
+        assert (
+            count(database_url, "SELECT count(DISTINCT (device_id, msg_id)) FROM events WHERE msg_id <> 'probe'")
+            == total
+        )
         assert count(database_url, "SELECT count(*) FROM dead_letters") == 0
     finally:
         gw.terminate()
@@ -88,12 +99,16 @@ def private_postgres() -> Iterator[EmbeddedPostgres]:
         pass
 
 
-def test_database_restart_mid_stream_loses_nothing(mosquitto: MosquittoBroker, private_postgres: EmbeddedPostgres) -> None:
+def test_database_restart_mid_stream_loses_nothing(
+    mosquitto: MosquittoBroker, private_postgres: EmbeddedPostgres
+) -> None:
     dsn = private_postgres.dsn
     migrate(dsn)
     total = 6000
     devices = register_meters(dsn, 20)
-    gw = Gateway(GatewayConfig(mqtt=MqttEndpoint(mosquitto.url), database_url=dsn, client_id="gw-dbrestart", batch_size=200))
+    gw = Gateway(
+        GatewayConfig(mqtt=MqttEndpoint(mosquitto.url), database_url=dsn, client_id="gw-dbrestart", batch_size=200)
+    )
     gw.start()
     try:
         wait_for(lambda: gw.status()["broker_connected"], 10, "the gateway to connect")

@@ -17,7 +17,9 @@ from tests.gateway.helpers import BASE_TS, count, flow, now_ms, register_meters,
 
 @pytest.fixture
 def gateway(mosquitto: MosquittoBroker, database_url: str) -> Iterator[Gateway]:
-    gw = Gateway(GatewayConfig(mqtt=MqttEndpoint(mosquitto.url), database_url=database_url, client_id="gw-test", batch_size=500))
+    gw = Gateway(
+        GatewayConfig(mqtt=MqttEndpoint(mosquitto.url), database_url=database_url, client_id="gw-test", batch_size=500)
+    )
     gw.start()
     wait_for(lambda: gw.status()["broker_connected"], 10, "the gateway to connect")
     yield gw
@@ -32,15 +34,25 @@ def test_every_event_is_stored_exactly_once(gateway: Gateway, mosquitto: Mosquit
     assert count(database_url, "SELECT count(*) FROM events") == 5000
     assert count(database_url, "SELECT count(DISTINCT (device_id, msg_id)) FROM events") == 5000
     with psycopg.connect(database_url) as conn:
-        value, fields = conn.execute("SELECT value, fields FROM events WHERE device_id = %s AND msg_id = 'm51'", (devices[1],)).fetchone()
+        value, fields = conn.execute(
+            "SELECT value, fields FROM events WHERE device_id = %s AND msg_id = 'm51'", (devices[1],)
+        ).fetchone()
     assert value == pytest.approx(0.1) and fields == {"flow_lpm": 0.1, "total_l": 1051.0}
 
 
 def test_mqtt5_session_stores_everything_once(mosquitto: MosquittoBroker, database_url: str) -> None:
     """The MQTT 5 path (Receive Maximum as the in-flight cap) keeps the same promises."""
     devices = register_meters(database_url, 10)
-    gw = Gateway(GatewayConfig(mqtt=MqttEndpoint(mosquitto.url), database_url=database_url, client_id="gw-v5",
-                               protocol="5", batch_size=300, max_in_flight=500))
+    gw = Gateway(
+        GatewayConfig(
+            mqtt=MqttEndpoint(mosquitto.url),
+            database_url=database_url,
+            client_id="gw-v5",
+            protocol="5",
+            batch_size=300,
+            max_in_flight=500,
+        )
+    )
     gw.start()
     try:
         wait_for(lambda: gw.status()["broker_connected"], 10, "the gateway to connect")
@@ -69,30 +81,88 @@ BAD_INPUTS = [
     ("community/c1/boiler/wm00000/telemetry", b"{}", "unknown_device_type", "boiler"),
     ("community/c1/water/wm00000/logs", b"{}", "unknown_stream", "logs"),
     ("community/c1/water/wm00000", b"{}", "bad_topic", "community/"),
-    ("community/c1/water/wm00000/telemetry", json.dumps({"id": "a", "ts": BASE_TS, "type": "flow", "flow_lpm": "fast"}).encode(), "invalid_payload", "$.flow_lpm"),
-    ("community/c1/water/wm00000/telemetry", json.dumps({"id": "a", "ts": BASE_TS, "type": "flow"}).encode(), "invalid_payload", "flow_lpm"),
-    ("community/c1/water/wm00000/telemetry", json.dumps({"id": "a", "type": "flow", "flow_lpm": 1}).encode(), "invalid_payload", "ts"),
-    ("community/c1/water/wm00000/telemetry", json.dumps({"id": "a", "ts": BASE_TS, "type": "volcano"}).encode(), "unknown_type", "$.type"),
-    ("community/c1/water/wm00000/telemetry", json.dumps({"id": "a", "ts": BASE_TS, "type": "flow", "flow_lpm": 1, "pad": "x" * 70_000}).encode(), "oversized", "65536"),
-    ("community/c1/water/wm00000/telemetry", json.dumps({"id": "a", "ts": now_ms() + 3_600_000, "type": "flow", "flow_lpm": 1}).encode(), "future_timestamp", "ahead"),
-    ("community/c1/water/wm00000/telemetry", json.dumps({"id": "a", "ts": BASE_TS, "type": "flow", "flow_lpm": 1, "device_id": "wm99999"}).encode(), "device_mismatch", "wm99999"),
-    ("community/c1/water/ghost/telemetry", json.dumps({"id": "a", "ts": BASE_TS, "type": "flow", "flow_lpm": 1}).encode(), "unknown_device", "not registered"),
-    ("community/c2/water/wm00000/telemetry", json.dumps({"id": "a", "ts": BASE_TS, "type": "flow", "flow_lpm": 1}).encode(), "unknown_device", "community 'c2'"),
-    ("community/c1/elevator/wm00000/event", json.dumps({"id": "a", "ts": BASE_TS, "type": "alarm_button"}).encode(), "unknown_device", "water device"),
+    (
+        "community/c1/water/wm00000/telemetry",
+        json.dumps({"id": "a", "ts": BASE_TS, "type": "flow", "flow_lpm": "fast"}).encode(),
+        "invalid_payload",
+        "$.flow_lpm",
+    ),
+    (
+        "community/c1/water/wm00000/telemetry",
+        json.dumps({"id": "a", "ts": BASE_TS, "type": "flow"}).encode(),
+        "invalid_payload",
+        "flow_lpm",
+    ),
+    (
+        "community/c1/water/wm00000/telemetry",
+        json.dumps({"id": "a", "type": "flow", "flow_lpm": 1}).encode(),
+        "invalid_payload",
+        "ts",
+    ),
+    (
+        "community/c1/water/wm00000/telemetry",
+        json.dumps({"id": "a", "ts": BASE_TS, "type": "volcano"}).encode(),
+        "unknown_type",
+        "$.type",
+    ),
+    (
+        "community/c1/water/wm00000/telemetry",
+        json.dumps({"id": "a", "ts": BASE_TS, "type": "flow", "flow_lpm": 1, "pad": "x" * 70_000}).encode(),
+        "oversized",
+        "65536",
+    ),
+    (
+        "community/c1/water/wm00000/telemetry",
+        json.dumps({"id": "a", "ts": now_ms() + 3_600_000, "type": "flow", "flow_lpm": 1}).encode(),
+        "future_timestamp",
+        "ahead",
+    ),
+    (
+        "community/c1/water/wm00000/telemetry",
+        json.dumps({"id": "a", "ts": BASE_TS, "type": "flow", "flow_lpm": 1, "device_id": "wm99999"}).encode(),
+        "device_mismatch",
+        "wm99999",
+    ),
+    (
+        "community/c1/water/ghost/telemetry",
+        json.dumps({"id": "a", "ts": BASE_TS, "type": "flow", "flow_lpm": 1}).encode(),
+        "unknown_device",
+        "not registered",
+    ),
+    (
+        "community/c2/water/wm00000/telemetry",
+        json.dumps({"id": "a", "ts": BASE_TS, "type": "flow", "flow_lpm": 1}).encode(),
+        "unknown_device",
+        "community 'c2'",
+    ),
+    (
+        "community/c1/elevator/wm00000/event",
+        json.dumps({"id": "a", "ts": BASE_TS, "type": "alarm_button"}).encode(),
+        "unknown_device",
+        "water device",
+    ),
 ]
 
 
-def test_bad_input_is_dead_lettered_with_its_reason_and_valid_traffic_flows(gateway: Gateway, mosquitto: MosquittoBroker, database_url: str) -> None:
+def test_bad_input_is_dead_lettered_with_its_reason_and_valid_traffic_flows(
+    gateway: Gateway, mosquitto: MosquittoBroker, database_url: str
+) -> None:
     register_meters(database_url, 1)
     messages = []
     for i, (topic, payload, _, _) in enumerate(BAD_INPUTS):
         messages.append(flow("wm00000", 2 * i))  # valid traffic interleaved with every bad message
         messages.append((topic, payload))
     publish_all(mosquitto.url, messages)
-    wait_for(lambda: gateway.rejected >= len(BAD_INPUTS) and gateway.committed >= len(BAD_INPUTS), 30, "all messages to be handled")
+    wait_for(
+        lambda: gateway.rejected >= len(BAD_INPUTS) and gateway.committed >= len(BAD_INPUTS),
+        30,
+        "all messages to be handled",
+    )
     assert count(database_url, "SELECT count(*) FROM events") == len(BAD_INPUTS)
     with psycopg.connect(database_url) as conn:
-        stored = conn.execute("SELECT topic, reason, detail, payload, payload_size FROM dead_letters ORDER BY id").fetchall()
+        stored = conn.execute(
+            "SELECT topic, reason, detail, payload, payload_size FROM dead_letters ORDER BY id"
+        ).fetchall()
     assert [(t, r) for t, r, *_ in stored] == [(t, r) for t, _, r, _ in BAD_INPUTS]
     for (topic, payload, reason, words), (_, _, detail, kept, size) in zip(BAD_INPUTS, stored):
         assert words in detail, (reason, detail)
@@ -125,8 +195,15 @@ def test_detector_timers_wait_until_a_backlog_has_drained(mosquitto: MosquittoBr
     """After an outage the broker holds a backlog; "offline for 10 minutes" must not fire
     on the wall clock while the devices' messages are still waiting to be read."""
     devices = register_meters(database_url, 20)
-    config = GatewayConfig(mqtt=MqttEndpoint(mosquitto.url), database_url=database_url, client_id="gw-backlog",
-                           batch_size=100, batch_linger_s=1.0, tick_interval_s=0.0, settle_s=0.5)
+    config = GatewayConfig(
+        mqtt=MqttEndpoint(mosquitto.url),
+        database_url=database_url,
+        client_id="gw-backlog",
+        batch_size=100,
+        batch_linger_s=1.0,
+        tick_interval_s=0.0,
+        settle_s=0.5,
+    )
     first = Gateway(config).start()
     wait_for(lambda: first.status()["broker_connected"], 10, "the session to exist")
     first.stop()
