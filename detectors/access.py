@@ -17,6 +17,9 @@ Conditions and tiers:
   average (learned over at least ``unusual_hour_learn_days``; before that, the
   fixed ``quiet_hours`` are the floor rule).
 - ``tamper`` (Level 2): reader tamper switch active; clears when released.
+- ``tailgating`` (Level 3): a door with a people counter (``passage`` events)
+  lets more people in during one opening than credentials were granted for it.
+  Doors without a counter never raise it.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ class AccessState(msgspec.Struct, array_like=True):
     hours: bytes = b""  # 24 x uint16: granted accesses by local hour (halved when full)
     hours_since: float = 0.0  # counting since (moved forward when the counts are halved)
     raised: dict[str, Raised] = msgspec.field(default_factory=dict)
+    grants_open: int = 0  # credentials granted for the current (or coming) opening
 
 
 def _held_limit(ctx: Ctx) -> float:
@@ -79,6 +83,7 @@ def on_event(st: AccessState, ctx: Ctx, ev: Event) -> tuple[AccessState, Changes
     if ev.type == "access":
         if f["result"] == "granted":
             st.last_grant = ts
+            st.grants_open += 1
             out += _unusual_hour(st, ctx, ts, f)
         else:
             st.denied = [d for d in st.denied if ts - d <= th.denied_window_s][-(th.denied_attempts - 1):] + [ts]
@@ -89,6 +94,8 @@ def on_event(st: AccessState, ctx: Ctx, ev: Event) -> tuple[AccessState, Changes
         if f["state"] == "open":
             if st.open_since is None:
                 st.open_since, st.held_fired = ts, False
+                if ts - st.last_grant > th.access_grant_window_s:
+                    st.grants_open = 0  # a grant nobody used in time does not cover this opening
                 night = in_window(_hour(ts, ctx), th.night_start, th.night_end)
                 fire = ctx.device.kind == "fire_door"
                 if ts - st.last_grant > th.access_grant_window_s and (night or not fire):
@@ -97,7 +104,12 @@ def on_event(st: AccessState, ctx: Ctx, ev: Event) -> tuple[AccessState, Changes
                     out += once(ctx, "door_forced", tier, ts, title, detail={"night": night})
         else:
             st.open_since, st.held_fired = None, False
+            st.grants_open = 0
             out += clear(st.raised, ctx, "door_held_open", ts, "Door closed")
+    elif ev.type == "passage":
+        if f.get("direction", "in") == "in" and f["count"] > st.grants_open:
+            out += once(ctx, "tailgating", 3, ts, "Tailgating: more people entered than credentials were granted",
+                        detail={"entered": f["count"], "granted": st.grants_open})
     elif ev.type == "tamper":
         if f.get("active", True):
             out += raise_(st.raised, ctx, "tamper", 2, ts, "Reader tamper switch triggered")

@@ -190,7 +190,14 @@ class Tamper(Payload, tag="tamper"):
     active: bool = True
 
 
-ACCESS_EVENT = Union[AccessAttempt, DoorState, Tamper]
+class Passage(Payload, tag="passage"):
+    """People counted through the doorway by an anti-tailgating sensor, once per opening."""
+
+    count: Annotated[int, Meta(ge=0, le=50)]
+    direction: Literal["in", "out"] = "in"
+
+
+ACCESS_EVENT = Union[AccessAttempt, DoorState, Tamper, Passage]
 
 
 # --- elderly resident living alone (one home hub per resident) ------------------------

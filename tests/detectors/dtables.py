@@ -21,7 +21,7 @@ _ids = itertools.count()
 STREAM_OF = {
     "fault": "event", "alarm_button": "event", "service_mode": "event", "status": "telemetry", "trip": "telemetry",
     "flow": "telemetry", "pressure": "telemetry", "tank_level": "telemetry", "leak": "event", "pump": "event",
-    "access": "event", "door": "event", "tamper": "event", "motion": "event", "bed": "event", "sos": "event",
+    "access": "event", "door": "event", "tamper": "event", "passage": "event", "motion": "event", "bed": "event", "sos": "event",
     "fall": "event", "heartbeat": "status", "offline": "status", "online": "status", "sensor_battery": "status",
 }
 

@@ -72,6 +72,24 @@ def test_unusual_hour_fixed_floor_then_learned() -> None:
     assert play(eng, passage(at(5, 40, day=9))) == []  # learned: 05:xx is usual for this door
 
 
+def test_tailgating_needs_a_counter_and_more_people_than_grants() -> None:
+    def counted(t: float, grants: int, people: int, direction: str = "in") -> list:
+        return [grant(t + i) for i in range(grants)] + [
+            (t + 3, DOOR, "door", {"state": "open"}),
+            (t + 6, DOOR, "passage", {"count": people, "direction": direction}),
+            (t + 9, DOOR, "door", {"state": "closed"}),
+        ]
+
+    eng = engine(DOOR)
+    # hard negatives: a couple each showing a card; people leaving; a door without a counter
+    assert play(eng, counted(T, 2, 2) + counted(T + 100, 1, 3, "out") + passage(T + 200)) == []
+    got = play(eng, counted(T + 300, 1, 2))
+    assert kinds(got)[0] == ("opened", "tailgating", 3) and got[0][0] == T + 306
+    # an earlier grant nobody used does not cover a later opening
+    late = play(engine(DOOR), [grant(T)] + counted(T + 600, 1, 2)[1:])
+    assert kinds(late)[:2] == [("opened", "door_forced", 2), ("opened", "tailgating", 3)]
+
+
 def test_tamper() -> None:
     got = play(engine(DOOR), [(T, DOOR, "tamper", {"active": True}), (T + 60, DOOR, "tamper", {"active": False})])
     assert kinds(got) == [("opened", "tamper", 2), ("cleared", "tamper", 2)]
