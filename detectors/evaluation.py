@@ -63,6 +63,7 @@ EXPECTED: dict[str, tuple[str, ...]] = {
     "door_forced": ("door_forced",),
     "brute_force": ("repeated_denied",),
     "unusual_hour_access": ("unusual_hour_access",),
+    "tailgating": ("tailgating",),
     "elderly_sos": ("sos",),
     "elderly_fall": ("fall",),
     "elderly_inactivity": ("inactivity",),

@@ -151,6 +151,11 @@ def check(type_: str, gt: dict, seen: list[Seen]) -> None:
         denied = within(seen, dev, s, e + 1, "access")
         assert len(denied) >= 8 and all(a.body["result"] == "denied" for a in denied)
         assert e - s < 5 * MINUTE
+    elif type_ == "tailgating":
+        [granted] = within(seen, dev, s - SECOND, e, "access")
+        [counted] = within(seen, dev, s, e, "passage")
+        assert granted.body["result"] == "granted" and counted.body == {**counted.body, "count": 2, "direction": "in"}
+        assert [d.body["state"] for d in within(seen, dev, s, e + 1, "door")] == ["open", "closed"]
     elif type_ == "unusual_hour_access":
         [granted] = within(seen, dev, s, e, "access")
         assert granted.body["result"] == "granted" and 2 <= granted.local_hour < 5
