@@ -306,9 +306,9 @@ class Gateway:
                         self.sink.tick(conn, self._now())
                     next_tick = now_mono + self.config.tick_interval_s
                 if now_mono >= next_flush or stopping:
-                    seen, self._last_seen = self._last_seen, {}
                     with conn.transaction():
-                        writer.record_last_seen(conn, seen)
+                        writer.record_last_seen(conn, self._last_seen)
+                    self._last_seen = {}  # only once written: a failed flush is retried with the rest
                     next_flush = now_mono + self.config.last_seen_flush_s
                 if self.sink and (now_mono >= next_checkpoint or stopping):
                     with conn.transaction():
@@ -429,11 +429,9 @@ class Gateway:
         # Committed: now, and only now, acknowledge.
         self._acknowledge(batch)
         for e in result.new_events:
+            last_ts, last_battery = self._last_seen.get(e.device_id, (e.ts, None))
             battery = e.fields.get("battery") if e.type == "heartbeat" else None
-            self._last_seen[e.device_id] = (
-                e.ts,
-                battery if battery is not None else self._last_seen.get(e.device_id, (e.ts, None))[1],
-            )
+            self._last_seen[e.device_id] = (max(last_ts, e.ts), last_battery if battery is None else battery)
         finished = self._now()
         oldest = min((i.item.received_at for i in batch), default=None)
         self.ingest_lag_s = (finished - oldest).total_seconds() if oldest else None

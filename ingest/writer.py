@@ -1,6 +1,10 @@
-"""Where a batch of events becomes rows: COPY into a staging table, then one
-INSERT ... ON CONFLICT DO NOTHING, so a redelivered message is a no-op and we
-learn exactly which events are new (only those reach the detectors).
+"""Where a batch of events becomes rows.
+
+A batch is binary-COPYed straight into ``events``. Only when that hits the
+unique key (a redelivery after a crash or a reconnect) does it go through a
+staging table and one ``INSERT ... ON CONFLICT DO NOTHING RETURNING``, so a
+redelivered message is a no-op and we learn exactly which events are new (only
+those reach the detectors).
 """
 
 from __future__ import annotations
@@ -25,7 +29,6 @@ _EVENT_TYPES = ["timestamptz", "timestamptz", "text", "text", "text", "text", "t
 class BatchResult:
     new_events: list[Event]
     duplicates: int
-    dead_letters: int
 
 
 def prepare(conn: psycopg.Connection) -> None:
@@ -67,7 +70,7 @@ def write_batch(conn: psycopg.Connection, events: Sequence[Event], dead_letters:
                     for d in dead_letters
                 ],
             )
-    return BatchResult(new_events=new_events, duplicates=len(events) - len(new_events), dead_letters=len(dead_letters))
+    return BatchResult(new_events=new_events, duplicates=len(events) - len(new_events))
 
 
 def _copy_events(conn: psycopg.Connection, table: str, events: Sequence[Event]) -> None:

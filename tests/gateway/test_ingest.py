@@ -219,3 +219,24 @@ def test_detector_timers_wait_until_a_backlog_has_drained(mosquitto: MosquittoBr
         gw.stop()
     assert detectors.processed == 3000
     assert min(detectors.ticks_at_committed) == 3000, detectors.ticks_at_committed[:10]
+
+
+def test_device_last_seen_and_battery_are_recorded(mosquitto: MosquittoBroker, database_url: str) -> None:
+    (device,) = register_meters(database_url, 1)
+    heartbeat = (
+        f"community/c1/water/{device}/status",
+        json.dumps({"id": "hb1", "ts": BASE_TS + 1000, "type": "heartbeat", "battery": 42}).encode(),
+    )
+    later, earlier = flow(device, 1, ts_ms=BASE_TS + 5000), flow(device, 2, ts_ms=BASE_TS)  # out of order
+    gw = Gateway(GatewayConfig(mqtt=MqttEndpoint(mosquitto.url), database_url=database_url, client_id="gw-seen"))
+    gw.start()
+    try:
+        wait_for(lambda: gw.status()["broker_connected"], 10, "the gateway to connect")
+        publish_all(mosquitto.url, [heartbeat, later, earlier])
+        assert gw.wait_committed(3, timeout=20)
+    finally:
+        gw.stop()  # flushes what is kept in memory between periodic flushes
+    with psycopg.connect(database_url) as conn:
+        seen, battery = conn.execute("SELECT last_seen_at, battery FROM devices WHERE device_id = %s", (device,)).fetchone()
+    assert seen.timestamp() * 1000 == BASE_TS + 5000  # the newest event time, not the last received
+    assert battery == 42
