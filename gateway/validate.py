@@ -69,27 +69,11 @@ def _reject(
     )
 
 
-class _TypeInfo(msgspec.Struct, frozen=True):
-    tag: str
-    fields: tuple[str, ...]
-    value_field: str | None
-
-
-_TYPE_INFO: dict[type, _TypeInfo] = {}
 _TOPICS: dict[str, Topic] = {}
+_RAW_TOPICS: dict[bytes, tuple[str, Topic, msgspec.json.Decoder | None]] = {}
 _TOPIC_CACHE_MAX = 200_000  # a few topics per device; cleared when a fleet outgrows it
-
-
-def _type_info(kind: type[Payload]) -> _TypeInfo:
-    info = _TYPE_INFO.get(kind)
-    if info is None:
-        info = _TypeInfo(
-            tag=kind.__struct_config__.tag,  # type: ignore[arg-type]
-            fields=tuple(f for f in kind.__struct_fields__ if f not in COMMON_FIELDS),
-            value_field=PRIMARY_VALUE.get(kind),
-        )
-        _TYPE_INFO[kind] = info
-    return info
+_asdict = msgspec.structs.asdict
+_fromtimestamp = dt.datetime.fromtimestamp
 
 
 def _topic(topic: str) -> Topic:
@@ -103,11 +87,49 @@ def _topic(topic: str) -> Topic:
 
 
 def validate_message(topic: str, payload: bytes, received_at: dt.datetime, limits: Limits) -> Event | Rejection:
-    """The whole contract for one message. Runs for every message (the hot path)."""
+    """The whole contract for one message whose topic is already text."""
     try:
         where = _topic(topic)
     except TopicError as exc:
         return _reject(topic, payload, received_at, exc.reason, exc.detail)
+    return _validate_payload(topic, where, _decoder(where), payload, received_at, limits)
+
+
+def _decoder(where: Topic) -> msgspec.json.Decoder | None:
+    return DECODERS.get((where.device_type, where.stream))
+
+
+def validate_publish(topic: bytes, payload: bytes, received_at: dt.datetime, limits: Limits) -> Event | Rejection:
+    """The whole contract for one message as it came off the wire (the gateway's hot path).
+
+    Topics repeat (a few per device), so the UTF-8 decoding and the parsing are
+    cached by the raw bytes, with the payload decoder the topic selects.
+    """
+    known = _RAW_TOPICS.get(topic)
+    if known is None:
+        try:
+            text = topic.decode("utf-8")
+        except UnicodeDecodeError:  # MQTT topics are UTF-8; a broker should never pass this on
+            text = topic.decode("utf-8", "replace")
+            return _reject(text, payload, received_at, "bad_topic", "topic is not valid UTF-8")
+        try:
+            where = _topic(text)
+        except TopicError as exc:
+            return _reject(text, payload, received_at, exc.reason, exc.detail)
+        if len(_RAW_TOPICS) >= _TOPIC_CACHE_MAX:
+            _RAW_TOPICS.clear()
+        known = _RAW_TOPICS[topic] = (text, where, _decoder(where))
+    return _validate_payload(*known, payload, received_at, limits)
+
+
+def _validate_payload(
+    topic: str,
+    where: Topic,
+    decoder: msgspec.json.Decoder | None,
+    payload: bytes,
+    received_at: dt.datetime,
+    limits: Limits,
+) -> Event | Rejection:
     cid, did = where.community_id, where.device_id
     if len(payload) > limits.max_payload_bytes:
         return _reject(
@@ -119,7 +141,6 @@ def validate_message(topic: str, payload: bytes, received_at: dt.datetime, limit
             cid,
             did,
         )
-    decoder = DECODERS.get((where.device_type, where.stream))
     if decoder is None:
         return _reject(
             topic,
@@ -148,8 +169,12 @@ def validate_message(topic: str, payload: bytes, received_at: dt.datetime, limit
             cid,
             did,
         )
+    raw_ts = body.ts
     try:
-        ts = event_time(body.ts)
+        if type(raw_ts) is int and raw_ts >= EPOCH_MS_MIN:
+            ts = _fromtimestamp(raw_ts / 1000, UTC)  # the common case, without event_time's checks
+        else:
+            ts = event_time(raw_ts)
     except (ValueError, OverflowError, OSError) as exc:
         return _reject(topic, payload, received_at, "invalid_payload", f"{exc} - at `$.ts`", cid, did)
     if ts - received_at > limits.max_future:
@@ -162,16 +187,17 @@ def validate_message(topic: str, payload: bytes, received_at: dt.datetime, limit
             cid,
             did,
         )
-    info = _type_info(type(body))
-    fields = {name: getattr(body, name) for name in info.fields}
-    value = fields.get(info.value_field) if info.value_field else None
+    tag, value_field = _TYPE_INFO[type(body)]
+    fields = _asdict(body)
+    del fields["id"], fields["ts"], fields["device_id"]  # COMMON_FIELDS: stored in their own columns
+    value = fields[value_field] if value_field else None
     return Event(
         community_id=cid,
         device_type=where.device_type,
         device_id=did,
         stream=where.stream,
         msg_id=body.id,
-        type=info.tag,
+        type=tag,
         ts=ts,
         received_at=received_at,
         fields=fields,
@@ -179,4 +205,21 @@ def validate_message(topic: str, payload: bytes, received_at: dt.datetime, limit
     )
 
 
-__all__ = ["Limits", "Rejection", "REJECT_REASONS", "validate_message", "event_time"]
+def _payload_types() -> list[type[Payload]]:
+    found, todo = [], list(Payload.__subclasses__())
+    while todo:
+        kind = todo.pop()
+        found.append(kind)
+        todo.extend(kind.__subclasses__())
+    return found
+
+
+# Per payload class: its ``type`` tag and the field that is its primary value.
+_TYPE_INFO: dict[type, tuple[str, str | None]] = {
+    kind: (kind.__struct_config__.tag, PRIMARY_VALUE.get(kind))  # type: ignore[misc]
+    for kind in _payload_types()
+}
+assert COMMON_FIELDS == {"id", "ts", "device_id"}, "update the del in _validate_payload"
+
+
+__all__ = ["Limits", "Rejection", "REJECT_REASONS", "validate_message", "validate_publish", "event_time"]
