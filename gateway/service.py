@@ -1,13 +1,14 @@
 """The MQTT gateway: broker → validate → batch → commit → acknowledge.
 
-Two threads. paho's network thread receives, validates (pure, ~3 us) and
-queues; the writer thread commits batches and only then acknowledges them
-(paho ``manual_ack``). A crash anywhere before the acknowledgement makes the
-broker redeliver, and the events' unique key drops the copy, so nothing is
-lost and nothing is stored twice. While the database is down the writer keeps
-retrying the same batch and acknowledges nothing; the in-flight cap (the
-queue stops the socket reads when full; with MQTT 5 also the Receive Maximum)
-makes the broker hold everything else.
+Two threads. paho's network thread cuts PUBLISH packets out of large socket
+reads (`gateway.mqtt_client`), validates each (pure, ~1.5 us) and queues the
+lot; the writer thread commits batches and only then acknowledges them (paho
+``manual_ack``). A crash anywhere before the acknowledgement makes the broker
+redeliver, and the events' unique key drops the copy, so nothing is lost and
+nothing is stored twice. While the database is down the writer keeps retrying
+the same batch and acknowledges nothing; the in-flight cap (the queue stops
+the socket reads when full; with MQTT 5 also the Receive Maximum) makes the
+broker hold everything else.
 """
 
 from __future__ import annotations
@@ -29,11 +30,11 @@ from paho.mqtt.properties import Properties
 
 from domain.devices import DEVICE_KINDS, Device, DeviceType
 from domain.events import Event, Rejection
-from domain.topics import SUBSCRIPTION
+from domain.topics import SUBSCRIPTION, topic_for
 from gateway import metrics
 from gateway.endpoint import MqttEndpoint
-from gateway.mqtt_client import BufferedClient
-from gateway.validate import Limits, validate_message
+from gateway.mqtt_client import BufferedClient, Publish
+from gateway.validate import Limits, validate_publish
 from ingest import writer
 from ingest.registry import load_active_devices, upsert_devices
 
@@ -69,9 +70,13 @@ class GatewayConfig:
     client_id: str = "steward-gateway"
     protocol: str = "3.1.1"
     share_group: str | None = None
-    batch_size: int = 2000
+    batch_size: int = 10_000
     batch_linger_s: float = 0.05
-    max_in_flight: int = 20_000
+    max_in_flight: int = 50_000
+    # Database connections committing batches side by side, so that PostgreSQL
+    # works on one batch while the next is prepared. With a sink (the detectors)
+    # there is one: detector state must see a device's events in order.
+    writers: int = 2
     limits: Limits = field(default_factory=Limits)
     device_policy: str = "registered"
     session_expiry_s: int = 7 * 24 * 3600
@@ -81,14 +86,9 @@ class GatewayConfig:
     settle_s: float = 2.0  # after (re)connecting, wait this long before detector timers run
 
 
-@dataclass
-class _Inbound:
-    generation: int
-    mid: int
-    qos: int
-    item: Event | Rejection
-    topic: str
-    payload: bytes
+# One message in flight: (connection generation, packet id, QoS, what validation
+# made of it, raw payload). A tuple, because one is built per message.
+_Inbound = tuple[int, int, int, Event | Rejection, bytes]
 
 
 class Gateway:
@@ -98,17 +98,23 @@ class Gateway:
         self.config = config
         self.sink = sink
         self._now = clock or (lambda: dt.datetime.now(UTC))
-        self._queue: deque[_Inbound] = deque()
-        self._cond = threading.Condition()
+        self._queue: deque[_Inbound] = deque()  # received, not yet taken by a writer
+        self._taken = 0  # taken by a writer, not yet committed
+        # One lock, three conditions, so that a notification wakes only who can act on it:
+        # writers waiting for messages, the network thread waiting for room, and
+        # callers of wait_committed.
+        self._lock = threading.Lock()
+        self._has_messages = threading.Condition(self._lock)
+        self._has_room = threading.Condition(self._lock)
+        self._progress = threading.Condition(self._lock)
         self._stop = threading.Event()
         self._generation = 0
         self._connected = False
         self._connected_at = 0.0
-        self._writer: threading.Thread | None = None
+        self._writers: list[threading.Thread] = []
         self._client: BufferedClient | None = None
         self._devices: dict[str, Device] = {}
         self._registry_loaded_at = 0.0
-        self._last_seen: dict[str, tuple[dt.datetime, float | None]] = {}
         self.last_commit_at: dt.datetime | None = None
         self.ingest_lag_s: float | None = None
         self.database_ok = False
@@ -118,9 +124,17 @@ class Gateway:
 
     # --- lifecycle -------------------------------------------------------------------
 
+    @property
+    def writer_count(self) -> int:
+        return 1 if self.sink else max(1, self.config.writers)
+
     def start(self) -> Gateway:
-        self._writer = threading.Thread(target=self._write_loop, name="gateway-writer", daemon=True)
-        self._writer.start()
+        self._writers = [
+            threading.Thread(target=self._write_loop, args=(i == 0,), name=f"gateway-writer-{i}", daemon=True)
+            for i in range(self.writer_count)
+        ]
+        for thread in self._writers:
+            thread.start()
         self._client = self._make_client()
         self._connect()
         self._client.loop_start()
@@ -129,10 +143,12 @@ class Gateway:
     def stop(self, timeout: float = 10.0) -> None:
         """Drain what was received, commit and acknowledge it, then disconnect."""
         self._stop.set()
-        with self._cond:
-            self._cond.notify_all()
-        if self._writer:
-            self._writer.join(timeout)
+        with self._lock:
+            for cond in (self._has_messages, self._has_room, self._progress):
+                cond.notify_all()
+        deadline = time.monotonic() + timeout
+        for thread in self._writers:
+            thread.join(max(0.0, deadline - time.monotonic()))
         if self._client:
             self._client.disconnect()
             self._client.loop_stop()
@@ -143,18 +159,18 @@ class Gateway:
             "database_ok": self.database_ok,
             "last_commit_at": self.last_commit_at,
             "ingest_lag_seconds": self.ingest_lag_s,
-            "pending": len(self._queue),
+            "pending": len(self._queue) + self._taken,
         }
 
     def wait_committed(self, n: int, timeout: float) -> bool:
         """Wait until at least ``n`` new events were stored since start (tests, bench)."""
         deadline = time.monotonic() + timeout
-        with self._cond:
+        with self._progress:
             while self.committed < n:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
-                self._cond.wait(min(left, 0.5))
+                self._progress.wait(min(left, 0.5))
         return True
 
     # --- MQTT side (paho's network thread) -------------------------------------------------
@@ -178,6 +194,7 @@ class Gateway:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_publishes = self._on_publishes
         return client
 
     def _connect(self) -> None:
@@ -208,7 +225,7 @@ class Gateway:
         if reason_code.is_failure:
             log.error("broker refused the connection: %s", reason_code)
             return
-        with self._cond:
+        with self._lock:
             # Acknowledgements of messages received on an earlier connection must not
             # be sent on this one: the broker redelivers those and the key drops the copy.
             self._generation += 1
@@ -224,73 +241,86 @@ class Gateway:
         if not self._stop.is_set():
             log.warning("disconnected from the broker (%s); paho reconnects with backoff", reason_code)
 
-    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+    def _on_publishes(self, batch: list[Publish]) -> None:
+        """What one socket read brought: validate each message, queue them together."""
         received_at = self._now()
-        try:
-            topic = message.topic
-        except UnicodeDecodeError:  # MQTT topics are UTF-8; a broker should never pass this on
-            topic = bytes(message._topic).decode("utf-8", "replace")
-            item: Event | Rejection = Rejection(
-                topic=topic,
-                reason="bad_topic",
-                detail="topic is not valid UTF-8",
-                received_at=received_at,
-                payload=bytes(message.payload),
-            )
-        else:
+        limits = self.config.limits
+        generation = self._generation  # only this thread (in _on_connect) changes it
+        inbound: list[_Inbound] = []
+        append = inbound.append
+        for topic, mid, qos, payload in batch:
             try:
-                item = validate_message(topic, message.payload, received_at, self.config.limits)
+                item = validate_publish(topic, payload, received_at, limits)
             except Exception as exc:  # a bug in validation must not stop the gateway: dead-letter it
-                log.exception("validation crashed on %s", topic)
-                item = Rejection(
-                    topic=topic,
-                    reason="internal_error",
-                    detail=repr(exc)[:500],
-                    received_at=received_at,
-                    payload=bytes(message.payload),
-                )
-        with self._cond:
+                item = self._validation_crashed(topic, payload, received_at, exc)
+            append((generation, mid, qos, item, payload))
+        self._enqueue(inbound)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        """A message paho parsed itself (e.g. an MQTT 5 PUBLISH with a topic alias)."""
+        self._on_publishes([(bytes(message._topic), message.mid, message.qos, bytes(message.payload))])
+
+    @staticmethod
+    def _validation_crashed(topic: bytes, payload: bytes, received_at: dt.datetime, exc: Exception) -> Rejection:
+        text = topic.decode("utf-8", "replace")
+        log.exception("validation crashed on %s", text)
+        return Rejection(
+            topic=text, reason="internal_error", detail=repr(exc)[:500], received_at=received_at, payload=payload
+        )
+
+    def _enqueue(self, inbound: list[_Inbound]) -> None:
+        with self._lock:
             # Backstop for brokers that ignore Receive Maximum: stop reading the socket.
-            while len(self._queue) >= self.config.max_in_flight and not self._stop.is_set():
-                self._cond.wait(0.5)
-            self._queue.append(_Inbound(self._generation, message.mid, message.qos, item, topic, message.payload))
-            waiting = len(self._queue)
-            if waiting == 1 or waiting >= self.config.batch_size:
-                self._cond.notify_all()  # the first starts the linger clock; a full batch goes now
+            while len(self._queue) + self._taken >= self.config.max_in_flight and not self._stop.is_set():
+                self._has_room.wait(0.5)
+            was_empty = not self._queue
+            self._queue.extend(inbound)
+            if was_empty or len(self._queue) >= self.config.batch_size:
+                self._has_messages.notify_all()  # the first starts the linger clock; a full batch goes now
 
     # --- database side (writer thread) ---------------------------------------------------
 
     def _take_batch(self) -> list[_Inbound]:
-        """Up to batch_size messages: when that many are waiting, or when the oldest has
-        waited batch_linger_s (a lone SOS is never held back by a quiet stream)."""
+        """Take up to batch_size messages off the queue: when that many are waiting, or
+        when the oldest has waited batch_linger_s (a lone SOS is never held back by a
+        quiet stream). They count as in flight until `_finish_batch`."""
         cfg = self.config
-        with self._cond:
+        with self._lock:
             if not self._queue:
-                self._cond.wait(0.2)
+                self._has_messages.wait(0.2)
             if self._queue and len(self._queue) < cfg.batch_size and not self._stop.is_set():
                 deadline = time.monotonic() + cfg.batch_linger_s
                 while len(self._queue) < cfg.batch_size and not self._stop.is_set():
                     left = deadline - time.monotonic()
                     if left <= 0:
                         break
-                    self._cond.wait(left)
-            n = min(len(self._queue), cfg.batch_size)
-            return [self._queue[i] for i in range(n)]
+                    self._has_messages.wait(left)
+            queue = self._queue
+            batch = [queue.popleft() for _ in range(min(len(queue), cfg.batch_size))]
+            self._taken += len(batch)
+            return batch
 
-    def _write_loop(self) -> None:
+    def _write_loop(self, leader: bool) -> None:
+        """One writer: commit batches, then acknowledge them. The leader also runs the
+        detectors' timers and checkpoints (a sink means a single writer)."""
         conn: psycopg.Connection | None = None
         backoff = 0.1
         next_tick = next_checkpoint = next_flush = time.monotonic()
+        last_seen: dict[str, tuple[dt.datetime, float | None]] = {}  # this writer's, until its next flush
+        batch: list[_Inbound] = []
         while True:
-            batch = self._take_batch()
+            if not batch:
+                batch = self._take_batch()
             stopping = self._stop.is_set()
             if stopping and not batch:
                 break
             try:
                 if conn is None or conn.closed:
                     conn = self._open_connection()
+                full = len(batch) >= self.config.batch_size
                 if batch:
-                    self._commit_batch(conn, batch)
+                    self._commit_batch(conn, batch, last_seen)
+                    batch = []
                 # A full batch means a backlog is draining (after an outage or a restart).
                 # The detectors' timers ("offline for 10 min", "no motion since 07:30") must
                 # not run on the wall clock ahead of messages still waiting in the broker:
@@ -299,18 +329,18 @@ class Gateway:
                 caught_up = (
                     self._connected
                     and now_mono - self._connected_at >= self.config.settle_s  # a backlog starts flowing at once
-                    and len(batch) < self.config.batch_size
+                    and not full
                 )
-                if self.sink and caught_up and now_mono >= next_tick:
+                if self.sink and leader and caught_up and now_mono >= next_tick:
                     with conn.transaction():
                         self.sink.tick(conn, self._now())
                     next_tick = now_mono + self.config.tick_interval_s
                 if now_mono >= next_flush or stopping:
                     with conn.transaction():
-                        writer.record_last_seen(conn, self._last_seen)
-                    self._last_seen = {}  # only once written: a failed flush is retried with the rest
+                        writer.record_last_seen(conn, last_seen)
+                    last_seen.clear()  # only once written: a failed flush is retried with the rest
                     next_flush = now_mono + self.config.last_seen_flush_s
-                if self.sink and (now_mono >= next_checkpoint or stopping):
+                if self.sink and leader and (now_mono >= next_checkpoint or stopping):
                     with conn.transaction():
                         self.sink.checkpoint(conn)
                     next_checkpoint = now_mono + self.config.checkpoint_interval_s
@@ -338,6 +368,8 @@ class Gateway:
                 conn = None
                 if self._stop.wait(5.0) and stopping:
                     break
+        if batch:  # stopped with the database down: never acknowledged, so the broker keeps them
+            self._finish_batch(len(batch), committed=0, duplicates=0, rejected=0)
         if conn is not None:
             conn.close()
 
@@ -358,7 +390,7 @@ class Gateway:
             self._registry_loaded_at = now
 
     def _check_device(
-        self, conn: psycopg.Connection, inbound: _Inbound, event: Event, new_devices: dict[str, Device]
+        self, conn: psycopg.Connection, event: Event, payload: bytes, new_devices: dict[str, Device]
     ) -> Rejection | None:
         device = self._devices.get(event.device_id) or new_devices.get(event.device_id)
         if device is None and self.config.device_policy == "registered":
@@ -374,51 +406,64 @@ class Gateway:
                 )
                 return None
             return self._reject(
-                inbound, event, "unknown_device", f"device {event.device_id!r} is not registered (or retired)"
+                event, payload, "unknown_device", f"device {event.device_id!r} is not registered (or retired)"
             )
         if device.community_id != event.community_id:
             return self._reject(
-                inbound,
                 event,
+                payload,
                 "unknown_device",
                 f"device {event.device_id!r} is not registered in community {event.community_id!r}",
             )
         if device.device_type != event.device_type:
             return self._reject(
-                inbound,
                 event,
+                payload,
                 "unknown_device",
                 f"device {event.device_id!r} is a {device.device_type} device, not {event.device_type}",
             )
         return None
 
     @staticmethod
-    def _reject(inbound: _Inbound, event: Event, reason: str, detail: str) -> Rejection:
+    def _reject(event: Event, payload: bytes, reason: str, detail: str) -> Rejection:
         return Rejection(
-            topic=inbound.topic,
+            topic=topic_for(event.community_id, event.device_type, event.device_id, event.stream),
             reason=reason,
             detail=detail,
             received_at=event.received_at,
-            payload=inbound.payload,
+            payload=payload,
             community_id=event.community_id,
             device_id=event.device_id,
         )
 
-    def _commit_batch(self, conn: psycopg.Connection, batch: list[_Inbound]) -> None:
+    def _commit_batch(
+        self,
+        conn: psycopg.Connection,
+        batch: list[_Inbound],
+        last_seen: dict[str, tuple[dt.datetime, float | None]],
+    ) -> None:
         started = time.perf_counter()
         events: list[Event] = []
         rejections: list[Rejection] = []
         new_devices: dict[str, Device] = {}
-        for inbound in batch:
-            item = inbound.item
-            if isinstance(item, Event):
-                problem = self._check_device(conn, inbound, item, new_devices)
+        devices = self._devices
+        for _, _, _, item, payload in batch:
+            if type(item) is Event:
+                known = devices.get(item.device_id)
+                if (
+                    known is not None
+                    and known.community_id == item.community_id
+                    and known.device_type is item.device_type
+                ):
+                    events.append(item)  # the common case, without a call
+                    continue
+                problem = self._check_device(conn, item, payload, new_devices)
                 if problem is None:
                     events.append(item)
                 else:
                     rejections.append(problem)
             else:
-                rejections.append(item)
+                rejections.append(item)  # type: ignore[arg-type]
         with conn.transaction():
             if new_devices:
                 upsert_devices(conn, new_devices.values())
@@ -428,12 +473,9 @@ class Gateway:
         self._devices.update(new_devices)
         # Committed: now, and only now, acknowledge.
         self._acknowledge(batch)
-        for e in result.new_events:
-            last_ts, last_battery = self._last_seen.get(e.device_id, (e.ts, None))
-            battery = e.fields.get("battery") if e.type == "heartbeat" else None
-            self._last_seen[e.device_id] = (max(last_ts, e.ts), last_battery if battery is None else battery)
+        _note_last_seen(last_seen, result.new_events)
         finished = self._now()
-        oldest = min((i.item.received_at for i in batch), default=None)
+        oldest = batch[0][3].received_at if batch else None  # the queue is in arrival order
         self.ingest_lag_s = (finished - oldest).total_seconds() if oldest else None
         self.last_commit_at = finished
         metrics.RECEIVED.inc(len(batch))
@@ -445,18 +487,34 @@ class Gateway:
         metrics.COMMIT_SECONDS.observe(time.perf_counter() - started)
         if self.ingest_lag_s is not None:
             metrics.INGEST_LAG.set(self.ingest_lag_s)
-        with self._cond:
-            for _ in range(len(batch)):
-                self._queue.popleft()
-            self.committed += len(result.new_events)
-            self.duplicates += result.duplicates
-            self.rejected += len(rejections)
-            metrics.PENDING.set(len(self._queue))
-            self._cond.notify_all()
+        self._finish_batch(
+            len(batch), committed=len(result.new_events), duplicates=result.duplicates, rejected=len(rejections)
+        )
+
+    def _finish_batch(self, size: int, *, committed: int, duplicates: int, rejected: int) -> None:
+        with self._lock:
+            self._taken -= size
+            self.committed += committed
+            self.duplicates += duplicates
+            self.rejected += rejected
+            metrics.PENDING.set(len(self._queue) + self._taken)
+            self._has_room.notify()
+            self._progress.notify_all()
 
     def _acknowledge(self, batch: list[_Inbound]) -> None:
         client = self._client
         if client is None:
             return
         generation = self._generation
-        client.ack_many(i.mid for i in batch if i.qos > 0 and i.generation == generation)
+        client.ack_many([mid for gen, mid, qos, _, _ in batch if qos and gen == generation])
+
+
+def _note_last_seen(seen: dict[str, tuple[dt.datetime, float | None]], events: list[Event]) -> None:
+    """Newest event time and last reported battery per device, until the next flush."""
+    for e in events:
+        battery = e.fields.get("battery") if e.type == "heartbeat" else None
+        before = seen.get(e.device_id)
+        if before is None:
+            seen[e.device_id] = (e.ts, battery)
+        elif e.ts > before[0] or battery is not None:
+            seen[e.device_id] = (max(before[0], e.ts), before[1] if battery is None else battery)

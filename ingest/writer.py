@@ -12,17 +12,27 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 
 import msgspec
 import psycopg
-from psycopg.types.json import Jsonb, set_json_dumps
+from psycopg.types.json import set_json_dumps
 
 from domain.events import Event, Rejection
 
 DEAD_LETTER_PAYLOAD_BYTES = 4096
 
 _EVENT_COLUMNS = "time, received_at, community_id, device_id, device_type, stream, type, msg_id, value, fields"
-_EVENT_TYPES = ["timestamptz", "timestamptz", "text", "text", "text", "text", "text", "text", "float8", "jsonb"]
+# ``fields`` goes as ready-made jsonb binary through psycopg's bytes
+# dumper: binary COPY carries no types, the server reads each field with the
+# column's own receive function.
+_EVENT_TYPES = ["timestamptz", "timestamptz", "text", "text", "text", "text", "text", "text", "float8", "bytea"]
+# jsonb's binary wire format is a version byte (1) and the JSON text: what psycopg's
+# own jsonb dumper sends too, through two Python-level calls a row (40 % of the
+# writer's time in a profile).
+_JSONB_V1 = b"\x01"
+_encode_json = msgspec.json.Encoder().encode
+
 
 
 @dataclass
@@ -73,26 +83,32 @@ def write_batch(conn: psycopg.Connection, events: Sequence[Event], dead_letters:
     return BatchResult(new_events=new_events, duplicates=len(events) - len(new_events))
 
 
+_by_device = attrgetter("device_id")
+
+
 def _copy_events(conn: psycopg.Connection, table: str, events: Sequence[Event]) -> None:
     # Binary COPY: about a third faster than text here, for Python and for the server.
-    with conn.cursor() as cur:
-        with cur.copy(f"COPY {table} ({_EVENT_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(_EVENT_TYPES)
-            for e in events:
-                copy.write_row(
-                    (
-                        e.ts,
-                        e.received_at,
-                        e.community_id,
-                        e.device_id,
-                        e.device_type.value,
-                        e.stream.value,
-                        e.type,
-                        e.msg_id,
-                        e.value,
-                        Jsonb(e.fields),
-                    )
+    # Rows go in grouped by device (a stable sort keeps each device's order): the
+    # unique index is on (device_id, time, msg_id), and neighbouring keys land on the
+    # same leaf pages, which cut the server's time a row by about 10 % here.
+    with conn.cursor() as cur, cur.copy(f"COPY {table} ({_EVENT_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(_EVENT_TYPES)
+        encode = _encode_json
+        for e in sorted(events, key=_by_device):
+            copy.write_row(
+                (
+                    e.ts,
+                    e.received_at,
+                    e.community_id,
+                    e.device_id,
+                    e.device_type,  # StrEnum: dumped as its text value
+                    e.stream,
+                    e.type,
+                    e.msg_id,
+                    e.value,
+                    _JSONB_V1 + encode(e.fields),
                 )
+            )
 
 
 def _insert_new_only(conn: psycopg.Connection, events: Sequence[Event]) -> list[Event]:

@@ -113,6 +113,7 @@ class Stack:
             batch_size=s.batch_size,
             batch_linger_s=s.batch_linger_ms / 1000,
             max_in_flight=s.max_in_flight,
+            writers=s.db_writers,
             limits=Limits(max_payload_bytes=s.max_payload_bytes, max_future=dt.timedelta(seconds=s.max_future_seconds)),
             device_policy=s.device_policy,
         )

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -35,6 +36,8 @@ from steward.publisher import publish_all
 app = typer.Typer(no_args_is_help=True)
 console = Console()
 LOCAL_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+_GATEWAY_DEFAULTS = {f.name: f.default for f in dataclasses.fields(GatewayConfig)}
 
 FAMILIES = [
     (DeviceType.WATER, "meter"),
@@ -131,7 +134,7 @@ def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 def _start_workers(
-    n: int, broker: MosquittoBroker, dsn: str, batch_size: int, max_in_flight: int
+    n: int, broker: MosquittoBroker, dsn: str, batch_size: int, max_in_flight: int, db_writers: int
 ) -> list[subprocess.Popen[bytes]]:
     """``python -m gateway`` processes sharing one subscription (storage only)."""
     procs = []
@@ -145,6 +148,7 @@ def _start_workers(
             STEWARD_DETECTORS="false",
             STEWARD_BATCH_SIZE=str(batch_size),
             STEWARD_MAX_IN_FLIGHT=str(max_in_flight),
+            STEWARD_DB_WRITERS=str(db_writers),
         )
         procs.append(
             subprocess.Popen(
@@ -192,8 +196,13 @@ def _mosquitto_sub(port: int, *, count: int | None) -> list[str]:
 def ingest(
     messages: Annotated[int, typer.Option(help="backlog size")] = 200_000,
     devices: Annotated[int, typer.Option(help="distinct devices")] = 1_000,
-    batch_size: Annotated[int, typer.Option(help="gateway batch size")] = 2000,
-    max_in_flight: Annotated[int, typer.Option(help="gateway in-flight cap")] = 20_000,
+    batch_size: Annotated[int, typer.Option(min=1, help="gateway batch size")] = _GATEWAY_DEFAULTS["batch_size"],
+    max_in_flight: Annotated[
+        int, typer.Option(min=1, max=65_535, help="gateway in-flight cap")
+    ] = _GATEWAY_DEFAULTS["max_in_flight"],
+    db_writers: Annotated[
+        int, typer.Option(min=1, max=8, help="database connections per gateway (1 with --detectors)")
+    ] = _GATEWAY_DEFAULTS["writers"],
     detectors: Annotated[
         bool, typer.Option(help="run the detectors, closed loop and on-call hooks on the stream")
     ] = False,
@@ -239,6 +248,7 @@ def ingest(
             client_id="bench-gateway",
             batch_size=batch_size,
             max_in_flight=max_in_flight,
+            writers=db_writers,
         )
         sink = None
         if detectors and workers == 1:
@@ -253,7 +263,7 @@ def ingest(
             _wait(lambda: gw.status()["broker_connected"], 10, "the gateway to connect")
             gw.stop()
         else:
-            procs = _start_workers(workers, broker, dsn, batch_size, max_in_flight)
+            procs = _start_workers(workers, broker, dsn, batch_size, max_in_flight, db_writers)
             _wait(
                 lambda: all(f"bench-gateway-{i}" in broker.log_tail(400) for i in range(workers)),
                 30,
@@ -301,7 +311,7 @@ def ingest(
                 progress.update(task, completed=gw.committed)
                 gw.stop()
             else:
-                procs = _start_workers(workers, broker, dsn, batch_size, max_in_flight)
+                procs = _start_workers(workers, broker, dsn, batch_size, max_in_flight, db_writers)
                 with psycopg.connect(dsn, autocommit=True) as conn:
                     while True:
                         stored = conn.execute("SELECT count(*) FROM events").fetchone()[0]  # type: ignore[index]
@@ -333,7 +343,8 @@ def ingest(
             "gateway drain",
             f"{gw_s:.1f}",
             f"{gw_rate:,.0f}",
-            f"committed rows; {workers} process(es); detectors {'on' if sink and workers == 1 else 'off'}; batch {batch_size}",
+            f"committed rows; {workers} process(es) x {1 if sink else db_writers} db writer(s); "
+            f"detectors {'on' if sink and workers == 1 else 'off'}; batch {batch_size}",
         )
         console.print(table)
         console.print(f"gateway / mosquitto_sub = [bold]{gw_rate / ref_rate:.2f}[/bold] (target >= 0.5)")

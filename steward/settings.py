@@ -35,9 +35,12 @@ class Settings(BaseSettings):
         "3.1.1", description="3.1.1 (default: paho decodes it about twice as fast) or 5 (Receive Maximum flow control)"
     )
     mqtt_share_group: str | None = Field(None, description="consume with $share/<group>/... (several gateways)")
-    batch_size: int = Field(2000, ge=1, le=50_000)
-    batch_linger_ms: int = Field(50, ge=0, le=10_000)
-    max_in_flight: int = Field(20_000, ge=1, le=65_535, description="unacknowledged messages held at most")
+    batch_size: int = Field(10_000, ge=1, le=50_000, description="events committed together at most")
+    batch_linger_ms: int = Field(50, ge=0, le=10_000, description="longest a message waits for its batch to fill")
+    max_in_flight: int = Field(50_000, ge=1, le=65_535, description="unacknowledged messages held at most")
+    db_writers: int = Field(
+        2, ge=1, le=8, description="database connections committing batches side by side (1 when detectors run)"
+    )
     max_payload_bytes: int = Field(64 * 1024, ge=64, le=16 * 1024 * 1024)
     max_future_seconds: int = Field(300, ge=0, le=86_400)
     detectors: bool = Field(True, description="run the detectors in the gateway (false: a storage-only ingest worker)")

@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
+import paho.mqtt.client as mqtt
 import psycopg
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from gateway.service import Gateway, GatewayConfig
 from steward.brokers import MosquittoBroker
@@ -62,6 +66,43 @@ def test_mqtt5_session_stores_everything_once(mosquitto: MosquittoBroker, databa
         gw.stop()
     assert count(database_url, "SELECT count(DISTINCT (device_id, msg_id)) FROM events") == 3000
     assert count(database_url, "SELECT count(*) FROM events") == 3000
+
+
+def test_mqtt5_messages_with_properties_are_stored_with_the_rest(mosquitto: MosquittoBroker, database_url: str) -> None:
+    """Mosquitto forwards a publisher's MQTT 5 properties; such packets take paho's own
+    parser instead of the bulk path, and nothing is lost or reordered for it."""
+    devices = register_meters(database_url, 4)
+    gw = Gateway(
+        GatewayConfig(mqtt=MqttEndpoint(mosquitto.url), database_url=database_url, client_id="gw-v5p", protocol="5")
+    )
+    gw.start()
+    publisher = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="pub-v5", protocol=mqtt.MQTTv5)
+    try:
+        wait_for(lambda: gw.status()["broker_connected"], 10, "the gateway to connect")
+        through_paho: list[int] = []
+        paho_path = gw._client.on_message  # type: ignore[union-attr]
+        gw._client.on_message = lambda c, u, m: (through_paho.append(m.mid), paho_path(c, u, m))  # type: ignore[union-attr]
+        publisher.connect("127.0.0.1", mosquitto.port)
+        publisher.loop_start()
+        infos = []
+        for i in range(400):
+            topic, payload = flow(devices[i % 4], i)
+            props = None
+            if i % 3 == 0:
+                props = Properties(PacketTypes.PUBLISH)
+                props.UserProperty = ("firmware", "2.4.1")
+            infos.append(publisher.publish(topic, payload, qos=1, properties=props))
+        for info in infos:
+            info.wait_for_publish(10)
+        assert gw.wait_committed(400, timeout=60)
+    finally:
+        publisher.disconnect()
+        publisher.loop_stop()
+        gw.stop()
+    assert count(database_url, "SELECT count(DISTINCT (device_id, msg_id)) FROM events") == 400
+    assert count(database_url, "SELECT count(*) FROM events") == 400
+    assert count(database_url, "SELECT count(*) FROM dead_letters") == 0
+    assert len(through_paho) == 134  # every third message carried a property
 
 
 def test_a_repeated_id_is_stored_once(gateway: Gateway, mosquitto: MosquittoBroker, database_url: str) -> None:
@@ -237,6 +278,8 @@ def test_device_last_seen_and_battery_are_recorded(mosquitto: MosquittoBroker, d
     finally:
         gw.stop()  # flushes what is kept in memory between periodic flushes
     with psycopg.connect(database_url) as conn:
-        seen, battery = conn.execute("SELECT last_seen_at, battery FROM devices WHERE device_id = %s", (device,)).fetchone()
+        seen, battery = conn.execute(
+            "SELECT last_seen_at, battery FROM devices WHERE device_id = %s", (device,)
+        ).fetchone()
     assert seen.timestamp() * 1000 == BASE_TS + 5000  # the newest event time, not the last received
     assert battery == 42
