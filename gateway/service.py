@@ -72,7 +72,7 @@ class GatewayConfig:
     share_group: str | None = None
     batch_size: int = 10_000
     batch_linger_s: float = 0.05
-    max_in_flight: int = 50_000
+    max_in_flight: int = 65_000
     # Database connections committing batches side by side, so that PostgreSQL
     # works on one batch while the next is prepared. With a sink (the detectors)
     # there is one: detector state must see a device's events in order.
@@ -98,7 +98,10 @@ class Gateway:
         self.config = config
         self.sink = sink
         self._now = clock or (lambda: dt.datetime.now(UTC))
-        self._queue: deque[_Inbound] = deque()  # received, not yet taken by a writer
+        # Received, not yet taken by a writer: the lists the network thread queued, one per
+        # socket read, so that neither side touches the queue once per message.
+        self._queue: deque[list[_Inbound]] = deque()
+        self._queued = 0  # messages in _queue
         self._taken = 0  # taken by a writer, not yet committed
         # One lock, three conditions, so that a notification wakes only who can act on it:
         # writers waiting for messages, the network thread waiting for room, and
@@ -159,7 +162,7 @@ class Gateway:
             "database_ok": self.database_ok,
             "last_commit_at": self.last_commit_at,
             "ingest_lag_seconds": self.ingest_lag_s,
-            "pending": len(self._queue) + self._taken,
+            "pending": self._queued + self._taken,
         }
 
     def wait_committed(self, n: int, timeout: float) -> bool:
@@ -271,11 +274,12 @@ class Gateway:
     def _enqueue(self, inbound: list[_Inbound]) -> None:
         with self._lock:
             # Backstop for brokers that ignore Receive Maximum: stop reading the socket.
-            while len(self._queue) + self._taken >= self.config.max_in_flight and not self._stop.is_set():
+            while self._queued + self._taken >= self.config.max_in_flight and not self._stop.is_set():
                 self._has_room.wait(0.5)
-            was_empty = not self._queue
-            self._queue.extend(inbound)
-            if was_empty or len(self._queue) >= self.config.batch_size:
+            was_empty = not self._queued
+            self._queue.append(inbound)
+            self._queued += len(inbound)
+            if was_empty or self._queued >= self.config.batch_size:
                 self._has_messages.notify_all()  # the first starts the linger clock; a full batch goes now
 
     # --- database side (writer thread) ---------------------------------------------------
@@ -286,17 +290,25 @@ class Gateway:
         quiet stream). They count as in flight until `_finish_batch`."""
         cfg = self.config
         with self._lock:
-            if not self._queue:
+            if not self._queued:
                 self._has_messages.wait(0.2)
-            if self._queue and len(self._queue) < cfg.batch_size and not self._stop.is_set():
+            if self._queued and self._queued < cfg.batch_size and not self._stop.is_set():
                 deadline = time.monotonic() + cfg.batch_linger_s
-                while len(self._queue) < cfg.batch_size and not self._stop.is_set():
+                while self._queued < cfg.batch_size and not self._stop.is_set():
                     left = deadline - time.monotonic()
                     if left <= 0:
                         break
                     self._has_messages.wait(left)
             queue = self._queue
-            batch = [queue.popleft() for _ in range(min(len(queue), cfg.batch_size))]
+            batch: list[_Inbound] = []
+            while queue and len(batch) < cfg.batch_size:
+                room = cfg.batch_size - len(batch)
+                if len(queue[0]) <= room:
+                    batch += queue.popleft()
+                else:  # split the read: the rest stays first in line
+                    batch += queue[0][:room]
+                    del queue[0][:room]
+            self._queued -= len(batch)
             self._taken += len(batch)
             return batch
 
@@ -497,7 +509,7 @@ class Gateway:
             self.committed += committed
             self.duplicates += duplicates
             self.rejected += rejected
-            metrics.PENDING.set(len(self._queue) + self._taken)
+            metrics.PENDING.set(self._queued + self._taken)
             self._has_room.notify()
             self._progress.notify_all()
 

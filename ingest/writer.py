@@ -16,6 +16,7 @@ from operator import attrgetter
 
 import msgspec
 import psycopg
+from psycopg.adapt import PyFormat
 from psycopg.types.json import set_json_dumps
 
 from domain.events import Event, Rejection
@@ -45,6 +46,9 @@ def prepare(conn: psycopg.Connection) -> None:
     """Once per connection: msgspec for JSON (several times faster than the standard
     library) and the session's staging table (emptied at each commit)."""
     set_json_dumps(msgspec.json.Encoder().encode, context=conn)
+    # set_types("bytea") would pick psycopg's Python-level dumper for the dbapi Binary
+    # wrapper; registering the C bytes dumper again makes it the one for bytea here.
+    conn.adapters.register_dumper(bytes, conn.adapters.get_dumper(bytes, PyFormat.BINARY))
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS events_stage (LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
     conn.commit()
 
