@@ -119,7 +119,8 @@ def validate_publish(topic: bytes, payload: bytes, received_at: dt.datetime, lim
         if len(_RAW_TOPICS) >= _TOPIC_CACHE_MAX:
             _RAW_TOPICS.clear()
         known = _RAW_TOPICS[topic] = (text, where, _decoder(where))
-    return _validate_payload(*known, payload, received_at, limits)
+    text, where, decoder = known
+    return _validate_payload(text, where, decoder, payload, received_at, limits)
 
 
 def _validate_payload(

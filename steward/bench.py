@@ -10,6 +10,7 @@ import os
 import platform
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -134,7 +135,7 @@ def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 def _start_workers(
-    n: int, broker: MosquittoBroker, dsn: str, batch_size: int, max_in_flight: int, db_writers: int
+    n: int, broker: MosquittoBroker, dsn: str, batch_size: int, max_in_flight: int, db_writers: int, run: int
 ) -> list[subprocess.Popen[bytes]]:
     """``python -m gateway`` processes sharing one subscription (storage only)."""
     procs = []
@@ -143,8 +144,8 @@ def _start_workers(
         env.update(
             STEWARD_MQTT_URL=broker.url,
             STEWARD_DATABASE_URL=dsn,
-            STEWARD_MQTT_CLIENT_ID=f"bench-gateway-{i}",
-            STEWARD_MQTT_SHARE_GROUP="bench",
+            STEWARD_MQTT_CLIENT_ID=f"bench-gateway-{run}-{i}",
+            STEWARD_MQTT_SHARE_GROUP=f"bench{run}",
             STEWARD_DETECTORS="false",
             STEWARD_BATCH_SIZE=str(batch_size),
             STEWARD_MAX_IN_FLIGHT=str(max_in_flight),
@@ -165,6 +166,49 @@ def _stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:
         p.wait(30)
 
 
+@dataclasses.dataclass
+class _Run:
+    reference_s: float
+    gateway_s: float
+    rows: int
+    distinct: int
+    dead: int
+
+    def ratio(self, messages: int) -> float:
+        return (self.rows / self.gateway_s) / (messages / self.reference_s)
+
+
+def _drain_gateway(
+    config: GatewayConfig, sink: object, messages: int, workers: int, run: int, broker: MosquittoBroker
+) -> float:
+    """Seconds from starting the gateway until the whole backlog is committed."""
+    t0 = time.perf_counter()
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console) as progress:
+        task = progress.add_task("committed", total=messages)
+        if workers == 1:
+            gw = Gateway(config, sink=sink)  # type: ignore[arg-type]
+            gw.start()
+            while not gw.wait_committed(messages, timeout=1.0) and time.perf_counter() - t0 < 1800:
+                progress.update(task, completed=gw.committed)
+            elapsed = time.perf_counter() - t0
+            progress.update(task, completed=gw.committed)
+            gw.stop()
+            return elapsed
+        procs = _start_workers(
+            workers, broker, config.database_url, config.batch_size, config.max_in_flight, config.writers, run
+        )
+        with psycopg.connect(config.database_url, autocommit=True) as conn:
+            while True:
+                stored = conn.execute("SELECT count(*) FROM events").fetchone()[0]  # type: ignore[index]
+                progress.update(task, completed=stored)
+                if stored >= messages or time.perf_counter() - t0 > 1800:
+                    break
+                time.sleep(0.2)  # polling the row count; bounded by the deadline above
+        elapsed = time.perf_counter() - t0
+        _stop_workers(procs)
+        return elapsed
+
+
 def _admin_dsn(explicit: str | None, workdir: Path) -> tuple[str, EmbeddedPostgres | None]:
     if explicit:
         return explicit, None
@@ -174,7 +218,7 @@ def _admin_dsn(explicit: str | None, workdir: Path) -> tuple[str, EmbeddedPostgr
     return server.start(), server
 
 
-def _mosquitto_sub(port: int, *, count: int | None) -> list[str]:
+def _mosquitto_sub(port: int, *, count: int | None, client_id: str) -> list[str]:
     cmd = [
         "mosquitto_sub",
         "-h",
@@ -185,7 +229,7 @@ def _mosquitto_sub(port: int, *, count: int | None) -> list[str]:
         "1",
         "-c",
         "-i",
-        "bench-reference",
+        client_id,
         "-t",
         "community/#",
     ]
@@ -197,9 +241,9 @@ def ingest(
     messages: Annotated[int, typer.Option(help="backlog size")] = 200_000,
     devices: Annotated[int, typer.Option(help="distinct devices")] = 1_000,
     batch_size: Annotated[int, typer.Option(min=1, help="gateway batch size")] = _GATEWAY_DEFAULTS["batch_size"],
-    max_in_flight: Annotated[
-        int, typer.Option(min=1, max=65_535, help="gateway in-flight cap")
-    ] = _GATEWAY_DEFAULTS["max_in_flight"],
+    max_in_flight: Annotated[int, typer.Option(min=1, max=65_535, help="gateway in-flight cap")] = _GATEWAY_DEFAULTS[
+        "max_in_flight"
+    ],
     db_writers: Annotated[
         int, typer.Option(min=1, max=8, help="database connections per gateway (1 with --detectors)")
     ] = _GATEWAY_DEFAULTS["writers"],
@@ -216,6 +260,9 @@ def ingest(
         int,
         typer.Option(min=1, max=16, help="gateway processes sharing $share/bench/community/# (detectors off when > 1)"),
     ] = 1,
+    runs: Annotated[
+        int, typer.Option(min=1, max=9, help="drains of the same backlog, each against its own reference; median")
+    ] = 3,
     database_url: Annotated[
         str | None, typer.Option(help="admin DSN for a throw-away database (default: local PostgreSQL, else embedded)")
     ] = None,
@@ -245,7 +292,6 @@ def ingest(
         config = GatewayConfig(
             mqtt=MqttEndpoint(broker.url),
             database_url=dsn,
-            client_id="bench-gateway",
             batch_size=batch_size,
             max_in_flight=max_in_flight,
             writers=db_writers,
@@ -256,20 +302,28 @@ def ingest(
             from steward.settings import load_settings
 
             sink = Stack(load_settings(database_url=dsn)).build_sink()
-        # Create every persistent session, then go away so the backlog queues for them.
-        subprocess.run(_mosquitto_sub(broker.port, count=None), check=False, capture_output=True, timeout=30)
-        if workers == 1:
-            gw = Gateway(config, sink=sink).start()
-            _wait(lambda: gw.status()["broker_connected"], 10, "the gateway to connect")
-            gw.stop()
-        else:
-            procs = _start_workers(workers, broker, dsn, batch_size, max_in_flight, db_writers)
-            _wait(
-                lambda: all(f"bench-gateway-{i}" in broker.log_tail(400) for i in range(workers)),
-                30,
-                "the workers to connect",
+            runs = 1  # detector state would carry over from one run to the next
+        # Create every persistent session (a reference and a gateway one per run), then go
+        # away so that the one backlog queues for all of them.
+        for run in range(runs):
+            subprocess.run(
+                _mosquitto_sub(broker.port, count=None, client_id=f"bench-reference-{run}"),
+                check=False,
+                capture_output=True,
+                timeout=30,
             )
-            _stop_workers(procs)
+            if workers == 1:
+                gw = Gateway(dataclasses.replace(config, client_id=f"bench-gateway-{run}"), sink=sink).start()
+                _wait(lambda: gw.status()["broker_connected"], 10, "the gateway to connect")  # noqa: B023
+                gw.stop()
+            else:
+                procs = _start_workers(workers, broker, dsn, batch_size, max_in_flight, db_writers, run)
+                _wait(
+                    lambda: all(f"bench-gateway-{run}-{i}" in broker.log_tail(400) for i in range(workers)),  # noqa: B023
+                    30,
+                    "the workers to connect",
+                )
+                _stop_workers(procs)
 
         with Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console
@@ -287,72 +341,75 @@ def ingest(
             published = publish_all(broker.url, counted(), client_id="bench-publisher")
             publish_s = time.perf_counter() - t0
 
-        console.print("draining with mosquitto_sub (reference)...")
-        t0 = time.perf_counter()
-        ref = subprocess.run(
-            _mosquitto_sub(broker.port, count=messages), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=1800
-        )
-        ref_s = time.perf_counter() - t0
-        if ref.returncode != 0:
-            raise RuntimeError(f"mosquitto_sub failed: {ref.stderr.decode()[:500]}")
+        results: list[_Run] = []
+        for run in range(runs):
+            if run:
+                with psycopg.connect(dsn) as conn:  # every run starts from empty tables
+                    conn.execute("TRUNCATE events, dead_letters")
+            console.print(f"run {run + 1} of {runs}: draining with mosquitto_sub (reference)...")
+            t0 = time.perf_counter()
+            ref = subprocess.run(
+                _mosquitto_sub(broker.port, count=messages, client_id=f"bench-reference-{run}"),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                timeout=1800,
+            )
+            ref_s = time.perf_counter() - t0
+            if ref.returncode != 0:
+                raise RuntimeError(f"mosquitto_sub failed: {ref.stderr.decode()[:500]}")
+            console.print(
+                f"run {run + 1} of {runs}: draining with the Steward gateway, {workers} process(es) "
+                "(validate, COPY, commit, then acknowledge)..."
+            )
+            gw_s = _drain_gateway(
+                dataclasses.replace(config, client_id=f"bench-gateway-{run}"), sink, messages, workers, run, broker
+            )
+            with psycopg.connect(dsn) as conn:
+                rows = conn.execute("SELECT count(*) FROM events").fetchone()[0]  # type: ignore[index]
+                distinct = conn.execute("SELECT count(DISTINCT (device_id, msg_id)) FROM events").fetchone()[0]  # type: ignore[index]
+                dead = conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0]  # type: ignore[index]
+            results.append(_Run(ref_s, gw_s, rows, distinct, dead))
 
-        console.print(
-            f"draining with the Steward gateway, {workers} process(es) (validate, COPY, commit, then acknowledge)..."
-        )
-        t0 = time.perf_counter()
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console) as progress:
-            task = progress.add_task("committed", total=messages)
-            if workers == 1:
-                gw = Gateway(config, sink=sink)
-                gw.start()
-                while not gw.wait_committed(messages, timeout=1.0) and time.perf_counter() - t0 < 1800:
-                    progress.update(task, completed=gw.committed)
-                gw_s = time.perf_counter() - t0
-                progress.update(task, completed=gw.committed)
-                gw.stop()
-            else:
-                procs = _start_workers(workers, broker, dsn, batch_size, max_in_flight, db_writers)
-                with psycopg.connect(dsn, autocommit=True) as conn:
-                    while True:
-                        stored = conn.execute("SELECT count(*) FROM events").fetchone()[0]  # type: ignore[index]
-                        progress.update(task, completed=stored)
-                        if stored >= messages or time.perf_counter() - t0 > 1800:
-                            break
-                        time.sleep(0.2)  # polling the row count; bounded by the deadline above
-                gw_s = time.perf_counter() - t0
-                _stop_workers(procs)
-        with psycopg.connect(dsn) as conn:
-            rows = conn.execute("SELECT count(*) FROM events").fetchone()[0]  # type: ignore[index]
-            distinct = conn.execute("SELECT count(DISTINCT (device_id, msg_id)) FROM events").fetchone()[0]  # type: ignore[index]
-            dead = conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0]  # type: ignore[index]
-
-        ref_rate, gw_rate = messages / ref_s, rows / gw_s
         table = Table(
-            title=f"steward bench ingest: {messages:,} QoS 1 messages, {len(fleet):,} devices, {traffic} traffic, storage {mode}"
+            title=f"steward bench ingest: {messages:,} QoS 1 messages, {len(fleet):,} devices, {traffic} traffic, "
+            f"storage {mode}; {workers} gateway process(es) x {1 if sink else db_writers} db writer(s), "
+            f"detectors {'on' if sink else 'off'}, batch {batch_size}"
         )
-        for col in ("what", "seconds", "msg/s", "notes"):
-            table.add_column(col)
-        table.add_row(
-            "publish (paho, QoS 1)",
-            f"{publish_s:.1f}",
-            f"{published / publish_s:,.0f}",
-            f"{published:,} acknowledged by the broker",
-        )
-        table.add_row("mosquitto_sub drain", f"{ref_s:.1f}", f"{ref_rate:,.0f}", "reference: receive only")
-        table.add_row(
-            "gateway drain",
-            f"{gw_s:.1f}",
-            f"{gw_rate:,.0f}",
-            f"committed rows; {workers} process(es) x {1 if sink else db_writers} db writer(s); "
-            f"detectors {'on' if sink and workers == 1 else 'off'}; batch {batch_size}",
-        )
+        for col in (
+            "run",
+            "mosquitto_sub drain s",
+            "msg/s",
+            "gateway drain s",
+            "committed rows/s",
+            "ratio",
+            "lost",
+            "duplicated",
+        ):
+            table.add_column(col, justify="right")
+        for i, r in enumerate(results, 1):
+            table.add_row(
+                str(i),
+                f"{r.reference_s:.2f}",
+                f"{messages / r.reference_s:,.0f}",
+                f"{r.gateway_s:.2f}",
+                f"{r.rows / r.gateway_s:,.0f}",
+                f"{r.ratio(messages):.2f}",
+                f"{messages - r.distinct:,}",
+                f"{r.rows - r.distinct:,}",
+            )
         console.print(table)
-        console.print(f"gateway / mosquitto_sub = [bold]{gw_rate / ref_rate:.2f}[/bold] (target >= 0.5)")
         console.print(
-            f"stored {rows:,} rows, distinct {distinct:,}: lost {messages - distinct:,}, duplicated {rows - distinct:,}, dead-lettered {dead:,}"
+            f"publish (paho, QoS 1): {published:,} acknowledged by the broker in {publish_s:.1f} s "
+            f"({published / publish_s:,.0f} msg/s), queued once for all {runs} run(s)"
+        )
+        median = statistics.median(r.ratio(messages) for r in results)
+        console.print(f"gateway / mosquitto_sub, median of {runs}: [bold]{median:.2f}[/bold] (target >= 0.5)")
+        console.print(
+            f"lost {sum(messages - r.distinct for r in results):,}, duplicated "
+            f"{sum(r.rows - r.distinct for r in results):,}, dead-lettered {sum(r.dead for r in results):,} in all runs"
         )
         console.print(
-            f"machine: {platform.machine()}, {__import__('os').cpu_count()} cores, Python {platform.python_version()}, "
+            f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
             f"PostgreSQL via {'embedded' if embedded else 'server'}"
         )
     finally:

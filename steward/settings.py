@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     mqtt_share_group: str | None = Field(None, description="consume with $share/<group>/... (several gateways)")
     batch_size: int = Field(10_000, ge=1, le=50_000, description="events committed together at most")
     batch_linger_ms: int = Field(50, ge=0, le=10_000, description="longest a message waits for its batch to fill")
-    max_in_flight: int = Field(50_000, ge=1, le=65_535, description="unacknowledged messages held at most")
+    max_in_flight: int = Field(65_000, ge=1, le=65_535, description="unacknowledged messages held at most")
     db_writers: int = Field(
         2, ge=1, le=8, description="database connections committing batches side by side (1 when detectors run)"
     )
