@@ -103,6 +103,14 @@ class Gateway:
         self._queue: deque[list[_Inbound]] = deque()
         self._queued = 0  # messages in _queue
         self._taken = 0  # taken by a writer, not yet committed
+        # Batches are numbered as they are taken and acknowledged in that order, whichever
+        # writer commits first: Mosquitto looks each PUBACK up by walking its in-flight
+        # list from the oldest message, so acknowledging out of order costs it a walk
+        # past every older message still unacknowledged.
+        self._batches_taken = 0
+        self._acks_due = 0
+        self._acks_waiting: dict[int, list[_Inbound]] = {}
+        self._ack_lock = threading.Lock()
         # One lock, three conditions, so that a notification wakes only who can act on it:
         # writers waiting for messages, the network thread waiting for room, and
         # callers of wait_committed.
@@ -284,10 +292,11 @@ class Gateway:
 
     # --- database side (writer thread) ---------------------------------------------------
 
-    def _take_batch(self) -> list[_Inbound]:
+    def _take_batch(self) -> tuple[int, list[_Inbound]]:
         """Take up to batch_size messages off the queue: when that many are waiting, or
         when the oldest has waited batch_linger_s (a lone SOS is never held back by a
-        quiet stream). They count as in flight until `_finish_batch`."""
+        quiet stream). They count as in flight until `_finish_batch`; the number is the
+        batch's place in the acknowledgement order."""
         cfg = self.config
         with self._lock:
             if not self._queued:
@@ -308,9 +317,12 @@ class Gateway:
                 else:  # split the read: the rest stays first in line
                     batch += queue[0][:room]
                     del queue[0][:room]
+            if not batch:
+                return -1, batch
             self._queued -= len(batch)
             self._taken += len(batch)
-            return batch
+            self._batches_taken += 1
+            return self._batches_taken - 1, batch
 
     def _write_loop(self, leader: bool) -> None:
         """One writer: commit batches, then acknowledge them. The leader also runs the
@@ -320,9 +332,10 @@ class Gateway:
         next_tick = next_checkpoint = next_flush = time.monotonic()
         last_seen: dict[str, tuple[dt.datetime, float | None]] = {}  # this writer's, until its next flush
         batch: list[_Inbound] = []
+        number = -1
         while True:
             if not batch:
-                batch = self._take_batch()
+                number, batch = self._take_batch()
             stopping = self._stop.is_set()
             if stopping and not batch:
                 break
@@ -331,7 +344,7 @@ class Gateway:
                     conn = self._open_connection()
                 full = len(batch) >= self.config.batch_size
                 if batch:
-                    self._commit_batch(conn, batch, last_seen)
+                    self._commit_batch(conn, number, batch, last_seen)
                     batch = []
                 # A full batch means a backlog is draining (after an outage or a restart).
                 # The detectors' timers ("offline for 10 min", "no motion since 07:30") must
@@ -381,6 +394,7 @@ class Gateway:
                 if self._stop.wait(5.0) and stopping:
                     break
         if batch:  # stopped with the database down: never acknowledged, so the broker keeps them
+            self._acknowledge(number, [])
             self._finish_batch(len(batch), committed=0, duplicates=0, rejected=0)
         if conn is not None:
             conn.close()
@@ -451,6 +465,7 @@ class Gateway:
     def _commit_batch(
         self,
         conn: psycopg.Connection,
+        number: int,
         batch: list[_Inbound],
         last_seen: dict[str, tuple[dt.datetime, float | None]],
     ) -> None:
@@ -484,7 +499,7 @@ class Gateway:
                 self.sink.process(conn, result.new_events)
         self._devices.update(new_devices)
         # Committed: now, and only now, acknowledge.
-        self._acknowledge(batch)
+        self._acknowledge(number, batch)
         _note_last_seen(last_seen, result.new_events)
         finished = self._now()
         oldest = batch[0][3].received_at if batch else None  # the queue is in arrival order
@@ -513,12 +528,18 @@ class Gateway:
             self._has_room.notify()
             self._progress.notify_all()
 
-    def _acknowledge(self, batch: list[_Inbound]) -> None:
-        client = self._client
-        if client is None:
-            return
-        generation = self._generation
-        client.ack_many([mid for gen, mid, qos, _, _ in batch if qos and gen == generation])
+    def _acknowledge(self, number: int, batch: list[_Inbound]) -> None:
+        """Acknowledge batch ``number`` once every batch taken before it is acknowledged."""
+        with self._ack_lock:
+            self._acks_waiting[number] = batch
+            client = self._client
+            while self._acks_due in self._acks_waiting:
+                due = self._acks_waiting.pop(self._acks_due)
+                self._acks_due += 1
+                if client is not None:
+                    # Never on a newer connection: the broker redelivers those and the key drops the copy.
+                    generation = self._generation
+                    client.ack_many([mid for gen, mid, qos, _, _ in due if qos and gen == generation])
 
 
 def _note_last_seen(seen: dict[str, tuple[dt.datetime, float | None]], events: list[Event]) -> None:
