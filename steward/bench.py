@@ -303,53 +303,61 @@ def ingest(
 
             sink = Stack(load_settings(database_url=dsn)).build_sink()
             runs = 1  # detector state would carry over from one run to the next
-        # Create every persistent session (a reference and a gateway one per run), then go
-        # away so that the one backlog queues for all of them.
+        backlog_list = list(backlog)  # the same messages for every run
+        results: list[_Run] = []
+        publish_rates: list[float] = []
         for run in range(runs):
+            if run:
+                with psycopg.connect(dsn) as conn:  # every run starts from empty tables
+                    conn.execute("TRUNCATE events, dead_letters")
+            # This run's two persistent sessions, then away, so that the backlog queues for
+            # both and for nobody else: the broker is in the same state for both drains.
+            reference_id, gateway_id = f"bench-reference-{run}", f"bench-gateway-{run}"
             subprocess.run(
-                _mosquitto_sub(broker.port, count=None, client_id=f"bench-reference-{run}"),
+                _mosquitto_sub(broker.port, count=None, client_id=reference_id),
                 check=False,
                 capture_output=True,
                 timeout=30,
             )
             if workers == 1:
-                gw = Gateway(dataclasses.replace(config, client_id=f"bench-gateway-{run}"), sink=sink).start()
+                gw = Gateway(dataclasses.replace(config, client_id=gateway_id), sink=sink).start()
                 _wait(lambda: gw.status()["broker_connected"], 10, "the gateway to connect")  # noqa: B023
                 gw.stop()
             else:
                 procs = _start_workers(workers, broker, dsn, batch_size, max_in_flight, db_writers, run)
                 _wait(
-                    lambda: all(f"bench-gateway-{run}-{i}" in broker.log_tail(400) for i in range(workers)),  # noqa: B023
+                    lambda: all(f"{gateway_id}-{i}" in broker.log_tail(400) for i in range(workers)),  # noqa: B023
                     30,
                     "the workers to connect",
                 )
                 _stop_workers(procs)
 
-        with Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console
-        ) as progress:
-            task = progress.add_task("queueing the backlog", total=messages)
+            with Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=console,
+            ) as progress:
+                task = progress.add_task(f"run {run + 1} of {runs}: queueing the backlog", total=messages)
 
-            def counted() -> Iterator[tuple[str, bytes]]:
-                for i, m in enumerate(backlog):
-                    if i % 5000 == 0:
-                        progress.update(task, completed=i)
-                    yield m
-                progress.update(task, completed=messages)
+                def counted() -> Iterator[tuple[str, bytes]]:
+                    for i, m in enumerate(backlog_list):
+                        if i % 5000 == 0:
+                            progress.update(task, completed=i)  # noqa: B023
+                        yield m
+                    progress.update(task, completed=messages)  # noqa: B023
 
-            t0 = time.perf_counter()
-            published = publish_all(broker.url, counted(), client_id="bench-publisher")
-            publish_s = time.perf_counter() - t0
+                t0 = time.perf_counter()
+                published = publish_all(broker.url, counted(), client_id="bench-publisher")
+                publish_rates.append(published / (time.perf_counter() - t0))
+            if published != messages:
+                raise RuntimeError(f"the broker acknowledged {published:,} of {messages:,} messages")
 
-        results: list[_Run] = []
-        for run in range(runs):
-            if run:
-                with psycopg.connect(dsn) as conn:  # every run starts from empty tables
-                    conn.execute("TRUNCATE events, dead_letters")
             console.print(f"run {run + 1} of {runs}: draining with mosquitto_sub (reference)...")
             t0 = time.perf_counter()
             ref = subprocess.run(
-                _mosquitto_sub(broker.port, count=messages, client_id=f"bench-reference-{run}"),
+                _mosquitto_sub(broker.port, count=messages, client_id=reference_id),
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
                 timeout=1800,
@@ -362,7 +370,7 @@ def ingest(
                 "(validate, COPY, commit, then acknowledge)..."
             )
             gw_s = _drain_gateway(
-                dataclasses.replace(config, client_id=f"bench-gateway-{run}"), sink, messages, workers, run, broker
+                dataclasses.replace(config, client_id=gateway_id), sink, messages, workers, run, broker
             )
             with psycopg.connect(dsn) as conn:
                 rows = conn.execute("SELECT count(*) FROM events").fetchone()[0]  # type: ignore[index]
@@ -399,8 +407,8 @@ def ingest(
             )
         console.print(table)
         console.print(
-            f"publish (paho, QoS 1): {published:,} acknowledged by the broker in {publish_s:.1f} s "
-            f"({published / publish_s:,.0f} msg/s), queued once for all {runs} run(s)"
+            f"publish (paho, QoS 1): {messages:,} acknowledged by the broker in each run, "
+            f"{statistics.median(publish_rates):,.0f} msg/s (median)"
         )
         median = statistics.median(r.ratio(messages) for r in results)
         console.print(f"gateway / mosquitto_sub, median of {runs}: [bold]{median:.2f}[/bold] (target >= 0.5)")
