@@ -39,6 +39,9 @@ def upsert_devices(conn: psycopg.Connection, devices: Iterable[Device]) -> int:
         )
     if not rows:
         return 0
+    # In id order: two transactions registering the same devices then lock them in the
+    # same order and cannot deadlock (the gateway's writers run side by side).
+    rows.sort(key=lambda row: row[0])
     with conn.cursor() as cur:
         cur.executemany(
             f"INSERT INTO devices ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "

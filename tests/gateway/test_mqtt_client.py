@@ -156,3 +156,32 @@ def test_ack_many_writes_every_puback_in_one_packet_queue_entry() -> None:
     client.ack_many([1, 2, 65_535])
     (queued,) = client._out_packet
     assert queued["packet"] == b"\x40\x02\x00\x01" + b"\x40\x02\x00\x02" + b"\x40\x02\xff\xff"
+
+
+def test_batches_are_acknowledged_in_the_order_they_were_taken() -> None:
+    """Two writers may commit out of order; the PUBACKs still leave in arrival order, and
+    never for a message received on an earlier connection."""
+    from gateway.endpoint import MqttEndpoint
+    from gateway.service import Gateway, GatewayConfig
+
+    gw = Gateway(GatewayConfig(mqtt=MqttEndpoint("mqtt://127.0.0.1:1"), database_url="postgresql://unused"))
+    gw._client = BufferedClient(callback_api_version=CallbackAPIVersion.VERSION2, client_id="t", manual_ack=True)
+    gw._generation = 2
+
+    def batch(*mids: int, generation: int = 2) -> list:
+        return [(generation, mid, 1, None, b"") for mid in mids]
+
+    def sent() -> list[int]:
+        out = []
+        while gw._client._out_packet:
+            data = gw._client._out_packet.popleft()["packet"]
+            out += [struct.unpack_from("!H", data, i + 2)[0] for i in range(0, len(data), 4)]
+        return out
+
+    gw._acknowledge(1, batch(3, 4))  # the second batch committed first: held back
+    assert sent() == []
+    gw._acknowledge(0, batch(1, 2) + batch(9, generation=1))  # the first: both go, in order
+    assert sent() == [1, 2, 3, 4]
+    gw._acknowledge(3, batch(7))
+    gw._acknowledge(2, [])  # a batch abandoned at stop (never committed) lets the next one go
+    assert sent() == [7]
