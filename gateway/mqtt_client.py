@@ -49,6 +49,8 @@ class BufferedClient(mqtt.Client):
         self._rbuf = b""
         self._rpos = 0
         self.on_publishes: Callable[[list[Publish]], None] | None = None
+        # Called when a read finds the socket empty: the broker has sent all it had.
+        self.on_drained: Callable[[], None] | None = None
 
     # --- paho's reads, served from the buffer -------------------------------------------
 
@@ -113,6 +115,8 @@ class BufferedClient(mqtt.Client):
         try:
             data = mqtt.Client._sock_recv(self, READ_CHUNK)
         except BlockingIOError:
+            if self.on_drained is not None:
+                self.on_drained()
             return MQTTErrorCode.MQTT_ERR_SUCCESS  # a partial packet waits in the buffer for the rest
         except OSError as err:
             self._easy_log(MQTT_LOG_ERR, "failed to receive on socket: %s", err)

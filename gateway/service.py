@@ -102,6 +102,8 @@ class Gateway:
         # socket read, so that neither side touches the queue once per message.
         self._queue: deque[list[_Inbound]] = deque()
         self._queued = 0  # messages in _queue
+        # The socket had nothing more to read: a batch need not wait for more company.
+        self._broker_quiet = False
         self._taken = 0  # taken by a writer, not yet committed
         # Batches are numbered as they are taken and acknowledged in that order, whichever
         # writer commits first: Mosquitto looks each PUBACK up by walking its in-flight
@@ -206,6 +208,7 @@ class Gateway:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_publishes = self._on_publishes
+        client.on_drained = self._on_drained
         return client
 
     def _connect(self) -> None:
@@ -279,6 +282,13 @@ class Gateway:
             topic=text, reason="internal_error", detail=repr(exc)[:500], received_at=received_at, payload=payload
         )
 
+    def _on_drained(self) -> None:
+        with self._lock:
+            if not self._broker_quiet:
+                self._broker_quiet = True
+                if self._queued:
+                    self._has_messages.notify_all()
+
     def _enqueue(self, inbound: list[_Inbound]) -> None:
         with self._lock:
             # Backstop for brokers that ignore Receive Maximum: stop reading the socket.
@@ -287,15 +297,17 @@ class Gateway:
             was_empty = not self._queued
             self._queue.append(inbound)
             self._queued += len(inbound)
+            self._broker_quiet = False
             if was_empty or self._queued >= self.config.batch_size:
                 self._has_messages.notify_all()  # the first starts the linger clock; a full batch goes now
 
     # --- database side (writer thread) ---------------------------------------------------
 
     def _take_batch(self) -> tuple[int, list[_Inbound]]:
-        """Take up to batch_size messages off the queue: when that many are waiting, or
-        when the oldest has waited batch_linger_s (a lone SOS is never held back by a
-        quiet stream). They count as in flight until `_finish_batch`; the number is the
+        """Take up to batch_size messages off the queue: when that many are waiting, when
+        the broker has nothing more to send for now (a lone SOS goes at once, and so does
+        the tail of a backlog), or at the latest when the oldest has waited
+        batch_linger_s. They count as in flight until `_finish_batch`; the number is the
         batch's place in the acknowledgement order."""
         cfg = self.config
         with self._lock:
@@ -303,7 +315,7 @@ class Gateway:
                 self._has_messages.wait(0.2)
             if self._queued and self._queued < cfg.batch_size and not self._stop.is_set():
                 deadline = time.monotonic() + cfg.batch_linger_s
-                while self._queued < cfg.batch_size and not self._stop.is_set():
+                while self._queued < cfg.batch_size and not self._stop.is_set() and not self._broker_quiet:
                     left = deadline - time.monotonic()
                     if left <= 0:
                         break

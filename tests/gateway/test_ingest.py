@@ -105,6 +105,30 @@ def test_mqtt5_messages_with_properties_are_stored_with_the_rest(mosquitto: Mosq
     assert len(through_paho) == 134  # every third message carried a property
 
 
+def test_a_lone_message_is_committed_once_the_broker_has_nothing_more(
+    mosquitto: MosquittoBroker, database_url: str
+) -> None:
+    """The batch linger is only the longest wait: when the socket runs dry there is no
+    company to wait for, so a lone SOS is committed (and paged) at once."""
+    (device,) = register_meters(database_url, 1)
+    gw = Gateway(
+        GatewayConfig(
+            mqtt=MqttEndpoint(mosquitto.url),
+            database_url=database_url,
+            client_id="gw-lone",
+            batch_size=10_000,
+            batch_linger_s=30.0,
+        )
+    )
+    gw.start()
+    try:
+        wait_for(lambda: gw.status()["broker_connected"], 10, "the gateway to connect")
+        assert publish_all(mosquitto.url, [flow(device, 1)]) == 1
+        assert gw.wait_committed(1, timeout=10), "held back for the 30 s linger"
+    finally:
+        gw.stop()
+
+
 def test_a_repeated_id_is_stored_once(gateway: Gateway, mosquitto: MosquittoBroker, database_url: str) -> None:
     (device,) = register_meters(database_url, 1)
     message = flow(device, 7)
