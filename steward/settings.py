@@ -9,7 +9,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.endpoint import MqttEndpoint
@@ -67,6 +67,14 @@ class Settings(BaseSettings):
     def _check_database_url(cls, v: str | None) -> str | None:
         if v is not None and not (v.startswith("postgresql://") or v.startswith("postgres://") or "=" in v):
             raise ValueError("must be a postgresql:// URL or a libpq key=value string")
+        return v
+
+    @field_validator("max_in_flight")
+    @classmethod
+    def _check_room_for_a_batch(cls, v: int, info: ValidationInfo) -> int:
+        batch_size = info.data.get("batch_size")
+        if batch_size is not None and v < batch_size:
+            raise ValueError(f"must be at least batch_size ({batch_size}), or no batch could ever fill")
         return v
 
     @property
