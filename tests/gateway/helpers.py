@@ -5,11 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import psycopg
 
 from domain.devices import Device, DeviceType
+from gateway.service import Gateway, GatewayConfig
 from ingest.registry import upsert_devices
 
 BASE_TS = 1_795_000_000_000  # epoch ms, 2026-11-18
@@ -57,3 +59,14 @@ def count(dsn: str, sql: str, *args: object) -> int:
 
 def now_ms() -> int:
     return int(dt.datetime.now(dt.timezone.utc).timestamp() * 1000)
+
+
+@contextmanager
+def running_gateway(config: GatewayConfig) -> Iterator[Gateway]:
+    """A started gateway, connected to its broker; stopped (drained) on the way out."""
+    gw = Gateway(config).start()
+    try:
+        wait_for(lambda: gw.status()["broker_connected"], 10, "the gateway to connect")
+        yield gw
+    finally:
+        gw.stop()

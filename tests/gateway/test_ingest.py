@@ -16,7 +16,7 @@ from gateway.service import Gateway, GatewayConfig
 from steward.brokers import MosquittoBroker
 from steward.publisher import publish_all
 from steward.settings import MqttEndpoint
-from tests.gateway.helpers import BASE_TS, count, flow, now_ms, register_meters, wait_for
+from tests.gateway.helpers import BASE_TS, count, flow, now_ms, register_meters, running_gateway, wait_for
 
 
 @pytest.fixture
@@ -47,23 +47,17 @@ def test_every_event_is_stored_exactly_once(gateway: Gateway, mosquitto: Mosquit
 def test_mqtt5_session_stores_everything_once(mosquitto: MosquittoBroker, database_url: str) -> None:
     """The MQTT 5 path (Receive Maximum as the in-flight cap) keeps the same promises."""
     devices = register_meters(database_url, 10)
-    gw = Gateway(
-        GatewayConfig(
-            mqtt=MqttEndpoint(mosquitto.url),
-            database_url=database_url,
-            client_id="gw-v5",
-            protocol="5",
-            batch_size=300,
-            max_in_flight=500,
-        )
+    config = GatewayConfig(
+        mqtt=MqttEndpoint(mosquitto.url),
+        database_url=database_url,
+        client_id="gw-v5",
+        protocol="5",
+        batch_size=300,
+        max_in_flight=500,
     )
-    gw.start()
-    try:
-        wait_for(lambda: gw.status()["broker_connected"], 10, "the gateway to connect")
+    with running_gateway(config) as gw:
         assert publish_all(mosquitto.url, [flow(devices[i % 10], i) for i in range(3000)]) == 3000
         assert gw.wait_committed(3000, timeout=60)
-    finally:
-        gw.stop()
     assert count(database_url, "SELECT count(DISTINCT (device_id, msg_id)) FROM events") == 3000
     assert count(database_url, "SELECT count(*) FROM events") == 3000
 
@@ -72,33 +66,31 @@ def test_mqtt5_messages_with_properties_are_stored_with_the_rest(mosquitto: Mosq
     """Mosquitto forwards a publisher's MQTT 5 properties; such packets take paho's own
     parser instead of the bulk path, and nothing is lost or reordered for it."""
     devices = register_meters(database_url, 4)
-    gw = Gateway(
-        GatewayConfig(mqtt=MqttEndpoint(mosquitto.url), database_url=database_url, client_id="gw-v5p", protocol="5")
+    config = GatewayConfig(
+        mqtt=MqttEndpoint(mosquitto.url), database_url=database_url, client_id="gw-v5p", protocol="5"
     )
-    gw.start()
     publisher = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="pub-v5", protocol=mqtt.MQTTv5)
-    try:
-        wait_for(lambda: gw.status()["broker_connected"], 10, "the gateway to connect")
+    with running_gateway(config) as gw:
         through_paho: list[int] = []
         paho_path = gw._client.on_message  # type: ignore[union-attr]
         gw._client.on_message = lambda c, u, m: (through_paho.append(m.mid), paho_path(c, u, m))  # type: ignore[union-attr]
         publisher.connect("127.0.0.1", mosquitto.port)
         publisher.loop_start()
-        infos = []
-        for i in range(400):
-            topic, payload = flow(devices[i % 4], i)
-            props = None
-            if i % 3 == 0:
-                props = Properties(PacketTypes.PUBLISH)
-                props.UserProperty = ("firmware", "2.4.1")
-            infos.append(publisher.publish(topic, payload, qos=1, properties=props))
-        for info in infos:
-            info.wait_for_publish(10)
-        assert gw.wait_committed(400, timeout=60)
-    finally:
-        publisher.disconnect()
-        publisher.loop_stop()
-        gw.stop()
+        try:
+            infos = []
+            for i in range(400):
+                topic, payload = flow(devices[i % 4], i)
+                props = None
+                if i % 3 == 0:
+                    props = Properties(PacketTypes.PUBLISH)
+                    props.UserProperty = ("firmware", "2.4.1")
+                infos.append(publisher.publish(topic, payload, qos=1, properties=props))
+            for info in infos:
+                info.wait_for_publish(10)
+            assert gw.wait_committed(400, timeout=60)
+        finally:
+            publisher.disconnect()
+            publisher.loop_stop()
     assert count(database_url, "SELECT count(DISTINCT (device_id, msg_id)) FROM events") == 400
     assert count(database_url, "SELECT count(*) FROM events") == 400
     assert count(database_url, "SELECT count(*) FROM dead_letters") == 0
@@ -111,22 +103,16 @@ def test_a_lone_message_is_committed_once_the_broker_has_nothing_more(
     """The batch linger is only the longest wait: when the socket runs dry there is no
     company to wait for, so a lone SOS is committed (and paged) at once."""
     (device,) = register_meters(database_url, 1)
-    gw = Gateway(
-        GatewayConfig(
-            mqtt=MqttEndpoint(mosquitto.url),
-            database_url=database_url,
-            client_id="gw-lone",
-            batch_size=10_000,
-            batch_linger_s=30.0,
-        )
+    config = GatewayConfig(
+        mqtt=MqttEndpoint(mosquitto.url),
+        database_url=database_url,
+        client_id="gw-lone",
+        batch_size=10_000,
+        batch_linger_s=30.0,
     )
-    gw.start()
-    try:
-        wait_for(lambda: gw.status()["broker_connected"], 10, "the gateway to connect")
+    with running_gateway(config) as gw:
         assert publish_all(mosquitto.url, [flow(device, 1)]) == 1
         assert gw.wait_committed(1, timeout=10), "held back for the 30 s linger"
-    finally:
-        gw.stop()
 
 
 def test_a_repeated_id_is_stored_once(gateway: Gateway, mosquitto: MosquittoBroker, database_url: str) -> None:
