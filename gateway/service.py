@@ -1,14 +1,16 @@
 """The MQTT gateway: broker → validate → batch → commit → acknowledge.
 
-Two threads. paho's network thread cuts PUBLISH packets out of large socket
-reads (`gateway.mqtt_client`), validates each (pure, ~1.5 us) and queues the
-lot; the writer thread commits batches and only then acknowledges them (paho
-``manual_ack``). A crash anywhere before the acknowledgement makes the broker
-redeliver, and the events' unique key drops the copy, so nothing is lost and
-nothing is stored twice. While the database is down the writer keeps retrying
-the same batch and acknowledges nothing; the in-flight cap (the queue stops
-the socket reads when full; with MQTT 5 also the Receive Maximum) makes the
-broker hold everything else.
+paho's network thread cuts PUBLISH packets out of large socket reads
+(`gateway.mqtt_client`), validates each (pure, ~1.5 us) and queues what one
+read brought. Writer threads (two, each with its own database connection; one
+when the detectors run) commit batches and only then acknowledge them (paho
+``manual_ack``), batch by batch in the order the batches were taken. A crash
+anywhere before the acknowledgement makes the broker redeliver, and the
+events' unique key drops the copy, so nothing is lost and nothing is stored
+twice. While the database is down the writers keep retrying their batches and
+acknowledge nothing; the in-flight cap (the queue stops the socket reads when
+full; with MQTT 5 also the Receive Maximum) makes the broker hold everything
+else.
 """
 
 from __future__ import annotations
@@ -301,7 +303,7 @@ class Gateway:
             if was_empty or self._queued >= self.config.batch_size:
                 self._has_messages.notify_all()  # the first starts the linger clock; a full batch goes now
 
-    # --- database side (writer thread) ---------------------------------------------------
+    # --- database side (writer threads) ---------------------------------------------------
 
     def _take_batch(self) -> tuple[int, list[_Inbound]]:
         """Take up to batch_size messages off the queue: when that many are waiting, when

@@ -188,7 +188,7 @@ def _validate_payload(
             cid,
             did,
         )
-    tag, value_field = _TYPE_INFO[type(body)]
+    tag, value_field = _TYPE_INFO.get(type(body)) or _type_info(type(body))
     fields = _asdict(body)
     del fields["id"], fields["ts"], fields["device_id"]  # COMMON_FIELDS: stored in their own columns
     value = fields[value_field] if value_field else None
@@ -215,11 +215,16 @@ def _payload_types() -> list[type[Payload]]:
     return found
 
 
-# Per payload class: its ``type`` tag and the field that is its primary value.
-_TYPE_INFO: dict[type, tuple[str, str | None]] = {
-    kind: (kind.__struct_config__.tag, PRIMARY_VALUE.get(kind))  # type: ignore[misc]
-    for kind in _payload_types()
-}
+def _type_info(kind: type[Payload]) -> tuple[str, str | None]:
+    info = _TYPE_INFO[kind] = (kind.__struct_config__.tag, PRIMARY_VALUE.get(kind))  # type: ignore[assignment]
+    return info
+
+
+# Per payload class: its ``type`` tag and the field that is its primary value (filled
+# at import; a class defined later is added on first sight).
+_TYPE_INFO: dict[type, tuple[str, str | None]] = {}
+for _kind in _payload_types():
+    _type_info(_kind)
 assert COMMON_FIELDS == {"id", "ts", "device_id"}, "update the del in _validate_payload"
 
 
