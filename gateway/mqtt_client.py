@@ -19,9 +19,9 @@ log line, and goes back to ``select()`` after each packet.
   own parser, which reads it from the same buffer and calls ``on_message``;
 - `ack_many` acknowledges a committed batch with one write of all its PUBACKs.
 
-It overrides private parts of paho (``_sock_recv``, ``_in_packet``,
-``_packet_read``, ``_packet_queue``, ``_last_bytes_received``), so paho is
-pinned below 3 and the gateway tests exercise this class end to end against a
+It overrides paho's private ``_sock_recv`` and relies on other private parts
+(``_in_packet``, ``_packet_read``, ``_packet_queue``, ``_out_packet``,
+``_last_bytes_received``), so paho is pinned below 3 and the gateway tests exercise this class end to end against a
 real Mosquitto, with both protocol versions.
 """
 

@@ -35,7 +35,6 @@ _JSONB_V1 = b"\x01"
 _encode_json = msgspec.json.Encoder().encode
 
 
-
 @dataclass
 class BatchResult:
     new_events: list[Event]
@@ -45,7 +44,7 @@ class BatchResult:
 def prepare(conn: psycopg.Connection) -> None:
     """Once per connection: msgspec for JSON (several times faster than the standard
     library) and the session's staging table (emptied at each commit)."""
-    set_json_dumps(msgspec.json.Encoder().encode, context=conn)
+    set_json_dumps(_encode_json, context=conn)
     # set_types("bytea") would pick psycopg's Python-level dumper for the dbapi Binary
     # wrapper; registering the C bytes dumper again makes it the one for bytea here.
     conn.adapters.register_dumper(bytes, conn.adapters.get_dumper(bytes, PyFormat.BINARY))

@@ -32,7 +32,8 @@ class Settings(BaseSettings):
 
     mqtt_client_id: str = Field("steward-gateway", min_length=1, max_length=64)
     mqtt_protocol: Literal["3.1.1", "5"] = Field(
-        "3.1.1", description="3.1.1 (default: paho decodes it about twice as fast) or 5 (Receive Maximum flow control)"
+        "3.1.1",
+        description="3.1.1 (default: every broker here, amqtt included, speaks it) or 5 (Receive Maximum flow control)",
     )
     mqtt_share_group: str | None = Field(None, description="consume with $share/<group>/... (several gateways)")
     batch_size: int = Field(10_000, ge=1, le=50_000, description="events committed together at most")
