@@ -64,14 +64,27 @@ def bench_devices(n: int) -> list[Device]:
     return out
 
 
+def _uuid7(ms: int, rng: random.Random) -> str:
+    """A UUIDv7 (RFC 9562: 48-bit Unix milliseconds, then random bits), a common device message id."""
+    n = (ms << 80) | (0x7 << 76) | (rng.getrandbits(12) << 64) | (0b10 << 62) | rng.getrandbits(62)
+    h = f"{n:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 def bench_messages(devices: list[Device], n: int, seed: int = 7) -> Iterator[tuple[str, bytes]]:
-    """≈200-byte events of every family, in event-time order."""
+    """≈200-byte payloads of every family, in event-time order.
+
+    Each carries a UUIDv7 message id, an RFC 3339 event time with milliseconds
+    and its own device id, as many devices send them, and each schema's full set
+    of fields: the mean payload is about 200 bytes (the benchmark prints it).
+    """
     rng = random.Random(seed)
     start_ms = int((dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1)).timestamp() * 1000)
     for i in range(n):
         d = devices[i % len(devices)]
         ts = start_ms + i * 5
-        base = {"id": f"bench-{i:08d}", "ts": ts}
+        stamp = dt.datetime.fromtimestamp(ts / 1000, dt.timezone.utc).isoformat(timespec="milliseconds")
+        base = {"id": _uuid7(ts, rng), "ts": stamp.replace("+00:00", "Z"), "device_id": d.device_id}
         if d.device_type is DeviceType.WATER:
             body = {
                 **base,
@@ -91,6 +104,8 @@ def bench_messages(devices: list[Device], n: int, seed: int = 7) -> Iterator[tup
                 "occupied": True,
                 "direction": "up",
                 "speed_mps": round(rng.uniform(0.5, 2.5), 2),
+                "load_pct": round(rng.uniform(0, 100), 1),
+                "vibration_mg": round(rng.uniform(2, 15), 1),
             }
             stream = "telemetry"
         elif d.device_type is DeviceType.ACCESS:
@@ -104,7 +119,12 @@ def bench_messages(devices: list[Device], n: int, seed: int = 7) -> Iterator[tup
             }
             stream = "event"
         else:
-            body = {**base, "type": "motion", "room": rng.choice(["kitchen", "bedroom", "bathroom", "living_room"])}
+            body = {
+                **base,
+                "type": "door",
+                "door": rng.choice(["front_door", "bedroom", "bathroom", "balcony"]),
+                "state": rng.choice(["open", "closed"]),
+            }
             stream = "event"
         yield (
             f"community/{d.community_id}/{d.device_type}/{d.device_id}/{stream}",
@@ -253,7 +273,7 @@ def ingest(
     traffic: Annotated[
         str,
         typer.Option(
-            help="synthetic: ~200-byte events of every family; simulated: a realistic community (simulators/) ending now"
+            help="synthetic: ~200-byte payloads of every family; simulated: a realistic community (simulators/) ending now"
         ),
     ] = "synthetic",
     workers: Annotated[
@@ -406,6 +426,9 @@ def ingest(
                 f"{r.rows - r.distinct:,}",
             )
         console.print(table)
+        payload_bytes = statistics.mean(len(payload) for _, payload in backlog_list)
+        topic_bytes = statistics.mean(len(topic) for topic, _ in backlog_list)
+        console.print(f"messages: payload {payload_bytes:,.0f} bytes, topic {topic_bytes:,.0f} bytes on average")
         console.print(
             f"publish (paho, QoS 1): {messages:,} acknowledged by the broker in each run, "
             f"{statistics.median(publish_rates):,.0f} msg/s (median)"
