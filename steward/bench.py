@@ -273,7 +273,7 @@ def ingest(
     traffic: Annotated[
         str,
         typer.Option(
-            help="synthetic: ~200-byte payloads of every family; simulated: a realistic community (simulators/) ending now"
+            help="synthetic: ~200-byte payloads, all families; simulated: a realistic community (simulators/), ends now"
         ),
     ] = "synthetic",
     workers: Annotated[
