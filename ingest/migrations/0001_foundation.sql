@@ -18,15 +18,19 @@ CREATE INDEX IF NOT EXISTS devices_community_building ON devices (community_id, 
 
 -- One row per accepted message. The unique key makes a redelivery a no-op; it
 -- holds the time column because a hypertable's unique indexes must.
+-- The ids compare bytewise (COLLATE "C"): both indexes compare them on every
+-- insert, and a locale's rules made those comparisons a tenth of the server's
+-- time a row; it also orders them (and pages through them) alike on every
+-- server, whatever its locale.
 CREATE TABLE IF NOT EXISTS events (
     time         timestamptz NOT NULL,
     received_at  timestamptz NOT NULL,
-    community_id text NOT NULL,
-    device_id    text NOT NULL,
+    community_id text COLLATE "C" NOT NULL,
+    device_id    text COLLATE "C" NOT NULL,
     device_type  text NOT NULL,
     stream       text NOT NULL,
     type         text NOT NULL,
-    msg_id       text NOT NULL,
+    msg_id       text COLLATE "C" NOT NULL,
     value        double precision,
     fields       jsonb NOT NULL
 );
