@@ -16,6 +16,7 @@ else.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import logging
 import threading
 import time
@@ -554,6 +555,22 @@ class Gateway:
                     # Never on a newer connection: the broker redelivers those and the key drops the copy.
                     generation = self._generation
                     client.ack_many([mid for gen, mid, qos, _, _ in due if qos and gen == generation])
+
+
+def tune_garbage_collector() -> None:
+    """For a process whose main job is the gateway; call once, after start-up imports.
+
+    The in-flight window keeps tens of thousands of messages alive, and with
+    CPython's default thresholds (700, 10, 10) the collector ran so often that
+    it took about a twelfth of the receive thread's time in a profile of a
+    backlog drain (2.2 % of all CPU there, 0.5 % after this). Freezing moves
+    what start-up allocated (modules, settings, the app) out of every later
+    collection; the larger first threshold collects young objects in bigger,
+    rarer passes. Reference cycles are still collected.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
 
 
 def _note_last_seen(seen: dict[str, tuple[dt.datetime, float | None]], events: list[Event]) -> None:

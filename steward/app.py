@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 
 from gateway.endpoint import MqttEndpoint
-from gateway.service import Gateway, GatewayConfig
+from gateway.service import Gateway, GatewayConfig, tune_garbage_collector
 from gateway.validate import Limits
 from ingest.migrate import StorageMode, apply_policies, current_mode, migrate
 from steward.brokers import EmbeddedBroker, MosquittoBroker
@@ -118,6 +118,7 @@ class Stack:
             device_policy=s.device_policy,
         )
         sink = self.build_sink() if s.detectors else None
+        tune_garbage_collector()
         self.gateway = Gateway(config, sink=sink).start()
         return self.gateway
 

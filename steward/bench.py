@@ -27,7 +27,7 @@ from rich.table import Table
 
 from domain.devices import Device, DeviceType
 from gateway.endpoint import MqttEndpoint
-from gateway.service import Gateway, GatewayConfig
+from gateway.service import Gateway, GatewayConfig, tune_garbage_collector
 from ingest.migrate import migrate
 from ingest.registry import upsert_devices
 from steward.brokers import MosquittoBroker
@@ -324,6 +324,7 @@ def ingest(
             sink = Stack(load_settings(database_url=dsn)).build_sink()
             runs = 1  # detector state would carry over from one run to the next
         backlog_list = list(backlog)  # the same messages for every run
+        tune_garbage_collector()  # as `steward run` does for its gateway
         results: list[_Run] = []
         publish_rates: list[float] = []
         for run in range(runs):
