@@ -564,7 +564,7 @@ def tune_garbage_collector() -> None:
     CPython's default thresholds (700, 10, 10) the collector ran so often that
     it took about a twelfth of the receive thread's time in a profile of a
     backlog drain (2.2 % of all CPU there, 0.5 % after this). Freezing moves
-    what start-up allocated (modules, settings, the app) out of every later
+    what start-up allocated (imported modules, settings) out of every later
     collection; the larger first threshold collects young objects in bigger,
     rarer passes. Reference cycles are still collected.
     """
