@@ -41,3 +41,23 @@ def test_bench_ingest_drains_every_run_and_counts_no_loss(admin_dsn: str) -> Non
         assert (lost, duplicated) == ("0", "0")
     median = float(re.search(r"median of 2: (\d+\.\d\d)", out).group(1))  # type: ignore[union-attr]
     assert abs(median - statistics.median(float(r[5]) for r in rows)) <= 0.01
+
+
+def test_synthetic_payloads_are_about_200_bytes_with_uuid7_ids_and_all_valid() -> None:
+    import datetime as dt
+    import json
+    import uuid
+
+    from domain.events import Rejection
+    from gateway.validate import Limits, validate_publish
+    from steward.bench import bench_devices, bench_messages
+
+    devices = bench_devices(1000)
+    messages = list(bench_messages(devices, 4000))
+    assert 190 <= statistics.mean(len(p) for _, p in messages) <= 210  # the "≈200-byte events"
+    assert len({topic.split("/")[3] for topic, _ in messages}) == 1000
+    ids = [uuid.UUID(json.loads(p)["id"]) for _, p in messages]
+    assert {i.version for i in ids} == {7} and len(set(ids)) == len(ids)
+    now = dt.datetime.now(dt.timezone.utc)
+    results = [validate_publish(t.encode(), p, now, Limits()) for t, p in messages]
+    assert [r for r in results if isinstance(r, Rejection)] == []
