@@ -343,6 +343,7 @@ class Gateway:
         """One writer: commit batches, then acknowledge them. The leader also runs the
         detectors' timers and checkpoints (a sink means a single writer)."""
         conn: psycopg.Connection | None = None
+        table: writer.EventsTable | None = None  # set with conn
         backoff = 0.1
         next_tick = next_checkpoint = next_flush = time.monotonic()
         last_seen: dict[str, tuple[dt.datetime, float | None]] = {}  # this writer's, until its next flush
@@ -356,10 +357,11 @@ class Gateway:
                 break
             try:
                 if conn is None or conn.closed:
-                    conn = self._open_connection()
+                    conn, table = self._open_connection()
                 full = len(batch) >= self.config.batch_size
+                assert table is not None
                 if batch:
-                    self._commit_batch(conn, number, batch, last_seen)
+                    self._commit_batch(conn, table, number, batch, last_seen)
                     batch = []
                 # A full batch means a backlog is draining (after an outage or a restart).
                 # The detectors' timers ("offline for 10 min", "no motion since 07:30") must
@@ -414,14 +416,14 @@ class Gateway:
         if conn is not None:
             conn.close()
 
-    def _open_connection(self) -> psycopg.Connection:
+    def _open_connection(self) -> tuple[psycopg.Connection, writer.EventsTable]:
         conn = psycopg.connect(self.config.database_url, connect_timeout=5)
-        writer.prepare(conn)
+        table = writer.prepare(conn)
         if self.sink:
             with conn.transaction():
                 self.sink.restore(conn)
         self._reload_registry(conn, force=True)
-        return conn
+        return conn, table
 
     def _reload_registry(self, conn: psycopg.Connection, *, force: bool = False) -> None:
         now = time.monotonic()
@@ -480,6 +482,7 @@ class Gateway:
     def _commit_batch(
         self,
         conn: psycopg.Connection,
+        table: writer.EventsTable,
         number: int,
         batch: list[_Inbound],
         last_seen: dict[str, tuple[dt.datetime, float | None]],
@@ -509,7 +512,7 @@ class Gateway:
         with conn.transaction():
             if new_devices:
                 upsert_devices(conn, new_devices.values())
-            result = writer.write_batch(conn, events, rejections)
+            result = writer.write_batch(conn, table, events, rejections)
             if self.sink and result.new_events:
                 self.sink.process(conn, result.new_events)
         self._devices.update(new_devices)

@@ -24,15 +24,27 @@ from domain.events import Event, Rejection
 DEAD_LETTER_PAYLOAD_BYTES = 4096
 
 _EVENT_COLUMNS = "time, received_at, community_id, device_id, device_type, stream, type, msg_id, value, fields"
-# ``fields`` goes as ready-made jsonb binary through psycopg's bytes
-# dumper: binary COPY carries no types, the server reads each field with the
-# column's own receive function.
+# ``fields`` goes as ready-made binary through psycopg's bytes dumper: binary COPY
+# carries no types, the server reads each field with the column's own receive
+# function.
 _EVENT_TYPES = ["timestamptz", "timestamptz", "text", "text", "text", "text", "text", "text", "float8", "bytea"]
-# jsonb's binary wire format is a version byte (1) and the JSON text: what psycopg's
-# own jsonb dumper sends too, through two Python-level calls a row (40 % of the
-# writer's time in a profile).
-_JSONB_V1 = b"\x01"
+# The binary wire format of ``json`` is the JSON text; that of ``jsonb`` is a version
+# byte (1) and the text. psycopg's own dumpers send the same through two Python-level
+# calls a row (40 % of the writer's time in a profile).
+_FIELDS_PREFIX = {"json": b"", "jsonb": b"\x01"}
 _encode_json = msgspec.json.Encoder().encode
+
+
+@dataclass(frozen=True)
+class EventsTable:
+    """What a writer must know of ``events`` on its connection.
+
+    ``fields`` is ``json`` (see migration 0004 for why), except in a TimescaleDB
+    database that had ``jsonb`` before: a compressed hypertable's column cannot
+    change type. The two take different bytes in binary COPY.
+    """
+
+    fields_prefix: bytes
 
 
 @dataclass
@@ -41,19 +53,29 @@ class BatchResult:
     duplicates: int
 
 
-def prepare(conn: psycopg.Connection) -> None:
+def prepare(conn: psycopg.Connection) -> EventsTable:
     """Once per connection: msgspec for JSON (several times faster than the standard
-    library) and the session's staging table (emptied at each commit)."""
+    library), the session's staging table (emptied at each commit), and the type of
+    ``fields``."""
     set_json_dumps(_encode_json, context=conn)
     # set_types("bytea") would pick psycopg's Python-level dumper for the dbapi Binary
     # wrapper; registering the C bytes dumper again makes it the one for bytea here.
     conn.adapters.register_dumper(bytes, conn.adapters.get_dumper(bytes, PyFormat.BINARY))
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS events_stage (LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+    row = conn.execute(
+        "SELECT format_type(atttypid, NULL) FROM pg_attribute WHERE attrelid = 'events'::regclass AND attname = 'fields'"
+    ).fetchone()
     conn.commit()
+    if row is None or row[0] not in _FIELDS_PREFIX:
+        raise RuntimeError(f"events.fields must be json or jsonb, not {row[0] if row else 'missing'}")
+    return EventsTable(fields_prefix=_FIELDS_PREFIX[row[0]])
 
 
-def write_batch(conn: psycopg.Connection, events: Sequence[Event], dead_letters: Sequence[Rejection]) -> BatchResult:
-    """Write one batch inside the caller's open transaction (the caller commits)."""
+def write_batch(
+    conn: psycopg.Connection, table: EventsTable, events: Sequence[Event], dead_letters: Sequence[Rejection]
+) -> BatchResult:
+    """Write one batch inside the caller's open transaction (the caller commits);
+    ``table`` is what `prepare` returned for ``conn``."""
     new_events: list[Event] = list(events)
     if events:
         # Fast path: COPY straight into events. A redelivery (after a crash or a
@@ -61,9 +83,9 @@ def write_batch(conn: psycopg.Connection, events: Sequence[Event], dead_letters:
         # path that tells new rows from duplicates.
         try:
             with conn.transaction():
-                _copy_events(conn, "events", events)
+                _copy_events(conn, table, "events", events)
         except psycopg.errors.UniqueViolation:
-            new_events = _insert_new_only(conn, events)
+            new_events = _insert_new_only(conn, table, events)
     if dead_letters:
         with conn.cursor() as cur:
             cur.executemany(
@@ -89,7 +111,7 @@ def write_batch(conn: psycopg.Connection, events: Sequence[Event], dead_letters:
 _by_device = attrgetter("device_id")
 
 
-def _copy_events(conn: psycopg.Connection, table: str, events: Sequence[Event]) -> None:
+def _copy_events(conn: psycopg.Connection, events_table: EventsTable, table: str, events: Sequence[Event]) -> None:
     # Binary COPY: about a third faster than text here, for Python and for the server.
     # Rows go in grouped by device (a stable sort keeps each device's order): the
     # unique index is on (device_id, time, msg_id), and neighbouring keys land on the
@@ -97,6 +119,7 @@ def _copy_events(conn: psycopg.Connection, table: str, events: Sequence[Event]) 
     with conn.cursor() as cur, cur.copy(f"COPY {table} ({_EVENT_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
         copy.set_types(_EVENT_TYPES)
         encode = _encode_json
+        prefix = events_table.fields_prefix
         for e in sorted(events, key=_by_device):
             copy.write_row(
                 (
@@ -109,13 +132,13 @@ def _copy_events(conn: psycopg.Connection, table: str, events: Sequence[Event]) 
                     e.type,
                     e.msg_id,
                     e.value,
-                    _JSONB_V1 + encode(e.fields),
+                    prefix + encode(e.fields),
                 )
             )
 
 
-def _insert_new_only(conn: psycopg.Connection, events: Sequence[Event]) -> list[Event]:
-    _copy_events(conn, "events_stage", events)
+def _insert_new_only(conn: psycopg.Connection, table: EventsTable, events: Sequence[Event]) -> list[Event]:
+    _copy_events(conn, table, "events_stage", events)
     with conn.cursor() as cur:
         cur.execute(
             f"INSERT INTO events ({_EVENT_COLUMNS}) SELECT {_EVENT_COLUMNS} FROM events_stage "

@@ -1,5 +1,13 @@
-import psycopg
+import datetime as dt
+import json
 
+import psycopg
+import pytest
+
+from api.store.telemetry import series
+from domain.events import Event
+from gateway.validate import Limits, validate_message
+from ingest import writer
 from ingest.migrate import MIGRATIONS_DIR, StorageMode, migrate
 
 
@@ -54,3 +62,85 @@ def test_event_ids_compare_bytewise_and_older_databases_are_brought_in_line(empt
             ("Lift-b", 1),
             ("lift-a", 1),
         ]
+
+
+_FIELDS_TYPE = (
+    "SELECT format_type(atttypid, NULL) FROM pg_attribute WHERE attrelid = 'events'::regclass AND attname = 'fields'"
+)
+
+
+def _lift_events(start: dt.datetime, n: int) -> list[Event]:
+    """n status messages a minute apart from one lift: floor i % 7, moving on odd minutes."""
+    out = []
+    for i in range(n):
+        payload = {
+            "id": f"m{start.minute}-{i}",
+            "ts": (start + dt.timedelta(minutes=i)).isoformat(),
+            "type": "status",
+            "floor": i % 7,
+            "moving": i % 2 == 1,
+            "door": "closed",
+            "door_zone": True,
+            "occupied": False,
+        }
+        event = validate_message(
+            "community/c1/elevator/lift-1/telemetry",
+            json.dumps(payload).encode(),
+            start + dt.timedelta(days=1),
+            Limits(),
+        )
+        assert isinstance(event, Event)
+        out.append(event)
+    return out
+
+
+def _series(conn: psycopg.Connection, field: str, start: dt.datetime) -> list[tuple]:
+    points = series(
+        conn,
+        mode=StorageMode.PLAIN,
+        device_id="lift-1",
+        field=field,
+        bucket=dt.timedelta(minutes=10),
+        since=start,
+        until=start + dt.timedelta(hours=1),
+    )
+    return [(p.bucket, p.count, p.min, p.max, p.avg) for p in points]
+
+
+def test_fields_are_json_and_an_older_jsonb_database_keeps_its_rows_and_answers(empty_database: str) -> None:
+    start = dt.datetime(2026, 11, 30, 8, 0, tzinfo=dt.timezone.utc)
+    migrate(empty_database, requested_mode="plain")
+    with psycopg.connect(empty_database) as conn:
+        assert conn.execute(_FIELDS_TYPE).fetchone() == ("json",)
+        # A database from before (or a TimescaleDB one that keeps jsonb): fields in jsonb, 0004 not applied.
+        conn.execute("ALTER TABLE events ALTER COLUMN fields TYPE jsonb USING fields::jsonb")
+        conn.execute("DELETE FROM schema_migrations WHERE version = '0004_events_fields_json.plain.sql'")
+        conn.commit()
+        # The writer finds jsonb and sends jsonb's binary format.
+        table = writer.prepare(conn)
+        with conn.transaction():
+            writer.write_batch(conn, table, _lift_events(start, 30), [])
+        floors_before = _series(conn, "floor", start)
+        moving_before = _series(conn, "moving", start)
+        fields_before = conn.execute("SELECT msg_id, fields FROM events ORDER BY msg_id").fetchall()
+    # floors 0..6 repeating; moving counts as 1 on odd minutes: the first 10 minutes average 0.5
+    assert floors_before[0] == (start, 10, 0.0, 6.0, pytest.approx(sum(i % 7 for i in range(10)) / 10))
+    assert moving_before[0] == (start, 10, 0.0, 1.0, 0.5)
+    assert len(floors_before) == len(moving_before) == 3
+    assert fields_before[0][1]["door"] == "closed" and "id" not in fields_before[0][1]
+
+    _, applied = migrate(empty_database)
+    assert applied == ["0004_events_fields_json.plain.sql"]
+    with psycopg.connect(empty_database) as conn:
+        assert conn.execute(_FIELDS_TYPE).fetchone() == ("json",)
+        # The same rows, fields and series from json; the roll-up view still reads the table.
+        assert conn.execute("SELECT msg_id, fields FROM events ORDER BY msg_id").fetchall() == fields_before
+        assert _series(conn, "floor", start) == floors_before
+        assert _series(conn, "moving", start) == moving_before
+        assert conn.execute("SELECT sum(events) FROM events_5m").fetchone() == (30,)
+        # And the writer now sends json's.
+        table = writer.prepare(conn)
+        with conn.transaction():
+            writer.write_batch(conn, table, _lift_events(start + dt.timedelta(minutes=30), 30), [])
+        assert _series(conn, "floor", start)[3][1] == 10
+        assert conn.execute("SELECT count(*) FROM events").fetchone() == (60,)

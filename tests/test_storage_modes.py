@@ -37,9 +37,9 @@ def load_sample(dsn: str) -> None:
                 for i in range(3)
             ],
         )
-        writer.prepare(conn)
+        table = writer.prepare(conn)
         with conn.transaction():
-            writer.write_batch(conn, events, [])
+            writer.write_batch(conn, table, events, [])
 
 
 ROLLUP = "SELECT bucket, device_id, type, events, min_value, max_value, round(avg_value::numeric, 6), sum_value FROM events_5m ORDER BY 1, 2, 3"

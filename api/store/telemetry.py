@@ -105,15 +105,18 @@ def series(conn: psycopg.Connection, *, mode: StorageMode, device_id: str, field
     booleans count as 0/1 so e.g. a leak sensor's ``wet`` can be charted.
     """
     if field == "value":
-        reading = "value"
+        reading, source = "value", "events"
     else:
+        # fields is json (or jsonb in an older TimescaleDB database): the one field,
+        # as jsonb, gives the same answers from both.
         reading = (
-            "CASE jsonb_typeof(fields -> %(field)s) WHEN 'number' THEN (fields ->> %(field)s)::double precision "
-            "WHEN 'boolean' THEN CASE WHEN (fields -> %(field)s)::boolean THEN 1.0 ELSE 0.0 END END"
+            "CASE jsonb_typeof(f.v) WHEN 'number' THEN (f.v #>> '{}')::double precision "
+            "WHEN 'boolean' THEN CASE WHEN f.v::boolean THEN 1.0 ELSE 0.0 END END"
         )
+        source = "events CROSS JOIN LATERAL (SELECT (fields -> %(field)s)::jsonb AS v) AS f"
     rows = conn.execute(
         f"SELECT {_bucket_sql(mode)} AS b, count(r), min(r), max(r), avg(r) FROM ("
-        f"  SELECT time, {reading} AS r FROM events WHERE device_id = %(device)s AND time >= %(since)s "
+        f"  SELECT time, {reading} AS r FROM {source} WHERE device_id = %(device)s AND time >= %(since)s "
         "   AND time < %(until)s AND (%(type)s::text IS NULL OR type = %(type)s)) AS e "
         "WHERE r IS NOT NULL GROUP BY b ORDER BY b",
         {"bucket": bucket, "origin": ORIGIN, "field": field, "device": device_id, "since": since, "until": until,

@@ -32,7 +32,8 @@ CREATE TABLE IF NOT EXISTS events (
     type         text NOT NULL,
     msg_id       text COLLATE "C" NOT NULL,
     value        double precision,
-    fields       jsonb NOT NULL
+    -- json, not jsonb: see 0004.
+    fields       json NOT NULL
 );
 -- (device_id, time, msg_id) serves both the duplicate check and per-device time ranges.
 CREATE UNIQUE INDEX IF NOT EXISTS events_device_time_msg ON events (device_id, time, msg_id);
