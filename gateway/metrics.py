@@ -17,6 +17,6 @@ COMMIT_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 DB_ERRORS = Counter("steward_database_errors_total", "Failed batch writes (retried; nothing is acknowledged)")
-BROKER_CONNECTED = Gauge("steward_broker_connected", "1 while the gateway is connected to the broker")
+BROKER_CONNECTED = Gauge("steward_broker_connected", "1 while the gateway is connected to the broker and subscribed")
 PENDING = Gauge("steward_messages_pending", "Messages received but not yet committed and acknowledged")
 INGEST_LAG = Gauge("steward_ingest_lag_seconds", "Receive time to commit time of the last batch's oldest message")

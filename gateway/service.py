@@ -130,7 +130,7 @@ class Gateway:
         self._writers: list[threading.Thread] = []
         self._client: BufferedClient | None = None
         self._devices: dict[str, Device] = {}
-        self._registry_loaded_at = 0.0
+        self._registry_loaded_at = float("-inf")  # never loaded yet
         self.last_commit_at: dt.datetime | None = None
         self.ingest_lag_s: float | None = None
         self.database_ok = False
@@ -209,6 +209,7 @@ class Gateway:
         client.suppress_exceptions = True  # a bug in a callback is logged; it never stops the network loop
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
         client.on_publishes = self._on_publishes
         client.on_drained = self._on_drained
@@ -247,10 +248,17 @@ class Gateway:
             # be sent on this one: the broker redelivers those and the key drops the copy.
             self._generation += 1
         self._connected_at = time.monotonic()
-        self._connected = True
-        metrics.BROKER_CONNECTED.set(1)
         client.subscribe(self.subscription, qos=1)
         log.info("connected to %r, session present: %s", self.config.mqtt, flags.session_present)
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reason_codes: Any, properties: Any) -> None:
+        # Connected counts from the SUBACK: on a new session, a message published
+        # between the CONNACK and the subscription is never delivered to us.
+        if any(rc.is_failure for rc in reason_codes):
+            log.error("broker refused the subscription to %s: %s", self.subscription, reason_codes)
+            return
+        self._connected = True
+        metrics.BROKER_CONNECTED.set(1)
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
         self._connected = False
@@ -308,17 +316,20 @@ class Gateway:
 
     def _take_batch(self) -> tuple[int, list[_Inbound]]:
         """Take up to batch_size messages off the queue: when that many are waiting, when
-        the broker has nothing more to send for now (a lone SOS goes at once, and so does
-        the tail of a backlog), or at the latest when the oldest has waited
-        batch_linger_s. They count as in flight until `_finish_batch`; the number is the
-        batch's place in the acknowledgement order."""
+        no other batch is being written (the database is idle: the head of a backlog
+        starts at once), when the broker has nothing more to send for now (a lone SOS
+        goes at once, and so does the tail of a backlog), or at the latest when the
+        oldest has waited batch_linger_s. They count as in flight until
+        `_finish_batch`; the number is the batch's place in the acknowledgement order."""
         cfg = self.config
         with self._lock:
             if not self._queued:
                 self._has_messages.wait(0.2)
             if self._queued and self._queued < cfg.batch_size and not self._stop.is_set():
                 deadline = time.monotonic() + cfg.batch_linger_s
-                while self._queued < cfg.batch_size and not self._stop.is_set() and not self._broker_quiet:
+                while (
+                    self._queued < cfg.batch_size and self._taken and not self._stop.is_set() and not self._broker_quiet
+                ):
                     left = deadline - time.monotonic()
                     if left <= 0:
                         break
@@ -349,6 +360,15 @@ class Gateway:
         last_seen: dict[str, tuple[dt.datetime, float | None]] = {}  # this writer's, until its next flush
         batch: list[_Inbound] = []
         number = -1
+        try:
+            # At once, not with the first batch: /health knows the database from the
+            # start, and the head of a backlog need not wait for a connection.
+            # The registry is left for the first batch to load (a device registered
+            # between start and its first message must be known).
+            conn, table = self._open_connection(load_registry=False)
+            self.database_ok = True
+        except psycopg.Error as exc:  # the loop below retries, with backoff and the full story
+            log.warning("database unavailable at start (%s)", str(exc).strip()[:200])
         while True:
             if not batch:
                 number, batch = self._take_batch()
@@ -410,19 +430,26 @@ class Gateway:
                 conn = None
                 if self._stop.wait(5.0) and stopping:
                     break
+        if last_seen and conn is not None and not conn.closed:  # stopping: what is kept since the last flush
+            try:
+                with conn.transaction():
+                    writer.record_last_seen(conn, last_seen)
+            except psycopg.Error as exc:
+                log.warning("could not record the devices' last-seen times on stopping (%s)", str(exc).strip()[:200])
         if batch:  # stopped with the database down: never acknowledged, so the broker keeps them
             self._acknowledge(number, [])
             self._finish_batch(len(batch), committed=0, duplicates=0, rejected=0)
         if conn is not None:
             conn.close()
 
-    def _open_connection(self) -> tuple[psycopg.Connection, writer.EventsTable]:
+    def _open_connection(self, *, load_registry: bool = True) -> tuple[psycopg.Connection, writer.EventsTable]:
         conn = psycopg.connect(self.config.database_url, connect_timeout=5)
         table = writer.prepare(conn)
         if self.sink:
             with conn.transaction():
                 self.sink.restore(conn)
-        self._reload_registry(conn, force=True)
+        if load_registry:
+            self._reload_registry(conn, force=True)
         return conn, table
 
     def _reload_registry(self, conn: psycopg.Connection, *, force: bool = False) -> None:
