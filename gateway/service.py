@@ -362,10 +362,9 @@ class Gateway:
         number = -1
         try:
             # At once, not with the first batch: /health knows the database from the
-            # start, and the head of a backlog need not wait for a connection.
-            # The registry is left for the first batch to load (a device registered
-            # between start and its first message must be known).
-            conn, table = self._open_connection(load_registry=False)
+            # start, and the head of a backlog need not wait for a connection or
+            # the registry.
+            conn, table = self._open_connection(first=True)
             self.database_ok = True
         except psycopg.Error as exc:  # the loop below retries, with backoff and the full story
             log.warning("database unavailable at start (%s)", str(exc).strip()[:200])
@@ -442,13 +441,20 @@ class Gateway:
         if conn is not None:
             conn.close()
 
-    def _open_connection(self, *, load_registry: bool = True) -> tuple[psycopg.Connection, writer.EventsTable]:
+    def _open_connection(self, *, first: bool = False) -> tuple[psycopg.Connection, writer.EventsTable]:
         conn = psycopg.connect(self.config.database_url, connect_timeout=5)
         table = writer.prepare(conn)
         if self.sink:
             with conn.transaction():
                 self.sink.restore(conn)
-        if load_registry:
+        if first:
+            # Loaded without starting the 2 s between reloads: a device registered
+            # after start is looked up again when its first message comes.
+            with conn.transaction():
+                devices = load_active_devices(conn)
+            if self._registry_loaded_at == float("-inf"):  # never replace a newer reload
+                self._devices = devices
+        else:
             self._reload_registry(conn, force=True)
         return conn, table
 
