@@ -17,6 +17,10 @@ COMMIT_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 DB_ERRORS = Counter("steward_database_errors_total", "Failed batch writes (retried; nothing is acknowledged)")
+WRITE_FAILURES = Counter(
+    "steward_batch_write_failures_total",
+    "Batch writes that failed for another reason than the database being away (retried)",
+)
 BROKER_CONNECTED = Gauge("steward_broker_connected", "1 while the gateway is connected to the broker and subscribed")
 PENDING = Gauge("steward_messages_pending", "Messages received but not yet committed and acknowledged")
 INGEST_LAG = Gauge("steward_ingest_lag_seconds", "Receive time to commit time of the last batch's oldest message")

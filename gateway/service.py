@@ -87,6 +87,7 @@ class GatewayConfig:
     checkpoint_interval_s: float = 30.0
     last_seen_flush_s: float = 5.0
     settle_s: float = 2.0  # after (re)connecting, wait this long before detector timers run
+    failure_retry_s: float = 5.0  # after a failure that is not the database being away
 
 
 # One message in flight: (connection generation, packet id, QoS, what validation
@@ -130,10 +131,12 @@ class Gateway:
         self._writers: list[threading.Thread] = []
         self._client: BufferedClient | None = None
         self._devices: dict[str, Device] = {}
-        self._registry_loaded_at = float("-inf")  # never loaded yet
         self.last_commit_at: dt.datetime | None = None
         self.ingest_lag_s: float | None = None
         self.database_ok = False
+        # Per writer thread, its last attempt's failure (a bug, a schema problem), until
+        # an attempt succeeds: /health reports it, since no batch is stored meanwhile.
+        self._write_errors: dict[str, str] = {}
         self.committed = 0  # events newly stored since start (tests and the benchmark read it)
         self.duplicates = 0
         self.rejected = 0
@@ -176,6 +179,7 @@ class Gateway:
             "last_commit_at": self.last_commit_at,
             "ingest_lag_seconds": self.ingest_lag_s,
             "pending": self._queued + self._taken,
+            "write_error": next(iter(self._write_errors.values()), None),
         }
 
     def wait_committed(self, n: int, timeout: float) -> bool:
@@ -353,6 +357,7 @@ class Gateway:
     def _write_loop(self, leader: bool) -> None:
         """One writer: commit batches, then acknowledge them. The leader also runs the
         detectors' timers and checkpoints (a sink means a single writer)."""
+        name = threading.current_thread().name
         conn: psycopg.Connection | None = None
         table: writer.EventsTable | None = None  # set with conn
         backoff = 0.1
@@ -364,7 +369,7 @@ class Gateway:
             # At once, not with the first batch: /health knows the database from the
             # start, and the head of a backlog need not wait for a connection or
             # the registry.
-            conn, table = self._open_connection(first=True)
+            conn, table = self._open_connection()
             self.database_ok = True
         except psycopg.Error as exc:  # the loop below retries, with backoff and the full story
             log.warning("database unavailable at start (%s)", str(exc).strip()[:200])
@@ -406,6 +411,7 @@ class Gateway:
                         self.sink.checkpoint(conn)
                     next_checkpoint = now_mono + self.config.checkpoint_interval_s
                 self.database_ok = True
+                self._write_errors.pop(name, None)
                 backoff = 0.1
             except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 # Temporary: the server is down or restarting. Keep the batch, ack nothing.
@@ -418,16 +424,21 @@ class Gateway:
                 if self._stop.wait(backoff) and stopping:
                     break
                 backoff = min(backoff * 2, 5.0)
-            except psycopg.Error:
-                # Anything else is a bug or a schema problem; retrying the same batch
-                # forever would wedge the gateway silently, so log loudly and retry slower.
-                metrics.DB_ERRORS.inc()
-                self.database_ok = False
-                log.exception("batch write failed; retrying")
+            except Exception as exc:
+                # Anything else is a bug or a schema problem. Retrying the same batch at once
+                # would spin; ending the thread would stall the gateway silently (nothing
+                # stored, nothing acknowledged). So: log it with its traceback, count it,
+                # show it in /health, and retry slower, on a fresh connection.
+                if isinstance(exc, psycopg.Error):
+                    metrics.DB_ERRORS.inc()
+                    self.database_ok = False
+                metrics.WRITE_FAILURES.inc()
+                self._write_errors[name] = f"{type(exc).__name__}: {str(exc).strip()}"[:300]
+                log.exception("batch write failed; retrying in %.0fs", self.config.failure_retry_s)
                 if conn is not None:
                     conn.close()
                 conn = None
-                if self._stop.wait(5.0) and stopping:
+                if self._stop.wait(self.config.failure_retry_s) and stopping:
                     break
         if last_seen and conn is not None and not conn.closed:  # stopping: what is kept since the last flush
             try:
@@ -441,63 +452,61 @@ class Gateway:
         if conn is not None:
             conn.close()
 
-    def _open_connection(self, *, first: bool = False) -> tuple[psycopg.Connection, writer.EventsTable]:
+    def _open_connection(self) -> tuple[psycopg.Connection, writer.EventsTable]:
         conn = psycopg.connect(self.config.database_url, connect_timeout=5)
         table = writer.prepare(conn)
         if self.sink:
             with conn.transaction():
                 self.sink.restore(conn)
-        if first:
-            # Loaded without starting the 2 s between reloads: a device registered
-            # after start is looked up again when its first message comes.
-            with conn.transaction():
-                devices = load_active_devices(conn)
-            if self._registry_loaded_at == float("-inf"):  # never replace a newer reload
-                self._devices = devices
-        else:
-            self._reload_registry(conn, force=True)
+        with conn.transaction():
+            self._devices = load_active_devices(conn)
         return conn, table
 
-    def _reload_registry(self, conn: psycopg.Connection, *, force: bool = False) -> None:
-        now = time.monotonic()
-        if force or now - self._registry_loaded_at > 2.0:
-            with conn.transaction():
-                self._devices = load_active_devices(conn)
-            self._registry_loaded_at = now
-
-    def _check_device(
-        self, conn: psycopg.Connection, event: Event, payload: bytes, new_devices: dict[str, Device]
-    ) -> Rejection | None:
-        device = self._devices.get(event.device_id) or new_devices.get(event.device_id)
-        if device is None and self.config.device_policy == "registered":
-            self._reload_registry(conn)  # registered a moment ago? at most every 2 s
-            device = self._devices.get(event.device_id)
-        if device is None:
-            if self.config.device_policy == "auto":
-                new_devices[event.device_id] = Device(
+    def _check_devices(
+        self, conn: psycopg.Connection, unsure: list[tuple[Event, bytes]]
+    ) -> tuple[list[Event], list[Rejection], dict[str, Device]]:
+        """The events of a batch whose device the cache does not vouch for: unknown, or
+        known in another community or type. Their devices are looked up again, all in
+        one query, so that a device registered, moved or retired a moment ago is
+        judged by what the registry says now (a flood from an unknown device costs one
+        query a batch). Returns the events to store, the rejections, and the devices
+        that ``device_policy=auto`` registers."""
+        ids = {e.device_id for e, _ in unsure}
+        with conn.transaction():
+            found = load_active_devices(conn, only=ids)
+        devices = self._devices
+        for device_id in ids:
+            if device_id in found:
+                devices[device_id] = found[device_id]
+            else:  # retired or removed since the cache was filled
+                devices.pop(device_id, None)
+        accepted: list[Event] = []
+        rejected: list[Rejection] = []
+        new_devices: dict[str, Device] = {}
+        for event, payload in unsure:
+            device = found.get(event.device_id) or new_devices.get(event.device_id)
+            if device is None and self.config.device_policy == "auto":
+                device = new_devices[event.device_id] = Device(
                     device_id=event.device_id,
                     community_id=event.community_id,
                     device_type=event.device_type,
                     kind=DEFAULT_KIND[event.device_type],
                 )
-                return None
-            return self._reject(
-                event, payload, "unknown_device", f"device {event.device_id!r} is not registered (or retired)"
-            )
+            problem = self._device_problem(event, device)
+            if problem is None:
+                accepted.append(event)
+            else:
+                rejected.append(self._reject(event, payload, "unknown_device", problem))
+        return accepted, rejected, new_devices
+
+    @staticmethod
+    def _device_problem(event: Event, device: Device | None) -> str | None:
+        if device is None:
+            return f"device {event.device_id!r} is not registered (or retired)"
         if device.community_id != event.community_id:
-            return self._reject(
-                event,
-                payload,
-                "unknown_device",
-                f"device {event.device_id!r} is not registered in community {event.community_id!r}",
-            )
+            return f"device {event.device_id!r} is not registered in community {event.community_id!r}"
         if device.device_type != event.device_type:
-            return self._reject(
-                event,
-                payload,
-                "unknown_device",
-                f"device {event.device_id!r} is a {device.device_type} device, not {event.device_type}",
-            )
+            return f"device {event.device_id!r} is a {device.device_type} device, not {event.device_type}"
         return None
 
     @staticmethod
@@ -523,6 +532,7 @@ class Gateway:
         started = time.perf_counter()
         events: list[Event] = []
         rejections: list[Rejection] = []
+        unsure: list[tuple[Event, bytes]] = []
         new_devices: dict[str, Device] = {}
         devices = self._devices
         for _, _, _, item, payload in batch:
@@ -534,14 +544,14 @@ class Gateway:
                     and known.device_type is item.device_type
                 ):
                     events.append(item)  # the common case, without a call
-                    continue
-                problem = self._check_device(conn, item, payload, new_devices)
-                if problem is None:
-                    events.append(item)
                 else:
-                    rejections.append(problem)
+                    unsure.append((item, payload))
             else:
                 rejections.append(item)  # type: ignore[arg-type]
+        if unsure:
+            accepted, refused, new_devices = self._check_devices(conn, unsure)
+            events += accepted
+            rejections += refused
         with conn.transaction():
             if new_devices:
                 upsert_devices(conn, new_devices.values())
@@ -582,6 +592,8 @@ class Gateway:
     def _acknowledge(self, number: int, batch: list[_Inbound]) -> None:
         """Acknowledge batch ``number`` once every batch taken before it is acknowledged."""
         with self._ack_lock:
+            if number < self._acks_due:  # already acknowledged: a retry after a failure past the ack
+                return
             self._acks_waiting[number] = batch
             client = self._client
             while self._acks_due in self._acks_waiting:

@@ -53,10 +53,16 @@ def upsert_devices(conn: psycopg.Connection, devices: Iterable[Device]) -> int:
     return len(rows)
 
 
-def load_active_devices(conn: psycopg.Connection) -> dict[str, Device]:
-    """Every active device by id (the gateway's registry cache)."""
+def load_active_devices(conn: psycopg.Connection, only: Iterable[str] | None = None) -> dict[str, Device]:
+    """Every active device by id (the gateway's registry cache), or those of ``only``."""
     out: dict[str, Device] = {}
-    for row in conn.execute(f"SELECT {_COLUMNS} FROM devices WHERE status = 'active'"):
+    if only is None:
+        rows = conn.execute(f"SELECT {_COLUMNS} FROM devices WHERE status = 'active'")
+    else:
+        rows = conn.execute(
+            f"SELECT {_COLUMNS} FROM devices WHERE status = 'active' AND device_id = ANY(%s)", (list(only),)
+        )
+    for row in rows:
         device = Device(
             device_id=row[0],
             community_id=row[1],

@@ -25,11 +25,15 @@ class HealthPublic(BaseModel):
     last_commit_at: dt.datetime | None
     ingest_lag_seconds: float | None
     pending: int | None
+    # Set while the gateway's last attempt to store a batch failed for another reason
+    # than the database being away (a bug, a schema problem): nothing is stored meanwhile.
+    write_error: str | None = None
 
 
 @router.get("/health", response_model=HealthPublic, responses={503: {"model": HealthPublic}})
 def health(request: Request, response: Response) -> HealthPublic:
-    """``ok``: database reachable and (if the gateway runs here) broker connected; ``down`` (503) without a database."""
+    """``ok``: database reachable and (if the gateway runs here) broker connected and batches
+    being stored; ``degraded`` (503) otherwise; ``down`` (503) without a database."""
     mode: str | None = None
     try:
         with request.app.state.pool.connection(timeout=3) as conn:
@@ -44,7 +48,7 @@ def health(request: Request, response: Response) -> HealthPublic:
     status: Literal["ok", "degraded", "down"] = "ok"
     if not reachable:
         status = "down"
-    elif gateway is not None and not broker_connected:
+    elif gateway is not None and (not broker_connected or gateway.get("write_error")):
         status = "degraded"
     if status != "ok":
         response.status_code = 503
@@ -57,6 +61,7 @@ def health(request: Request, response: Response) -> HealthPublic:
         last_commit_at=gateway.get("last_commit_at") if gateway else None,
         ingest_lag_seconds=gateway.get("ingest_lag_seconds") if gateway else None,
         pending=gateway.get("pending") if gateway else None,
+        write_error=gateway.get("write_error") if gateway else None,
     )
 
 
