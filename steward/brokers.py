@@ -72,6 +72,9 @@ class MosquittoBroker:
     users: dict[str, str] = field(default_factory=dict)
     superusers: tuple[str, ...] = ()
     extra_config: str = ""
+    # Mosquitto writes its whole in-memory store at each save, blocking everything
+    # else meanwhile: with a large backlog queued that is a stall of seconds.
+    autosave_interval_s: int = 30
     process: subprocess.Popen[bytes] | None = None
 
     @staticmethod
@@ -94,7 +97,7 @@ class MosquittoBroker:
             f"listener {self.port} 127.0.0.1",
             "persistence true",
             f"persistence_location {self.workdir / 'data'}/",
-            "autosave_interval 30",
+            f"autosave_interval {self.autosave_interval_s}",
             # 0 = no limit: never drop QoS 1 messages queued for a slow or offline subscriber.
             "max_queued_messages 0",
             "max_queued_bytes 0",
