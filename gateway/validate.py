@@ -142,6 +142,18 @@ def _validate_payload(
             cid,
             did,
         )
+    if b"\\u0000" in payload and _escapes_nul(payload):
+        # PostgreSQL text cannot hold U+0000: such a message would be refused by every
+        # attempt to store its batch, and hold up the valid messages with it.
+        return _reject(
+            topic,
+            payload,
+            received_at,
+            "invalid_payload",
+            "a string contains \\u0000 (NUL), which cannot be stored",
+            cid,
+            did,
+        )
     if decoder is None:
         return _reject(
             topic,
@@ -204,6 +216,21 @@ def _validate_payload(
         fields=fields,
         value=float(value) if value is not None else None,
     )
+
+
+def _escapes_nul(payload: bytes) -> bool:
+    """Whether the JSON text has a ``\\u0000`` escape (and not the literal text ``\\u0000``,
+    written ``\\\\u0000``): an even number of backslashes before it means the last
+    one starts the escape."""
+    at = payload.find(b"\\u0000")
+    while at >= 0:
+        before = at
+        while before > 0 and payload[before - 1] == 0x5C:
+            before -= 1
+        if (at - before) % 2 == 0:
+            return True
+        at = payload.find(b"\\u0000", at + 1)
+    return False
 
 
 def _payload_types() -> list[type[Payload]]:

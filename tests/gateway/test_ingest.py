@@ -150,6 +150,12 @@ BAD_INPUTS = [
         "invalid_payload",
         "ts",
     ),
+    (  # PostgreSQL cannot store it: every attempt to store its batch would fail
+        "community/c1/water/wm00000/telemetry",
+        json.dumps({"id": "a\u0000b", "ts": BASE_TS, "type": "flow", "flow_lpm": 1}).encode(),
+        "invalid_payload",
+        "NUL",
+    ),
     (
         "community/c1/water/wm00000/telemetry",
         json.dumps({"id": "a", "ts": BASE_TS, "type": "volcano"}).encode(),
