@@ -137,6 +137,7 @@ class Gateway:
         # Per writer thread, its last attempt's failure (a bug, a schema problem), until
         # an attempt succeeds: /health reports it, since no batch is stored meanwhile.
         self._write_errors: dict[str, str] = {}
+        self._batches_stored = 0  # by any writer: evidence that a failing batch is not the stream's fault
         self.committed = 0  # events newly stored since start (tests and the benchmark read it)
         self.duplicates = 0
         self.rejected = 0
@@ -365,6 +366,8 @@ class Gateway:
         last_seen: dict[str, tuple[dt.datetime, float | None]] = {}  # this writer's, until its next flush
         batch: list[_Inbound] = []
         number = -1
+        failures = 0  # of the batch in hand, for other reasons than the database being away
+        stored_before = 0  # _batches_stored at the first of those failures
         try:
             # At once, not with the first batch: /health knows the database from the
             # start, and the head of a backlog need not wait for a connection or
@@ -376,6 +379,7 @@ class Gateway:
         while True:
             if not batch:
                 number, batch = self._take_batch()
+                failures = 0
             stopping = self._stop.is_set()
             if stopping and not batch:
                 break
@@ -385,8 +389,10 @@ class Gateway:
                 full = len(batch) >= self.config.batch_size
                 assert table is not None
                 if batch:
-                    self._commit_batch(conn, table, number, batch, last_seen)
-                    batch = []
+                    self._commit_batch(
+                        conn, table, number, batch, last_seen, isolate=failures >= 2, stored_before=stored_before
+                    )
+                    batch, failures = [], 0
                 # A full batch means a backlog is draining (after an outage or a restart).
                 # The detectors' timers ("offline for 10 min", "no motion since 07:30") must
                 # not run on the wall clock ahead of messages still waiting in the broker:
@@ -433,6 +439,9 @@ class Gateway:
                     metrics.DB_ERRORS.inc()
                     self.database_ok = False
                 metrics.WRITE_FAILURES.inc()
+                failures += 1  # twice for the same batch: the next attempt isolates the culprit
+                if failures == 1:
+                    stored_before = self._batches_stored
                 self._write_errors[name] = f"{type(exc).__name__}: {str(exc).strip()}"[:300]
                 log.exception("batch write failed; retrying in %.0fs", self.config.failure_retry_s)
                 if conn is not None:
@@ -528,8 +537,42 @@ class Gateway:
         number: int,
         batch: list[_Inbound],
         last_seen: dict[str, tuple[dt.datetime, float | None]],
+        *,
+        isolate: bool = False,
+        stored_before: int = 0,
     ) -> None:
+        """``isolate``: the batch failed twice; ``stored_before``: `_batches_stored` when
+        it first failed."""
         started = time.perf_counter()
+        if isolate:
+            new_events, duplicates, rejections = self._store_isolating(
+                conn, table, batch, others_stored=self._batches_stored > stored_before
+            )
+        else:
+            new_events, duplicates, rejections = self._store(conn, table, batch)
+        # Committed: now, and only now, acknowledge.
+        self._acknowledge(number, batch)
+        self._write_errors.pop(threading.current_thread().name, None)  # before waiters hear of it
+        _note_last_seen(last_seen, new_events)
+        finished = self._now()
+        oldest = batch[0][3].received_at if batch else None  # the queue is in arrival order
+        self.ingest_lag_s = (finished - oldest).total_seconds() if oldest else None
+        self.last_commit_at = finished
+        metrics.RECEIVED.inc(len(batch))
+        metrics.STORED.inc(len(new_events))
+        metrics.DUPLICATES.inc(duplicates)
+        for r in rejections:
+            metrics.REJECTED.labels(reason=r.reason).inc()
+        metrics.BATCH_SIZE.observe(len(batch))
+        metrics.COMMIT_SECONDS.observe(time.perf_counter() - started)
+        if self.ingest_lag_s is not None:
+            metrics.INGEST_LAG.set(self.ingest_lag_s)
+        self._finish_batch(len(batch), committed=len(new_events), duplicates=duplicates, rejected=len(rejections))
+
+    def _store(
+        self, conn: psycopg.Connection, table: writer.EventsTable, batch: list[_Inbound]
+    ) -> tuple[list[Event], int, list[Rejection]]:
+        """Store messages in one transaction: (new events, duplicates, rejections)."""
         events: list[Event] = []
         rejections: list[Rejection] = []
         unsure: list[tuple[Event, bytes]] = []
@@ -559,29 +602,92 @@ class Gateway:
             if self.sink and result.new_events:
                 self.sink.process(conn, result.new_events)
         self._devices.update(new_devices)
-        # Committed: now, and only now, acknowledge.
-        self._acknowledge(number, batch)
-        _note_last_seen(last_seen, result.new_events)
-        finished = self._now()
-        oldest = batch[0][3].received_at if batch else None  # the queue is in arrival order
-        self.ingest_lag_s = (finished - oldest).total_seconds() if oldest else None
-        self.last_commit_at = finished
-        metrics.RECEIVED.inc(len(batch))
-        metrics.STORED.inc(len(result.new_events))
-        metrics.DUPLICATES.inc(result.duplicates)
-        for r in rejections:
-            metrics.REJECTED.labels(reason=r.reason).inc()
-        metrics.BATCH_SIZE.observe(len(batch))
-        metrics.COMMIT_SECONDS.observe(time.perf_counter() - started)
-        if self.ingest_lag_s is not None:
-            metrics.INGEST_LAG.set(self.ingest_lag_s)
-        self._finish_batch(
-            len(batch), committed=len(result.new_events), duplicates=result.duplicates, rejected=len(rejections)
+        return result.new_events, result.duplicates, rejections
+
+    def _store_isolating(
+        self, conn: psycopg.Connection, table: writer.EventsTable, batch: list[_Inbound], *, others_stored: bool
+    ) -> tuple[list[Event], int, list[Rejection]]:
+        """Store a batch that failed twice, a part at a time, to find the message(s) that
+        make it fail: halves, then halves of the halves that fail, down to single
+        messages. A message that fails on its own is dead-lettered (``internal_error``,
+        with what went wrong; its payload is kept), so that one message the database
+        refuses, or that trips a bug in a detector, cannot hold up everything behind it.
+
+        But only when something else could be stored (another part of this batch, or
+        another batch since this one first failed, ``others_stored``): when nothing can
+        be, the fault is the whole stream's (a bug that fails every event), and
+        dead-lettering the stream would not fix it, so the batch is retried as it is.
+        Until that is known, a part that fails is set aside unsplit, which keeps a
+        failing stream to about twice log2(batch size) attempts."""
+        new_events: list[Event] = []
+        duplicates = 0
+        rejections: list[Rejection] = []
+        refused: list[tuple[_Inbound, Exception]] = []
+        set_aside: list[list[_Inbound]] = []
+        evidence = others_stored
+        first_failure: Exception | None = None
+        todo = [batch]
+        while todo:
+            part = todo.pop()
+            try:
+                stored, dup, rej = self._store(conn, table, part)
+            except (psycopg.OperationalError, psycopg.InterfaceError):
+                raise  # the database went away: the batch is retried whole, as usual
+            except Exception as exc:
+                if not _isolable(exc):
+                    raise
+                first_failure = first_failure or exc
+                if self.sink:  # the failed part may have changed what the detectors hold
+                    with conn.transaction():
+                        self.sink.restore(conn)
+                if len(part) == 1:
+                    refused.append((part[0], exc))
+                elif evidence or not set_aside and not refused:  # split the first failure at once
+                    half = len(part) // 2
+                    todo += [part[half:], part[:half]]  # popped from the end: in arrival order
+                else:
+                    set_aside.append(part)
+                continue
+            new_events += stored
+            duplicates += dup
+            rejections += rej
+            if not evidence:
+                evidence = True
+                todo += reversed(set_aside)
+                set_aside = []
+        if not evidence:
+            assert first_failure is not None
+            raise first_failure  # nothing could be stored: not one message's doing
+        letters = [self._refused(message, exc) for message, exc in refused]
+        for message, exc in refused:
+            log.error("dead-lettering a message its batch cannot be stored with (%r): %r", exc, message[4][:200])
+        if letters:
+            with conn.transaction():
+                writer.write_batch(conn, table, [], letters)
+            rejections += letters
+        return new_events, duplicates, rejections
+
+    @staticmethod
+    def _refused(message: _Inbound, exc: Exception) -> Rejection:
+        item, payload = message[3], message[4]
+        detail = f"storing it failed: {type(exc).__name__}: {str(exc).strip()}"[:2000].replace("\x00", "")
+        if isinstance(item, Event):
+            return Gateway._reject(item, payload, "internal_error", detail)
+        return Rejection(
+            topic=item.topic.replace("\x00", ""),
+            reason="internal_error",
+            detail=detail,
+            received_at=item.received_at,
+            payload=payload,
+            community_id=item.community_id,
+            device_id=item.device_id,
         )
 
     def _finish_batch(self, size: int, *, committed: int, duplicates: int, rejected: int) -> None:
         with self._lock:
             self._taken -= size
+            if size and (committed or duplicates or rejected):
+                self._batches_stored += 1
             self.committed += committed
             self.duplicates += duplicates
             self.rejected += rejected
@@ -603,6 +709,17 @@ class Gateway:
                     # Never on a newer connection: the broker redelivers those and the key drops the copy.
                     generation = self._generation
                     client.ack_many([mid for gen, mid, qos, _, _ in due if qos and gen == generation])
+
+
+def _isolable(exc: BaseException) -> bool:
+    """Whether a failure may be one message's doing. The database refusing a value
+    (class 22, data exceptions; class 23, a constraint) or a bug in our code may be;
+    a schema or permission problem (undefined column, insufficient privilege) is the
+    whole stream's, and dead-lettering the stream would not fix it: it is retried,
+    and reported, until it is fixed."""
+    if isinstance(exc, psycopg.Error):
+        return isinstance(exc, (psycopg.DataError, psycopg.IntegrityError))
+    return isinstance(exc, Exception)
 
 
 def tune_garbage_collector() -> None:
