@@ -11,7 +11,7 @@ from contextlib import contextmanager
 import psycopg
 
 from domain.devices import Device, DeviceType
-from gateway.service import Gateway, GatewayConfig
+from gateway.service import EventSink, Gateway, GatewayConfig
 from ingest.registry import upsert_devices
 
 BASE_TS = 1_795_000_000_000  # epoch ms, 2026-11-18
@@ -62,9 +62,9 @@ def now_ms() -> int:
 
 
 @contextmanager
-def running_gateway(config: GatewayConfig) -> Iterator[Gateway]:
+def running_gateway(config: GatewayConfig, sink: EventSink | None = None) -> Iterator[Gateway]:
     """A started gateway, connected to its broker; stopped (drained) on the way out."""
-    gw = Gateway(config).start()
+    gw = Gateway(config, sink=sink).start()
     try:
         wait_for(lambda: gw.status()["broker_connected"], 10, "the gateway to connect")
         yield gw

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from gateway import metrics
-from gateway.service import Gateway, GatewayConfig
+from gateway.service import GatewayConfig
 from steward.brokers import MosquittoBroker
 from steward.publisher import publish_all
 from steward.settings import MqttEndpoint
@@ -51,9 +51,7 @@ def test_a_bug_in_a_batch_is_reported_retried_and_loses_nothing(mosquitto: Mosqu
     config = GatewayConfig(
         mqtt=MqttEndpoint(mosquitto.url), database_url=database_url, client_id="gw-buggy", failure_retry_s=0.2
     )
-    gw = Gateway(config, sink=detectors).start()
-    try:
-        wait_for(lambda: gw.status()["broker_connected"], 10, "the gateway to connect")
+    with running_gateway(config, sink=detectors) as gw:
         assert publish_all(mosquitto.url, [flow(devices[i % 5], i) for i in range(200)]) == 200
         wait_for(lambda: gw.status()["write_error"] is not None, 20, "the failure to show in the status")
         assert gw.status()["write_error"] == "TypeError: a bug in a detector"
@@ -77,8 +75,6 @@ def test_a_bug_in_a_batch_is_reported_retried_and_loses_nothing(mosquitto: Mosqu
         assert count(database_url, "SELECT count(*) FROM events") == 200
         with TestClient(create_app(database_url=database_url, gateway_status=gw.status)) as api:
             assert api.get("/health").json()["status"] == "ok"
-    finally:
-        gw.stop()
 
 
 def _letters(dsn: str) -> list[tuple[str, str, bytes]]:
@@ -119,14 +115,10 @@ def test_a_bug_one_event_trips_dead_letters_that_event_only(mosquitto: Mosquitto
     config = GatewayConfig(
         mqtt=MqttEndpoint(mosquitto.url), database_url=database_url, client_id="gw-trips", failure_retry_s=0.2
     )
-    gw = Gateway(config, sink=detectors).start()
-    try:
-        wait_for(lambda: gw.status()["broker_connected"], 10, "the gateway to connect")
+    with running_gateway(config, sink=detectors) as gw:
         assert publish_all(mosquitto.url, [flow(devices[i % 5], i) for i in range(100)]) == 100
         assert gw.wait_committed(99, timeout=30)
         wait_for(lambda: gw.rejected == 1, 10, "the event to be dead-lettered")
-    finally:
-        gw.stop()
     assert count(database_url, "SELECT count(*) FROM events") == 99
     ((reason, detail, _),) = _letters(database_url)
     assert reason == "internal_error" and "KeyError" in detail and "m7" in detail
