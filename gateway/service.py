@@ -355,6 +355,23 @@ class Gateway:
             self._batches_taken += 1
             return self._batches_taken - 1, batch
 
+    def _extend_batch(self, batch: list[_Inbound]) -> None:
+        """Add what waits in the queue to ``batch``, up to batch_size (a single writer's
+        failing batch: nothing was taken after it, so it stays first in line)."""
+        with self._lock:
+            queue, room, added = self._queue, self.config.batch_size - len(batch), 0
+            while queue and room > 0:
+                if len(queue[0]) <= room:
+                    part = queue.popleft()
+                else:
+                    part = queue[0][:room]
+                    del queue[0][:room]
+                batch += part
+                room -= len(part)
+                added += len(part)
+            self._queued -= added
+            self._taken += added
+
     def _write_loop(self, leader: bool) -> None:
         """One writer: commit batches, then acknowledge them. The leader also runs the
         detectors' timers and checkpoints (a sink means a single writer)."""
@@ -389,6 +406,11 @@ class Gateway:
                 full = len(batch) >= self.config.batch_size
                 assert table is not None
                 if batch:
+                    if failures >= 2 and self.writer_count == 1:
+                        # Alone, a writer commits nothing else while this batch fails: what
+                        # waits behind it joins it (the order holds), so that isolating can
+                        # tell one bad message from a stream that cannot be stored.
+                        self._extend_batch(batch)
                     self._commit_batch(
                         conn, table, number, batch, last_seen, isolate=failures >= 2, stored_before=stored_before
                     )

@@ -147,3 +147,28 @@ def test_a_schema_problem_is_retried_and_reported_not_dead_lettered(
         assert gw.status()["write_error"] is None
     assert count(database_url, "SELECT count(*) FROM events") == 100
     assert count(database_url, "SELECT count(*) FROM dead_letters") == 0
+
+
+def test_a_lone_bad_message_before_a_single_writer_does_not_hold_up_what_follows(
+    mosquitto: MosquittoBroker, database_url: str
+) -> None:
+    """With detectors there is one writer: while the bad message's batch fails, nothing
+    else is stored, so nothing tells a bad message from a broken stream, until what
+    came after it is tried with it."""
+    devices = register_meters(database_url, 5)
+    with psycopg.connect(database_url) as conn:
+        conn.execute("ALTER TABLE events ADD CONSTRAINT no_m0 CHECK (msg_id <> 'm0')")
+    config = GatewayConfig(
+        mqtt=MqttEndpoint(mosquitto.url), database_url=database_url, client_id="gw-lone", failure_retry_s=0.2
+    )
+    failures_before = metrics.WRITE_FAILURES._value.get()
+    with running_gateway(config, sink=BuggyDetectors()) as gw:
+        publish_all(mosquitto.url, [flow(devices[0], 0)])  # alone: a batch of one
+        wait_for(lambda: metrics.WRITE_FAILURES._value.get() >= failures_before + 3, 20, "isolating to fail alone")
+        assert count(database_url, "SELECT count(*) FROM dead_letters") == 0  # not yet known to be the message
+        assert publish_all(mosquitto.url, [flow(devices[i % 5], i) for i in range(1, 51)]) == 50
+        assert gw.wait_committed(50, timeout=30)
+        wait_for(lambda: gw.rejected == 1, 10, "the bad message to be dead-lettered")
+    ((reason, detail, _),) = _letters(database_url)
+    assert reason == "internal_error" and "no_m0" in detail
+    assert count(database_url, "SELECT count(*) FROM events") == 50
