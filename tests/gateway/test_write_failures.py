@@ -43,14 +43,26 @@ class BuggyDetectors:
         pass
 
 
+def _retrying_fast(mosquitto: MosquittoBroker, database_url: str, client_id: str) -> GatewayConfig:
+    return GatewayConfig(
+        mqtt=MqttEndpoint(mosquitto.url), database_url=database_url, client_id=client_id, failure_retry_s=0.2
+    )
+
+
+def _meters_with_schema_change(database_url: str, ddl: str) -> list[str]:
+    """Five registered meters, and a change to the schema that makes some writes fail."""
+    devices = register_meters(database_url, 5)
+    with psycopg.connect(database_url) as conn:
+        conn.execute(ddl)
+    return devices
+
+
 def test_a_bug_in_a_batch_is_reported_retried_and_loses_nothing(mosquitto: MosquittoBroker, database_url: str) -> None:
     devices = register_meters(database_url, 5)
     detectors = BuggyDetectors()
     detectors.broken.set()
     failures_before = metrics.WRITE_FAILURES._value.get()
-    config = GatewayConfig(
-        mqtt=MqttEndpoint(mosquitto.url), database_url=database_url, client_id="gw-buggy", failure_retry_s=0.2
-    )
+    config = _retrying_fast(mosquitto, database_url, "gw-buggy")
     with running_gateway(config, sink=detectors) as gw:
         assert publish_all(mosquitto.url, [flow(devices[i % 5], i) for i in range(200)]) == 200
         wait_for(lambda: gw.status()["write_error"] is not None, 20, "the failure to show in the status")
@@ -85,13 +97,11 @@ def _letters(dsn: str) -> list[tuple[str, str, bytes]]:
 def test_a_message_the_database_refuses_is_dead_lettered_and_the_rest_stored(
     mosquitto: MosquittoBroker, database_url: str
 ) -> None:
-    devices = register_meters(database_url, 5)
-    with psycopg.connect(database_url) as conn:  # the server refuses one row: a value it cannot take
-        conn.execute("ALTER TABLE events ADD CONSTRAINT no_m25 CHECK (msg_id <> 'm25')")
-    messages = [flow(devices[i % 5], i) for i in range(200)]
-    config = GatewayConfig(
-        mqtt=MqttEndpoint(mosquitto.url), database_url=database_url, client_id="gw-refused", failure_retry_s=0.2
+    devices = _meters_with_schema_change(  # the server refuses one row
+        database_url, "ALTER TABLE events ADD CONSTRAINT no_m25 CHECK (msg_id <> 'm25')"
     )
+    messages = [flow(devices[i % 5], i) for i in range(200)]
+    config = _retrying_fast(mosquitto, database_url, "gw-refused")
     with running_gateway(config) as gw:
         assert publish_all(mosquitto.url, messages) == 200
         assert gw.wait_committed(199, timeout=30)
@@ -112,9 +122,7 @@ def test_a_message_the_database_refuses_is_dead_lettered_and_the_rest_stored(
 def test_a_bug_one_event_trips_dead_letters_that_event_only(mosquitto: MosquittoBroker, database_url: str) -> None:
     devices = register_meters(database_url, 5)
     detectors = BuggyDetectors(trips_on="m7")
-    config = GatewayConfig(
-        mqtt=MqttEndpoint(mosquitto.url), database_url=database_url, client_id="gw-trips", failure_retry_s=0.2
-    )
+    config = _retrying_fast(mosquitto, database_url, "gw-trips")
     with running_gateway(config, sink=detectors) as gw:
         assert publish_all(mosquitto.url, [flow(devices[i % 5], i) for i in range(100)]) == 100
         assert gw.wait_committed(99, timeout=30)
@@ -128,12 +136,8 @@ def test_a_schema_problem_is_retried_and_reported_not_dead_lettered(
     mosquitto: MosquittoBroker, database_url: str
 ) -> None:
     """Dead-lettering every message would not fix a broken schema: the gateway waits."""
-    devices = register_meters(database_url, 5)
-    with psycopg.connect(database_url) as conn:
-        conn.execute("ALTER TABLE events RENAME COLUMN value TO value_renamed")
-    config = GatewayConfig(
-        mqtt=MqttEndpoint(mosquitto.url), database_url=database_url, client_id="gw-schema", failure_retry_s=0.2
-    )
+    devices = _meters_with_schema_change(database_url, "ALTER TABLE events RENAME COLUMN value TO value_renamed")
+    config = _retrying_fast(mosquitto, database_url, "gw-schema")
     failures_before = metrics.WRITE_FAILURES._value.get()
     with running_gateway(config) as gw:
         assert publish_all(mosquitto.url, [flow(devices[i % 5], i) for i in range(100)]) == 100
@@ -155,12 +159,8 @@ def test_a_lone_bad_message_before_a_single_writer_does_not_hold_up_what_follows
     """With detectors there is one writer: while the bad message's batch fails, nothing
     else is stored, so nothing tells a bad message from a broken stream, until what
     came after it is tried with it."""
-    devices = register_meters(database_url, 5)
-    with psycopg.connect(database_url) as conn:
-        conn.execute("ALTER TABLE events ADD CONSTRAINT no_m0 CHECK (msg_id <> 'm0')")
-    config = GatewayConfig(
-        mqtt=MqttEndpoint(mosquitto.url), database_url=database_url, client_id="gw-lone", failure_retry_s=0.2
-    )
+    devices = _meters_with_schema_change(database_url, "ALTER TABLE events ADD CONSTRAINT no_m0 CHECK (msg_id <> 'm0')")
+    config = _retrying_fast(mosquitto, database_url, "gw-lone")
     failures_before = metrics.WRITE_FAILURES._value.get()
     with running_gateway(config, sink=BuggyDetectors()) as gw:
         publish_all(mosquitto.url, [flow(devices[0], 0)])  # alone: a batch of one
