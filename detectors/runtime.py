@@ -137,9 +137,9 @@ class DetectorRuntime:
 
     def process(self, conn: psycopg.Connection, events: list[Event]) -> list[StoredChange]:
         """Newly stored events of one batch, inside the batch's transaction."""
-        unknown = [e for e in events if e.device_id not in self.engine.devices]
-        if unknown:
-            self.engine.devices.update(load_active_devices(conn))
+        unknown = {e.device_id for e in events if e.device_id not in self.engine.devices}
+        if unknown:  # registered since the restore: only those are looked up
+            self.engine.devices.update(load_active_devices(conn, only=unknown))
         changes = []
         for ev in sorted(events, key=lambda e: e.ts):
             if self._remember(ev):
