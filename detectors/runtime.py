@@ -35,6 +35,7 @@ UTC = dt.timezone.utc
 Hook = Callable[[psycopg.Connection, list[StoredChange]], None]
 RECENT_KEYS = 200_000  # events already folded in, in case a rolled-back batch is retried
 SILENCE_REFRESH_S = 30.0
+SILENCE_HORIZON_S = 30 * 86400.0
 REBUILD_WITHOUT_CHECKPOINT = dt.timedelta(days=2)
 # What a restore replays: the events received since the checkpoint. The BRIN index
 # of migration 0005 finds them without reading the whole table. The bound on the
@@ -115,9 +116,12 @@ class DetectorRuntime:
         return count
 
     def _load_silences(self, conn: psycopg.Connection) -> None:
+        # Windows that ended long before the engine's own (event) time cannot silence
+        # anything it will still see; the database's clock has no say in that.
+        horizon = dt.datetime.fromtimestamp(max(self.engine.clock - SILENCE_HORIZON_S, 0), UTC)
         rows = conn.execute(
             "SELECT scope, scope_id, starts_at, ends_at, device_type, reason FROM maintenance_windows "
-            "WHERE ends_at > now() - interval '30 days'"
+            "WHERE ends_at > %s", (horizon,)
         ).fetchall()
         self.engine.set_silences(Silence(r[0], r[1], r[2].timestamp(), r[3].timestamp(), r[4], r[5]) for r in rows)
         self._silences_loaded_at = time.monotonic()
