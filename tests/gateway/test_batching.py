@@ -31,14 +31,14 @@ def _idle_gateway(linger_s: float) -> Gateway:
 
 def _received(gw: Gateway, n: int) -> None:
     """n messages off one socket read, the broker still sending."""
-    gw._enqueue([(1, mid, 1, None, b"{}") for mid in range(1, n + 1)])  # type: ignore[misc]
+    gw.inflight.put([(1, mid, 1, None, b"{}") for mid in range(1, n + 1)])  # type: ignore[misc]
 
 
 def test_an_idle_database_takes_what_waits_without_lingering() -> None:
     gw = _idle_gateway(linger_s=30)
     _received(gw, 3)
     started = time.monotonic()
-    number, batch = gw._take_batch()
+    number, batch = gw.inflight.take()
     assert (number, len(batch)) == (0, 3)
     assert time.monotonic() - started < 10  # not the 30 s linger
 
@@ -46,10 +46,10 @@ def test_an_idle_database_takes_what_waits_without_lingering() -> None:
 def test_while_a_batch_is_written_the_next_waits_for_company() -> None:
     gw = _idle_gateway(linger_s=0.3)
     _received(gw, 10)
-    assert len(gw._take_batch()[1]) == 10  # in flight: taken, not yet committed
+    assert len(gw.inflight.take()[1]) == 10  # in flight: taken, not yet committed
     _received(gw, 3)
     started = time.monotonic()
-    number, batch = gw._take_batch()
+    number, batch = gw.inflight.take()
     assert (number, len(batch)) == (1, 3)
     assert time.monotonic() - started >= 0.3  # it waited out the linger for more
 
@@ -57,12 +57,12 @@ def test_while_a_batch_is_written_the_next_waits_for_company() -> None:
 def test_a_quiet_broker_ends_the_wait_at_once() -> None:
     gw = _idle_gateway(linger_s=30)
     _received(gw, 10)
-    gw._take_batch()
+    gw.inflight.take()
     _received(gw, 3)
     taken: list[int] = []
-    writer = threading.Thread(target=lambda: taken.append(len(gw._take_batch()[1])))
+    writer = threading.Thread(target=lambda: taken.append(len(gw.inflight.take()[1])))
     writer.start()
-    gw._on_drained()  # the socket read found nothing more
+    gw.inflight.drained()  # the socket read found nothing more
     writer.join(10)
     assert not writer.is_alive() and taken == [3]
 
@@ -105,10 +105,10 @@ def test_connected_counts_from_the_subscription_acknowledged() -> None:
     subscription (paho's own client and reason codes; the broker's answers are
     played to the callbacks, since Mosquitto grants every subscription here)."""
     gw = _idle_gateway(linger_s=0.05)
-    client = gw._make_client()  # never connected: subscribe() only queues
-    gw._on_connect(client, None, ConnectFlags(session_present=False), ReasonCode(PacketTypes.CONNACK, "Success"), None)
+    client = gw.session.make_client()  # never connected: subscribe() only queues
+    gw.session.on_connect(client, None, ConnectFlags(session_present=False), ReasonCode(PacketTypes.CONNACK, "Success"), None)
     assert gw.status()["broker_connected"] is False
-    gw._on_subscribe(client, None, 1, [ReasonCode(PacketTypes.SUBACK, "Unspecified error")], None)
+    gw.session.on_subscribe(client, None, 1, [ReasonCode(PacketTypes.SUBACK, "Unspecified error")], None)
     assert gw.status()["broker_connected"] is False
-    gw._on_subscribe(client, None, 2, [ReasonCode(PacketTypes.SUBACK, "Granted QoS 1")], None)
+    gw.session.on_subscribe(client, None, 2, [ReasonCode(PacketTypes.SUBACK, "Granted QoS 1")], None)
     assert gw.status()["broker_connected"] is True

@@ -72,8 +72,8 @@ def test_mqtt5_messages_with_properties_are_stored_with_the_rest(mosquitto: Mosq
     publisher = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="pub-v5", protocol=mqtt.MQTTv5)
     with running_gateway(config) as gw:
         through_paho: list[int] = []
-        paho_path = gw._client.on_message  # type: ignore[union-attr]
-        gw._client.on_message = lambda c, u, m: (through_paho.append(m.mid), paho_path(c, u, m))  # type: ignore[union-attr]
+        paho_path = gw.session.client.on_message  # type: ignore[union-attr]
+        gw.session.client.on_message = lambda c, u, m: (through_paho.append(m.mid), paho_path(c, u, m))  # type: ignore[union-attr]
         publisher.connect("127.0.0.1", mosquitto.port)
         publisher.loop_start()
         try:

@@ -165,23 +165,23 @@ def test_batches_are_acknowledged_in_the_order_they_were_taken() -> None:
     from gateway.service import Gateway, GatewayConfig
 
     gw = Gateway(GatewayConfig(mqtt=MqttEndpoint("mqtt://127.0.0.1:1"), database_url="postgresql://unused"))
-    gw._client = BufferedClient(callback_api_version=CallbackAPIVersion.VERSION2, client_id="t", manual_ack=True)
-    gw._generation = 2
+    gw.session.client = BufferedClient(callback_api_version=CallbackAPIVersion.VERSION2, client_id="t", manual_ack=True)
+    gw.session.generation = 2
 
     def batch(*mids: int, generation: int = 2) -> list:
         return [(generation, mid, 1, None, b"") for mid in mids]
 
     def sent() -> list[int]:
         out = []
-        while gw._client._out_packet:
-            data = gw._client._out_packet.popleft()["packet"]
+        while gw.session.client._out_packet:
+            data = gw.session.client._out_packet.popleft()["packet"]
             out += [struct.unpack_from("!H", data, i + 2)[0] for i in range(0, len(data), 4)]
         return out
 
-    gw._acknowledge(1, batch(3, 4))  # the second batch committed first: held back
+    gw.acks.acknowledge(1, batch(3, 4))  # the second batch committed first: held back
     assert sent() == []
-    gw._acknowledge(0, batch(1, 2) + batch(9, generation=1))  # the first: both go, in order
+    gw.acks.acknowledge(0, batch(1, 2) + batch(9, generation=1))  # the first: both go, in order
     assert sent() == [1, 2, 3, 4]
-    gw._acknowledge(3, batch(7))
-    gw._acknowledge(2, [])  # a batch abandoned at stop (never committed) lets the next one go
+    gw.acks.acknowledge(3, batch(7))
+    gw.acks.acknowledge(2, [])  # a batch abandoned at stop (never committed) lets the next one go
     assert sent() == [7]

@@ -78,7 +78,7 @@ def test_a_bug_in_a_batch_is_reported_retried_and_loses_nothing(mosquitto: Mosqu
         wait_for(lambda: metrics.WRITE_FAILURES._value.get() >= failures_before + 4, 20, "retries that fail again")
         assert count(database_url, "SELECT count(*) FROM events") == 0
         assert count(database_url, "SELECT count(*) FROM dead_letters") == 0
-        assert all(t.is_alive() for t in gw._writers)
+        assert all(t.is_alive() for t in gw.writers.threads)
 
         detectors.broken.clear()  # the bug is gone (say, a restarted detector)
         assert gw.wait_committed(200, timeout=30)
