@@ -90,6 +90,6 @@ def visible(caller: Caller, community: str | None, *, field: str = "query.commun
     """The communities to filter by: the caller's, or the one asked for if the caller sees it."""
     if community is None:
         return sorted(caller.communities)
-    if community not in caller.communities:
+    if community not in caller.communities and not caller.all_communities:
         raise NotFound(f"community {community!r} not found", field=field)
     return [community]

@@ -33,6 +33,10 @@ class Caller:
     role: Role
     communities: frozenset[str]
     via: str  # 'token' or 'api_key'
+    # An installation-wide administrator: ``communities`` is every community the
+    # installation knows (`known_communities`), and any other is visible too, so that
+    # the first community can be created.
+    all_communities: bool = False
 
 
 @dataclass(frozen=True)
@@ -44,27 +48,32 @@ class UserRecord:
     active: bool
     communities: tuple[str, ...]
     created_at: dt.datetime
+    all_communities: bool = False  # installation-wide: every community, present and future
 
 
 _USER_SELECT = (
     "SELECT u.id, u.username, u.display_name, u.role, u.active, "
     "COALESCE(array_agg(c.community_id ORDER BY c.community_id) FILTER (WHERE c.community_id IS NOT NULL), '{}'), "
-    "u.created_at FROM api_users u LEFT JOIN api_user_communities c ON c.user_id = u.id "
+    "u.created_at, u.all_communities FROM api_users u LEFT JOIN api_user_communities c ON c.user_id = u.id "
 )
 
 
 def _user(row: tuple) -> UserRecord:
-    return UserRecord(row[0], row[1], row[2], Role(row[3]), row[4], tuple(row[5]), row[6])
+    return UserRecord(row[0], row[1], row[2], Role(row[3]), row[4], tuple(row[5]), row[6], row[7])
 
 
 def create_user(conn: psycopg.Connection, *, username: str, password: str, role: Role | str,
-                community_ids: Iterable[str], display_name: str = "") -> UserRecord:
+                community_ids: Iterable[str], display_name: str = "", all_communities: bool = False) -> UserRecord:
+    """A user of ``community_ids``; with ``all_communities`` an installation-wide user (admins only)."""
     communities = sorted(set(community_ids))
-    if not communities:
+    if all_communities and Role(role) != Role.ADMIN:
+        raise ValueError("all_communities: only an admin can be installation-wide")
+    if not communities and not all_communities:
         raise ValueError("community_ids: a user must see at least one community")
     row = conn.execute(
-        "INSERT INTO api_users (username, display_name, role, password_hash) VALUES (%s, %s, %s, %s) RETURNING id",
-        (username, display_name, str(Role(role)), hash_password(password)),
+        "INSERT INTO api_users (username, display_name, role, password_hash, all_communities)"
+        " VALUES (%s, %s, %s, %s, %s) RETURNING id",
+        (username, display_name, str(Role(role)), hash_password(password), all_communities),
     ).fetchone()
     assert row is not None
     set_communities(conn, user_id=row[0], community_ids=communities)
@@ -90,8 +99,10 @@ def get_user(conn: psycopg.Connection, *, user_id: int | None = None, username: 
     return _user(row) if row else None
 
 
-def list_users(conn: psycopg.Connection, *, communities: Iterable[str]) -> list[UserRecord]:
-    """Users who share at least one community with the caller."""
+def list_users(conn: psycopg.Connection, *, communities: Iterable[str], everyone: bool = False) -> list[UserRecord]:
+    """Users who share at least one community with the caller (``everyone``: all users)."""
+    if everyone:
+        return [_user(r) for r in conn.execute(_USER_SELECT + "GROUP BY u.id ORDER BY u.id").fetchall()]
     rows = conn.execute(
         _USER_SELECT + "WHERE u.id IN (SELECT user_id FROM api_user_communities WHERE community_id = ANY(%s)) "
         "GROUP BY u.id ORDER BY u.id",
@@ -119,15 +130,18 @@ def update_user(conn: psycopg.Connection, *, user_id: int, role: Role | None = N
 
 def ensure_admin(conn: psycopg.Connection, *, username: str, password: str,
                  community_ids: Iterable[str]) -> UserRecord:
-    """Create the administrator if missing; otherwise add any missing communities.
+    """Create the installation-wide administrator if missing; otherwise add any missing communities.
 
-    The password of an existing administrator is left alone, so a restart never
-    undoes a password change made through the API.
+    A new first administrator sees every community (``all_communities``), so a
+    fresh installation with no community yet can start and be set up through
+    the API. The password and scope of an existing administrator are left
+    alone, so a restart never undoes a change made through the API nor widens
+    what an existing user sees.
     """
     existing = get_user(conn, username=username)
     if existing is None:
         return create_user(conn, username=username, password=password, role=Role.ADMIN, community_ids=community_ids,
-                           display_name="Administrator")
+                           display_name="Administrator", all_communities=True)
     wanted = set(existing.communities) | set(community_ids)
     if wanted != set(existing.communities):
         set_communities(conn, user_id=existing.id, community_ids=wanted)
@@ -176,7 +190,25 @@ def caller_for_secret(conn: psycopg.Connection, *, secret: str) -> Caller | None
     user = get_user(conn, user_id=row[0])
     if user is None or not user.active:
         return None
+    if user.all_communities:
+        return Caller(user.id, user.username, user.role, frozenset(known_communities(conn)) | set(user.communities),
+                      via, all_communities=True)
     return Caller(user.id, user.username, user.role, frozenset(user.communities), via)
+
+
+# Where a community comes into being: a device registered in it, a user, team,
+# staff member, resident or on-call schedule given to it. Every other row of a
+# community (events, alerts, work orders...) belongs to one of these.
+_KNOWN_COMMUNITIES = " UNION ".join(
+    f'SELECT community_id COLLATE "C" AS community_id FROM {table}'
+    for table in ("devices", "api_user_communities", "teams", "staff", "residents", "oncall_schedules",
+                  "oncall_policies")
+)
+
+
+def known_communities(conn: psycopg.Connection) -> list[str]:
+    """Every community the installation knows, sorted (what an installation-wide user sees)."""
+    return [r[0] for r in conn.execute(f"SELECT community_id FROM ({_KNOWN_COMMUNITIES}) c ORDER BY 1").fetchall()]
 
 
 @dataclass(frozen=True)

@@ -246,9 +246,10 @@ class Stack:
             f"  database       {'embedded PostgreSQL in ' + str(self.data_dir / 'postgres') if self._embedded_pg else 'STEWARD_DATABASE_URL'} ({mode} mode)",
             f"  simulator      {'a small community publishing live' if self.want_simulator else 'off (--no-simulator)'}",
         ]
-        if self.admin_password:
-            where = "STEWARD_ADMIN_PASSWORD" if self.settings.admin_password else str(self.data_dir / "admin-password")
-            lines.append(f"  login          admin / {self.admin_password}  (from {where})")
+        if self.settings.admin_password:  # the operator's own secret: never echoed to a log
+            lines.append("  login          admin / the password in STEWARD_ADMIN_PASSWORD")
+        elif self.admin_password:
+            lines.append(f"  login          admin / {self.admin_password}  (from {self.data_dir / 'admin-password'})")
         lines.append("Press Ctrl-C to stop.")
         return lines
 

@@ -30,6 +30,7 @@ class MePublic(BaseModel):
     communities: list[str]
     permissions: list[str]
     via: str
+    all_communities: bool = False
 
 
 def _client(request: Request) -> str:
@@ -72,4 +73,5 @@ def me(caller: Annotated[Caller, Depends(allow(Permission.READ))]) -> MePublic:
     return MePublic(
         user_id=caller.user_id, username=caller.username, role=caller.role, communities=sorted(caller.communities),
         permissions=sorted(p.value for p in ROLE_PERMISSIONS[caller.role]), via=caller.via,
+        all_communities=caller.all_communities,
     )

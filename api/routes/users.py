@@ -49,6 +49,8 @@ class UserPublic(BaseModel):
     active: bool
     communities: list[str]
     created_at: dt.datetime
+    all_communities: bool = Field(default=False, description="Installation-wide administrator: every community, "
+                                  "present and future (the first admin `steward run` creates)")
 
 
 class ApiKeyCreate(BaseModel):
@@ -71,13 +73,16 @@ class ApiKeyIssued(ApiKeyPublic):
 
 def _public(user: store.UserRecord) -> UserPublic:
     return UserPublic(id=user.id, username=user.username, display_name=user.display_name, role=user.role,
-                      active=user.active, communities=list(user.communities), created_at=user.created_at)
+                      active=user.active, communities=list(user.communities), created_at=user.created_at,
+                      all_communities=user.all_communities)
 
 
 def _user_or_404(conn: psycopg.Connection, caller: Caller, user_id: int) -> store.UserRecord:
-    """A user is visible to an admin who shares one of the user's communities."""
+    """A user is visible to an admin who shares one of the user's communities; an
+    installation-wide user only to an installation-wide admin, who sees every user."""
     user = store.get_user(conn, user_id=user_id)
-    if user is None or not caller.communities & set(user.communities):
+    if user is None or not (caller.all_communities or (not user.all_communities
+                                                       and caller.communities & set(user.communities))):
         raise NotFound(f"user {user_id} not found", field="path.user_id")
     return user
 
@@ -89,7 +94,8 @@ def _check_communities(caller: Caller, communities: list[str]) -> None:
 
 @router.get("", response_model=list[UserPublic])
 def list_users(caller: Admin, conn: Conn) -> list[UserPublic]:
-    return [_public(u) for u in store.list_users(conn, communities=caller.communities)]
+    users = store.list_users(conn, communities=caller.communities, everyone=caller.all_communities)
+    return [_public(u) for u in users if caller.all_communities or not u.all_communities]
 
 
 @router.post("", response_model=UserPublic, status_code=201)
