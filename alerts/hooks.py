@@ -48,7 +48,8 @@ def _handle(conn: psycopg.Connection, item: StoredChange) -> None:
     if change.kind == "opened":
         if item.reopened:
             conn.execute(
-                "UPDATE incidents SET acknowledged_at = NULL, acknowledged_by = NULL, false_alarm = false"
+                "UPDATE incidents SET acknowledged_at = NULL, acknowledged_by = NULL, false_alarm = false,"
+                " resolution = NULL, resolution_reason = NULL, duplicate_of = NULL"
                 " WHERE id = %s AND status = 'open'", (item.incident_id,))
             if orders.condition_returned(conn, incident_id=item.incident_id, at=change.ts):
                 return

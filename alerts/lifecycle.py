@@ -41,7 +41,13 @@ SORTS: Mapping[str, tuple[tuple[str, str], ...]] = {
     "oldest": (("opened_at", "asc"), ("id", "asc")),
     "priority": (("tier", "asc"), ("severity", "desc"), ("opened_at", "desc"), ("id", "desc")),
     "updated": (("updated_at", "desc"), ("id", "desc")),
+    # The control room's order: unacknowledged first, then the most severe tier, then the longest waiting.
+    "triage": (("status_rank", "asc"), ("tier", "asc"), ("opened_at", "asc"), ("id", "asc")),
 }
+# Sort keys that are expressions rather than columns.
+_SORT_EXPRESSIONS = {"status_rank": "(CASE status WHEN 'open' THEN 0 WHEN 'acknowledged' THEN 1 ELSE 2 END)"}
+RESOLUTIONS = ("false_alarm", "confirmed", "duplicate")
+FAMILIES = ("elevator", "water", "access", "elderly")
 _TIME_KEYS = {"opened_at", "updated_at"}
 MAX_PAGE = 500
 
@@ -71,6 +77,9 @@ class Alert(msgspec.Struct, kw_only=True):
     assignee: str | None
     assigned_at: dt.datetime | None
     false_alarm: bool
+    resolution: str | None = None  # false_alarm, confirmed or duplicate (staff's finding)
+    resolution_reason: str | None = None
+    duplicate_of: int | None = None
     ack_due_at: dt.datetime | None = None  # from the community's SLA policy for the tier
     ack_overdue: bool | None = None  # only when read with ``now``
 
@@ -143,7 +152,7 @@ def _to_alert(
     conn: psycopg.Connection, row: Mapping[str, Any], now: dt.datetime | None,
     policies: dict[str, SlaPolicy] | None = None,
 ) -> Alert:
-    alert = Alert(**row)
+    alert = Alert(**{k: v for k, v in row.items() if k not in _SORT_EXPRESSIONS})
     policies = {} if policies is None else policies
     policy = policies.get(alert.community_id)
     if policy is None:
@@ -223,14 +232,20 @@ def list_alerts(
     status: str | Collection[str] | None = None,
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
+    family: str | None = None,
+    search: str | None = None,
+    device: str | None = None,
     sort: str = "newest",
     after: str | None = None,
     limit: int = 50,
     now: dt.datetime | None = None,
 ) -> AlertPage:
     """Alerts of ``community_ids`` filtered by building, tier(s), status(es) and
-    opening time ``[since, until)``; ``sort`` is newest, oldest, priority (tier,
-    then severity) or updated; ``after`` is the previous page's ``next_cursor``."""
+    opening time ``[since, until)``, device family (a device of the alert is of that
+    type), one device, and ``search`` (words found in the title, condition, scope or
+    device ids, or the name of the building); ``sort`` is newest, oldest, priority
+    (tier, then severity), updated or triage (unacknowledged first, then tier, then
+    the longest waiting); ``after`` is the previous page's ``next_cursor``."""
     ids = _communities(community_ids)
     if sort not in SORTS:
         raise InvalidInput("sort", f"must be one of {', '.join(SORTS)}, got {sort!r}")
@@ -258,6 +273,23 @@ def list_alerts(
     if until is not None:
         where.append("opened_at < %s")
         params.append(_time("until", until))
+    if family is not None:
+        if family not in FAMILIES:
+            raise InvalidInput("family", f"must be one of {', '.join(FAMILIES)}, got {family!r}")
+        where.append("EXISTS (SELECT 1 FROM devices d WHERE d.device_id = ANY(incidents.device_ids)"
+                     " AND d.device_type = %s)")
+        params.append(family)
+    if device is not None:
+        where.append("%s = ANY(device_ids)")
+        params.append(_text("device", device))
+    if search is not None:
+        for word in _text("search", search).split()[:5]:
+            like = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            where.append("(title ILIKE %s OR condition ILIKE %s OR scope_id ILIKE %s"
+                         " OR array_to_string(device_ids, ' ') ILIKE %s OR building_id IN"
+                         " (SELECT place_id FROM places p WHERE p.community_id = incidents.community_id"
+                         " AND p.name ILIKE %s))")
+            params.extend([like] * 5)
     if now is not None:
         _time("now", now)
     keys = SORTS[sort]
@@ -268,14 +300,16 @@ def list_alerts(
         # Keyset: rows strictly after the last one in the sort order.
         alternatives = []
         for i, (key, direction) in enumerate(keys):
-            equal = [f"{k} = %s" for k, _ in keys[:i]]
-            alternatives.append("(" + " AND ".join([*equal, f"{key} {'>' if direction == 'asc' else '<'} %s"]) + ")")
+            equal = [f"{_SORT_EXPRESSIONS.get(k, k)} = %s" for k, _ in keys[:i]]
+            op = '>' if direction == 'asc' else '<'
+            alternatives.append("(" + " AND ".join([*equal, f"{_SORT_EXPRESSIONS.get(key, key)} {op} %s"]) + ")")
             params.extend(values[: i + 1])
         where.append("(" + " OR ".join(alternatives) + ")")
-    order_by = ", ".join(f"{k} {d.upper()}" for k, d in keys)
+    order_by = ", ".join(f"{_SORT_EXPRESSIONS.get(k, k)} {d.upper()}" for k, d in keys)
+    extra = "".join(f", {expr} AS {name}" for name, expr in _SORT_EXPRESSIONS.items())
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
-            f"SELECT {_COLUMNS} FROM incidents WHERE {' AND '.join(where)} ORDER BY {order_by} LIMIT %s",
+            f"SELECT {_COLUMNS}{extra} FROM incidents WHERE {' AND '.join(where)} ORDER BY {order_by} LIMIT %s",
             (*params, limit + 1),
         ).fetchall()
     more = len(rows) > limit
@@ -335,25 +369,58 @@ def acknowledge(
 
 def resolve(
     conn: psycopg.Connection, *, incident_id: int, actor: str, at: dt.datetime, note: str | None = None,
-    false_alarm: bool = False, community_ids: Collection[str] | None = None,
+    false_alarm: bool = False, resolution: str | None = None, reason: str | None = None,
+    duplicate_of: int | None = None, require_reason_for_tier1: bool = False,
+    community_ids: Collection[str] | None = None,
 ) -> Alert:
-    """Staff close the alert, handled or (``false_alarm=True``) a false alarm, which
-    the false-alarm KPI counts. Its work orders carry on through their own loop;
-    if the detector still sees the condition, it opens the incident again."""
+    """Staff close the alert with what they found: ``resolution`` is ``confirmed``
+    (a real event, handled), ``false_alarm`` (counted by the false-alarm KPI) or
+    ``duplicate`` (of ``duplicate_of``, another alert of the community), with a
+    ``reason``. With ``require_reason_for_tier1`` (the control room) a Level 1
+    alert cannot be closed without both. ``false_alarm=True`` is the older
+    spelling of ``resolution="false_alarm"``. Its work orders carry on through
+    their own loop; if the detector still sees the condition, it opens the
+    incident again."""
     actor = _text("actor", actor)
     if note is not None:
         note = _text("note", note, limit=4000)
+    if reason is not None:
+        reason = _text("reason", reason, limit=4000).strip() or None
     if not isinstance(false_alarm, bool):
         raise InvalidInput("false_alarm", f"must be true or false, got {false_alarm!r}")
+    if resolution is None and false_alarm:
+        resolution = "false_alarm"
+    if resolution is not None and resolution not in RESOLUTIONS:
+        raise InvalidInput("resolution", f"must be one of {', '.join(RESOLUTIONS)}, got {resolution!r}")
+    false_alarm = resolution == "false_alarm"
     row = _fetch(conn, incident_id, community_ids, lock=True)
     _check_time(row, at)
+    if require_reason_for_tier1 and row["tier"] == 1:
+        if resolution is None:
+            raise InvalidInput("resolution", "a Level 1 alert is resolved as false_alarm, confirmed or duplicate")
+        if reason is None:
+            raise InvalidInput("reason", "a Level 1 alert needs the reason for its resolution")
+    if resolution == "duplicate":
+        if duplicate_of is None:
+            raise InvalidInput("duplicate_of", "a duplicate names the alert it repeats")
+        original = conn.execute("SELECT community_id FROM incidents WHERE id = %s", (_id(duplicate_of),)).fetchone()
+        if original is None or original[0] != row["community_id"] or duplicate_of == row["id"]:
+            raise InvalidInput("duplicate_of", f"no other alert {duplicate_of} in community {row['community_id']}")
+    elif duplicate_of is not None:
+        raise InvalidInput("duplicate_of", "only a duplicate names another alert")
     status = _move(row, "resolve")
     conn.execute(
-        "UPDATE incidents SET status = %s, resolved_at = %s, resolved_by = %s, false_alarm = %s,"
-        " updated_at = greatest(updated_at, %s) WHERE id = %s",
-        (status, at, actor, false_alarm, at, row["id"]),
+        "UPDATE incidents SET status = %s, resolved_at = %s, resolved_by = %s, false_alarm = %s, resolution = %s,"
+        " resolution_reason = %s, duplicate_of = %s, updated_at = greatest(updated_at, %s) WHERE id = %s",
+        (status, at, actor, false_alarm, resolution, reason, duplicate_of, at, row["id"]),
     )
     detail: dict[str, Any] = {"note": note} if note else {}
+    if resolution is not None:
+        detail["resolution"] = resolution
+    if reason is not None:
+        detail["reason"] = reason
+    if duplicate_of is not None:
+        detail["duplicate_of"] = duplicate_of
     if false_alarm:
         detail["false_alarm"] = True
     _timeline(conn, row, at=at, kind="resolved", actor=actor, detail=detail)

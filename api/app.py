@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 # orders, on-call): each is included only when its module imports, so the API
 # runs before those parts land. Listed in one visible place.
 CORE_ROUTERS = ("auth", "health", "devices", "events", "residents", "users", "audit", "stream", "ui")
-OPTIONAL_ROUTERS = ("alerts", "workorders", "oncall")
+OPTIONAL_ROUTERS = ("alerts", "workorders", "oncall", "people", "demo")
 
 
 def _routers() -> list[Any]:
@@ -44,7 +44,7 @@ def _routers() -> list[Any]:
 
 def create_app(*, database_url: str, gateway_status: Callable[[], dict[str, Any]] | None = None,
                broker: CredentialStore | None = None, settings: ApiSettings | None = None,
-               oncall_link_secret: str | None = None) -> FastAPI:
+               oncall_link_secret: str | None = None, demo_phone_secret: str | None = None) -> FastAPI:
     """The control-room API.
 
     ``gateway_status`` is the in-process gateway's ``status()`` (for /health);
@@ -52,6 +52,8 @@ def create_app(*, database_url: str, gateway_status: Callable[[], dict[str, Any]
     it credentials are issued and stored but must be applied by the operator.
     ``oncall_link_secret`` (``OnCallSettings().link_secret``) verifies the signed
     on-call action links; without it ``/oncall/links/…`` answers 404.
+    ``demo_phone_secret`` turns on the demo's notification sink (``/demo/phone``),
+    whose receiver checks the on-call webhook's signature with it.
     """
     if oncall_link_secret is not None and len(oncall_link_secret) < 16:
         raise ValueError("oncall_link_secret must be at least 16 characters (STEWARD_ONCALL_LINK_SECRET)")
@@ -81,6 +83,7 @@ def create_app(*, database_url: str, gateway_status: Callable[[], dict[str, Any]
     app.state.gateway_status = gateway_status
     app.state.broker = broker
     app.state.oncall_link_secret = oncall_link_secret
+    app.state.demo_phone_secret = demo_phone_secret
     install_error_handlers(app)
     install_closed_loop_handlers(app)
     for router in _routers():

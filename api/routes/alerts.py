@@ -15,6 +15,8 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from alerts import lifecycle
+from alerts.errors import IllegalTransition
+from alerts.errors import NotFound as AlertNotFound
 from api import audit
 from api.deps import Conn, Reader, allow, visible
 from api.errors import ERROR_RESPONSES, ErrorResponse
@@ -22,6 +24,7 @@ from api.params import IDENT, Cursor, Limit, RowId, Since, Until, time_range
 from api.routes.residents import ResidentPublic, present
 from api.routes.events import EventPublic
 from api.security import Permission
+from api.store import people
 from api.store import residents as resident_store
 from api.store import telemetry
 from api.users import Caller
@@ -57,6 +60,9 @@ class AlertPublic(BaseModel):
     acknowledged_by: str | None
     assignee: str | None
     assigned_at: dt.datetime | None
+    resolution: Literal["false_alarm", "confirmed", "duplicate"] | None = None
+    resolution_reason: str | None = None
+    duplicate_of: int | None = None
     ack_due_at: dt.datetime | None = None
     ack_overdue: bool | None = None
 
@@ -93,7 +99,29 @@ class AlertDetailPublic(BaseModel):
 
 
 class ResolveBody(BaseModel):
+    resolution: Literal["false_alarm", "confirmed", "duplicate"] | None = Field(
+        default=None, description="What staff found; required for Level 1 (false alarms feed the false-alarm KPI)")
+    reason: str | None = Field(default=None, max_length=4000, description="Why; required for Level 1")
+    duplicate_of: int | None = Field(default=None, ge=1, le=2**63 - 1, description="With resolution=duplicate")
     note: str | None = Field(default=None, max_length=4000)
+    false_alarm: bool | None = Field(default=None, description="Older spelling of resolution=false_alarm")
+
+
+class BulkAcknowledgeBody(BaseModel):
+    ids: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] = Field(min_length=1, max_length=200)
+
+
+class BulkOutcome(BaseModel):
+    id: int
+    ok: bool
+    status: str | None = None
+    error: str | None = Field(default=None, description="not_found, illegal_transition")
+    message: str | None = None
+
+
+class BulkAcknowledged(BaseModel):
+    results: list[BulkOutcome]
+    acknowledged: int
 
 
 class CommentBody(BaseModel):
@@ -126,13 +154,20 @@ def list_alerts(
     tier: Annotated[list[Annotated[int, Field(ge=1, le=3)]] | None, Query(description="1, 2 or 3; repeat for several tiers")] = None,
     status: Annotated[list[Literal["open", "acknowledged", "resolved"]] | None, Query()] = None,
     since: Since = None, until: Until = None,
-    sort: Literal["newest", "oldest", "priority", "updated"] = "newest",
+    family: Annotated[Literal["elevator", "water", "access", "elderly"] | None,
+                      Query(description="A device of the alert is of this family")] = None,
+    device: Annotated[str | None, Query(pattern=IDENT)] = None,
+    q: Annotated[str | None, Query(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f]*$",
+                                   description="Words in the title, condition, devices or building name")] = None,
+    sort: Literal["newest", "oldest", "priority", "updated", "triage"] = "newest",
 ) -> AlertListPublic:
-    """Alerts of the caller's communities; ``from``/``to`` filter on the opening time."""
+    """Alerts of the caller's communities; ``from``/``to`` filter on the opening time. ``sort=triage`` is the
+    control room's order: unacknowledged first, then tier, then the longest waiting."""
     start, end = time_range(since, until, default_span=None)
     page = lifecycle.list_alerts(conn, community_ids=visible(caller, community), building=building,
                                  tier=list(tier) if tier else None, status=list(status) if status else None,
-                                 since=start, until=end, sort=sort, after=cursor, limit=limit, now=_now())
+                                 since=start, until=end, family=family, device=device, search=q, sort=sort,
+                                 after=cursor, limit=limit, now=_now())
     return AlertListPublic(data=[_alert(a) for a in page.items], next_cursor=page.next_cursor)
 
 
@@ -162,31 +197,61 @@ def _audit(conn: Conn, caller: Caller, action: str, alert: lifecycle.Alert, deta
                  target_type="alert", target_id=alert.id, detail=detail)
 
 
+def actor_of(conn: Conn, caller: Caller) -> str:
+    return people.actor_for(conn, user_id=caller.user_id, username=caller.username)
+
+
+def _acknowledge(conn: Conn, caller: Caller, alert_id: int) -> lifecycle.Alert:
+    at = _now()
+    actor = actor_of(conn, caller)
+    alert = lifecycle.acknowledge(conn, incident_id=alert_id, actor=actor, at=at, community_ids=caller.communities)
+    # Stop the on-call chain in this transaction rather than when its next step comes due.
+    oncall_actions.note_acknowledged(conn, incident_id=alert.id, staff_id=actor, at=at, via="control room")
+    _audit(conn, caller, "acknowledge", alert)
+    return alert
+
+
+@router.post("/acknowledge", response_model=BulkAcknowledged)
+def acknowledge_many(body: BulkAcknowledgeBody, caller: Actor, conn: Conn) -> BulkAcknowledged:
+    """Acknowledge several alerts at once; each succeeds or fails on its own (one audit entry per success)."""
+    results: list[BulkOutcome] = []
+    for alert_id in dict.fromkeys(body.ids):
+        try:
+            with conn.transaction():
+                alert = _acknowledge(conn, caller, alert_id)
+        except AlertNotFound as exc:
+            results.append(BulkOutcome(id=alert_id, ok=False, error="not_found", message=str(exc)))
+        except IllegalTransition as exc:
+            results.append(BulkOutcome(id=alert_id, ok=False, error="illegal_transition", message=str(exc)))
+        else:
+            results.append(BulkOutcome(id=alert_id, ok=True, status=alert.status))
+    return BulkAcknowledged(results=results, acknowledged=sum(r.ok for r in results))
+
+
 @router.post("/{alert_id}/acknowledge", response_model=AlertPublic)
 def acknowledge(alert_id: RowId, caller: Actor, conn: Conn) -> AlertPublic:
     """Take ownership: reminders and escalation stop."""
-    at = _now()
-    alert = lifecycle.acknowledge(conn, incident_id=alert_id, actor=caller.username, at=at,
-                                  community_ids=caller.communities)
-    # Stop the on-call chain in this transaction rather than when its next step comes due.
-    oncall_actions.note_acknowledged(conn, incident_id=alert.id, staff_id=caller.username, at=at, via="control room")
-    _audit(conn, caller, "acknowledge", alert)
-    return _alert(alert)
+    return _alert(_acknowledge(conn, caller, alert_id))
 
 
 @router.post("/{alert_id}/resolve", response_model=AlertPublic)
 def resolve(alert_id: RowId, body: ResolveBody, caller: Actor, conn: Conn) -> AlertPublic:
+    """Close the alert with what was found: ``confirmed``, ``false_alarm`` or ``duplicate`` (of
+    ``duplicate_of``). A Level 1 alert needs a resolution and a reason."""
     at = _now()
-    alert = lifecycle.resolve(conn, incident_id=alert_id, actor=caller.username, at=at, note=body.note,
+    actor = actor_of(conn, caller)
+    alert = lifecycle.resolve(conn, incident_id=alert_id, actor=actor, at=at, note=body.note,
+                              false_alarm=bool(body.false_alarm), resolution=body.resolution, reason=body.reason,
+                              duplicate_of=body.duplicate_of, require_reason_for_tier1=True,
                               community_ids=caller.communities)
-    oncall_actions.note_resolved(conn, incident_id=alert.id, staff_id=caller.username, at=at, via="control room")
-    _audit(conn, caller, "resolve", alert, {"note": bool(body.note)})
+    oncall_actions.note_resolved(conn, incident_id=alert.id, staff_id=actor, at=at, via="control room")
+    _audit(conn, caller, "resolve", alert, {"note": bool(body.note), "resolution": body.resolution})
     return _alert(alert)
 
 
 @router.post("/{alert_id}/comments", response_model=CommentPublic, status_code=201)
 def comment(alert_id: RowId, body: CommentBody, caller: Actor, conn: Conn) -> CommentPublic:
-    made = lifecycle.comment(conn, incident_id=alert_id, actor=caller.username, at=_now(), body=body.body,
+    made = lifecycle.comment(conn, incident_id=alert_id, actor=actor_of(conn, caller), at=_now(), body=body.body,
                              community_ids=caller.communities)
     alert = lifecycle.get_alert(conn, incident_id=alert_id, community_ids=caller.communities).alert
     _audit(conn, caller, "comment", alert, {"comment_id": made.id})
@@ -195,7 +260,7 @@ def comment(alert_id: RowId, body: CommentBody, caller: Actor, conn: Conn) -> Co
 
 @router.post("/{alert_id}/assign", response_model=AlertPublic)
 def assign(alert_id: RowId, body: AssignBody, caller: Actor, conn: Conn) -> AlertPublic:
-    alert = lifecycle.assign(conn, incident_id=alert_id, actor=caller.username, at=_now(), assignee=body.assignee,
+    alert = lifecycle.assign(conn, incident_id=alert_id, actor=actor_of(conn, caller), at=_now(), assignee=body.assignee,
                              community_ids=caller.communities)
     _audit(conn, caller, "assign", alert, {"assignee": body.assignee})
     return _alert(alert)
@@ -204,7 +269,7 @@ def assign(alert_id: RowId, body: AssignBody, caller: Actor, conn: Conn) -> Aler
 @router.post("/{alert_id}/escalate", response_model=AlertPublic)
 def escalate(alert_id: RowId, body: EscalateBody, caller: Actor, conn: Conn) -> AlertPublic:
     """Raise the tier (3 → 2 → 1) and/or the severity of an unresolved alert."""
-    alert = lifecycle.escalate(conn, incident_id=alert_id, actor=caller.username, at=_now(), tier=body.tier,
+    alert = lifecycle.escalate(conn, incident_id=alert_id, actor=actor_of(conn, caller), at=_now(), tier=body.tier,
                                severity=body.severity, reason=body.reason, community_ids=caller.communities)
     _audit(conn, caller, "escalate", alert, {"tier": body.tier, "severity": body.severity})
     return _alert(alert)

@@ -31,6 +31,8 @@ class MePublic(BaseModel):
     permissions: list[str]
     via: str
     all_communities: bool = False
+    staff_id: str | None = None
+    staff_name: str | None = None
 
 
 def _client(request: Request) -> str:
@@ -69,9 +71,12 @@ def logout(caller: Annotated[Caller, Depends(allow(Permission.READ))],
 
 
 @router.get("/me", response_model=MePublic)
-def me(caller: Annotated[Caller, Depends(allow(Permission.READ))]) -> MePublic:
+def me(caller: Annotated[Caller, Depends(allow(Permission.READ))], conn: Conn) -> MePublic:
+    person = conn.execute("SELECT s.staff_id, s.name FROM api_users u JOIN staff s ON s.staff_id = u.staff_id"
+                          " WHERE u.id = %s", (caller.user_id,)).fetchone()
     return MePublic(
         user_id=caller.user_id, username=caller.username, role=caller.role, communities=sorted(caller.communities),
         permissions=sorted(p.value for p in ROLE_PERMISSIONS[caller.role]), via=caller.via,
         all_communities=caller.all_communities,
+        staff_id=person[0] if person else None, staff_name=person[1] if person else None,
     )

@@ -53,6 +53,16 @@ class UserPublic(BaseModel):
                                   "present and future (the first admin `steward run` creates)")
 
 
+class StaffLink(BaseModel):
+    staff_id: str | None = Field(pattern=COMMUNITY, description="A staff member of one of the user's communities; "
+                                 "null unlinks")
+
+
+class StaffLinked(BaseModel):
+    user_id: int
+    staff_id: str | None
+
+
 class ApiKeyCreate(BaseModel):
     name: str = Field(min_length=1, max_length=100)
 
@@ -129,6 +139,25 @@ def update_user(user_id: RowId, body: UserUpdate, caller: Admin, conn: Conn) -> 
     audit.record(conn, caller=caller, action="user.update", target_type="user", target_id=user.id,
                  detail={"fields": changed})
     return _public(_user_or_404(conn, caller, user_id))
+
+
+@router.put("/{user_id}/staff", response_model=StaffLinked)
+def link_staff(user_id: RowId, body: StaffLink, caller: Admin, conn: Conn) -> StaffLinked:
+    """Link the login to a staff member, so that what it acknowledges and accepts is done by that person."""
+    user = _user_or_404(conn, caller, user_id)
+    if body.staff_id is not None:
+        row = conn.execute("SELECT community_id FROM staff WHERE staff_id = %s", (body.staff_id,)).fetchone()
+        if row is None or row[0] not in caller.communities or row[0] not in user.communities:
+            raise NotFound(f"staff member {body.staff_id!r} not found in the user's communities",
+                           field="body.staff_id")
+        other = conn.execute("SELECT id FROM api_users WHERE staff_id = %s AND id <> %s",
+                             (body.staff_id, user.id)).fetchone()
+        if other is not None:
+            raise Conflict(f"staff member {body.staff_id!r} is linked to another user", field="body.staff_id")
+    conn.execute("UPDATE api_users SET staff_id = %s WHERE id = %s", (body.staff_id, user.id))
+    audit.record(conn, caller=caller, action="user.staff_link", target_type="user", target_id=user.id,
+                 detail={"staff_id": body.staff_id})
+    return StaffLinked(user_id=user.id, staff_id=body.staff_id)
 
 
 @router.get("/{user_id}/api-keys", response_model=list[ApiKeyPublic])

@@ -13,6 +13,7 @@ from api import audit
 from api.deps import Conn, Reader, allow, can, visible
 from api.errors import ERROR_RESPONSES, ErrorResponse, Forbidden
 from api.params import IDENT, IdCursor, Limit, RowId, Since, Until, time_range
+from api.store import people
 from api.security import Permission
 from api.users import Caller
 from workorders import kpis as kpi_store
@@ -165,7 +166,7 @@ def create_order(body: WorkOrderCreate, caller: Manager, conn: Conn) -> WorkOrde
         from alerts import lifecycle
 
         lifecycle.get_alert(conn, incident_id=body.incident_id, community_ids=[body.community_id])
-    order = store.create_order(conn, actor=caller.username, at=_now(), **body.model_dump())
+    order = store.create_order(conn, actor=people.actor_for(conn, user_id=caller.user_id, username=caller.username), at=_now(), **body.model_dump())
     audit.record(conn, caller=caller, action="work_order.create", community_id=order.community_id,
                  target_type="work_order", target_id=order.id, detail={"source": body.source})
     return _order(order)
@@ -188,7 +189,7 @@ def act(order_id: RowId, body: WorkOrderAction, conn: Conn,
     if not can(caller, needed) and not can(caller, Permission.WORKORDER_MANAGE):
         raise Forbidden(f"the {caller.role} role may not {body.action.value} a work order (needs {needed})")
     current = _get(conn, caller, order_id)
-    order = store.act(conn, order_id=current.id, action=body.action.value, at=_now(), actor=caller.username,
+    order = store.act(conn, order_id=current.id, action=body.action.value, at=_now(), actor=people.actor_for(conn, user_id=caller.user_id, username=caller.username),
                       assignee=body.assignee, rating=body.rating, reason=body.reason, note=body.note)
     audit.record(conn, caller=caller, action=f"work_order.{body.action.value}", community_id=order.community_id,
                  target_type="work_order", target_id=order.id,
@@ -204,7 +205,7 @@ def add_note(order_id: RowId, body: NoteBody, conn: Conn,
     if not (can(caller, Permission.WORKORDER_WORK) or can(caller, Permission.WORKORDER_MANAGE)):
         raise Forbidden(f"the {caller.role} role may not add notes to work orders")
     order = _get(conn, caller, order_id)
-    store.note(conn, order_id=order.id, at=_now(), actor=caller.username, text=body.text)
+    store.note(conn, order_id=order.id, at=_now(), actor=people.actor_for(conn, user_id=caller.user_id, username=caller.username), text=body.text)
     audit.record(conn, caller=caller, action="work_order.note", community_id=order.community_id,
                  target_type="work_order", target_id=order.id)
 

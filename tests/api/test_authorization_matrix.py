@@ -17,7 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.security import ROLE_PERMISSIONS, Permission, Role
-from tests.api.conftest import OTHER, OWN, World
+from tests.api.conftest import OTHER, OWN, World, add_user
 from tests.api.test_alerts_workorders import open_incident
 
 _counter = itertools.count()
@@ -44,6 +44,36 @@ def fresh_device(w: World, c: str) -> str:
                      (device_id, c))
     return device_id
 
+
+def fresh_staff(w: World, c: str) -> str:
+    staff_id = f"{c}-s{next(_counter)}"
+    with psycopg.connect(w.dsn) as conn:
+        conn.execute("INSERT INTO teams (team_id, community_id, kind, name) VALUES (%s, %s, 'engineering', 'Eng')"
+                     " ON CONFLICT DO NOTHING", (f"{c}-eng", c))
+        conn.execute("INSERT INTO staff (staff_id, community_id, team_id, name) VALUES (%s, %s, %s, 'Wang Wei')",
+                     (staff_id, c, f"{c}-eng"))
+    return staff_id
+
+
+def fresh_team(w: World, c: str) -> str:
+    team_id = f"{c}-t{next(_counter)}"
+    with psycopg.connect(w.dsn) as conn:
+        conn.execute("INSERT INTO teams (team_id, community_id, kind, name) VALUES (%s, %s, 'security', 'Guards')",
+                     (team_id, c))
+    return team_id
+
+
+def fresh_user(w: World, c: str) -> int:
+    with psycopg.connect(w.dsn) as conn:
+        return add_user(conn, f"user-{c}-{next(_counter)}", Role.TECHNICIAN, [c])
+
+
+ROSTER = """
+[[staff]]
+id = "{id}"
+community_id = "{c}"
+name = "Li Na"
+"""
 
 CASES = [
     Case("list devices", "GET", lambda w, c: f"/devices?community={c}", Permission.READ),
@@ -81,6 +111,29 @@ CASES = [
          Permission.DEVICE_MANAGE, changes_state=True),
     Case("create resident", "POST", lambda w, c: "/residents", Permission.RESIDENT_MANAGE,
          body=lambda w, c: {"community_id": c, "full_name": "Li Lei", "phone": "13900000000"}, changes_state=True),
+    Case("list teams", "GET", lambda w, c: f"/teams?community={c}", Permission.READ),
+    Case("list staff", "GET", lambda w, c: f"/staff?community={c}", Permission.READ),
+    Case("get staff", "GET", lambda w, c: f"/staff/{fresh_staff(w, c)}", Permission.READ),
+    Case("list places", "GET", lambda w, c: f"/places?community={c}", Permission.READ),
+    Case("create team", "POST", lambda w, c: "/teams", Permission.ONCALL_MANAGE,
+         body=lambda w, c: {"id": f"{c}-team-{next(_counter)}", "community_id": c, "kind": "security",
+                            "name": "秩序维护部"}, changes_state=True),
+    Case("update team", "PUT", lambda w, c: f"/teams/{fresh_team(w, c)}", Permission.ONCALL_MANAGE,
+         body=lambda w, c: {"kind": "security", "name": "Night guards", "skills": ["access"]}, changes_state=True),
+    Case("create staff", "POST", lambda w, c: "/staff", Permission.ONCALL_MANAGE,
+         body=lambda w, c: {"id": f"{c}-new-s{next(_counter)}", "community_id": c, "name": "Zhao Min",
+                            "contacts": [{"channel": "push"}]}, changes_state=True),
+    Case("update staff", "PUT", lambda w, c: f"/staff/{fresh_staff(w, c)}", Permission.ONCALL_MANAGE,
+         body=lambda w, c: {"name": "Wang Wei", "role": "team_lead"}, changes_state=True),
+    Case("staff contacts", "PUT", lambda w, c: f"/staff/{fresh_staff(w, c)}/contacts", Permission.ONCALL_MANAGE,
+         body=lambda w, c: [{"channel": "email", "address": "w@example.com"}], changes_state=True),
+    Case("roster import", "POST", lambda w, c: "/roster/import", Permission.ONCALL_MANAGE,
+         body=lambda w, c: {"toml": ROSTER.format(id=f"{c}-imp-{next(_counter)}", c=c)}, changes_state=True),
+    Case("name places", "PUT", lambda w, c: "/places", Permission.DEVICE_MANAGE,
+         body=lambda w, c: [{"id": f"{c}-b{next(_counter)}", "community_id": c, "kind": "building",
+                             "name": "2号楼"}], changes_state=True),
+    Case("link user to staff", "PUT", lambda w, c: f"/users/{fresh_user(w, c)}/staff", Permission.USER_MANAGE,
+         body=lambda w, c: {"staff_id": fresh_staff(w, c)}, changes_state=True),
     Case("update resident", "PATCH", lambda w, c: f"/residents/{w.residents[c]}", Permission.RESIDENT_MANAGE,
          body=lambda w, c: {"care_notes": "uses a walker"}, changes_state=True),
 ]

@@ -153,7 +153,7 @@ def test_detector_reopen_needs_a_new_acknowledgement(conn: psycopg.Connection) -
     assert (alert.status, alert.acknowledged_by, alert.reopen_count) == ("open", None, 1)
     # Staff call it a false alarm; the leak comes back: it was not one after all.
     alert = lifecycle.resolve(conn, incident_id=iid, actor="li", at=T0 + 25 * MIN, false_alarm=True)
-    assert alert.false_alarm and lifecycle.get_alert(conn, incident_id=iid).timeline[-1].detail == {"false_alarm": True}
+    assert alert.false_alarm and lifecycle.get_alert(conn, incident_id=iid).timeline[-1].detail == {"false_alarm": True, "resolution": "false_alarm"}
     record(conn, [change("opened", "meter-1", "leak", Tier.URGENT, T0 + 30 * MIN)])
     alert = lifecycle.get_alert(conn, incident_id=iid).alert
     assert (alert.status, alert.false_alarm, alert.reopen_count) == ("open", False, 2)
