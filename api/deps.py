@@ -1,10 +1,9 @@
 """The dependencies every route uses: a database connection and THE authorization check.
 
 `allow(permission)` authenticates the caller (bearer token or ``X-API-Key``),
-checks the role's permission and hands the route a `Caller` whose
-``communities`` every data function filters by, so a row of another community
-is simply not found (404), never forbidden. `visible` does the same for an
-explicit ``community`` filter.
+checks the role's permission (403) and hands the route a `Caller` whose
+``communities`` every data function filters by. Which communities' data the
+caller sees is decided by the tenancy rule in `api.tenancy` (404, never 403).
 """
 
 from __future__ import annotations
@@ -17,7 +16,8 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from psycopg_pool import ConnectionPool
 
-from api.errors import Forbidden, NotFound, Unauthorized
+from api import tenancy
+from api.errors import Forbidden, Unauthorized
 from api.security import ROLE_PERMISSIONS, Permission
 from api.settings import ApiSettings
 from api.users import Caller, caller_for_secret
@@ -86,10 +86,5 @@ def can(caller: Caller, permission: Permission) -> bool:
     return permission in ROLE_PERMISSIONS[caller.role]
 
 
-def visible(caller: Caller, community: str | None, *, field: str = "query.community") -> list[str]:
-    """The communities to filter by: the caller's, or the one asked for if the caller sees it."""
-    if community is None:
-        return sorted(caller.communities)
-    if community not in caller.communities and not caller.all_communities:
-        raise NotFound(f"community {community!r} not found", field=field)
-    return [community]
+# The tenancy rule lives in api.tenancy; `visible` is re-exported here for the routes that import it from deps.
+visible = tenancy.visible

@@ -31,12 +31,9 @@ class Caller:
     user_id: int
     username: str
     role: Role
-    communities: frozenset[str]
+    communities: frozenset[str]  # what SQL filters by; see api.tenancy
     via: str  # 'token' or 'api_key'
-    # An installation-wide administrator: ``communities`` is every community the
-    # installation knows (`known_communities`), and any other is visible too, so that
-    # the first community can be created.
-    all_communities: bool = False
+    all_communities: bool = False  # an administrator of every community (api.tenancy)
 
 
 @dataclass(frozen=True)
@@ -48,7 +45,7 @@ class UserRecord:
     active: bool
     communities: tuple[str, ...]
     created_at: dt.datetime
-    all_communities: bool = False  # installation-wide: every community, present and future
+    all_communities: bool = False
 
 
 _USER_SELECT = (
@@ -64,15 +61,15 @@ def _user(row: tuple) -> UserRecord:
 
 def create_user(conn: psycopg.Connection, *, username: str, password: str, role: Role | str,
                 community_ids: Iterable[str], display_name: str = "", all_communities: bool = False) -> UserRecord:
-    """A user of ``community_ids``; with ``all_communities`` an installation-wide user (admins only)."""
+    """A user of ``community_ids``; ``all_communities`` (admins only) sees every community instead."""
     communities = sorted(set(community_ids))
-    if all_communities and Role(role) != Role.ADMIN:
-        raise ValueError("all_communities: only an admin can be installation-wide")
     if not communities and not all_communities:
         raise ValueError("community_ids: a user must see at least one community")
+    if all_communities and Role(role) is not Role.ADMIN:
+        raise ValueError("all_communities: only an admin may be installation-wide")
     row = conn.execute(
-        "INSERT INTO api_users (username, display_name, role, password_hash, all_communities)"
-        " VALUES (%s, %s, %s, %s, %s) RETURNING id",
+        "INSERT INTO api_users (username, display_name, role, password_hash, all_communities) "
+        "VALUES (%s, %s, %s, %s, %s) RETURNING id",
         (username, display_name, str(Role(role)), hash_password(password), all_communities),
     ).fetchone()
     assert row is not None
@@ -99,21 +96,33 @@ def get_user(conn: psycopg.Connection, *, user_id: int | None = None, username: 
     return _user(row) if row else None
 
 
-def list_users(conn: psycopg.Connection, *, communities: Iterable[str], everyone: bool = False) -> list[UserRecord]:
-    """Users who share at least one community with the caller (``everyone``: all users)."""
-    if everyone:
-        return [_user(r) for r in conn.execute(_USER_SELECT + "GROUP BY u.id ORDER BY u.id").fetchall()]
-    rows = conn.execute(
-        _USER_SELECT + "WHERE u.id IN (SELECT user_id FROM api_user_communities WHERE community_id = ANY(%s)) "
-        "GROUP BY u.id ORDER BY u.id",
-        (list(communities),),
-    ).fetchall()
+def list_users(conn: psycopg.Connection) -> list[UserRecord]:
+    """Every user, by id; `api.tenancy.administers` decides which of them a caller gets."""
+    rows = conn.execute(_USER_SELECT + "GROUP BY u.id ORDER BY u.id").fetchall()
     return [_user(r) for r in rows]
+
+
+# Where a community comes into being: a device registered in it, a user, team,
+# staff member, resident or on-call schedule given to it. Every other row of a
+# community (events, alerts, work orders...) belongs to one of these.
+_KNOWN_COMMUNITIES = " UNION ".join(
+    f'SELECT community_id COLLATE "C" AS community_id FROM {table}'
+    for table in ("devices", "api_user_communities", "teams", "staff", "residents", "oncall_schedules",
+                  "oncall_policies")
+)
+
+
+def known_communities(conn: psycopg.Connection) -> list[str]:
+    """Every community the installation knows, sorted (what an installation-wide user's SQL filters by)."""
+    return [r[0] for r in conn.execute(f"SELECT community_id FROM ({_KNOWN_COMMUNITIES}) c ORDER BY 1").fetchall()
+            if r[0] != "*"]
 
 
 def update_user(conn: psycopg.Connection, *, user_id: int, role: Role | None = None, active: bool | None = None,
                 password: str | None = None, display_name: str | None = None,
-                community_ids: Iterable[str] | None = None) -> None:
+                community_ids: Iterable[str] | None = None, all_communities: bool | None = None) -> None:
+    if all_communities is not None:
+        conn.execute("UPDATE api_users SET all_communities = %s WHERE id = %s", (all_communities, user_id))
     if role is not None:
         conn.execute("UPDATE api_users SET role = %s WHERE id = %s", (str(role), user_id))
     if active is not None:
@@ -194,21 +203,6 @@ def caller_for_secret(conn: psycopg.Connection, *, secret: str) -> Caller | None
         return Caller(user.id, user.username, user.role, frozenset(known_communities(conn)) | set(user.communities),
                       via, all_communities=True)
     return Caller(user.id, user.username, user.role, frozenset(user.communities), via)
-
-
-# Where a community comes into being: a device registered in it, a user, team,
-# staff member, resident or on-call schedule given to it. Every other row of a
-# community (events, alerts, work orders...) belongs to one of these.
-_KNOWN_COMMUNITIES = " UNION ".join(
-    f'SELECT community_id COLLATE "C" AS community_id FROM {table}'
-    for table in ("devices", "api_user_communities", "teams", "staff", "residents", "oncall_schedules",
-                  "oncall_policies")
-)
-
-
-def known_communities(conn: psycopg.Connection) -> list[str]:
-    """Every community the installation knows, sorted (what an installation-wide user sees)."""
-    return [r[0] for r in conn.execute(f"SELECT community_id FROM ({_KNOWN_COMMUNITIES}) c ORDER BY 1").fetchall()]
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 
-from api import audit
+from api import audit, tenancy
 from api.deps import Conn, Reader, Settings, allow, visible
 from api.errors import ERROR_RESPONSES, Conflict, InvalidInput, NotFound, Unavailable
 from api.params import IDENT, Cursor, Limit, Since, Until, parse_bucket, time_range
@@ -126,10 +126,8 @@ def _public(row: store.DeviceRow) -> DevicePublic:
     return DevicePublic(**row.__dict__)
 
 
-def _device_or_404(conn: Any, caller: Caller, device_id: str, *, for_update: bool = False,
-                   communities: list[str] | None = None) -> store.DeviceRow:
-    row = store.get_device(conn, device_id=device_id, communities=communities or caller.communities,
-                           for_update=for_update)
+def _device_or_404(conn: Any, caller: Caller, device_id: str, *, for_update: bool = False) -> store.DeviceRow:
+    row = store.get_device(conn, device_id=device_id, communities=caller.communities, for_update=for_update)
     if row is None:
         raise NotFound(f"device {device_id!r} not found", field="path.device_id")
     return row
@@ -169,7 +167,7 @@ def list_devices(caller: Reader, conn: Conn, limit: Limit = 100, cursor: Cursor 
 @router.post("", response_model=DeviceProvisioned, status_code=201)
 def create_device(body: DeviceCreate, caller: Manager, conn: Conn, request: Request) -> DeviceProvisioned:
     """Register a device and (by default) issue its own MQTT credentials, applied to the broker."""
-    community = visible(caller, body.community_id, field="body.community_id")  # may be new (installation admin)
+    tenancy.require(caller, body.community_id, field="body.community_id")
     kinds = DEVICE_KINDS[body.device_type]
     if body.kind not in kinds:
         raise InvalidInput(f"kind {body.kind!r} is not one of {sorted(kinds)} for {body.device_type} devices",
@@ -180,11 +178,14 @@ def create_device(body: DeviceCreate, caller: Manager, conn: Conn, request: Requ
         device_id=body.device_id, community_id=body.community_id, device_type=body.device_type, kind=body.kind,
         building_id=body.building_id, unit_id=body.unit_id, name=body.name, attributes=body.attributes,
     ))
-    row = _device_or_404(conn, caller, body.device_id, communities=community)
+    # Read back in its community, which may be new to this request's caller (an installation-wide admin's first).
+    row = store.get_device(conn, device_id=body.device_id, communities=[body.community_id])
+    assert row is not None
     credentials = _issue(request, conn, row) if body.issue_credentials else None
     audit.record(conn, caller=caller, action="device.create", community_id=row.community_id, target_type="device",
                  target_id=row.device_id, detail={"credentials_issued": credentials is not None})
-    row = _device_or_404(conn, caller, body.device_id, communities=community)
+    row = store.get_device(conn, device_id=body.device_id, communities=[body.community_id])
+    assert row is not None
     return DeviceProvisioned(device=_public(row), credentials=credentials)
 
 

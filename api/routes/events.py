@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
-from api.deps import Conn, Reader, allow, can, visible
+from api.deps import Conn, Reader, allow, visible
 from api.errors import ERROR_RESPONSES, InvalidInput
 from api.pagination import decode_cursor, encode_cursor
 from api.params import IDENT, Cursor, Limit, Since, Until, cursor_time, time_range
@@ -80,7 +80,8 @@ def list_dead_letters(caller: Annotated[Caller, Depends(allow(Permission.DEAD_LE
                       limit: Limit = 100, cursor: Cursor = None,
                       community: Annotated[str | None, Query(pattern=IDENT)] = None,
                       reason: Annotated[str | None, Query(pattern=r"^[a-z_]{1,64}$")] = None) -> DeadLetterListPublic:
-    """Rejected messages with their reason. Letters whose topic named no community are shown to admins only."""
+    """Rejected messages with their reason. Letters whose topic named no community belong to no community
+    (`api.tenancy`): installation-wide administrators only."""
     key = decode_cursor(cursor, arity=1)
     before = None
     if key is not None:
@@ -89,7 +90,7 @@ def list_dead_letters(caller: Annotated[Caller, Depends(allow(Permission.DEAD_LE
         before = key[0]
     rows = telemetry.list_dead_letters(
         conn, communities=visible(caller, community),
-        include_unscoped=community is None and can(caller, Permission.USER_MANAGE),
+        include_unscoped=community is None and caller.all_communities,
         reason=reason, before_id=before, limit=limit,
     )
     return DeadLetterListPublic(data=[DeadLetterPublic(**r.__dict__) for r in rows],

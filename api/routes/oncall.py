@@ -28,6 +28,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, model_vali
 
 from alerts.errors import IllegalTransition
 from api import audit
+from api import tenancy
 from api.deps import Conn, Reader, allow, visible
 from api.errors import ERROR_RESPONSES, Conflict, ErrorResponse, InvalidInput, NotFound, error_json
 from api.params import IDENT, MAX_ID, Limit
@@ -273,9 +274,7 @@ def _require_staff(conn: Conn, community_id: str, staff_ids: list[tuple[str, str
 
 def _schedule_community(conn: Conn, caller: Caller, schedule_id: str) -> str:
     community = store.schedule_community(conn, schedule_id=schedule_id)
-    if community is None or community not in caller.communities:
-        raise NotFound(f"schedule {schedule_id!r} not found", field="path.schedule_id")
-    return community
+    return tenancy.require(caller, community, field="path.schedule_id", what=f"schedule {schedule_id!r}")
 
 
 def _schedule_public(conn: Conn, community_id: str, schedule_id: str, now: dt.datetime) -> SchedulePublic:
@@ -328,8 +327,7 @@ def list_schedules(caller: Reader, conn: Conn,
 @router.post("/schedules", response_model=SchedulePublic, status_code=201,
              responses={409: {"model": ErrorResponse, "description": "A schedule with this id exists"}})
 def create_schedule(body: ScheduleCreate, caller: OnCallManager, conn: Conn) -> SchedulePublic:
-    if body.community_id not in caller.communities:
-        raise NotFound(f"community {body.community_id!r} not found", field="body.community_id")
+    tenancy.require(caller, body.community_id, field="body.community_id")
     if store.schedule_community(conn, schedule_id=body.id) is not None:
         raise Conflict(f"schedule {body.id!r} already exists", field="body.id")
     _write_schedule(conn, schedule_id=body.id, community_id=body.community_id, body=body, overrides=body.overrides)
@@ -448,8 +446,7 @@ def list_policies(caller: Reader, conn: Conn,
              responses={409: {"model": ErrorResponse, "description": "The id, or the (community, tier) slot, is taken"}})
 def create_policy(body: PolicyCreate, caller: OnCallManager, conn: Conn) -> PolicyPublic:
     """One policy per (community, tier); ``tier`` null is the community's fallback for any tier."""
-    if body.community_id not in caller.communities:
-        raise NotFound(f"community {body.community_id!r} not found", field="body.community_id")
+    tenancy.require(caller, body.community_id, field="body.community_id")
     if store.policy_community(conn, policy_id=body.id) is not None:
         raise Conflict(f"policy {body.id!r} already exists", field="body.id")
     holder = store.policy_for_tier(conn, community_id=body.community_id, tier=body.tier)
@@ -464,17 +461,16 @@ def create_policy(body: PolicyCreate, caller: OnCallManager, conn: Conn) -> Poli
 
 @router.get("/policies/{policy_id}", response_model=PolicyPublic)
 def get_policy(policy_id: PolicyId, caller: Reader, conn: Conn) -> PolicyPublic:
-    if store.policy_community(conn, policy_id=policy_id) not in caller.communities:
-        raise NotFound(f"policy {policy_id!r} not found", field="path.policy_id")
+    tenancy.require(caller, store.policy_community(conn, policy_id=policy_id), field="path.policy_id",
+                    what=f"policy {policy_id!r}")
     return _policy_public(conn, policy_id)
 
 
 @router.put("/policies/{policy_id}", response_model=PolicyPublic)
 def update_policy(policy_id: PolicyId, body: PolicyUpdate, caller: OnCallManager, conn: Conn) -> PolicyPublic:
     """Replace the steps and timers; community and tier stay (create another policy for another tier)."""
-    community = store.policy_community(conn, policy_id=policy_id)
-    if community not in caller.communities:
-        raise NotFound(f"policy {policy_id!r} not found", field="path.policy_id")
+    community = tenancy.require(caller, store.policy_community(conn, policy_id=policy_id), field="path.policy_id",
+                                what=f"policy {policy_id!r}")
     current = load_policy(conn, policy_id)
     assert current is not None and community is not None
     _write_policy(conn, policy_id=policy_id, community_id=community, tier=current.tier, body=body)
@@ -501,9 +497,7 @@ def list_windows(caller: Reader, conn: Conn, limit: Limit = 100,
 @router.post("/maintenance-windows", response_model=WindowPublic, status_code=201)
 def create_window(body: WindowCreate, caller: OnCallManager, conn: Conn) -> WindowPublic:
     """Silence detection and Level 2/3 paging for a device, building or community. Level 1 is never silenced."""
-    community = body.community_id
-    if community not in caller.communities:
-        raise NotFound(f"community {community!r} not found", field="body.community_id")
+    community = tenancy.require(caller, body.community_id, field="body.community_id")
     if body.ends_at <= body.starts_at:
         raise InvalidInput("body.ends_at: must be after starts_at", field="body.ends_at")
     if body.ends_at - body.starts_at > MAX_WINDOW:

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
-from api import audit
+from api import audit, tenancy
 from api.deps import Conn, Reader, allow, can, visible
 from api.errors import ERROR_RESPONSES, NotFound
 from api.params import IDENT, IdCursor, Limit, RowId
@@ -70,7 +70,7 @@ def _check_device(conn: Conn, caller: Caller, device_id: str | None, community_i
     if device_id is None:
         return
     device = device_store.get_device(conn, device_id=device_id, communities=[community_id])
-    if device is None or not caller.communities & {device.community_id}:
+    if device is None or not tenancy.sees_community(caller, device.community_id):
         raise NotFound(f"device {device_id!r} not found in community {community_id!r}", field="body.device_id")
 
 
@@ -95,7 +95,7 @@ def get_resident(resident_id: RowId, caller: Reader, conn: Conn) -> ResidentPubl
 
 @router.post("", response_model=ResidentPublic, status_code=201)
 def create_resident(body: ResidentCreate, caller: Manager, conn: Conn) -> ResidentPublic:
-    visible(caller, body.community_id, field="body.community_id")
+    tenancy.require(caller, body.community_id, field="body.community_id")
     _check_device(conn, caller, body.device_id, body.community_id)
     row = store.create_resident(conn, community_id=body.community_id,
                                 values=body.model_dump(exclude={"community_id"}))

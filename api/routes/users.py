@@ -1,4 +1,8 @@
-"""User administration and integration API keys (admins), within the admin's own communities."""
+"""User administration and integration API keys.
+
+An admin administers exactly the users whose communities are all within their
+own (`api.tenancy.administers`); every other user, and their keys, is 404.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,9 @@ import psycopg
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from api import audit
-from api.deps import Conn, allow, visible
-from api.errors import ERROR_RESPONSES, Conflict, NotFound
+from api import audit, tenancy
+from api.deps import Conn, allow
+from api.errors import ERROR_RESPONSES, Conflict, InvalidInput, NotFound
 from api.params import RowId
 from api.security import Role
 from api.security import Permission
@@ -28,8 +32,10 @@ class UserCreate(BaseModel):
     username: str = Field(pattern=USERNAME)
     password: str = Field(min_length=10, max_length=200)
     role: Role
-    communities: list[Annotated[str, Field(pattern=COMMUNITY)]] = Field(min_length=1, max_length=100)
+    communities: list[Annotated[str, Field(pattern=COMMUNITY)]] = Field(default_factory=list, max_length=100)
     display_name: str = Field(default="", max_length=200)
+    all_communities: bool = Field(default=False, description="An admin of every community (only an "
+                                    "installation-wide admin may grant it); then `communities` may be empty")
 
 
 class UserUpdate(BaseModel):
@@ -39,6 +45,7 @@ class UserUpdate(BaseModel):
     communities: list[Annotated[str, Field(pattern=COMMUNITY)]] | None = Field(default=None, min_length=1,
                                                                                 max_length=100)
     display_name: str | None = Field(default=None, max_length=200)
+    all_communities: bool | None = None
 
 
 class UserPublic(BaseModel):
@@ -49,8 +56,7 @@ class UserPublic(BaseModel):
     active: bool
     communities: list[str]
     created_at: dt.datetime
-    all_communities: bool = Field(default=False, description="Installation-wide administrator: every community, "
-                                  "present and future (the first admin `steward run` creates)")
+    all_communities: bool
 
 
 class StaffLink(BaseModel):
@@ -88,35 +94,42 @@ def _public(user: store.UserRecord) -> UserPublic:
 
 
 def _user_or_404(conn: psycopg.Connection, caller: Caller, user_id: int) -> store.UserRecord:
-    """A user is visible to an admin who shares one of the user's communities; an
-    installation-wide user only to an installation-wide admin, who sees every user."""
     user = store.get_user(conn, user_id=user_id)
-    if user is None or not (caller.all_communities or (not user.all_communities
-                                                       and caller.communities & set(user.communities))):
+    if user is None or not tenancy.administers(caller, user):
         raise NotFound(f"user {user_id} not found", field="path.user_id")
     return user
 
 
-def _check_communities(caller: Caller, communities: list[str]) -> None:
-    for community in communities:
-        visible(caller, community, field="body.communities")
+def _check_scope(caller: Caller, communities: list[str] | None, all_communities: bool | None,
+                 role: Role | None) -> None:
+    """The new user's communities must all be the admin's; only an installation-wide admin makes another."""
+    for community in communities or ():
+        tenancy.require(caller, community, field="body.communities")
+    if all_communities and not caller.all_communities:
+        raise NotFound("installation scope not found", field="body.all_communities")
+    if all_communities and role not in (None, Role.ADMIN):
+        raise InvalidInput("only an admin may be installation-wide", field="body.role")
 
 
 @router.get("", response_model=list[UserPublic])
 def list_users(caller: Admin, conn: Conn) -> list[UserPublic]:
-    users = store.list_users(conn, communities=caller.communities, everyone=caller.all_communities)
-    return [_public(u) for u in users if caller.all_communities or not u.all_communities]
+    """The users this admin administers: those whose communities are all the admin's."""
+    return [_public(u) for u in store.list_users(conn) if tenancy.administers(caller, u)]
 
 
 @router.post("", response_model=UserPublic, status_code=201)
 def create_user(body: UserCreate, caller: Admin, conn: Conn) -> UserPublic:
-    _check_communities(caller, body.communities)
+    _check_scope(caller, body.communities, body.all_communities, body.role)
+    if not body.communities and not body.all_communities:
+        raise InvalidInput("a user needs at least one community", field="body.communities")
     if store.get_user(conn, username=body.username) is not None:
         raise Conflict(f"username {body.username!r} is taken", field="body.username")
     user = store.create_user(conn, username=body.username, password=body.password, role=body.role,
-                             community_ids=body.communities, display_name=body.display_name)
-    audit.record(conn, caller=caller, action="user.create", target_type="user", target_id=user.id,
-                 detail={"username": user.username, "role": user.role.value, "communities": list(user.communities)})
+                             community_ids=body.communities, display_name=body.display_name,
+                             all_communities=body.all_communities)
+    audit.record_about_user(conn, caller=caller, action="user.create", user=user,
+                            detail={"username": user.username, "role": user.role.value,
+                                    "communities": list(user.communities), "all_communities": user.all_communities})
     return _public(user)
 
 
@@ -128,17 +141,27 @@ def get_user(user_id: RowId, caller: Admin, conn: Conn) -> UserPublic:
 @router.patch("/{user_id}", response_model=UserPublic)
 def update_user(user_id: RowId, body: UserUpdate, caller: Admin, conn: Conn) -> UserPublic:
     user = _user_or_404(conn, caller, user_id)
-    communities = body.communities
-    if communities is not None:
-        _check_communities(caller, communities)
-        # Communities the admin does not see stay as they were.
-        communities = sorted(set(communities) | (set(user.communities) - caller.communities))
+    _check_scope(caller, body.communities, body.all_communities, body.role)
+    wide = user.all_communities if body.all_communities is None else body.all_communities
+    if wide and (body.role or user.role) is not Role.ADMIN:
+        raise InvalidInput("an installation-wide user must stay an admin (set all_communities false first)",
+                           field="body.role")
+    if not wide and not (body.communities or user.communities):
+        raise InvalidInput("a user needs at least one community", field="body.communities")
     store.update_user(conn, user_id=user.id, role=body.role, active=body.active, password=body.password,
-                      display_name=body.display_name, community_ids=communities)
+                      display_name=body.display_name, community_ids=body.communities,
+                      all_communities=body.all_communities)
     changed = sorted(k for k, v in body.model_dump(exclude_unset=True).items() if v is not None)
+    # Both before and after: the entry belongs to every community the user had or has now.
+    after = store.get_user(conn, user_id=user.id)
+    assert after is not None
     audit.record(conn, caller=caller, action="user.update", target_type="user", target_id=user.id,
-                 detail={"fields": changed})
-    return _public(_user_or_404(conn, caller, user_id))
+                 detail={"fields": changed},
+                 communities=[] if user.all_communities or after.all_communities
+                 else set(user.communities) | set(after.communities))
+    if body.password is not None:
+        audit.record_about_user(conn, caller=caller, action="user.password_change", user=after)
+    return _public(after)
 
 
 @router.put("/{user_id}/staff", response_model=StaffLinked)
@@ -171,8 +194,8 @@ def create_api_key(user_id: RowId, body: ApiKeyCreate, caller: Admin, conn: Conn
     """A key for an integration; it acts as this user (same role, same communities)."""
     user = _user_or_404(conn, caller, user_id)
     key, record = store.create_api_key(conn, user_id=user.id, name=body.name)
-    audit.record(conn, caller=caller, action="api_key.create", target_type="api_key", target_id=record.id,
-                 detail={"user_id": user.id, "name": body.name, "prefix": record.prefix})
+    audit.record_about_user(conn, caller=caller, action="api_key.create", user=user, target_type="api_key",
+                            target_id=record.id, detail={"user_id": user.id, "name": body.name, "prefix": record.prefix})
     return ApiKeyIssued(key=key, **record.__dict__)
 
 
@@ -181,5 +204,5 @@ def revoke_api_key(user_id: RowId, key_id: RowId, caller: Admin, conn: Conn) -> 
     user = _user_or_404(conn, caller, user_id)
     if not store.revoke_api_key(conn, key_id=key_id, user_id=user.id):
         raise NotFound(f"API key {key_id} not found", field="path.key_id")
-    audit.record(conn, caller=caller, action="api_key.revoke", target_type="api_key", target_id=key_id,
-                 detail={"user_id": user.id})
+    audit.record_about_user(conn, caller=caller, action="api_key.revoke", user=user, target_type="api_key",
+                            target_id=key_id, detail={"user_id": user.id})

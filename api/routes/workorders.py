@@ -9,7 +9,7 @@ import msgspec
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
-from api import audit
+from api import audit, tenancy
 from api.deps import Conn, Reader, allow, can, visible
 from api.errors import ERROR_RESPONSES, ErrorResponse, Forbidden
 from api.params import IDENT, IdCursor, Limit, RowId, Since, Until, time_range
@@ -161,7 +161,7 @@ def list_orders(caller: Reader, conn: Conn, limit: Limit = 50, cursor: IdCursor 
 @router.post("/work-orders", response_model=WorkOrderPublic, status_code=201)
 def create_order(body: WorkOrderCreate, caller: Manager, conn: Conn) -> WorkOrderPublic:
     """接单: create (and by default auto-dispatch) an order."""
-    visible(caller, body.community_id, field="body.community_id")
+    tenancy.require(caller, body.community_id, field="body.community_id")
     if body.incident_id is not None:
         from alerts import lifecycle
 
