@@ -40,6 +40,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from domain.topics import topic_for
 from simulators.engine import Message, Simulation
 from simulators.fleet import Fleet
+from simulators.scenarios import Placement
 
 
 class PublishError(RuntimeError):
@@ -473,7 +474,8 @@ class LivePublisher:
     ``speed`` 1 is real time and runs until `stop` (endless: incidents are planned
     ``daily_incidents`` a day). ``speed`` > 1 replays ``duration`` of simulated time
     that ends now, ``speed`` times faster than real time, so no timestamp is ever in
-    the future for the gateway.
+    the future for the gateway. ``placements`` are scripted incidents (e.g. the
+    demo's first minutes), placed like a scenario file's.
     """
 
     def __init__(
@@ -490,6 +492,7 @@ class LivePublisher:
         pool_size: int = 2,
         max_inflight: int = 500,
         per_device: bool = False,
+        placements: list[Placement] | None = None,
     ) -> None:
         if speed <= 0:
             raise ValueError(f"speed must be positive, got {speed}")
@@ -503,7 +506,7 @@ class LivePublisher:
         now = dt.datetime.now(dt.UTC)
         start = now if speed == 1 or duration is None else now - duration
         self.simulation = Simulation(fleet, seed=seed, start=start, duration=duration, heartbeat_s=heartbeat_s,
-                                     daily_incidents=daily_incidents)
+                                     daily_incidents=daily_incidents, placements=placements)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None

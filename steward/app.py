@@ -30,10 +30,15 @@ log = logging.getLogger(__name__)
 
 
 class Stack:
-    def __init__(self, settings: Settings, *, api: bool = True, simulator: bool = True) -> None:
+    def __init__(self, settings: Settings, *, api: bool = True, simulator: bool = True,
+                 demo_data: bool = True, demo_timing: Any = None) -> None:
         self.settings = settings
         self.want_api = api
         self.want_simulator = simulator
+        # The demo's people, places, phone and first minutes (steward/demo.py); only with the simulated community.
+        self.want_demo_data = demo_data and simulator
+        self.demo_timing = demo_timing
+        self.demo: Any = None
         self.database_url: str | None = None
         self.mqtt_url: str | None = None
         self.mqtt_protocol = settings.mqtt_protocol
@@ -133,6 +138,8 @@ class Stack:
             kwargs["gateway_status"] = self.gateway.status
         if self.oncall_settings is not None:
             kwargs["oncall_link_secret"] = self.oncall_settings.link_secret.get_secret_value()
+        if self.demo is not None:
+            kwargs["demo_phone_secret"] = self.demo.sink_secret
         if self.settings.mosquitto_password_file:
             from api.credentials import MosquittoPasswordFile
 
@@ -169,7 +176,12 @@ class Stack:
         from simulators.mqtt import LivePublisher
 
         assert self.mqtt_url and self.database_url
-        self._simulator = LivePublisher(fleet, self.mqtt_url, speed=1.0, seed=1)
+        if self.demo is not None:  # heartbeats every minute and a scripted start, so the loop shows at once
+            placements = self.demo.placements(fleet, dt.datetime.now(dt.UTC))
+            self._simulator = LivePublisher(fleet, self.mqtt_url, speed=1.0, seed=1, heartbeat_s=60.0,
+                                            daily_incidents=24, placements=placements)
+        else:
+            self._simulator = LivePublisher(fleet, self.mqtt_url, speed=1.0, seed=1)
         self._simulator.start()
         # The simulated community also announces things (a resident away, a planned
         # water shutdown, a lift inspection): relay them as staff would enter them,
@@ -189,6 +201,8 @@ class Stack:
             if fleet is not None:
                 communities += sorted({d.community_id for d in fleet.devices} - set(communities))
             self.ensure_admin(communities)
+        if fleet is not None and self.want_demo_data:
+            self.seed_demo(fleet)
         self.start_gateway()
         for make_service in self._extra_services():
             service = make_service()
@@ -198,6 +212,15 @@ class Stack:
             self.start_api()
         if fleet is not None:
             self.start_simulator(fleet)
+        if self.demo is not None:
+            self.demo.start_responder()
+
+    def seed_demo(self, fleet: Any) -> None:
+        from steward.demo import DemoControlRoom
+
+        assert self.database_url
+        self.demo = DemoControlRoom(self.database_url, self.data_dir, timing=self.demo_timing)
+        self.demo.seed(fleet, self.local_secret("demo-password"))
 
     def _extra_services(self) -> list[Any]:
         """On-call escalation and delivery (its own settings: STEWARD_ONCALL_*)."""
@@ -215,6 +238,8 @@ class Stack:
             overrides["public_base_url"] = f"http://{self.settings.api_host}:{self.settings.api_port}"
         if not os.environ.get("STEWARD_ONCALL_MQTT_URL"):
             overrides["mqtt_url"] = self.mqtt_url
+        if self.demo is not None and not os.environ.get("STEWARD_ONCALL_WEBHOOK_URL"):
+            overrides.update(self.demo.oncall_overrides(f"http://{self.settings.api_host}:{self.settings.api_port}"))
         settings = OnCallSettings(**overrides)
         self.oncall_settings = settings
         assert self.database_url
@@ -250,10 +275,15 @@ class Stack:
             lines.append("  login          admin / the password in STEWARD_ADMIN_PASSWORD")
         elif self.admin_password:
             lines.append(f"  login          admin / {self.admin_password}  (from {self.data_dir / 'admin-password'})")
+        if self.demo is not None and self.demo.logins_password:
+            lines.append(f"  demo logins    operator, supervisor, technician / {self.demo.logins_password}"
+                         f"  (from {self.data_dir / 'demo-password'}); the staff phone is the page's Phone panel")
         lines.append("Press Ctrl-C to stop.")
         return lines
 
     def stop(self) -> None:
+        if self.demo is not None:
+            self.demo.stop()
         if self._notice_relay is not None:
             self._notice_relay.stop()
         if self._simulator is not None:

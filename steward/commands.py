@@ -48,6 +48,8 @@ def run(
     no_simulator: Annotated[bool, typer.Option("--no-simulator", help="do not start the simulated community")] = False,
     port: Annotated[int | None, typer.Option("--port", help="API port (default 8000)")] = None,
     no_api: Annotated[bool, typer.Option("--no-api", help="run the gateway and detectors only")] = False,
+    no_demo_data: Annotated[bool, typer.Option(
+        "--no-demo-data", help="a clean start: no demo staff, shifts, policies, logins or scripted incidents")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Start everything: database, broker, gateway, detectors, API and a simulated community."""
@@ -55,7 +57,7 @@ def run(
 
     _logging(verbose)
     settings = _settings_or_exit(api_port=port)
-    stack = Stack(settings, api=not no_api, simulator=not no_simulator)
+    stack = Stack(settings, api=not no_api, simulator=not no_simulator, demo_data=not no_demo_data)
     try:
         stack.start()
     except Exception as exc:
