@@ -18,7 +18,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 
-from api import audit
+from api import audit, tenancy
 from api.deps import Conn, Reader, allow, visible
 from api.errors import ERROR_RESPONSES, Conflict, InvalidInput, NotFound
 from api.params import IDENT
@@ -281,14 +281,14 @@ def import_roster(body: RosterImport, caller: Manager, conn: Conn) -> RosterImpo
     try:
         config = oncall_config.load_text(body.toml, source=None)
         for community_id, where in _communities_of(config):
-            if community_id == "*" or community_id not in caller.communities:
+            if community_id == "*" or not tenancy.sees_community(caller, community_id):
                 located = oncall_config.with_line(
                     oncall_config.ConfigError(f"{where}: community {community_id!r} not found"), body.toml, None)
                 raise NotFound(str(located), field="body.toml")
         for i, contact in enumerate(config.contacts):
             owner = store.staff_community(conn, staff_id=contact.staff_id) or next(
                 (p.community_id for p in config.staff if p.id == contact.staff_id), None)
-            if owner is not None and owner not in caller.communities:
+            if owner is not None and not tenancy.sees_community(caller, owner):
                 raise oncall_config.ConfigError(f"$.contacts[{i}].staff_id: no staff {contact.staff_id!r}")
         with conn.transaction():
             counts = oncall_config.apply_config(conn, config)

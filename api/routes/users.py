@@ -170,7 +170,8 @@ def link_staff(user_id: RowId, body: StaffLink, caller: Admin, conn: Conn) -> St
     user = _user_or_404(conn, caller, user_id)
     if body.staff_id is not None:
         row = conn.execute("SELECT community_id FROM staff WHERE staff_id = %s", (body.staff_id,)).fetchone()
-        if row is None or row[0] not in caller.communities or row[0] not in user.communities:
+        # The person must be seen by the admin and work in one of the login's own communities.
+        if row is None or not tenancy.sees_community(caller, row[0]) or row[0] not in tenancy.user_communities(user):
             raise NotFound(f"staff member {body.staff_id!r} not found in the user's communities",
                            field="body.staff_id")
         other = conn.execute("SELECT id FROM api_users WHERE staff_id = %s AND id <> %s",
