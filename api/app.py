@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from psycopg_pool import ConnectionPool
 
 from api.credentials import CredentialStore
+from api.docs import install_offline_docs
 from api.errors import install_closed_loop_handlers, install_error_handlers
 from api.settings import ApiSettings
 
@@ -77,6 +78,8 @@ def create_app(*, database_url: str, gateway_status: Callable[[], dict[str, Any]
         "Every answer is limited to the caller's communities; errors have one shape: "
         '`{"error": {"code", "message", "field"}}`.',
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,  # both served from local assets by api.docs, never a CDN
     )
     app.state.settings = settings
     app.state.database_url = database_url
@@ -85,6 +88,7 @@ def create_app(*, database_url: str, gateway_status: Callable[[], dict[str, Any]
     app.state.oncall_link_secret = oncall_link_secret
     app.state.demo_phone_secret = demo_phone_secret
     install_error_handlers(app)
+    install_offline_docs(app)
     install_closed_loop_handlers(app)
     for router in _routers():
         app.include_router(router)
