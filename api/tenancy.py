@@ -88,6 +88,11 @@ def administers(caller: Caller, user: UserRecord) -> bool:
     return sees(caller, user.communities)
 
 
+def belongs_to(user: UserRecord, community: str) -> bool:
+    """Whether ``community`` is one of the user's own (an installation-wide user has them all)."""
+    return user.all_communities or community in user.communities
+
+
 def user_communities(user: UserRecord) -> list[str]:
     """The communities an entry about this user belongs to ([] for an installation-wide one: installation only)."""
     return [] if user.all_communities else sorted(user.communities)

@@ -301,7 +301,8 @@ def import_roster(body: RosterImport, caller: Manager, conn: Conn) -> RosterImpo
         raise InvalidInput(str(located), field="body.toml", code="invalid_roster") from None
     communities = sorted({c for c, _ in _communities_of(config)})
     audit.record(conn, caller=caller, action="roster.import", target_type="roster", target_id="toml",
-                 community_id=communities[0] if len(communities) == 1 else None, detail={"counts": counts})
+                 community_id=communities[0] if len(communities) == 1 else None, detail={"counts": counts},
+                 communities=communities)
     return RosterImported(counts=counts, dry_run=False)
 
 

@@ -170,8 +170,7 @@ def link_staff(user_id: RowId, body: StaffLink, caller: Admin, conn: Conn) -> St
     user = _user_or_404(conn, caller, user_id)
     if body.staff_id is not None:
         row = conn.execute("SELECT community_id FROM staff WHERE staff_id = %s", (body.staff_id,)).fetchone()
-        # The person must be seen by the admin and work in one of the login's own communities.
-        if row is None or not tenancy.sees_community(caller, row[0]) or row[0] not in tenancy.user_communities(user):
+        if row is None or not tenancy.sees_community(caller, row[0]) or not tenancy.belongs_to(user, row[0]):
             raise NotFound(f"staff member {body.staff_id!r} not found in the user's communities",
                            field="body.staff_id")
         other = conn.execute("SELECT id FROM api_users WHERE staff_id = %s AND id <> %s",
@@ -179,8 +178,8 @@ def link_staff(user_id: RowId, body: StaffLink, caller: Admin, conn: Conn) -> St
         if other is not None:
             raise Conflict(f"staff member {body.staff_id!r} is linked to another user", field="body.staff_id")
     conn.execute("UPDATE api_users SET staff_id = %s WHERE id = %s", (body.staff_id, user.id))
-    audit.record(conn, caller=caller, action="user.staff_link", target_type="user", target_id=user.id,
-                 detail={"staff_id": body.staff_id})
+    audit.record_about_user(conn, caller=caller, action="user.staff_link", user=user,
+                            detail={"staff_id": body.staff_id})
     return StaffLinked(user_id=user.id, staff_id=body.staff_id)
 
 
