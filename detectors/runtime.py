@@ -57,15 +57,20 @@ class DetectorRuntime:
         config: DetectorConfig | None = None,
         hooks: Sequence[Hook] = (),
         name: str = "default",
+        communities: Callable[[], set[str]] | None = None,
     ) -> None:
+        """``name``: the checkpoint's (one per shard); ``communities``: the shard's, the
+        only ones whose state is restored (None: every community, unsharded)."""
         self.config = config or load_config()
         self.hooks = list(hooks)
         self.name = name
+        self.communities = communities
         self.engine = Engine(self.config)
         self.events_through: dt.datetime | None = None
         self._recent: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._silences_loaded_at = 0.0
         self._reopen = dt.timedelta(seconds=self.config.reopen_window_s)
+        self._restored_for: list[str] | None = None
 
     # --- start ------------------------------------------------------------------------------
 
@@ -74,10 +79,17 @@ class DetectorRuntime:
         (returns how many)."""
         # Also after a failed batch (the gateway reconnects and restores): whatever the
         # rolled-back batch did in memory is gone, and its events will come again.
-        engine = self.engine = Engine(self.config, load_active_devices(conn))
+        communities = sorted(self.communities()) if self.communities is not None else None
+        self._restored_for = communities
+        engine = self.engine = Engine(self.config, load_active_devices(conn, communities=communities))
         self._recent.clear()
         self.events_through = None
-        for key, blob in conn.execute("SELECT key, state FROM detector_snapshots"):
+        snapshots = (
+            conn.execute("SELECT key, state FROM detector_snapshots")
+            if communities is None
+            else conn.execute("SELECT key, state FROM detector_snapshots WHERE community_id = ANY(%s)", (communities,))
+        )
+        for key, blob in snapshots:
             try:
                 engine.load(key, bytes(blob))
             except msgspec.DecodeError:
@@ -106,7 +118,13 @@ class DetectorRuntime:
         count = 0
         with conn.cursor(name="detector_replay") if not conn.autocommit else conn.cursor() as cur:
             cur.itersize = 5000
-            cur.execute(REPLAY_SQL, {"since": since})
+            if self._restored_for is None:
+                cur.execute(REPLAY_SQL, {"since": since})
+            else:  # a shard's communities only (the condition is pushed into the query)
+                cur.execute(
+                    f"SELECT * FROM ({REPLAY_SQL}) r WHERE community_id = ANY(%(communities)s)",
+                    {"since": since, "communities": self._restored_for},
+                )
             for r in cur:
                 ev = Event(community_id=r[0], device_type=DeviceType(r[1]), device_id=r[2], stream=Stream(r[3]), msg_id=r[4],
                            type=r[5], ts=r[6], received_at=r[7], fields=r[8], value=r[9])
@@ -175,19 +193,31 @@ class DetectorRuntime:
         total = 0
         if keys:
             with conn.cursor() as cur:
-                cur.execute("CREATE TEMP TABLE IF NOT EXISTS detector_snapshots_stage (key text, state bytea) ON COMMIT DROP")
-                with cur.copy("COPY detector_snapshots_stage (key, state) FROM STDIN") as copy:
+                cur.execute(
+                    "CREATE TEMP TABLE IF NOT EXISTS detector_snapshots_stage (key text, state bytea, community_id text) "
+                    "ON COMMIT DROP"
+                )
+                devices = engine.devices
+                with cur.copy("COPY detector_snapshots_stage (key, state, community_id) FROM STDIN") as copy:
                     for key in keys:
-                        if key.startswith("building:") and key.removeprefix("building:") not in engine.buildings:
-                            continue
-                        if not key.startswith("building:") and key not in engine.states:
+                        if key.startswith("building:"):
+                            building = engine.buildings.get(key.removeprefix("building:"))
+                            if building is None:
+                                continue
+                            community = building.community_id
+                        elif key in engine.states:
+                            device = devices.get(key)
+                            community = device.community_id if device is not None else None
+                        else:
                             continue
                         blob = engine.dump(key)
                         total += len(blob)
-                        copy.write_row((key, blob))
+                        copy.write_row((key, blob, community))
                 cur.execute(
-                    "INSERT INTO detector_snapshots (key, state, updated_at) SELECT key, state, now() FROM detector_snapshots_stage "
-                    "ON CONFLICT (key) DO UPDATE SET state = EXCLUDED.state, updated_at = EXCLUDED.updated_at"
+                    "INSERT INTO detector_snapshots (key, state, community_id, updated_at) "
+                    "SELECT key, state, community_id, now() FROM detector_snapshots_stage "
+                    "ON CONFLICT (key) DO UPDATE SET state = EXCLUDED.state, community_id = EXCLUDED.community_id, "
+                    "updated_at = EXCLUDED.updated_at"
                 )
                 cur.execute("DROP TABLE detector_snapshots_stage")
         through = self.events_through or dt.datetime.fromtimestamp(0, UTC)

@@ -81,12 +81,24 @@ class GatewayConfig:
     last_seen_flush_s: float = 5.0
     settle_s: float = 2.0  # after (re)connecting, wait this long before detector timers run
     failure_retry_s: float = 5.0  # after a failure that is not the database being away
+    idle_in_transaction_timeout_s: float | None = None  # set for a shard's writers (see gateway/worker.py)
 
 
 class Gateway:
     def __init__(
-        self, config: GatewayConfig, *, sink: EventSink | None = None, clock: Callable[[], dt.datetime] | None = None
+        self,
+        config: GatewayConfig,
+        *,
+        sink: EventSink | None = None,
+        clock: Callable[[], dt.datetime] | None = None,
+        topics: list[str] | None = None,
+        fence: Callable[[psycopg.Connection], Any] | None = None,
+        communities: Callable[[], set[str]] | None = None,
     ) -> None:
+        """``topics``: what the session subscribes to (default: every community);
+        ``fence``: run last in every storing transaction, it raises when this process
+        may no longer commit; ``communities``: a shard's, whose devices the registry
+        cache holds (default: all)."""
         self.config = config
         self.sink = sink
         now = clock or (lambda: dt.datetime.now(UTC))
@@ -101,7 +113,7 @@ class Gateway:
             endpoint=config.mqtt,
             client_id=config.client_id,
             protocol=config.protocol,
-            topics=[self.subscription],
+            topics=topics if topics is not None else [self.subscription],
             limits=config.limits,
             max_in_flight=config.max_in_flight,
             session_expiry_s=config.session_expiry_s,
@@ -111,7 +123,7 @@ class Gateway:
             stop=self._stop,
         )
         self.acks = InOrderAcks(self.session.ack)
-        self.store = BatchStore(device_policy=config.device_policy, sink=sink)
+        self.store = BatchStore(device_policy=config.device_policy, sink=sink, fence=fence, communities=communities)
         self.writers = Writers(
             config,
             inflight=self.inflight,

@@ -47,7 +47,10 @@ class BrokerSession:
         drained: Callable[[], None],
         now: Callable[[], dt.datetime],
         stop: threading.Event,
-        reconnect_delay_s: tuple[float, float] = (1, 30),
+        # Short: a broker node that is back must find the session subscribed before
+        # devices publish much (paho's default backoff reached 7 s after an outage).
+        reconnect_delay_s: tuple[float, float] = (0.25, 2.0),
+        may_reconnect: Callable[[], bool] | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.client_id = client_id
@@ -65,6 +68,13 @@ class BrokerSession:
         self.connected = False  # from the SUBACK on
         self.connected_at = 0.0  # monotonic
         self.client: BufferedClient | None = None
+        # Asked when the connection is lost (a shard's worker: "is the lease still
+        # mine?"); False stops reconnecting, so that a worker that was paused does not
+        # take the session back from the shard's new owner.
+        self._may_reconnect = may_reconnect
+        self.gave_up = False
+        self._next_host = 0
+        self._topics_lock = threading.Lock()
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -93,6 +103,7 @@ class BrokerSession:
 
     def start(self) -> None:
         self.client = self.make_client()
+        self.client.host, self.client.port = self.endpoint.hosts[0]
         self._connect()
         self.client.loop_start()
 
@@ -105,14 +116,30 @@ class BrokerSession:
                     props.SessionExpiryInterval = self.session_expiry_s
                     props.ReceiveMaximum = min(self.max_in_flight, 65_535)
                     self.client.connect(
-                        self.endpoint.host, self.endpoint.port, keepalive=30, clean_start=False, properties=props
+                        self.client.host, self.client.port, keepalive=30, clean_start=False, properties=props
                     )
                 else:
-                    self.client.connect(self.endpoint.host, self.endpoint.port, keepalive=30)
+                    self.client.connect(self.client.host, self.client.port, keepalive=30)
                 return
             except OSError as exc:
-                log.warning("broker %r unreachable (%s); retrying", self.endpoint, exc)
-                self._stop.wait(1.0)
+                log.warning("broker %s:%s unreachable (%s); retrying", self.client.host, self.client.port, exc)
+                self._rotate()
+                self._stop.wait(self._reconnect_delay_s[0])
+
+    def _rotate(self) -> None:
+        """Next time, the next node of a clustered broker."""
+        hosts = self.endpoint.hosts
+        if len(hosts) > 1 and self.client is not None:
+            self._next_host = (self._next_host + 1) % len(hosts)
+            self.client.host, self.client.port = hosts[self._next_host]
+
+    def add_topics(self, topics: list[str]) -> None:
+        """Subscribe to more topics (a community newly assigned to a shard)."""
+        with self._topics_lock:
+            fresh = [t for t in topics if t not in self.topics]
+            self.topics += fresh
+        if fresh and self.client is not None and self.connected:
+            self.client.subscribe([(topic, 1) for topic in fresh])
 
     def stop(self) -> None:
         if self.client:
@@ -135,8 +162,10 @@ class BrokerSession:
             return
         self.generation += 1
         self.connected_at = time.monotonic()
-        if self.topics:
-            client.subscribe([(topic, 1) for topic in self.topics])
+        with self._topics_lock:
+            topics = list(self.topics)
+        if topics:
+            client.subscribe([(topic, 1) for topic in topics])
         else:  # nothing to subscribe to yet (a shard without communities)
             self.connected = True
         log.info("connected to %r as %s, session present: %s", self.endpoint, self.client_id, flags.session_present)
@@ -153,8 +182,15 @@ class BrokerSession:
     def on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
         self.connected = False
         metrics.BROKER_CONNECTED.set(0)
-        if not self._stop.is_set():
-            log.warning("disconnected from the broker (%s); paho reconnects with backoff", reason_code)
+        if self._stop.is_set():
+            return
+        if self._may_reconnect is not None and not self._may_reconnect():
+            log.warning("disconnected (%s) from %s and no longer sure to own it: not reconnecting", reason_code, self.client_id)
+            self.gave_up = True
+            client.disconnect()  # ends paho's reconnect loop
+            return
+        self._rotate()
+        log.warning("disconnected from the broker (%s); reconnecting to %s:%s", reason_code, client.host, client.port)
 
     def on_publishes(self, batch: list[Publish]) -> None:
         """What one socket read brought: validate each message, queue them together."""

@@ -21,6 +21,7 @@ from domain.events import Event, Rejection
 from domain.topics import topic_for
 from gateway.inflight import Inbound
 from ingest import writer
+from ingest.shards import Fenced
 from ingest.registry import load_active_devices, upsert_devices
 
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ class BatchStore:
         device_policy: str,
         sink: EventSink | None,
         fence: Callable[[psycopg.Connection], Any] | None = None,
+        communities: Callable[[], set[str]] | None = None,
     ) -> None:
         self.device_policy = device_policy
         self.sink = sink
@@ -54,10 +56,12 @@ class BatchStore:
         # may no longer commit (see steward/shards.py), and the transaction rolls back.
         self.fence = fence
         self.devices: dict[str, Device] = {}
+        # A shard's communities (None: all): the registry cache holds only their devices.
+        self.communities = communities
 
     def load_devices(self, conn: psycopg.Connection) -> None:
         with conn.transaction():
-            self.devices = load_active_devices(conn)
+            self.devices = load_active_devices(conn, communities=self.communities() if self.communities else None)
 
     def store(self, conn: psycopg.Connection, table: writer.EventsTable, batch: list[Inbound]) -> Stored:
         """Store messages in one transaction: (new events, duplicates, rejections)."""
@@ -205,7 +209,7 @@ def isolable(exc: BaseException) -> bool:
     and reported, until it is fixed."""
     if isinstance(exc, psycopg.Error):
         return isinstance(exc, (psycopg.DataError, psycopg.IntegrityError))
-    return isinstance(exc, Exception)
+    return isinstance(exc, Exception) and not isinstance(exc, Fenced)
 
 
 def _device_problem(event: Event, device: Device | None) -> str | None:

@@ -26,6 +26,7 @@ from gateway.acknowledge import InOrderAcks
 from gateway.inflight import Inbound, InFlight
 from gateway.storing import BatchStore
 from ingest import writer
+from ingest.shards import Fenced
 
 if TYPE_CHECKING:
     from gateway.service import EventSink, GatewayConfig
@@ -64,6 +65,7 @@ class Writers:
         # Per writer thread, its last attempt's failure (a bug, a schema problem), until
         # an attempt succeeds: /health reports it, since no batch is stored meanwhile.
         self.errors: dict[str, str] = {}
+        self.fenced = False  # this process lost the shard: it stopped without committing
 
     @property
     def count(self) -> int:
@@ -83,6 +85,14 @@ class Writers:
 
     def _open_connection(self) -> tuple[psycopg.Connection, writer.EventsTable]:
         conn = psycopg.connect(self.config.database_url, connect_timeout=5)
+        if self.config.idle_in_transaction_timeout_s:
+            # A worker paused inside a transaction holds its shard's lease row: the
+            # server ends that transaction, so that a takeover waits at most this long.
+            conn.execute(
+                "SELECT set_config('idle_in_transaction_session_timeout', %s, false)",
+                (f"{int(self.config.idle_in_transaction_timeout_s * 1000)}",),
+            )
+            conn.commit()
         table = writer.prepare(conn)
         if self.sink:
             with conn.transaction():
@@ -165,6 +175,13 @@ class Writers:
                 self.database_ok = True
                 self.errors.pop(name, None)
                 backoff = 0.1
+            except Fenced as exc:
+                # Another worker owns the shard now: nothing more may commit here. What
+                # is unacknowledged goes to the new owner through the broker's session.
+                log.warning("stopping this shard's writer: %s", exc)
+                self.fenced = True
+                self._stop.set()
+                break
             except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 # Temporary: the server is down or restarting. Keep the batch, ack nothing.
                 metrics.DB_ERRORS.inc()

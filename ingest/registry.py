@@ -53,10 +53,17 @@ def upsert_devices(conn: psycopg.Connection, devices: Iterable[Device]) -> int:
     return len(rows)
 
 
-def load_active_devices(conn: psycopg.Connection, only: Iterable[str] | None = None) -> dict[str, Device]:
-    """Every active device by id (the gateway's registry cache), or those of ``only``."""
+def load_active_devices(
+    conn: psycopg.Connection, only: Iterable[str] | None = None, *, communities: Iterable[str] | None = None
+) -> dict[str, Device]:
+    """Every active device by id (the gateway's registry cache), those of ``only``, or
+    those of ``communities`` (a shard's)."""
     out: dict[str, Device] = {}
-    if only is None:
+    if only is None and communities is not None:
+        rows = conn.execute(
+            f"SELECT {_COLUMNS} FROM devices WHERE status = 'active' AND community_id = ANY(%s)", (list(communities),)
+        )
+    elif only is None:
         rows = conn.execute(f"SELECT {_COLUMNS} FROM devices WHERE status = 'active'")
     else:
         rows = conn.execute(

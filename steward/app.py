@@ -19,8 +19,9 @@ from typing import Any
 import psycopg
 
 from gateway.endpoint import MqttEndpoint
-from gateway.service import Gateway, GatewayConfig, tune_garbage_collector
+from gateway.service import GatewayConfig, tune_garbage_collector
 from gateway.validate import Limits
+from gateway.worker import ShardWorker
 from ingest.migrate import StorageMode, apply_policies, current_mode, migrate
 from steward.brokers import EmbeddedBroker, MosquittoBroker
 from steward.databases import EmbeddedPostgres
@@ -30,8 +31,19 @@ log = logging.getLogger(__name__)
 
 
 class Stack:
-    def __init__(self, settings: Settings, *, api: bool = True, simulator: bool = True,
-                 demo_data: bool = True, demo_timing: Any = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        api: bool = True,
+        simulator: bool = True,
+        demo_data: bool = True,
+        demo_timing: Any = None,
+        worker_id: str | None = None,
+    ) -> None:
+        """``worker_id``: this process's name in the shard leases, when it is the only
+        one of its installation (``steward run``: a restart after a crash takes its
+        shards back at once instead of waiting for their leases to expire)."""
         self.settings = settings
         self.want_api = api
         self.want_simulator = simulator
@@ -46,7 +58,8 @@ class Stack:
         self.admin_password: str | None = None
         self._embedded_pg: EmbeddedPostgres | None = None
         self._broker: MosquittoBroker | EmbeddedBroker | None = None
-        self.gateway: Gateway | None = None
+        self.worker_id = settings.worker_id or worker_id
+        self.gateway: ShardWorker | None = None
         self._api_server: Any = None
         self._api_thread: threading.Thread | None = None
         self._simulator: Any = None
@@ -90,8 +103,9 @@ class Stack:
             self.mqtt_protocol = "3.1.1"
         return self.mqtt_url
 
-    def build_sink(self) -> Any:
-        """The detectors with the closed-loop and on-call hooks, when those parts are installed."""
+    def build_sink(self, name: str = "default", communities: Any = None) -> Any:
+        """The detectors with the closed-loop and on-call hooks, when those parts are installed
+        (``name``: the checkpoint's, one per shard; ``communities``: the shard's)."""
         try:
             from detectors.runtime import DetectorRuntime
         except ImportError:
@@ -104,9 +118,9 @@ class Stack:
             except ImportError:
                 continue
             hooks.append(module.on_incident_changes)
-        return DetectorRuntime(hooks=hooks)
+        return DetectorRuntime(hooks=hooks, name=name, communities=communities)
 
-    def start_gateway(self) -> Gateway:
+    def start_gateway(self) -> ShardWorker:
         s = self.settings
         assert self.database_url and self.mqtt_url
         config = GatewayConfig(
@@ -122,9 +136,14 @@ class Stack:
             limits=Limits(max_payload_bytes=s.max_payload_bytes, max_future=dt.timedelta(seconds=s.max_future_seconds)),
             device_policy=s.device_policy,
         )
-        sink = self.build_sink() if s.detectors else None
         tune_garbage_collector()
-        self.gateway = Gateway(config, sink=sink).start()
+        self.gateway = ShardWorker(
+            config,
+            shard_count=s.shards,
+            lease_ttl_s=s.lease_ttl_s,
+            make_sink=(lambda shard, name, communities: self.build_sink(name, communities)) if s.detectors else None,
+            **({"worker_id": self.worker_id} if self.worker_id else {}),
+        ).start()
         return self.gateway
 
     def start_api(self) -> None:

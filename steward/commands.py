@@ -57,7 +57,13 @@ def run(
 
     _logging(verbose)
     settings = _settings_or_exit(api_port=port)
-    stack = Stack(settings, api=not no_api, simulator=not no_simulator, demo_data=not no_demo_data)
+    import socket
+
+    # `steward run` is the only worker of its data folder: a stable name.
+    worker_id = f"run:{socket.gethostname()}:{settings.data_dir.resolve()}"[:128]
+    stack = Stack(
+        settings, api=not no_api, simulator=not no_simulator, demo_data=not no_demo_data, worker_id=worker_id
+    )
     try:
         stack.start()
     except Exception as exc:

@@ -35,7 +35,18 @@ class Settings(BaseSettings):
         "3.1.1",
         description="3.1.1 (default: every broker here, amqtt included, speaks it) or 5 (Receive Maximum flow control)",
     )
-    mqtt_share_group: str | None = Field(None, description="consume with $share/<group>/... (several gateways)")
+    shards: int = Field(
+        1, ge=1, le=4096, description="shards of communities, fixed when the first worker starts (see Scaling out)"
+    )
+    lease_ttl_s: float = Field(
+        10.0, ge=1.0, le=600.0, description="a shard's lease; a dead worker's shards move within 4/3 of this"
+    )
+    worker_id: str | None = Field(
+        None, min_length=1, max_length=128, description="this worker's name in shard_leases (default: host-pid-random)"
+    )
+    mqtt_share_group: str | None = Field(
+        None, description="consume with $share/<group>/... (storage-only workers; superseded by shards)"
+    )
     batch_size: int = Field(10_000, ge=1, le=50_000, description="events committed together at most")
     batch_linger_ms: int = Field(50, ge=0, le=10_000, description="longest a message waits for its batch to fill")
     max_in_flight: int = Field(65_000, ge=1, le=65_535, description="unacknowledged messages held at most")
@@ -68,6 +79,22 @@ class Settings(BaseSettings):
     def _check_database_url(cls, v: str | None) -> str | None:
         if v is not None and not (v.startswith("postgresql://") or v.startswith("postgres://") or "=" in v):
             raise ValueError("must be a postgresql:// URL or a libpq key=value string")
+        return v
+
+    @field_validator("mqtt_share_group")
+    @classmethod
+    def _check_share_group(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is not None and info.data.get("shards", 1) > 1:
+            raise ValueError("a share group splits communities between processes at random; with shards, leave it unset")
+        return v
+
+    @field_validator("device_policy")
+    @classmethod
+    def _check_policy(cls, v: str, info: ValidationInfo) -> str:
+        if v == "auto" and info.data.get("shards", 1) > 1:
+            raise ValueError(
+                "auto needs shards=1: a sharded worker subscribes only to communities already in the registry"
+            )
         return v
 
     @field_validator("max_in_flight")

@@ -1,0 +1,127 @@
+"""Shard layout and leases against PostgreSQL: stable assignment, the fixed count,
+and the fence that keeps a worker that lost its shard from ever committing."""
+
+from __future__ import annotations
+
+import threading
+
+import psycopg
+import pytest
+
+from domain.devices import Device, DeviceType
+from ingest import shards as db
+from ingest.registry import upsert_devices
+from steward.settings import ConfigError, load_settings
+
+
+def _register(dsn: str, *communities: str) -> None:
+    with psycopg.connect(dsn) as conn:
+        upsert_devices(
+            conn,
+            [Device(device_id=f"{c}-m", community_id=c, device_type=DeviceType.WATER, kind="meter") for c in communities],
+        )
+
+
+def _assignment(dsn: str) -> dict[str, int]:
+    with psycopg.connect(dsn) as conn:
+        return dict(conn.execute("SELECT community_id, shard FROM community_shards").fetchall())
+
+
+def test_communities_keep_their_shard_when_others_are_added(database_url: str) -> None:
+    _register(database_url, "a", "b", "c")  # before any worker: assigned when the layout is made
+    with psycopg.connect(database_url) as conn:
+        db.ensure_layout(conn, 4)
+    first = _assignment(database_url)
+    assert sorted(first) == ["a", "b", "c"] and len(set(first.values())) == 3  # fewest communities first
+    _register(database_url, *(f"n{i}" for i in range(9)))
+    after = _assignment(database_url)
+    assert {c: after[c] for c in first} == first  # nobody moved
+    per_shard = [list(after.values()).count(s) for s in range(4)]
+    assert max(per_shard) - min(per_shard) <= 1
+    with psycopg.connect(database_url) as conn:  # a device moving community keeps the rest where they are
+        conn.execute("UPDATE devices SET community_id = 'z' WHERE device_id = 'a-m'")
+    assert {c: s for c, s in _assignment(database_url).items() if c in after} == after
+
+
+def test_the_shard_count_is_fixed_once_laid_out(database_url: str) -> None:
+    with psycopg.connect(database_url) as conn:
+        db.ensure_layout(conn, 4)
+        with pytest.raises(db.LayoutMismatch, match="laid out in 4 shards, not 8"):
+            db.ensure_layout(conn, 8)
+
+
+def test_settings_refuse_a_share_group_or_auto_registration_with_shards(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STEWARD_SHARDS", "4")
+    monkeypatch.setenv("STEWARD_MQTT_SHARE_GROUP", "g")
+    with pytest.raises(ConfigError, match="mqtt_share_group"):
+        load_settings()
+    monkeypatch.delenv("STEWARD_MQTT_SHARE_GROUP")
+    monkeypatch.setenv("STEWARD_DEVICE_POLICY", "auto")
+    with pytest.raises(ConfigError, match="device_policy"):
+        load_settings()
+
+
+def _insert_marker(conn: psycopg.Connection, worker: str, lease: db.Lease) -> None:
+    with conn.transaction():
+        conn.execute(
+            "INSERT INTO dead_letters (topic, reason, detail, received_at, payload, payload_size) VALUES (%s, 'bad_topic', 'x', now(), '', 0)",
+            (f"marker/{worker}",),
+        )
+        db.check_fence(conn, worker, lease)
+
+
+def test_a_worker_that_lost_its_lease_never_commits_again(database_url: str) -> None:
+    with psycopg.connect(database_url) as conn:
+        db.ensure_layout(conn, 2)
+    leases = psycopg.connect(database_url, autocommit=True)
+    a = psycopg.connect(database_url)
+    b = psycopg.connect(database_url)
+    try:
+        lease_a = db.acquire(leases, "A", 0, ttl_s=0.2)
+        assert lease_a is not None
+        assert db.acquire(leases, "B", 0, ttl_s=30) is None  # held: not B's to take
+        _insert_marker(a, "A", lease_a)  # the owner commits
+        # A pauses: its lease expires, B takes the shard over (a new epoch)...
+        wait = leases.execute("SELECT pg_sleep(0.3)")
+        assert wait is not None
+        lease_b = db.acquire(leases, "B", 0, ttl_s=30)
+        assert lease_b is not None and lease_b.epoch == lease_a.epoch + 1
+        assert not db.renew(leases, "A", lease_a, 30)
+        # ...and A, resumed, can never commit again; B can.
+        with pytest.raises(db.Fenced):
+            _insert_marker(a, "A", lease_a)
+        _insert_marker(b, "B", lease_b)
+        rows = leases.execute("SELECT topic FROM dead_letters ORDER BY id").fetchall()
+        assert rows == [("marker/A",), ("marker/B",)]
+    finally:
+        for c in (leases, a, b):
+            c.close()
+
+
+def test_a_takeover_waits_for_a_commit_already_past_the_fence(database_url: str) -> None:
+    """The old owner passed the check just before the lease expired: the new owner's
+    UPDATE waits for that commit (so its restore sees it) instead of racing it."""
+    with psycopg.connect(database_url) as conn:
+        db.ensure_layout(conn, 1)
+    leases = psycopg.connect(database_url, autocommit=True)
+    a = psycopg.connect(database_url)
+    try:
+        lease_a = db.acquire(leases, "A", 0, ttl_s=0.2)
+        assert lease_a is not None
+        a.execute("INSERT INTO dead_letters (topic, reason, detail, received_at, payload, payload_size) VALUES ('late', 'bad_topic', 'x', now(), '', 0)")
+        db.check_fence(a, "A", lease_a)  # passed; the commit is still to come
+        leases.execute("SELECT pg_sleep(0.3)")  # the lease has expired
+        taken: list[db.Lease | None] = []
+        other = psycopg.connect(database_url, autocommit=True)
+        thread = threading.Thread(target=lambda: taken.append(db.acquire(other, "B", 0, ttl_s=30)))
+        thread.start()
+        thread.join(1.0)
+        assert thread.is_alive(), "the takeover did not wait for the commit in progress"
+        a.commit()
+        thread.join(10)
+        assert taken and taken[0] is not None
+        assert leases.execute("SELECT count(*) FROM dead_letters WHERE topic = 'late'").fetchone() == (1,)
+        other.close()
+    finally:
+        leases.close()
+        a.close()
