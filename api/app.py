@@ -17,6 +17,7 @@ from psycopg_pool import ConnectionPool
 
 from api.credentials import CredentialStore
 from api.docs import install_offline_docs
+from api.i18n import LocalizedErrors
 from api.errors import install_closed_loop_handlers, install_error_handlers
 from api.settings import ApiSettings
 
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 # orders, on-call): each is included only when its module imports, so the API
 # runs before those parts land. Listed in one visible place.
 CORE_ROUTERS = ("auth", "health", "devices", "events", "residents", "users", "audit", "stream", "ui")
-OPTIONAL_ROUTERS = ("alerts", "workorders", "oncall", "people", "demo")
+OPTIONAL_ROUTERS = ("alerts", "workorders", "oncall", "people", "demo", "tree")
 
 
 def _routers() -> list[Any]:
@@ -89,6 +90,7 @@ def create_app(*, database_url: str, gateway_status: Callable[[], dict[str, Any]
     app.state.demo_phone_secret = demo_phone_secret
     install_error_handlers(app)
     install_offline_docs(app)
+    app.add_middleware(LocalizedErrors)
     install_closed_loop_handlers(app)
     for router in _routers():
         app.include_router(router)

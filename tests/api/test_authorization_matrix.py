@@ -114,6 +114,7 @@ CASES = [
     Case("list teams", "GET", lambda w, c: f"/teams?community={c}", Permission.READ),
     Case("list staff", "GET", lambda w, c: f"/staff?community={c}", Permission.READ),
     Case("get staff", "GET", lambda w, c: f"/staff/{fresh_staff(w, c)}", Permission.READ),
+    Case("device tree", "GET", lambda w, c: f"/tree?community={c}", Permission.READ),
     Case("list places", "GET", lambda w, c: f"/places?community={c}", Permission.READ),
     Case("create team", "POST", lambda w, c: "/teams", Permission.ONCALL_MANAGE,
          body=lambda w, c: {"id": f"{c}-team-{next(_counter)}", "community_id": c, "kind": "security",

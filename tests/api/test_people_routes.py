@@ -193,3 +193,42 @@ def test_demo_phone_keeps_signed_messages_only(world: World) -> None:
         assert client.get("/demo/phone", headers=world.headers(f"technician-{OTHER}")).json() == []
     with TestClient(create_app(database_url=world.dsn), raise_server_exceptions=False) as plain:
         assert plain.get("/demo/phone", headers=world.headers(f"technician-{OWN}")).status_code == 404
+
+
+def test_api_errors_follow_accept_language(world: World, client: TestClient) -> None:
+    operator = world.headers(f"operator-{OWN}")
+    sos = open_incident(world.dsn, OWN, world.devices[OWN], tier=1)
+    body = {"resolution": "confirmed"}
+    english = client.post(f"/alerts/{sos}/resolve", headers=operator, json=body).json()["error"]
+    assert english["message"].endswith("a Level 1 alert needs the reason for its resolution")
+    zh = client.post(f"/alerts/{sos}/resolve", headers={**operator, "Accept-Language": "zh-CN,zh;q=0.9,en;q=0.8"},
+                     json=body).json()["error"]
+    assert zh == {"code": "invalid", "field": "body.reason", "message": "输入有误：一级告警必须填写处理原因"}
+    client.post(f"/alerts/{sos}/acknowledge", headers=operator)
+    again = client.post(f"/alerts/{sos}/acknowledge", headers={**operator, "Accept-Language": "zh"}).json()["error"]
+    assert again["code"] == "illegal_transition" and "已确认" in again["message"]
+    assert client.get("/alerts", headers={"Accept-Language": "zh-CN"}).json()["error"]["message"] == "请先登录"
+    assert client.get("/alerts", headers={"Accept-Language": "en-US,zh;q=0.5"}).json()["error"]["message"] \
+        .startswith("log in")
+
+
+def test_tree_gives_places_by_name_and_device_state(world: World, client: TestClient) -> None:
+    with psycopg.connect(world.dsn) as conn:
+        conn.execute("INSERT INTO places (place_id, community_id, kind, name) VALUES (%s, %s, 'community', '星河湾'),"
+                     " ('b1', %s, 'building', '1号楼')", (OWN, OWN, OWN))
+        conn.execute("UPDATE devices SET last_seen_at = now(), battery = 12 WHERE device_id = %s",
+                     (world.meters[OWN],))
+    alert = open_incident(world.dsn, OWN, world.meters[OWN], tier=2)
+    tree = client.get("/tree", headers=world.headers(f"technician-{OWN}")).json()
+    assert [c["name"] for c in tree] == ["星河湾"]
+    building = tree[0]["buildings"][0]
+    assert building["name"] == "1号楼"
+    devices = {d["device_id"]: d for u in building["units"] for d in u["devices"]}
+    meter = devices[world.meters[OWN]]
+    assert (meter["state"], meter["battery"], meter["open_incidents"], meter["worst_tier"]) == ("online", 12, 1, 2)
+    assert devices[world.devices[OWN]]["state"] == "never_seen"
+    with psycopg.connect(world.dsn) as conn:
+        conn.execute("UPDATE incidents SET condition = 'offline' WHERE id = %s", (alert,))
+    tree = client.get("/tree", headers=world.headers(f"technician-{OWN}")).json()
+    devices = {d["device_id"]: d for u in tree[0]["buildings"][0]["units"] for d in u["devices"]}
+    assert devices[world.meters[OWN]]["state"] == "offline" and tree[0]["counts"]["offline"] == 1
