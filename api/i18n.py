@@ -69,6 +69,8 @@ DETAILS_ZH: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
     (re.compile(r"line (\d+): (.*)"), lambda m: f"第 {m.group(1)} 行：{m.group(2)}"),
     (re.compile(r"escalation raises the tier.*"), lambda m: "升级只能提高级别（级别数字变小）"),
     (re.compile(r"the token or API key is invalid, expired or revoked"), lambda m: "令牌无效、已过期或已撤销"),
+    (re.compile(r"^log in \(POST /auth/token\)"),
+     lambda m: "登录（POST /auth/token）后以 Authorization: Bearer 发送令牌，或发送 X-API-Key"),
     (re.compile(r"incorrect username or password", re.I), lambda m: "用户名或密码错误"),
 ]
 

@@ -207,7 +207,7 @@ def test_api_errors_follow_accept_language(world: World, client: TestClient) -> 
     client.post(f"/alerts/{sos}/acknowledge", headers=operator)
     again = client.post(f"/alerts/{sos}/acknowledge", headers={**operator, "Accept-Language": "zh"}).json()["error"]
     assert again["code"] == "illegal_transition" and "已确认" in again["message"]
-    assert client.get("/alerts", headers={"Accept-Language": "zh-CN"}).json()["error"]["message"] == "请先登录"
+    assert client.get("/alerts", headers={"Accept-Language": "zh-CN"}).json()["error"]["message"].startswith("请先登录：")
     assert client.get("/alerts", headers={"Accept-Language": "en-US,zh;q=0.5"}).json()["error"]["message"] \
         .startswith("log in")
 
