@@ -18,8 +18,10 @@ async function errorFrom(response) {
   return new ApiError(response.status, "http_" + response.status, response.statusText || "request failed", null);
 }
 
-export async function request(method, path, { token = null, json = undefined, form = undefined } = {}) {
+export async function request(method, path, { token = null, json = undefined, form = undefined, lang = null } = {}) {
   const headers = { Accept: "application/json" };
+  // The API answers errors in the page's language (Accept-Language); codes and fields stay the same.
+  if (lang) headers["Accept-Language"] = lang === "zh" ? "zh-CN" : "en";
   let body;
   if (token) headers.Authorization = "Bearer " + token;
   if (json !== undefined) { headers["Content-Type"] = "application/json"; body = JSON.stringify(json); }

@@ -1,149 +1,37 @@
-// The control room: live open alerts by tier, alert actions, open work orders with the transitions the
-// API allows, and the KPI strip. Everything is rendered with textContent (never innerHTML), and residents'
-// data is shown exactly as the API returns it: the API masks it for roles without resident.pii.
+// The control room: the live board (alerts unacknowledged first, then tier, then age; filters, search, bulk
+// acknowledge, assign, escalate, resolve with a finding), open work orders with the transitions the API allows
+// and a staff picker, KPIs with units, thresholds and trend, a Level 1 sound and browser notification with a
+// mute for the shift, a wall-screen (kiosk) mode, and the other views (views.js). Everything is rendered with
+// textContent; residents' data is shown exactly as the API returns it (masked for roles without resident.pii).
 
 import { ApiError, openStream, request } from "./api.js";
+import { KPI_TEXT, LANG_KEY, ROLE_TEXT, TIMELINE_TEXT } from "./i18n.js";
+import {
+  $, TOKEN_KEY, actionText, alertTitle, api, can, clearMessage, condition, h, localTime, placeName, scopeQuery,
+  showError, showInfo, staffName, staffPicker, state, stateText, t, tick, tn, whereText,
+} from "./ui.js";
+import { showView, refreshView } from "./views.js";
 
-const TOKEN_KEY = "steward.token";
-const LANG_KEY = "steward.lang";
 const TERMINAL = new Set(["closed", "cancelled"]);
 const PAGE = 100;
 const MAX_PAGES = 5;
-
-const TEXT = {
-  en: {
-    app: "Steward control room", skip: "Skip to alerts", login: "Log in", logout: "Log out", username: "Username",
-    password: "Password", community: "Community", all: "All", alerts: "Open alerts", orders: "Open work orders",
-    noAlerts: "No open alerts.", noOrders: "No open work orders.", kpis: "KPIs", acknowledge: "Acknowledge",
-    resolve: "Resolve", details: "Details", comment: "Add comment", resolveNote: "Resolve with note",
-    note: "Note", close: "Close", opened: "opened", age: "age", ackDue: "ack due in", ackOverdue: "ack overdue by",
-    acknowledgedBy: "acknowledged by", building: "building", devices: "devices", condition: "condition",
-    timeline: "Timeline", comments: "Comments", residents: "Residents", masked: "masked for your role",
-    noComments: "No comments yet.", live: "live", connecting: "connecting…", reconnecting: "reconnecting…",
-    stopped: "stream stopped", tier1: "L1 life safety", tier2: "L2 urgent", tier3: "L3 routine",
-    open: "open", acknowledged: "acknowledged", resolved: "resolved", assignee: "assignee", rating: "rating (1-5)",
-    reason: "reason", confirm: "Confirm", cancelForm: "Back", due: "due", overdue: "overdue", more: "more not shown",
-    phone: "phone", emergency: "emergency contact", careNotes: "care notes", saved: "Done.", workOrder: "work order",
-    loggedOut: "Logged out.", sessionEnded: "Your session ended; log in again.",
-  },
-  zh: {
-    app: "Steward 监控中心", skip: "跳到告警", login: "登录", logout: "退出", username: "用户名", password: "密码",
-    community: "小区", all: "全部", alerts: "未关闭告警", orders: "未关闭工单", noAlerts: "没有未关闭的告警。",
-    noOrders: "没有未关闭的工单。", kpis: "指标", acknowledge: "确认", resolve: "解决", details: "详情",
-    comment: "添加备注", resolveNote: "填写说明并解决", note: "说明", close: "关闭", opened: "发生于", age: "已持续",
-    ackDue: "确认剩余", ackOverdue: "确认已超时", acknowledgedBy: "确认人", building: "楼栋", devices: "设备",
-    condition: "类型", timeline: "时间线", comments: "备注", residents: "住户", masked: "已按角色脱敏",
-    noComments: "暂无备注。", live: "实时", connecting: "连接中…", reconnecting: "重新连接中…", stopped: "实时连接已停止",
-    tier1: "一级 生命安全", tier2: "二级 紧急", tier3: "三级 一般", open: "待确认", acknowledged: "已确认",
-    resolved: "已解决", assignee: "处理人", rating: "评分 (1-5)", reason: "原因", confirm: "提交", cancelForm: "返回",
-    due: "期限", overdue: "已超时", more: "条未显示", phone: "电话", emergency: "紧急联系人", careNotes: "照护备注",
-    saved: "已完成。", workOrder: "工单", loggedOut: "已退出。", sessionEnded: "登录已失效，请重新登录。",
-  },
-};
-const ACTION_TEXT = {
-  en: { dispatch: "Dispatch", reassign: "Reassign", accept: "Accept", arrive: "Arrive", complete: "Complete",
-        verify: "Verify", reject: "Reject", return_visit: "Return visit", close: "Close", cancel: "Cancel" },
-  zh: { dispatch: "派单", reassign: "改派", accept: "接单", arrive: "到场", complete: "完工", verify: "验收",
-        reject: "退回", return_visit: "回访", close: "关闭", cancel: "取消" },
-};
-const STATE_TEXT = {
-  zh: { created: "已创建", dispatched: "已派单", accepted: "已接单", on_site: "已到场", completed: "已完工",
-        verified: "已验收", return_visit_done: "已回访", closed: "已关闭", cancelled: "已取消" },
-};
-// What an action asks for before it is sent (the API validates it again).
+const MUTE_KEY = "steward.muteUntil";
+const SHIFT_MS = 12 * 3600 * 1000;
 const ACTION_FIELDS = {
-  dispatch: [["assignee", "text", false]], reassign: [["assignee", "text", true]], reject: [["reason", "text", true]],
-  verify: [["reason", "text", false]], return_visit: [["rating", "number", true], ["note", "text", false]],
-  cancel: [["reason", "text", false]],
+  reassign: [["assignee", "staff", true]], reject: [["reason", "text", true]], verify: [["reason", "text", false]],
+  return_visit: [["rating", "number", true], ["note", "text", false]], cancel: [["reason", "text", false]],
+  dispatch: [["assignee", "staff", false]],
 };
+const SINCE = { last1h: 3600e3, last24h: 86400e3, last7d: 7 * 86400e3, last30d: 30 * 86400e3 };
 
-const state = {
-  token: sessionStorage.getItem(TOKEN_KEY),
-  lang: localStorage.getItem(LANG_KEY) === "zh" ? "zh" : "en",
-  me: null, config: { work_orders: false, transitions: {} }, community: "",
-  alerts: new Map(), orders: new Map(), alertsTruncated: false, detailId: null, stream: null, kpiTimer: null,
-  orderForm: null,
-};
-
-const $ = (id) => document.getElementById(id);
-const t = (key) => TEXT[state.lang][key] ?? TEXT.en[key] ?? key;
-
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === null || v === undefined || v === false) continue;
-    if (k === "class") el.className = v;
-    else if (k === "dataset") Object.assign(el.dataset, v);
-    else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
-    else el.setAttribute(k, v === true ? "" : v);
-  }
-  for (const c of children.flat()) if (c !== null && c !== undefined && c !== false) el.append(c);
-  return el;
-}
-
-function can(permission) { return Boolean(state.me && state.me.permissions.includes(permission)); }
-
-// --- messages ---------------------------------------------------------------------------------------
-
-function showError(err) {
-  const box = $("message");
-  box.className = "message error";
-  if (err instanceof ApiError) {
-    box.replaceChildren(h("strong", {}, err.code), " ", err.message, err.field ? h("span", { class: "field" }, " (" + err.field + ")") : "");
-  } else {
-    box.textContent = String(err && err.message ? err.message : err);
-  }
-  box.hidden = false;
-}
-
-function showInfo(text) {
-  const box = $("message");
-  box.className = "message info";
-  box.textContent = text;
-  box.hidden = false;
-}
-
-function clearMessage() { $("message").hidden = true; }
-
-async function api(method, path, opts = {}) {
-  try {
-    return await request(method, path, { token: state.token, ...opts });
-  } catch (err) {
-    if (err instanceof ApiError && err.status === 401 && state.token) { endSession(t("sessionEnded")); }
-    throw err;
-  }
-}
-
-// --- time -------------------------------------------------------------------------------------------
-
-function duration(ms) {
-  const s = Math.max(0, Math.floor(ms / 1000));
-  const d = Math.floor(s / 86400), hh = Math.floor((s % 86400) / 3600), mm = Math.floor((s % 3600) / 60), ss = s % 60;
-  if (d > 0) return `${d}d ${hh}h`;
-  if (hh > 0) return `${hh}h ${String(mm).padStart(2, "0")}m`;
-  return `${mm}m ${String(ss).padStart(2, "0")}s`;
-}
-
-function localTime(iso) { return iso ? new Date(iso).toLocaleString(state.lang === "zh" ? "zh-CN" : "en-GB") : "—"; }
-
-function tick() {
-  const now = Date.now();
-  for (const el of document.querySelectorAll("[data-since]")) el.textContent = duration(now - Date.parse(el.dataset.since));
-  for (const el of document.querySelectorAll("[data-due]")) {
-    const left = Date.parse(el.dataset.due) - now;
-    el.textContent = (left >= 0 ? t(el.dataset.dueLabel || "due") + " " : t(el.dataset.overdueLabel || "overdue") + " ") + duration(Math.abs(left));
-    el.classList.toggle("late", left < 0);
-  }
-}
-
-// --- session ----------------------------------------------------------------------------------------
+// --- session ------------------------------------------------------------------------------------------
 
 async function login(event) {
   event.preventDefault();
   clearMessage();
   const form = { username: $("username").value, password: $("password").value };
   try {
-    const answer = await request("POST", "/auth/token", { form });
+    const answer = await request("POST", "/auth/token", { form, lang: state.lang });
     state.token = answer.access_token;
     sessionStorage.setItem(TOKEN_KEY, state.token);
     $("password").value = "";
@@ -162,24 +50,37 @@ function endSession(text, info = false) {
   Object.assign(state, { token: null, me: null, stream: null, detailId: null, orderForm: null });
   state.alerts.clear();
   state.orders.clear();
+  state.selected.clear();
   sessionStorage.removeItem(TOKEN_KEY);
-  $("room").hidden = true;
-  $("who").hidden = true;
+  for (const id of ["room", "who", "nav"]) $(id).hidden = true;
   $("login-view").hidden = false;
   if (info) showInfo(text); else showError(new ApiError(401, "not_authenticated", text, null));
   $("username").focus();
+}
+state.onSessionEnd = (text) => endSession(text);
+
+async function loadDirectory() {
+  const [staff, places] = await Promise.all([
+    api("GET", "/staff").catch(() => []), api("GET", "/places").catch(() => []),
+  ]);
+  state.staff = new Map(staff.map((p) => [p.id, p]));
+  state.places = new Map(places.map((p) => [p.id, p]));
 }
 
 async function enter() {
   state.me = await api("GET", "/auth/me");
   state.config = await request("GET", "/ui/config.json");
+  await loadDirectory();
   $("login-view").hidden = true;
-  $("room").hidden = false;
-  $("who").hidden = false;
-  $("user").textContent = `${state.me.username} · ${state.me.role}`;
+  for (const id of ["room", "who", "nav"]) $(id).hidden = false;
+  $("user").textContent = `${state.me.staff_name || state.me.username} · ${(ROLE_TEXT[state.lang] || ROLE_TEXT.en)[state.me.role] || state.me.role}`;
   const select = $("community");
-  select.replaceChildren(h("option", { value: "" }, t("all")), ...state.me.communities.map((c) => h("option", { value: c }, c)));
+  select.replaceChildren(h("option", { value: "" }, t("all")),
+    ...state.me.communities.map((c) => h("option", { value: c }, placeName(c))));
   select.value = state.community;
+  document.querySelector('[data-view="dead"]').hidden = !can("dead_letters.read");
+  api("GET", "/demo/phone?limit=1").then(() => { document.querySelector('[data-view="phone"]').hidden = false; }, () => {});
+  renderFilters();
   // The stream opens first; the lists load once it is open, so no change falls between the two.
   state.stream = openStream(state.token, {
     onOpen: () => { reloadAll().catch(showError); },
@@ -188,15 +89,28 @@ async function enter() {
     onEnd: () => endSession(t("sessionEnded")),
   });
   clearInterval(state.kpiTimer);
-  state.kpiTimer = setInterval(() => loadKpis().catch(() => {}), 60000);
+  state.kpiTimer = setInterval(() => { loadKpis().catch(() => {}); loadDirectory().catch(() => {}); }, 60000);
+  applyKiosk();
+  showView(state.view);
 }
 
-// --- data -------------------------------------------------------------------------------------------
-
-function scopeQuery() { return state.community ? "&community=" + encodeURIComponent(state.community) : ""; }
+// --- data ---------------------------------------------------------------------------------------------
 
 async function reloadAll() {
   await Promise.all([loadAlerts(), loadOrders(), loadKpis()]);
+}
+
+function alertQuery() {
+  const f = state.filters;
+  const q = [`sort=triage&limit=${PAGE}`];
+  if (f.status === "active") q.push("status=open", "status=acknowledged");
+  else if (f.status) q.push("status=" + f.status);
+  if (f.tier) q.push("tier=" + f.tier);
+  if (f.family) q.push("family=" + f.family);
+  if (f.building) q.push("building=" + encodeURIComponent(f.building));
+  if (f.since) q.push("from=" + encodeURIComponent(new Date(Date.now() - SINCE[f.since]).toISOString()));
+  if (f.q.trim()) q.push("q=" + encodeURIComponent(f.q.trim()));
+  return "/alerts?" + q.join("&") + scopeQuery();
 }
 
 async function loadAlerts() {
@@ -204,13 +118,13 @@ async function loadAlerts() {
   let cursor = null;
   let pages = 0;
   do {
-    const page = await api("GET", `/alerts?status=open&status=acknowledged&sort=priority&limit=${PAGE}` + scopeQuery() +
-      (cursor ? "&cursor=" + encodeURIComponent(cursor) : ""));
+    const page = await api("GET", alertQuery() + (cursor ? "&cursor=" + encodeURIComponent(cursor) : ""));
     for (const a of page.data) found.set(a.id, a);
     cursor = page.next_cursor;
   } while (cursor && ++pages < MAX_PAGES);
   state.alerts = found;
   state.alertsTruncated = Boolean(cursor);
+  for (const id of [...state.selected]) if (!found.has(id)) state.selected.delete(id);
   renderAlerts();
 }
 
@@ -221,16 +135,13 @@ async function loadOrders() {
   renderOrders();
 }
 
-async function loadKpis() {
-  const list = $("kpi-list");
-  const community = state.community || (state.me && state.me.communities[0]);
-  if (!state.config.work_orders || !community) { list.replaceChildren(); return; }
-  const report = await api("GET", "/kpis?community=" + encodeURIComponent(community));
-  list.replaceChildren(h("li", { class: "kpi kpi-scope" }, h("span", { class: "kpi-name" }, t("community")), h("span", { class: "kpi-value" }, report.community_id)),
-    ...Object.entries(report.kpis).map(([name, k]) => h("li", {
-      class: "kpi" + (k.warning ? " warn" : ""), title: `${k.definition} (threshold ${k.threshold}, warn when ${k.warn_when}; n=${k.sample})`,
-    }, h("span", { class: "kpi-name" }, name.replaceAll("_", " ")),
-    h("span", { class: "kpi-value" }, k.value === null ? "—" : `${Math.round(k.value * 100) / 100}${k.unit === "%" ? "%" : " " + k.unit}`))));
+function matchesFilters(a) {
+  const f = state.filters;
+  if (f.status === "active" && a.status === "resolved") return false;
+  if (f.status && f.status !== "active" && a.status !== f.status) return false;
+  if (f.tier && String(a.tier) !== f.tier) return false;
+  if (f.building && a.building_id !== f.building) return false;
+  return true;
 }
 
 async function onChange(kind, change) {
@@ -239,7 +150,9 @@ async function onChange(kind, change) {
     if (kind === "alert") {
       const id = Number(change.entity_id);
       const detail = await api("GET", "/alerts/" + id);
+      const isNew = !state.alerts.has(id);
       upsertAlert(detail.alert);
+      if (isNew && detail.alert.tier === 1 && detail.alert.status === "open") announceLevel1(detail.alert);
       if (state.detailId === id) renderDetail(detail);
     } else if (kind === "work_order") {
       const id = Number(change.entity_id);
@@ -247,6 +160,7 @@ async function onChange(kind, change) {
       upsertOrder(detail.order);
       scheduleKpis();
     }
+    if (state.view !== "board") refreshView(state.view, kind);
   } catch (err) {
     if (!(err instanceof ApiError && err.status === 404)) showError(err);
   }
@@ -259,7 +173,7 @@ function scheduleKpis() {
 }
 
 function upsertAlert(alert) {
-  if (alert.status === "resolved") state.alerts.delete(alert.id); else state.alerts.set(alert.id, alert);
+  if (!matchesFilters(alert)) state.alerts.delete(alert.id); else state.alerts.set(alert.id, alert);
   renderAlerts();
 }
 
@@ -268,16 +182,121 @@ function upsertOrder(order) {
   renderOrders();
 }
 
-// --- alerts -----------------------------------------------------------------------------------------
+// --- Level 1: sound and notification, muted for a shift on request ------------------------------------
 
-// Most severe tier first; inside a tier the longest-waiting alert first (its SLA runs out first).
-function byTierThenAge(a, b) { return a.tier - b.tier || Date.parse(a.opened_at) - Date.parse(b.opened_at) || a.id - b.id; }
+function mutedUntil() { return Number(localStorage.getItem(MUTE_KEY) || 0); }
+
+function renderSound() {
+  const button = $("sound");
+  const until = mutedUntil();
+  const muted = until > Date.now();
+  button.setAttribute("aria-pressed", String(muted));
+  button.textContent = muted ? `${t("muted")} ${new Date(until).toLocaleTimeString(state.lang === "zh" ? "zh-CN" : "en-GB", { hour: "2-digit", minute: "2-digit" })}` : t("muteShift");
+  button.title = t("notify");
+}
+
+function toggleMute() {
+  if (mutedUntil() > Date.now()) localStorage.removeItem(MUTE_KEY);
+  else localStorage.setItem(MUTE_KEY, String(Date.now() + SHIFT_MS));
+  if ("Notification" in window && Notification.permission === "default") Notification.requestPermission().catch(() => {});
+  renderSound();
+}
+
+let audio = null;
+function beep() {
+  try {
+    audio = audio || new AudioContext();
+    const now = audio.currentTime;
+    for (let i = 0; i < 3; i++) {  // three short two-tone pulses: distinct from any UI click
+      const osc = audio.createOscillator();
+      const gain = audio.createGain();
+      osc.frequency.setValueAtTime(i % 2 ? 660 : 880, now + i * 0.35);
+      gain.gain.setValueAtTime(0.2, now + i * 0.35);
+      gain.gain.exponentialRampToValueAtTime(0.001, now + i * 0.35 + 0.3);
+      osc.connect(gain).connect(audio.destination);
+      osc.start(now + i * 0.35);
+      osc.stop(now + i * 0.35 + 0.3);
+    }
+  } catch { /* no audio device: the notification and the red card remain */ }
+}
+
+function announceLevel1(alert) {
+  document.body.dataset.lastLevel1 = String(alert.id);
+  if (mutedUntil() > Date.now()) return;
+  beep();
+  if ("Notification" in window && Notification.permission === "granted") {
+    const n = new Notification(`${t("newLevel1")}: ${alertTitle(alert)}`, {
+      body: whereText(alert.community_id, alert.building_id), tag: "steward-alert-" + alert.id, requireInteraction: true,
+    });
+    n.onclick = () => { window.focus(); openDetail(alert.id); };
+  }
+}
+
+// --- filters and bulk acknowledge ---------------------------------------------------------------------
+
+function renderFilters() {
+  const f = state.filters;
+  const buildings = [...state.places.values()].filter((p) => p.kind === "building" && (!state.community || p.community_id === state.community));
+  const select = (name, options) => h("select", { name, "aria-label": t(name === "q" ? "search" : name) },
+    options.map(([value, label]) => h("option", { value, selected: f[name] === value }, label)));
+  const form = $("filters");
+  form.replaceChildren(
+    select("tier", [["", t("anyTier")], ["1", t("tier1")], ["2", t("tier2")], ["3", t("tier3")]]),
+    select("family", [["", t("anyFamily")], ...["elevator", "water", "access", "elderly"].map((x) => [x, t(x)])]),
+    select("building", [["", t("anyBuilding")], ...buildings.map((b) => [b.id, b.name])]),
+    select("status", [["active", t("activeStatus")], ["open", t("open")], ["acknowledged", t("acknowledged")],
+      ["resolved", t("resolved")], ["", t("anyStatus")]]),
+    select("since", [["", t("anyTime")], ...Object.keys(SINCE).map((k) => [k, t(k)])]),
+    h("input", { name: "q", type: "search", value: f.q, placeholder: t("search"), "aria-label": t("search"), maxlength: 100 }),
+    h("button", { type: "submit" }, t("apply")));
+  form.onsubmit = (e) => {
+    e.preventDefault();
+    const data = new FormData(form);
+    for (const key of Object.keys(f)) f[key] = String(data.get(key) ?? "");
+    loadAlerts().catch(showError);
+  };
+  form.onchange = (e) => { if (e.target.tagName === "SELECT") form.requestSubmit(); };
+}
+
+function renderBulk(alerts) {
+  const open = alerts.filter((a) => a.status === "open");
+  const box = $("bulk");
+  if (!can("alert.act") || open.length === 0) { box.replaceChildren(); return; }
+  const all = open.every((a) => state.selected.has(a.id));
+  box.replaceChildren(
+    h("label", {}, h("input", { type: "checkbox", checked: all && state.selected.size > 0, onchange: (e) => {
+      for (const a of open) if (e.target.checked) state.selected.add(a.id); else state.selected.delete(a.id);
+      renderAlerts();
+    } }), " ", t("selectAll")),
+    h("button", { type: "button", class: "primary", disabled: state.selected.size === 0, onclick: bulkAcknowledge },
+      `${t("ackSelected")} (${state.selected.size})`));
+}
+
+async function bulkAcknowledge() {
+  clearMessage();
+  try {
+    const answer = await api("POST", "/alerts/acknowledge", { json: { ids: [...state.selected] } });
+    state.selected.clear();
+    const failed = answer.results.filter((r) => !r.ok);
+    showInfo(tn("bulkDone", answer.acknowledged) + (failed.length ? " · " + tn("bulkFailed", failed.length) : ""));
+    await loadAlerts();
+  } catch (err) { showError(err); }
+}
+
+// --- alerts -------------------------------------------------------------------------------------------
+
+// Unacknowledged first, then the most severe tier, then the longest waiting (the API's sort=triage).
+function triage(a, b) {
+  const rank = { open: 0, acknowledged: 1, resolved: 2 };
+  return rank[a.status] - rank[b.status] || a.tier - b.tier || Date.parse(a.opened_at) - Date.parse(b.opened_at) || a.id - b.id;
+}
 
 function renderAlerts() {
-  const alerts = [...state.alerts.values()].sort(byTierThenAge);
+  const alerts = [...state.alerts.values()].sort(triage);
   $("alert-count").textContent = `(${alerts.length}${state.alertsTruncated ? "+ " + t("more") : ""})`;
   $("alerts-empty").hidden = alerts.length > 0;
   $("alert-list").replaceChildren(...alerts.map(alertCard));
+  renderBulk(alerts);
   tick();
 }
 
@@ -285,20 +304,24 @@ function alertCard(a) {
   const tierLabel = t("tier" + a.tier);
   const actions = [];
   if (can("alert.act") && a.status === "open") actions.push(h("button", { type: "button", class: "primary", onclick: () => act(a.id, "acknowledge") }, t("acknowledge")));
-  if (can("alert.act")) actions.push(h("button", { type: "button", onclick: () => act(a.id, "resolve", {}) }, t("resolve")));
   actions.push(h("button", { type: "button", onclick: () => openDetail(a.id), "aria-controls": "detail" }, t("details")));
-  const where = [a.community_id, a.building_id ? `${t("building")} ${a.building_id}` : null].filter(Boolean).join(" / ");
+  const select = can("alert.act") && a.status === "open"
+    ? h("input", { type: "checkbox", class: "pick", "aria-label": `${t("selected")} #${a.id}`, checked: state.selected.has(a.id),
+      onchange: (e) => { if (e.target.checked) state.selected.add(a.id); else state.selected.delete(a.id); renderBulk([...state.alerts.values()]); } })
+    : h("span", { class: "pick" });
   return h("li", { class: `alert tier-${a.tier} status-${a.status}` + (state.detailId === a.id ? " selected" : ""), dataset: { alertId: a.id, tier: a.tier, status: a.status } },
+    select,
     h("div", { class: "tier-badge", "aria-label": tierLabel }, h("span", {}, "L" + a.tier), h("small", {}, tierLabel.replace(/^L\d |^\S+ /, ""))),
     h("div", { class: "alert-main" },
-      h("h3", { class: "alert-title" }, a.title),
+      h("h3", { class: "alert-title" }, alertTitle(a), state.lang === "en" && a.title !== alertTitle(a) ? h("small", { class: "sub" }, " — " + a.title) : ""),
       h("p", { class: "meta" },
-        h("span", {}, where), " · ",
-        h("span", {}, `${t("condition")}: ${a.condition}`), " · ",
+        h("span", { class: "where" }, whereText(a.community_id, a.building_id)), " · ",
         h("span", {}, `${t("devices")}: ${a.device_ids.join(", ") || "—"}`)),
       h("p", { class: "meta" },
         h("span", { class: `status status-${a.status}` }, t(a.status)),
-        a.acknowledged_by ? h("span", {}, ` ${t("acknowledgedBy")} ${a.acknowledged_by}`) : "",
+        a.acknowledged_by ? h("span", {}, ` ${t("acknowledgedBy")} ${staffName(a.acknowledged_by)}`) : "",
+        a.assignee ? h("span", {}, ` · ${t("assignee")} ${staffName(a.assignee)}`) : "",
+        a.resolution ? h("span", {}, ` · ${t("resolvedAs")}: ${t(a.resolution)}`) : "",
         " · ", h("span", {}, `${t("age")} `), h("time", { datetime: a.opened_at, title: localTime(a.opened_at), dataset: { since: a.opened_at } }),
         a.ack_due_at && a.status === "open" ? [" · ", h("span", { class: "sla", dataset: { due: a.ack_due_at, dueLabel: "ackDue", overdueLabel: "ackOverdue" } })] : "",
         a.work_order ? [" · ", h("span", { class: "tag" }, t("workOrder"))] : "")),
@@ -311,16 +334,30 @@ async function act(id, action, body) {
     const alert = await api("POST", `/alerts/${id}/${action}`, body === undefined ? {} : { json: body });
     upsertAlert(alert);
     if (state.detailId === id) await openDetail(id);
-  } catch (err) { showError(err); }
+    return true;
+  } catch (err) { showError(err); return false; }
 }
 
-async function openDetail(id) {
+export async function openDetail(id) {
   clearMessage();
   try {
+    if (state.view !== "board") showView("board");
     state.detailId = id;
     renderDetail(await api("GET", "/alerts/" + id));
     renderAlerts();
   } catch (err) { showError(err); }
+}
+
+function timelineText(e) {
+  const kind = (TIMELINE_TEXT[state.lang] || TIMELINE_TEXT.en)[e.kind] || e.kind;
+  const extra = [];
+  if (e.detail && e.detail.assignee) extra.push(`→ ${staffName(e.detail.assignee)}`);
+  if (e.detail && e.detail.resolution) extra.push(t(e.detail.resolution));
+  if (e.detail && e.detail.reason) extra.push(`${t("reason")}: ${e.detail.reason}`);
+  if (e.detail && e.detail.note) extra.push(`${t("note")}: ${e.detail.note}`);
+  if (e.kind === "escalated" && e.tier) extra.push(t("tier" + e.tier));
+  const actor = e.actor === "detector" ? (state.lang === "zh" ? "检测器" : "detector") : staffName(e.actor);
+  return `${localTime(e.at)} · ${kind} · ${actor}${extra.length ? " · " + extra.join(" · ") : ""}`;
 }
 
 function renderDetail(detail) {
@@ -328,31 +365,53 @@ function renderDetail(detail) {
   const box = $("detail");
   box.hidden = false;
   box.className = `detail card tier-${a.tier}`;
-  $("detail-heading").textContent = `#${a.id} ${a.title}`;
-  const comment = h("textarea", { id: "comment-body", rows: 2, maxlength: 4000, "aria-label": t("comment") });
-  const note = h("input", { id: "resolve-note", maxlength: 4000, "aria-label": t("note"), placeholder: t("note") });
-  const forms = can("alert.act") && a.status !== "resolved" ? [
-    h("form", { class: "inline", onsubmit: async (e) => { e.preventDefault(); await postComment(a.id, comment.value); } },
-      comment, h("button", { type: "submit" }, t("comment"))),
-    h("form", { class: "inline", onsubmit: async (e) => { e.preventDefault(); await act(a.id, "resolve", { note: note.value || null }); } },
-      note, h("button", { type: "submit" }, t("resolveNote"))),
-  ] : [];
+  $("detail-heading").textContent = `#${a.id} ${alertTitle(a)}`;
+  const forms = [];
+  if (can("alert.act") && a.status !== "resolved") {
+    const comment = h("textarea", { name: "body", rows: 2, maxlength: 4000, "aria-label": t("comment"), required: true });
+    forms.push(h("form", { class: "inline", onsubmit: async (e) => { e.preventDefault(); await postComment(a.id, comment.value); } },
+      comment, h("button", { type: "submit" }, t("comment"))));
+    const assignee = staffPicker("assignee", { communityId: a.community_id, required: true });
+    forms.push(h("form", { class: "inline", "aria-label": t("assign"), onsubmit: async (e) => { e.preventDefault(); await act(a.id, "assign", { assignee: assignee.value }); } },
+      h("span", {}, t("assignTo")), assignee, h("button", { type: "submit" }, t("assign"))));
+    if (a.tier > 1) {
+      const tier = h("select", { name: "tier", "aria-label": t("toTier") },
+        [1, 2].filter((x) => x < a.tier).map((x) => h("option", { value: x }, t("tier" + x))));
+      const why = h("input", { name: "reason", maxlength: 4000, placeholder: t("reason"), "aria-label": t("reason") });
+      forms.push(h("form", { class: "inline", "aria-label": t("escalate"), onsubmit: async (e) => { e.preventDefault(); await act(a.id, "escalate", { tier: Number(tier.value), reason: why.value || null }); } },
+        h("span", {}, t("toTier")), tier, why, h("button", { type: "submit" }, t("escalate"))));
+    }
+    const resolution = h("select", { name: "resolution", "aria-label": t("resolution"), required: a.tier === 1 },
+      h("option", { value: "" }, t("resolution")),
+      ["confirmed", "false_alarm", "duplicate"].map((r) => h("option", { value: r }, t(r))));
+    const reason = h("input", { name: "reason", maxlength: 4000, required: a.tier === 1, "aria-label": t("reasonRequired"),
+      placeholder: a.tier === 1 ? t("reasonRequired") : t("reason") });
+    const duplicateOf = h("input", { name: "duplicate_of", type: "number", min: 1, placeholder: t("duplicateOf"), "aria-label": t("duplicateOf"), hidden: true });
+    resolution.onchange = () => { duplicateOf.hidden = resolution.value !== "duplicate"; };
+    forms.push(h("form", { class: "inline resolve", "aria-label": t("resolve"), onsubmit: async (e) => {
+      e.preventDefault();
+      const body = { resolution: resolution.value || null, reason: reason.value || null };
+      if (resolution.value === "duplicate") body.duplicate_of = Number(duplicateOf.value) || null;
+      await act(a.id, "resolve", body);
+    } }, resolution, reason, duplicateOf, h("button", { type: "submit" }, t("resolve"))));
+  }
   $("detail-body").replaceChildren(
-    h("p", { class: "meta" }, `${t(a.status)} · ${t("opened")} ${localTime(a.opened_at)} · ${a.community_id}${a.building_id ? " / " + a.building_id : ""} · ${a.device_ids.join(", ")}`),
+    h("p", { class: "meta" }, `${t(a.status)} · ${t("opened")} ${localTime(a.opened_at)} · ${whereText(a.community_id, a.building_id)} · ${a.device_ids.join(", ")}`),
+    a.resolution ? h("p", { class: "meta" }, `${t("resolvedAs")}: ${t(a.resolution)}${a.resolution_reason ? " · " + a.resolution_reason : ""}`) : "",
     detail.residents.length ? h("div", {}, h("h3", {}, t("residents")), h("ul", { class: "residents" }, detail.residents.map(residentItem))) : "",
-    h("h3", {}, t("comments")),
-    detail.comments.length ? h("ul", { class: "comments" }, detail.comments.map((c) => h("li", {}, h("b", {}, c.actor), ` ${localTime(c.at)}: `, c.body)))
-      : h("p", { class: "empty" }, t("noComments")),
     ...forms,
+    h("h3", {}, t("comments")),
+    detail.comments.length ? h("ul", { class: "comments" }, detail.comments.map((c) => h("li", {}, h("b", {}, staffName(c.actor)), ` ${localTime(c.at)}: `, c.body)))
+      : h("p", { class: "empty" }, t("noComments")),
     h("h3", {}, t("timeline")),
-    h("ol", { class: "timeline" }, detail.timeline.map((e) => h("li", {}, `${localTime(e.at)} ${e.kind} · ${e.actor}` + (e.tier ? ` · L${e.tier}` : "")))),
+    h("ol", { class: "timeline" }, detail.timeline.map((e) => h("li", {}, timelineText(e)))),
     h("button", { type: "button", onclick: closeDetail }, t("close")));
 }
 
 // As the API returns it: masked values stay masked, nothing is recomputed here.
 function residentItem(r) {
   return h("li", { class: r.masked ? "masked" : "" },
-    h("b", {}, r.full_name), r.unit_id ? ` (${r.building_id || ""} ${r.unit_id})` : "",
+    h("b", {}, r.full_name), r.unit_id ? ` (${placeName(r.building_id)} ${placeName(r.unit_id)})` : "",
     r.phone ? ` · ${t("phone")} ${r.phone}` : "",
     r.emergency_contact_name || r.emergency_contact_phone ? ` · ${t("emergency")} ${r.emergency_contact_name} ${r.emergency_contact_phone}` : "",
     r.care_notes ? h("div", { class: "care" }, `${t("careNotes")}: ${r.care_notes}`) : "",
@@ -373,7 +432,7 @@ async function postComment(id, body) {
   } catch (err) { showError(err); }
 }
 
-// --- work orders ------------------------------------------------------------------------------------
+// --- work orders --------------------------------------------------------------------------------------
 
 function actionsFor(order) {
   return (state.config.transitions[order.state] || []).filter((tr) => tr.needs_any.some(can));
@@ -388,25 +447,25 @@ function renderOrders() {
 }
 
 function orderItem(o) {
-  const stateText = (STATE_TEXT[state.lang] || {})[o.state] || o.state.replaceAll("_", " ");
   const due = o.state === "created" || o.state === "dispatched" ? o.ack_due_at : (o.state === "accepted" ? o.respond_due_at : o.complete_due_at);
   let controls;
   if (state.orderForm && state.orderForm.id === o.id) controls = orderForm(o, state.orderForm.action);
   else controls = h("div", { class: "actions" }, actionsFor(o).map((tr) => h("button", {
     type: "button", onclick: () => (ACTION_FIELDS[tr.action] ? (state.orderForm = { id: o.id, action: tr.action }, renderOrders()) : orderAction(o.id, tr.action, {})),
-  }, (ACTION_TEXT[state.lang] || ACTION_TEXT.en)[tr.action] || tr.action)));
+  }, actionText(tr.action))));
   return h("li", { class: "order" + (o.tier ? ` tier-${o.tier}` : ""), dataset: { orderId: o.id, state: o.state } },
-    h("div", { class: "order-head" }, h("b", {}, `#${o.id} `), o.title),
+    h("div", { class: "order-head" }, h("b", {}, `#${o.id} `), o.condition ? condition(o.condition) : o.title),
     h("p", { class: "meta" },
-      h("span", { class: "state" }, stateText),
-      o.tier ? ` · L${o.tier}` : "", ` · ${o.community_id}${o.building_id ? " / " + o.building_id : ""}`,
-      ` · ${t("assignee")}: ${o.assignee || "—"}`,
+      h("span", { class: "state" }, stateText(o.state)),
+      o.tier ? ` · L${o.tier}` : "", ` · ${whereText(o.community_id, o.building_id)}`,
+      ` · ${t("assignee")}: ${staffName(o.assignee)}`,
       due ? [" · ", h("span", { class: "sla", dataset: { due } })] : ""),
     controls);
 }
 
 function orderForm(o, action) {
   const inputs = ACTION_FIELDS[action].map(([name, type, required]) => {
+    if (type === "staff") return staffPicker(name, { communityId: o.community_id, required });
     const attrs = { name, type, required, "aria-label": t(name), placeholder: t(name) + (required ? " *" : "") };
     if (type === "number") Object.assign(attrs, { min: 1, max: 5, step: 1 });
     return h("input", attrs);
@@ -418,7 +477,7 @@ function orderForm(o, action) {
       for (const input of inputs) if (input.value !== "") body[input.name] = input.type === "number" ? Number(input.value) : input.value;
       orderAction(o.id, action, body);
     },
-  }, inputs, h("button", { type: "submit", class: "primary" }, (ACTION_TEXT[state.lang] || ACTION_TEXT.en)[action]),
+  }, inputs, h("button", { type: "submit", class: "primary" }, actionText(action)),
   h("button", { type: "button", onclick: () => { state.orderForm = null; renderOrders(); } }, t("cancelForm")));
 }
 
@@ -431,24 +490,79 @@ async function orderAction(id, action, body) {
   } catch (err) { showError(err); }
 }
 
-// --- language and start -----------------------------------------------------------------------------
+// --- KPIs: names and units in the page's language, the threshold, and the trend over the previous period --
+
+function kpiValue(name, k) {
+  if (k.value === null) return t("noSample");
+  const v = k.value;
+  if (k.unit === "s") return v >= 3600 ? `${(v / 3600).toFixed(1)} ${state.lang === "zh" ? "小时" : "h"}` : `${Math.round(v / 60)} ${state.lang === "zh" ? "分钟" : "min"}`;
+  if (k.unit === "ratio") return `${Math.round(v * 1000) / 10} %`;
+  if (k.unit === "rating") return `${v.toFixed(2)} / 5`;
+  if (k.unit === "orders") return `${Math.round(v)} ${state.lang === "zh" ? "单" : "orders"}`;
+  return `${Math.round(v * 10) / 10}`;
+}
+
+async function loadKpis() {
+  const list = $("kpi-list");
+  const community = state.community || (state.me && state.me.communities[0]);
+  if (!state.config.work_orders || !community) { list.replaceChildren(); return; }
+  const now = Date.now();
+  const iso = (ms) => encodeURIComponent(new Date(ms).toISOString());
+  const [report, before] = await Promise.all([
+    api("GET", `/kpis?community=${encodeURIComponent(community)}&from=${iso(now - 30 * 86400e3)}&to=${iso(now)}`),
+    api("GET", `/kpis?community=${encodeURIComponent(community)}&from=${iso(now - 60 * 86400e3)}&to=${iso(now - 30 * 86400e3)}`).catch(() => null),
+  ]);
+  const names = KPI_TEXT[state.lang] || KPI_TEXT.en;
+  list.replaceChildren(h("li", { class: "kpi kpi-scope" }, h("span", { class: "kpi-name" }, t("last30")), h("span", { class: "kpi-value" }, placeName(report.community_id))),
+    ...Object.entries(report.kpis).map(([name, k]) => {
+      const prev = before && before.kpis[name] ? before.kpis[name].value : null;
+      let trend = "";
+      if (k.value !== null && prev !== null) trend = k.value > prev ? "▲" : (k.value < prev ? "▼" : "＝");
+      const trendTitle = trend === "▲" ? t("trendUp") : (trend === "▼" ? t("trendDown") : (trend ? t("trendFlat") : ""));
+      const threshold = kpiValue(name, { ...k, value: k.threshold });
+      return h("li", { class: "kpi" + (k.warning ? " warn" : ""), dataset: { kpi: name }, title: k.definition },
+        h("span", { class: "kpi-name" }, names[name] || name),
+        h("span", { class: "kpi-value" }, kpiValue(name, k), trend ? h("span", { class: "trend", title: trendTitle, "aria-label": trendTitle }, " " + trend) : ""),
+        h("span", { class: "kpi-threshold" }, `${t("threshold")} ${k.warn_when === "above" ? "≤" : "≥"} ${threshold}`));
+    }));
+}
+
+// --- kiosk, language, start ---------------------------------------------------------------------------
+
+function applyKiosk() {
+  document.body.classList.toggle("kiosk", state.kiosk);
+  $("kiosk").textContent = state.kiosk ? t("exitKiosk") : t("kiosk");
+}
 
 function applyLanguage() {
   document.documentElement.lang = state.lang === "zh" ? "zh-CN" : "en";
   for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
-  $("lang").textContent = state.lang === "zh" ? "English" : "中文 (zh)";
+  $("lang").textContent = state.lang === "zh" ? "English" : "中文";
   document.title = t("app");
+  renderSound();
+  applyKiosk();
   if (state.me) {
     $("community").options[0].textContent = t("all");
+    renderFilters();
     renderAlerts();
     renderOrders();
+    loadKpis().catch(() => {});
     if (state.detailId !== null) openDetail(state.detailId);
+    if (state.view !== "board") showView(state.view);
   }
 }
 
 async function start() {
   $("login-form").addEventListener("submit", login);
   $("logout").addEventListener("click", logout);
+  $("sound").addEventListener("click", toggleMute);
+  $("kiosk").addEventListener("click", () => {
+    state.kiosk = !state.kiosk;
+    const url = new URL(location.href);
+    if (state.kiosk) url.searchParams.set("kiosk", "1"); else url.searchParams.delete("kiosk");
+    history.replaceState(null, "", url);
+    applyKiosk();
+  });
   $("lang").addEventListener("click", () => {
     state.lang = state.lang === "en" ? "zh" : "en";
     localStorage.setItem(LANG_KEY, state.lang);
@@ -456,9 +570,16 @@ async function start() {
   });
   $("community").addEventListener("change", (e) => {
     state.community = e.target.value;
+    state.filters.building = "";
     closeDetail();
+    renderFilters();
     reloadAll().catch(showError);
+    if (state.view !== "board") showView(state.view);
   });
+  document.addEventListener("steward:open-alert", (e) => openDetail(e.detail));
+  for (const button of document.querySelectorAll("[data-view]")) {
+    button.addEventListener("click", () => showView(button.dataset.view));
+  }
   applyLanguage();
   setInterval(tick, 1000);
   if (state.token) {

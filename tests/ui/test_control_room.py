@@ -22,78 +22,8 @@ from api.app import create_app
 from api.settings import ApiSettings
 from detectors.store import record_changes
 from domain.incidents import IncidentChange, Tier
-from tests.api.conftest import OTHER, OWN, PASSWORD, LiveServer, World, seed
-
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-LIVE_S = 15_000  # ms: the page's stream wakes on NOTIFY; this only bounds a broken run
-RED = "rgb(198, 40, 40)"  # --tier1 in app.css
-
-
-def chromium_path() -> str | None:
-    """Debian's chromium; installed with apt when we are root and it is missing (as scripts/test-prerequisites.sh
-    does in CI). Never a Playwright browser download."""
-    found = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
-    if found:
-        return found
-    if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "--no-install-recommends",
-                                                       "chromium"]):
-            if subprocess.run(command, check=False, env=env, capture_output=True, timeout=600).returncode != 0:
-                return None
-        return shutil.which("chromium")
-    return None
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    path = chromium_path()
-    if path is None:
-        pytest.skip("chromium is not installed and cannot be installed here (apt-get install chromium)")
-    with sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=path, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield instance
-        finally:
-            instance.close()
-
-
-@pytest.fixture
-def world(database_url: str) -> World:
-    return seed(database_url)
-
-
-@pytest.fixture
-def server(world: World) -> Iterator[LiveServer]:
-    app = create_app(database_url=world.dsn, settings=ApiSettings(stream_poll_seconds=0.2,
-                                                                 stream_keepalive_seconds=1.0))
-    with LiveServer(app) as live:
-        yield live
-
-
-def open_room(browser: Browser, url: str, username: str) -> Page:
-    """Log in through the page's form and wait until the live stream is connected."""
-    page = browser.new_page(viewport={"width": 1280, "height": 800})
-    page.set_default_timeout(LIVE_S)
-    page.goto(url + "/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.locator("#live")).to_have_attribute("data-state", "live")
-    expect(page.locator("#user")).to_contain_text(username)
-    return page
-
-
-def detector_opens(dsn: str, community: str, device: str, condition: str, tier: Tier, title: str) -> int:
-    """An incident written the way the detectors write one (their store, their change type)."""
-    change = IncidentChange(kind="opened", dedup_key=f"{device}:{condition}", community_id=community, scope="device",
-                            scope_id=device, condition=condition, tier=tier, ts=dt.datetime.now(dt.UTC),
-                            title=title, device_ids=(device,), severity=1, detail={"building_id": "b1"})
-    with psycopg.connect(dsn) as conn:
-        stored = record_changes(conn, [change])
-    return stored[0].incident_id
-
+from tests.api.conftest import OTHER, OWN, PASSWORD, LiveServer, World
+from tests.ui.conftest import RED, detector_opens, open_room
 
 def alert_ids(page: Page) -> list[int]:
     return [int(v) for v in page.locator("#alert-list > li").evaluate_all("els => els.map(e => e.dataset.alertId)")]
@@ -125,7 +55,7 @@ def test_operator_sees_a_level1_alert_live_and_acknowledges_it(browser: Browser,
     expect(card.locator(".tier-badge")).to_have_css("background-color", RED)
     expect(card).to_contain_text("SOS button pressed")
     expect(card).to_contain_text(world.devices[OWN])
-    expect(card).to_contain_text("sos")
+    expect(card).to_contain_text("SOS one-key call")  # the condition's name, not its id
     expect(card.locator(".sla")).to_contain_text("ack due in")
     assert alert_ids(page) == [sos, routine]  # Level 1 above Level 3 although it came later
     # The other community's operator got their own alert live, and never this one.
@@ -191,7 +121,7 @@ def test_residents_stay_masked_and_work_orders_move(browser: Browser, server: Li
     assert state == ("cancelled",)
 
     page.locator("#lang").click()  # labels in Chinese; the data stays as it is
-    expect(page.locator("#alerts-heading")).to_contain_text("未关闭告警")
+    expect(page.locator("#alerts-heading")).to_contain_text("告警")
     expect(page.locator(f'[data-alert-id="{sos}"]').get_by_role("button", name="确认")).to_be_visible()
 
     # Logging out revokes the token at the server, not only in the page.

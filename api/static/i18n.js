@@ -1,0 +1,207 @@
+// Every string an operator reads, in English and Chinese. The page starts in Chinese when the browser prefers it
+// (navigator.languages), unless the user chose a language (remembered in localStorage). The API's error messages
+// follow the same choice through Accept-Language; alert titles come from the detectors in English, so the page
+// shows the condition's name in the chosen language and keeps the detector's wording as a subtitle only in English.
+
+export const LANG_KEY = "steward.lang";
+
+export function initialLanguage() {
+  const chosen = localStorage.getItem(LANG_KEY);
+  if (chosen === "zh" || chosen === "en") return chosen;
+  const langs = navigator.languages && navigator.languages.length ? navigator.languages : [navigator.language || "en"];
+  return String(langs[0] || "en").toLowerCase().startsWith("zh") ? "zh" : "en";
+}
+
+export const TEXT = {
+  en: {
+    app: "Steward control room", skip: "Skip to alerts", login: "Log in", logout: "Log out", username: "Username",
+    password: "Password", community: "Community", all: "All", alerts: "Alerts", orders: "Open work orders",
+    noAlerts: "No alerts match.", noOrders: "No open work orders.", kpis: "KPIs", acknowledge: "Acknowledge",
+    resolve: "Resolve", details: "Details", comment: "Add comment", note: "Note", close: "Close", opened: "opened",
+    age: "age", ackDue: "ack due in", ackOverdue: "ack overdue by", acknowledgedBy: "acknowledged by",
+    building: "building", devices: "devices", condition: "condition", timeline: "Timeline", comments: "Comments",
+    residents: "Residents", masked: "masked for your role", noComments: "No comments yet.", live: "live",
+    connecting: "connecting…", reconnecting: "reconnecting…", stopped: "stream stopped", tier1: "L1 life safety",
+    tier2: "L2 urgent", tier3: "L3 routine", open: "unacknowledged", acknowledged: "acknowledged",
+    resolved: "resolved", assignee: "assignee", rating: "rating (1-5)", reason: "reason", confirm: "Confirm",
+    cancelForm: "Back", due: "due", overdue: "overdue", more: "more not shown", phone: "phone",
+    emergency: "emergency contact", careNotes: "care notes", saved: "Done.", workOrder: "work order",
+    loggedOut: "Logged out.", sessionEnded: "Your session ended; log in again.",
+    // navigation
+    navBoard: "Live board", navHistory: "History", navDevices: "Devices", navPeople: "People", navPhone: "Phone",
+    navDead: "Dead letters", kiosk: "Wall screen", exitKiosk: "Exit wall screen",
+    // filters
+    tier: "Tier", family: "Family", status: "Status", since: "Opened", search: "Search", anyTier: "any tier",
+    anyFamily: "any family", anyBuilding: "any building", activeStatus: "open + acknowledged", anyStatus: "any status",
+    anyTime: "any time", last1h: "last hour", last24h: "last 24 h", last7d: "last 7 days", last30d: "last 30 days",
+    elevator: "lifts", water: "water", access: "doors", elderly: "elderly residents", apply: "Apply",
+    selectAll: "Select all", ackSelected: "Acknowledge selected", selected: "selected",
+    bulkDone: "{n} acknowledged", bulkFailed: "{n} could not be acknowledged",
+    // detail actions
+    resolution: "Resolution", confirmed: "confirmed (real event)", false_alarm: "false alarm", duplicate: "duplicate",
+    duplicateOf: "duplicate of alert #", reasonRequired: "reason (required for Level 1)", assign: "Assign",
+    assignTo: "Assign to", escalate: "Escalate", toTier: "to tier", pickStaff: "choose a person",
+    onDuty: "on duty", offDuty: "off duty", load: "open orders", resolvedAs: "resolved as",
+    // sound
+    notify: "Level 1 sound and notifications", enableNotify: "Enable notifications", muteShift: "Mute for this shift",
+    unmute: "Sound on", muted: "muted until", newLevel1: "New Level 1 alert",
+    // history
+    historyAlerts: "Alert history", historyOrders: "Work-order history", state: "state", created: "created",
+    // devices
+    tree: "Community, buildings, units", online: "online", offline: "offline", never_seen: "never seen",
+    battery: "battery", openIncidents: "open alerts", lastSeen: "last seen", telemetry: "Telemetry (5-minute roll-ups)",
+    noData: "No readings in this period.", chooseDevice: "Choose a device in the tree.", reading: "reading",
+    period: "period", devicesCount: "devices", unitsOf: "units",
+    // people
+    staff: "Staff", teams: "Teams", team: "team", role: "role", skills: "skills", contacts: "contacts",
+    addStaff: "Add a staff member", save: "Save", staffId: "staff id", name: "name", importRoster: "Import roster (TOML)",
+    importIt: "Import", dryRun: "Check only", imported: "Imported", kind: "kind", members: "members", lead: "lead",
+    login: "Log in", linkedLogin: "login",
+    // phone
+    phoneTitle: "Staff phones (demo notification sink)", noPhone: "No messages yet.", ackLink: "Acknowledge (link)",
+    resolveLink: "Resolve (link)", to: "to", phoneNote: "What on-call sent to staff phones, with the signed links in each message.",
+    // dead letters
+    deadTitle: "Rejected messages", topic: "topic", receivedAt: "received", detail: "detail", noDead: "No rejected messages.",
+    // KPIs
+    threshold: "threshold", trendUp: "up from the previous period", trendDown: "down from the previous period",
+    trendFlat: "same as the previous period", noSample: "no data", last30: "last 30 days",
+  },
+  zh: {
+    app: "Steward 监控中心", skip: "跳到告警", login: "登录", logout: "退出", username: "用户名", password: "密码",
+    community: "小区", all: "全部", alerts: "告警", orders: "未关闭工单", noAlerts: "没有符合条件的告警。",
+    noOrders: "没有未关闭的工单。", kpis: "指标", acknowledge: "确认", resolve: "解决", details: "详情",
+    comment: "添加备注", note: "说明", close: "关闭", opened: "发生于", age: "已持续", ackDue: "确认剩余",
+    ackOverdue: "确认已超时", acknowledgedBy: "确认人", building: "楼栋", devices: "设备", condition: "类型",
+    timeline: "时间线", comments: "备注", residents: "住户", masked: "已按角色脱敏", noComments: "暂无备注。",
+    live: "实时", connecting: "连接中…", reconnecting: "重新连接中…", stopped: "实时连接已停止",
+    tier1: "一级 生命安全", tier2: "二级 紧急", tier3: "三级 一般", open: "待确认", acknowledged: "已确认",
+    resolved: "已解决", assignee: "处理人", rating: "评分 (1-5)", reason: "原因", confirm: "提交", cancelForm: "返回",
+    due: "期限", overdue: "已超时", more: "条未显示", phone: "电话", emergency: "紧急联系人", careNotes: "照护备注",
+    saved: "已完成。", workOrder: "工单", loggedOut: "已退出。", sessionEnded: "登录已失效，请重新登录。",
+    navBoard: "实时看板", navHistory: "历史", navDevices: "设备", navPeople: "人员", navPhone: "手机",
+    navDead: "死信", kiosk: "大屏模式", exitKiosk: "退出大屏",
+    tier: "级别", family: "设备类别", status: "状态", since: "发生时间", search: "搜索", anyTier: "全部级别",
+    anyFamily: "全部类别", anyBuilding: "全部楼栋", activeStatus: "待确认 + 已确认", anyStatus: "全部状态",
+    anyTime: "全部时间", last1h: "最近 1 小时", last24h: "最近 24 小时", last7d: "最近 7 天", last30d: "最近 30 天",
+    elevator: "电梯", water: "供水", access: "门禁", elderly: "独居老人", apply: "应用", selectAll: "全选",
+    ackSelected: "批量确认", selected: "已选", bulkDone: "已确认 {n} 条", bulkFailed: "{n} 条无法确认",
+    resolution: "处理结论", confirmed: "属实（真实事件）", false_alarm: "误报", duplicate: "重复",
+    duplicateOf: "重复于告警 #", reasonRequired: "原因（一级告警必填）", assign: "指派", assignTo: "指派给",
+    escalate: "升级", toTier: "升级到", pickStaff: "选择人员", onDuty: "值班中", offDuty: "非值班", load: "在办工单",
+    resolvedAs: "处理结论",
+    notify: "一级告警声音与通知", enableNotify: "开启浏览器通知", muteShift: "本班静音", unmute: "打开声音",
+    muted: "静音至", newLevel1: "新的一级告警",
+    historyAlerts: "告警历史", historyOrders: "工单历史", state: "状态", created: "创建于",
+    tree: "小区、楼栋、住户", online: "在线", offline: "离线", never_seen: "从未上线", battery: "电量",
+    openIncidents: "未关闭告警", lastSeen: "最后上报", telemetry: "遥测曲线（5 分钟汇总）", noData: "此时段没有数据。",
+    chooseDevice: "请在左侧选择设备。", reading: "读数", period: "时段", devicesCount: "台设备", unitsOf: "户",
+    staff: "员工", teams: "班组", team: "班组", role: "岗位", skills: "技能", contacts: "联系方式",
+    addStaff: "新增员工", save: "保存", staffId: "员工编号", name: "姓名", importRoster: "导入名册（TOML）",
+    importIt: "导入", dryRun: "仅检查", imported: "已导入", kind: "类型", members: "人数", lead: "负责人",
+    linkedLogin: "登录账号",
+    phoneTitle: "员工手机（演示通知接收端）", noPhone: "暂无消息。", ackLink: "确认（链接）", resolveLink: "解决（链接）",
+    to: "发给", phoneNote: "值班系统发到员工手机的消息，每条带签名的操作链接。",
+    deadTitle: "被拒收的消息", topic: "主题", receivedAt: "接收时间", detail: "详情", noDead: "没有被拒收的消息。",
+    threshold: "阈值", trendUp: "较上期上升", trendDown: "较上期下降", trendFlat: "与上期持平", noSample: "无数据",
+    last30: "最近 30 天",
+  },
+};
+
+export const ACTION_TEXT = {
+  en: { dispatch: "Dispatch", reassign: "Reassign", accept: "Accept", arrive: "Arrive", complete: "Complete",
+        verify: "Verify", reject: "Reject", return_visit: "Return visit", close: "Close", cancel: "Cancel" },
+  zh: { dispatch: "派单", reassign: "改派", accept: "接单", arrive: "到场", complete: "完工", verify: "验收",
+        reject: "退回", return_visit: "回访", close: "关闭", cancel: "取消" },
+};
+
+export const STATE_TEXT = {
+  en: { created: "created", dispatched: "dispatched", accepted: "accepted", on_site: "on site", completed: "completed",
+        verified: "verified", return_visit_done: "return visit done", closed: "closed", cancelled: "cancelled" },
+  zh: { created: "已创建", dispatched: "已派单", accepted: "已接单", on_site: "已到场", completed: "已完工",
+        verified: "已验收", return_visit_done: "已回访", closed: "已关闭", cancelled: "已取消" },
+};
+
+// Conditions the detectors raise (detectors/*.py); fault.N are GB/T 24476 lift faults.
+const CONDITIONS = {
+  en: {
+    sos: "SOS one-key call", fall: "Fall detected", inactivity: "No activity (elderly resident)",
+    night_wandering: "Night wandering", long_bathroom_stay: "Long bathroom stay at night", entrapment: "Passenger trapped",
+    burst: "Pipe burst", water_leak: "Water leak", continuous_flow: "Continuous flow (leak)", night_flow: "Night flow rising",
+    supply_interruption: "Water supply interrupted", pressure_out_of_band: "Water pressure out of range",
+    pump_fault: "Pump fault", tank_low: "Tank level low", tank_high: "Tank level high", door_forced: "Door forced",
+    door_held_open: "Door held open", fire_door_propped: "Fire door propped open", repeated_denied: "Repeated denied credentials",
+    tamper: "Reader tamper", unusual_hour_access: "Access at an unusual hour", tailgating: "Tailgating",
+    offline: "Device offline", battery_low: "Battery low", sensor_stuck: "Sensor stuck", door_wear: "Lift door wear",
+    vibration_trend: "Lift vibration rising", lift_alarm_presses: "Repeated alarm presses",
+  },
+  zh: {
+    sos: "一键呼叫 SOS", fall: "跌倒报警", inactivity: "长时间无活动（独居老人）", night_wandering: "夜间外出",
+    long_bathroom_stay: "夜间如厕时间过长", entrapment: "电梯困人", burst: "爆管", water_leak: "漏水",
+    continuous_flow: "持续用水（疑似漏水）", night_flow: "夜间流量升高", supply_interruption: "停水",
+    pressure_out_of_band: "水压异常", pump_fault: "水泵故障", tank_low: "水箱液位过低", tank_high: "水箱液位过高",
+    door_forced: "门被强行打开", door_held_open: "门长时间未关", fire_door_propped: "消防门被撑开",
+    repeated_denied: "多次刷卡失败", tamper: "读卡器被拆", unusual_hour_access: "非常规时段通行", tailgating: "尾随进入",
+    offline: "设备离线", battery_low: "电量低", sensor_stuck: "传感器读数卡滞", door_wear: "电梯门磨损",
+    vibration_trend: "电梯振动上升", lift_alarm_presses: "多次按下警铃",
+  },
+};
+const LIFT_FAULTS = {
+  en: { 1: "overrun at top", 2: "overrun at bottom", 3: "overspeed", 4: "door opens while running",
+        5: "car moves with door open", 6: "stopped outside door zone", 7: "trapped at floor level",
+        8: "trapped between floors", 9: "power cut", 10: "safety circuit open", 11: "door fails to open",
+        12: "door fails to close", 13: "door-lock circuit open", 14: "stuck landing button", 15: "abnormal speed",
+        21: "alarm button pressed" },
+  zh: { 1: "冲顶", 2: "蹲底", 3: "超速", 4: "运行中开门", 5: "开门走车", 6: "门区外停梯", 7: "平层关人", 8: "非平层关人",
+        9: "停电", 10: "安全回路断路", 11: "开门故障", 12: "关门故障", 13: "门锁回路断路", 14: "层站按钮粘连",
+        15: "速度异常", 21: "乘客按下警铃" },
+};
+
+export function conditionName(lang, condition) {
+  const c = String(condition || "");
+  if (c.startsWith("fault.")) {
+    const code = c.slice(6);
+    const name = (LIFT_FAULTS[lang] || LIFT_FAULTS.en)[code];
+    return lang === "zh" ? `电梯故障：${name || code}` : `Lift fault: ${name || code}`;
+  }
+  const base = c.split(".")[0];
+  return (CONDITIONS[lang] || CONDITIONS.en)[c] || (CONDITIONS[lang] || CONDITIONS.en)[base] || c.replaceAll("_", " ");
+}
+
+export const TIMELINE_TEXT = {
+  en: { opened: "opened", updated: "updated", escalated: "escalated", cleared: "condition cleared", reopened: "reopened",
+        acknowledged: "acknowledged", resolved: "resolved", commented: "comment", assigned: "assigned",
+        created: "created", dispatch: "dispatched", dispatch_failed: "dispatch failed", reassign: "reassigned",
+        accept: "accepted", arrive: "arrived on site", complete: "completed", verify: "verified", reject: "rejected",
+        return_visit: "return visit", close: "closed", cancel: "cancelled", note: "note",
+        condition_cleared: "condition cleared", condition_returned: "condition returned", repeat_failure: "repeat failure",
+        failed_again: "failed again", tier_raised: "tier raised" },
+  zh: { opened: "发生", updated: "更新", escalated: "升级", cleared: "状况解除", reopened: "再次发生", acknowledged: "确认",
+        resolved: "解决", commented: "备注", assigned: "指派", created: "创建", dispatch: "派单", dispatch_failed: "派单失败",
+        reassign: "改派", accept: "接单", arrive: "到场", complete: "完工", verify: "验收", reject: "退回", return_visit: "回访",
+        close: "关闭", cancel: "取消", note: "跟进", condition_cleared: "状况解除", condition_returned: "状况再现",
+        repeat_failure: "重复故障", failed_again: "再次故障", tier_raised: "级别提高" },
+};
+
+export const KPI_TEXT = {
+  en: { response_time_mean_s: "Mean response time", response_time_p90_s: "Response time (90th pct.)",
+        completion_24h_rate: "Completed within 24 h", overdue_count: "Overdue orders", first_time_fix_rate: "First-time fix",
+        repeat_failure_rate: "Repeat failures", satisfaction: "Satisfaction", alerts_per_1000_devices: "Alerts per 1,000 devices",
+        false_alarm_rate: "False alarms" },
+  zh: { response_time_mean_s: "平均响应时间", response_time_p90_s: "响应时间（90 分位）", completion_24h_rate: "24 小时完成率",
+        overdue_count: "超时工单", first_time_fix_rate: "一次修复率", repeat_failure_rate: "重复故障率", satisfaction: "满意度",
+        alerts_per_1000_devices: "每千台设备告警数", false_alarm_rate: "误报率" },
+};
+
+export const ROLE_TEXT = {
+  en: { operator: "operator", technician: "technician", guard: "guard", steward: "care steward", cleaner: "cleaner",
+        team_lead: "team lead", supervisor: "supervisor", manager: "manager", admin: "administrator" },
+  zh: { operator: "客服", technician: "技术员", guard: "保安", steward: "管家", cleaner: "保洁", team_lead: "班组长",
+        supervisor: "主管", manager: "经理", admin: "管理员" },
+};
+
+export const TEAM_TEXT = {
+  en: { engineering: "engineering", security: "security", cleaning: "cleaning", elderly_care: "elderly care",
+        customer_service: "customer service", management: "management" },
+  zh: { engineering: "工程", security: "秩序维护", cleaning: "保洁", elderly_care: "长者关怀", customer_service: "客服",
+        management: "管理" },
+};

@@ -1,0 +1,195 @@
+// The console's other views: history of alerts and work orders, the community → building → unit → device
+// tree with each device's state and telemetry chart, people (staff, teams, roster import), the demo's staff
+// phone with the signed action links it received, and dead letters.
+
+import { ROLE_TEXT, TEAM_TEXT } from "./i18n.js";
+import {
+  $, api, can, clearMessage, condition, h, lineChart, localTime, placeName, scopeQuery, showError, showInfo,
+  staffName, state, stateText, t, whereText,
+} from "./ui.js";
+
+const VIEWS = ["board", "history", "devices", "people", "phone", "dead"];
+const RENDER = { history: renderHistory, devices: renderDevices, people: renderPeople, phone: renderPhone, dead: renderDead };
+let deviceId = null;
+let chartHours = 24;
+
+export function showView(name) {
+  state.view = VIEWS.includes(name) ? name : "board";
+  for (const v of VIEWS) $("view-" + v).hidden = v !== state.view;
+  for (const b of document.querySelectorAll("[data-view]")) b.setAttribute("aria-current", String(b.dataset.view === state.view));
+  clearMessage();
+  if (RENDER[state.view]) RENDER[state.view]().catch(showError);
+}
+
+// Live changes refresh the view on screen (the phone gets a new message, history a closed order...).
+let soon = null;
+export function refreshView(name) {
+  clearTimeout(soon);
+  soon = setTimeout(() => { if (state.view === name && RENDER[name]) RENDER[name]().catch(() => {}); }, 800);
+}
+
+const openAlert = (id) => document.dispatchEvent(new CustomEvent("steward:open-alert", { detail: id }));
+
+function table(headers, rows) {
+  return h("table", { class: "grid" }, h("thead", {}, h("tr", {}, headers.map((x) => h("th", { scope: "col" }, x)))),
+    h("tbody", {}, rows));
+}
+
+// --- history ------------------------------------------------------------------------------------------
+
+async function renderHistory() {
+  const [alerts, orders] = await Promise.all([
+    api("GET", "/alerts?status=resolved&sort=newest&limit=100" + scopeQuery()),
+    state.config.work_orders ? api("GET", "/work-orders?limit=100" + scopeQuery()) : { data: [] },
+  ]);
+  $("view-history").replaceChildren(
+    h("section", { class: "card" }, h("h2", {}, t("historyAlerts")),
+      table([t("tier"), t("condition"), t("building"), t("opened"), t("resolved"), t("resolvedAs"), t("reason")],
+        alerts.data.map((a) => h("tr", { class: `tier-${a.tier}` },
+          h("td", {}, "L" + a.tier), h("td", {}, h("button", { type: "button", class: "link", onclick: () => openAlert(a.id) }, `#${a.id} ${condition(a.condition)}`)),
+          h("td", {}, whereText(a.community_id, a.building_id)), h("td", {}, localTime(a.opened_at)),
+          h("td", {}, `${localTime(a.resolved_at)} · ${staffName(a.resolved_by)}`),
+          h("td", {}, a.resolution ? t(a.resolution) : "—"), h("td", {}, a.resolution_reason || ""))))),
+    h("section", { class: "card" }, h("h2", {}, t("historyOrders")),
+      table(["#", t("condition"), t("state"), t("assignee"), t("building"), t("created")],
+        orders.data.map((o) => h("tr", { class: o.tier ? `tier-${o.tier}` : "" },
+          h("td", {}, String(o.id)), h("td", {}, o.condition ? condition(o.condition) : o.title),
+          h("td", {}, stateText(o.state)), h("td", {}, staffName(o.assignee)),
+          h("td", {}, whereText(o.community_id, o.building_id)), h("td", {}, localTime(o.created_at)))))));
+}
+
+// --- devices ------------------------------------------------------------------------------------------
+
+function deviceButton(d) {
+  const battery = d.battery === null || d.battery === undefined ? "" : ` · ${Math.round(d.battery)}%`;
+  return h("li", {},
+    h("button", { type: "button", class: `device state-${d.state}` + (d.device_id === deviceId ? " selected" : ""), dataset: { deviceId: d.device_id },
+      onclick: () => { deviceId = d.device_id; renderDevices().catch(showError); } },
+      h("span", { class: "dot", "aria-hidden": "true" }), `${d.name || d.device_id}`,
+      h("small", {}, ` ${t(d.state)}${battery}`),
+      d.open_incidents ? h("span", { class: `badge tier-${d.worst_tier}` }, `${d.open_incidents}`) : ""));
+}
+
+async function renderDevices() {
+  const tree = await api("GET", "/tree" + (state.community ? "?community=" + encodeURIComponent(state.community) : ""));
+  const all = [];
+  const nav = h("nav", { class: "tree card", "aria-label": t("tree") }, h("h2", {}, t("tree")),
+    tree.map((c) => h("details", { open: true }, h("summary", {}, `${c.name} — ${Object.entries(c.counts).map(([k, v]) => `${t(k)} ${v}`).join(" · ")}`),
+      h("ul", {}, c.devices.map((d) => { all.push(d); return deviceButton(d); })),
+      c.buildings.map((b) => {
+        const problems = [...b.devices, ...b.units.flatMap((u) => u.devices)].filter((d) => d.state !== "online" || d.open_incidents);
+        return h("details", { open: problems.length > 0 && problems.length < 8 }, h("summary", {}, `${b.name} (${b.units.length} ${t("unitsOf")})`,
+          problems.length ? h("span", { class: "badge warn" }, String(problems.length)) : ""),
+        h("ul", {}, b.devices.map((d) => { all.push(d); return deviceButton(d); })),
+        b.units.map((u) => h("details", { open: u.devices.some((d) => d.device_id === deviceId || d.open_incidents) },
+          h("summary", {}, u.name, u.devices.some((d) => d.open_incidents) ? h("span", { class: "badge warn" }, "!") : ""),
+          h("ul", {}, u.devices.map((d) => { all.push(d); return deviceButton(d); })))));
+      }))));
+  const panel = h("section", { class: "device-panel card", "aria-live": "polite" });
+  const chosen = all.find((d) => d.device_id === deviceId);
+  if (!chosen) panel.append(h("p", { class: "empty" }, t("chooseDevice")));
+  else {
+    const to = new Date();
+    const from = new Date(to.getTime() - chartHours * 3600e3);
+    const bucket = chartHours <= 24 ? "5m" : "1h";
+    const [series, alerts] = await Promise.all([
+      api("GET", `/devices/${encodeURIComponent(chosen.device_id)}/series?bucket=${bucket}&from=${encodeURIComponent(from.toISOString())}&to=${encodeURIComponent(to.toISOString())}`).catch(() => ({ points: [] })),
+      api("GET", `/alerts?device=${encodeURIComponent(chosen.device_id)}&sort=newest&limit=10`),
+    ]);
+    panel.append(
+      h("h2", {}, chosen.name || chosen.device_id),
+      h("p", { class: "meta" }, `${chosen.device_id} · ${t(chosen.device_type)} · ${t(chosen.state)} · ${t("battery")} ${chosen.battery ?? "—"}% · ${t("lastSeen")} ${localTime(chosen.last_seen_at)}`),
+      h("h3", {}, t("telemetry")),
+      h("div", { class: "inline" }, [24, 168].map((hours) => h("button", { type: "button", "aria-pressed": String(hours === chartHours),
+        onclick: () => { chartHours = hours; renderDevices().catch(showError); } }, hours === 24 ? t("last24h") : t("last7d")))),
+      series.points.length ? lineChart(series.points, { label: `${chosen.device_id} ${t("reading")}` }) : h("p", { class: "empty" }, t("noData")),
+      h("h3", {}, t("alerts")),
+      h("ul", { class: "plain" }, alerts.data.map((a) => h("li", { class: `tier-${a.tier}` },
+        h("button", { type: "button", class: "link", onclick: () => openAlert(a.id) }, `L${a.tier} ${condition(a.condition)} · ${t(a.status)} · ${localTime(a.opened_at)}`)))));
+  }
+  $("view-devices").replaceChildren(h("div", { class: "split" }, nav, panel));
+}
+
+// --- people -------------------------------------------------------------------------------------------
+
+async function renderPeople() {
+  const [staff, teams] = await Promise.all([api("GET", "/staff" + scopeQuery().replace("&", "?")), api("GET", "/teams" + scopeQuery().replace("&", "?"))]);
+  const roles = ROLE_TEXT[state.lang] || ROLE_TEXT.en;
+  const kinds = TEAM_TEXT[state.lang] || TEAM_TEXT.en;
+  const sections = [
+    h("section", { class: "card" }, h("h2", {}, t("staff")),
+      table([t("name"), t("team"), t("role"), t("onDuty"), t("load"), t("contacts"), t("linkedLogin")],
+        staff.map((p) => h("tr", { dataset: { staffId: p.id } },
+          h("td", {}, p.name), h("td", {}, p.team_name || "—"), h("td", {}, roles[p.role] || p.role),
+          h("td", { class: p.on_duty.length ? "on-duty" : "" }, p.on_duty.length ? `● ${p.on_duty.join(", ")}` : t("offDuty")),
+          h("td", {}, String(p.open_orders)), h("td", {}, p.contacts.map((c) => c.channel).join(", ") || "—"),
+          h("td", {}, p.username || "—"))))),
+    h("section", { class: "card" }, h("h2", {}, t("teams")),
+      table([t("name"), t("kind"), t("skills"), t("members"), t("lead")],
+        teams.map((x) => h("tr", {}, h("td", {}, x.name), h("td", {}, kinds[x.kind] || x.kind), h("td", {}, x.skills.join(", ")),
+          h("td", {}, String(x.members)), h("td", {}, staffName(x.lead_staff_id)))))),
+  ];
+  if (can("oncall.manage")) {
+    const communities = state.community ? [state.community] : state.me.communities;
+    const form = h("form", { class: "stack", "aria-label": t("addStaff"), onsubmit: async (e) => {
+      e.preventDefault();
+      const data = Object.fromEntries(new FormData(form));
+      const body = { id: data.id, community_id: data.community_id, name: data.name, role: data.role,
+        team_id: data.team_id || null, phone: data.phone || null, contacts: data.phone ? [{ channel: "webhook" }] : [] };
+      try { await api("POST", "/staff", { json: body }); showInfo(t("saved")); await reloadStaff(); await renderPeople(); } catch (err) { showError(err); }
+    } },
+    h("input", { name: "id", required: true, placeholder: t("staffId"), "aria-label": t("staffId"), pattern: "[A-Za-z0-9][A-Za-z0-9_.\\-]{0,63}" }),
+    h("input", { name: "name", required: true, placeholder: t("name"), "aria-label": t("name") }),
+    h("select", { name: "community_id", "aria-label": t("community") }, communities.map((c) => h("option", { value: c }, placeName(c)))),
+    h("select", { name: "team_id", "aria-label": t("team") }, h("option", { value: "" }, "—"), teams.map((x) => h("option", { value: x.id }, x.name))),
+    h("select", { name: "role", "aria-label": t("role") }, Object.keys(roles).filter((r) => r !== "admin").map((r) => h("option", { value: r }, roles[r]))),
+    h("input", { name: "phone", placeholder: t("phone"), "aria-label": t("phone") }),
+    h("button", { type: "submit", class: "primary" }, t("save")));
+    const text = h("textarea", { name: "toml", rows: 10, "aria-label": t("importRoster"), spellcheck: "false" });
+    const file = h("input", { type: "file", accept: ".toml,text/plain", "aria-label": t("importRoster"),
+      onchange: async () => { if (file.files[0]) text.value = await file.files[0].text(); } });
+    const send = async (dryRun) => {
+      try {
+        const answer = await api("POST", "/roster/import", { json: { toml: text.value, dry_run: dryRun } });
+        showInfo(`${dryRun ? t("dryRun") : t("imported")}: ` + Object.entries(answer.counts).map(([k, v]) => `${k} ${v}`).join(", "));
+        if (!dryRun) { await reloadStaff(); await renderPeople(); }
+      } catch (err) { showError(err); }
+    };
+    sections.push(h("section", { class: "card" }, h("h2", {}, t("addStaff")), form),
+      h("section", { class: "card" }, h("h2", {}, t("importRoster")), file, text,
+        h("div", { class: "inline" }, h("button", { type: "button", onclick: () => send(true) }, t("dryRun")),
+          h("button", { type: "button", class: "primary", onclick: () => send(false) }, t("importIt")))));
+  }
+  $("view-people").replaceChildren(...sections);
+}
+
+async function reloadStaff() {
+  const staff = await api("GET", "/staff");
+  state.staff = new Map(staff.map((p) => [p.id, p]));
+}
+
+// --- the demo's phone ---------------------------------------------------------------------------------
+
+async function renderPhone() {
+  const messages = await api("GET", "/demo/phone?limit=50" + scopeQuery());
+  $("view-phone").replaceChildren(h("section", { class: "card phone" }, h("h2", {}, t("phoneTitle")), h("p", { class: "meta" }, t("phoneNote")),
+    messages.length === 0 ? h("p", { class: "empty" }, t("noPhone")) :
+      h("ul", { class: "messages" }, messages.map((m) => h("li", { class: "sms", dataset: { incidentId: m.incident_id ?? "" } },
+        h("p", { class: "meta" }, `${t("to")} ${m.staff_name || m.staff_id} · ${localTime(m.received_at)}`),
+        h("p", { class: "subject" }, m.subject),
+        h("pre", {}, m.body.split("\n").filter((line) => !line.includes("/oncall/links/")).join("\n")),
+        h("div", { class: "actions" },
+          m.links.ack ? h("a", { href: m.links.ack, target: "_blank", rel: "noopener noreferrer", class: "button primary" }, t("ackLink")) : "",
+          m.links.resolve ? h("a", { href: m.links.resolve, target: "_blank", rel: "noopener noreferrer", class: "button" }, t("resolveLink")) : ""))))));
+}
+
+// --- dead letters -------------------------------------------------------------------------------------
+
+async function renderDead() {
+  const page = await api("GET", "/dead-letters?limit=100" + scopeQuery());
+  $("view-dead").replaceChildren(h("section", { class: "card" }, h("h2", {}, t("deadTitle")),
+    page.data.length === 0 ? h("p", { class: "empty" }, t("noDead")) :
+      table([t("receivedAt"), t("reason"), t("topic"), t("detail")],
+        page.data.map((d) => h("tr", {}, h("td", {}, localTime(d.received_at)), h("td", {}, d.reason),
+          h("td", {}, d.topic), h("td", {}, d.detail))))));
+}
