@@ -41,7 +41,11 @@ the routes for it):
   installation-wide administrator every community the installation knows
   (`api.users.known_communities`).
 
-`tests/api/test_tenancy.py` holds the attacks this rule stops.
+`tests/api/test_tenancy.py` holds the attacks this rule stops;
+`tests/api/test_tenancy_matrix.py` checks every route of the app, for every
+role, as a caller of one community and of two and as an installation-wide
+administrator, against targets in their own community, in another, and shared
+with another. A route without an entry there fails the test.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """People, roster import, resolutions, bulk acknowledgement, triage order and the demo phone (issue 18).
 
-The role x own/other-community matrix of these endpoints is in test_authorization_matrix.py.
+The role × community matrix of these endpoints is in test_tenancy_matrix.py.
 """
 
 from __future__ import annotations
