@@ -153,7 +153,8 @@ async function onChange(kind, change) {
       const isNew = !state.alerts.has(id);
       upsertAlert(detail.alert);
       if (isNew && detail.alert.tier === 1 && detail.alert.status === "open") announceLevel1(detail.alert);
-      if (state.detailId === id) renderDetail(detail);
+      // Not under the hands of somebody filling a form in the detail: the card is updated, the detail waits.
+      if (state.detailId === id && !detailDirty) renderDetail(detail);
     } else if (kind === "work_order") {
       const id = Number(change.entity_id);
       const detail = await api("GET", "/work-orders/" + id);
@@ -360,7 +361,10 @@ function timelineText(e) {
   return `${localTime(e.at)} · ${kind} · ${actor}${extra.length ? " · " + extra.join(" · ") : ""}`;
 }
 
+let detailDirty = false;
+
 function renderDetail(detail) {
+  detailDirty = false;
   const a = detail.alert;
   const box = $("detail");
   box.hidden = false;
@@ -376,7 +380,7 @@ function renderDetail(detail) {
       h("span", {}, t("assignTo")), assignee, h("button", { type: "submit" }, t("assign"))));
     if (a.tier > 1) {
       const tier = h("select", { name: "tier", "aria-label": t("toTier") },
-        [1, 2].filter((x) => x < a.tier).map((x) => h("option", { value: x }, t("tier" + x))));
+        [2, 1].filter((x) => x < a.tier).map((x) => h("option", { value: x }, t("tier" + x))));
       const why = h("input", { name: "reason", maxlength: 4000, placeholder: t("reason"), "aria-label": t("reason") });
       forms.push(h("form", { class: "inline", "aria-label": t("escalate"), onsubmit: async (e) => { e.preventDefault(); await act(a.id, "escalate", { tier: Number(tier.value), reason: why.value || null }); } },
         h("span", {}, t("toTier")), tier, why, h("button", { type: "submit" }, t("escalate"))));
@@ -395,6 +399,8 @@ function renderDetail(detail) {
       await act(a.id, "resolve", body);
     } }, resolution, reason, duplicateOf, h("button", { type: "submit" }, t("resolve"))));
   }
+  $("detail-body").oninput = () => { detailDirty = true; };
+  $("detail-body").onchange = () => { detailDirty = true; };
   $("detail-body").replaceChildren(
     h("p", { class: "meta" }, `${t(a.status)} · ${t("opened")} ${localTime(a.opened_at)} · ${whereText(a.community_id, a.building_id)} · ${a.device_ids.join(", ")}`),
     a.resolution ? h("p", { class: "meta" }, `${t("resolvedAs")}: ${t(a.resolution)}${a.resolution_reason ? " · " + a.resolution_reason : ""}`) : "",

@@ -1,0 +1,267 @@
+"""The console's flows in a real browser, as an operator (a Chinese browser), a supervisor and a technician, each
+saving screenshots to build/screenshots/: triage order, filters, search, bulk acknowledge, a Level 1 that needs a
+finding and a reason (the API's error in Chinese), the Level 1 sound and notification with the shift mute, the
+roster import, assign and escalate with the staff picker, history, the device tree and its chart, the demo phone's
+signed link, the wall screen, and /docs without any other origin.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from playwright.sync_api import Browser, Route, expect
+
+from api.app import create_app
+from api.settings import ApiSettings
+from domain.incidents import Tier
+from oncall.channels.webhook import signature
+from tests.api.conftest import OTHER, OWN, LiveServer, World
+from tests.ui.conftest import detector_opens, open_room, shot
+
+SINK = "demo-phone-secret-for-the-browser-test"
+ROSTER = """
+[[teams]]
+id = "n-eng"
+community_id = "north"
+kind = "engineering"
+name = "工程部"
+skills = ["water", "elderly"]
+
+[[staff]]
+id = "s-wang"
+community_id = "north"
+name = "王建国"
+team = "n-eng"
+phone = "13800000101"
+
+[[staff]]
+id = "s-li"
+community_id = "north"
+name = "李明"
+team = "n-eng"
+
+[[contacts]]
+staff_id = "s-wang"
+channel = "webhook"
+
+[[schedules]]
+id = "n-duty"
+community_id = "north"
+name = "工程部值班"
+[[schedules.rotations]]
+handoff_at = 2026-01-05T08:00:00+08:00
+shift_hours = 8760
+participants = ["s-wang"]
+"""
+
+
+@pytest.fixture
+def server(world: World) -> Iterator[LiveServer]:
+    app = create_app(database_url=world.dsn, demo_phone_secret=SINK, oncall_link_secret="link-secret-0123456789abcdef",
+                     settings=ApiSettings(stream_poll_seconds=0.2, stream_keepalive_seconds=1.0))
+    with LiveServer(app) as live:
+        yield live
+
+
+def names(dsn: str) -> None:
+    with psycopg.connect(dsn) as conn:
+        conn.execute("INSERT INTO places (place_id, community_id, kind, name) VALUES (%s, %s, 'community', '星河湾'),"
+                     " ('b1', %s, 'building', '1号楼'), ('u101', %s, 'unit', '0101')", (OWN, OWN, OWN, OWN))
+
+
+def test_operator_in_a_chinese_browser(browser: Browser, server: LiveServer, world: World) -> None:
+    names(world.dsn)
+    routine = detector_opens(world.dsn, OWN, world.meters[OWN], "battery_low", Tier.ROUTINE, "Meter battery low")
+    page = open_room(browser, server.url, f"operator-{OWN}", locale="zh-CN")
+    # Chinese by default because the browser prefers it; names of places, not ids.
+    expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
+    expect(page.locator("#alerts-heading")).to_contain_text("告警")
+    card = page.locator(f'[data-alert-id="{routine}"]')
+    expect(card).to_contain_text("电量低")
+    expect(card).to_contain_text("星河湾 · 1号楼")
+    # A new Level 1 over the stream: red, above the Level 3, with the sound/notification hook fired.
+    # Record what the page notifies (headless chromium shows no notification itself).
+    page.evaluate("() => { window.__notes = []; window.Notification = class { constructor(t) { window.__notes.push(t); } "
+                  "static get permission() { return 'granted'; } static requestPermission() { return Promise.resolve('granted'); } }; }")
+    sos = detector_opens(world.dsn, OWN, world.devices[OWN], "sos", Tier.LIFE_SAFETY, "SOS button pressed")
+    expect(page.locator(f'[data-alert-id="{sos}"]')).to_contain_text("一键呼叫 SOS")
+    expect(page.locator("body")).to_have_attribute("data-last-level1", str(sos))
+    assert page.evaluate("window.__notes") == ["新的一级告警: 一键呼叫 SOS"]
+    assert [int(x) for x in page.locator("#alert-list > li").evaluate_all("e => e.map(x => x.dataset.alertId)")] \
+        == [sos, routine]
+    # Mute for the shift: the next Level 1 is shown but neither rings nor notifies.
+    page.locator("#sound").click()
+    expect(page.locator("#sound")).to_have_attribute("aria-pressed", "true")
+    second = detector_opens(world.dsn, OWN, "north-hub-2", "fall", Tier.LIFE_SAFETY, "Fall detected")
+    expect(page.locator(f'[data-alert-id="{second}"]')).to_contain_text("跌倒报警")
+    assert page.evaluate("window.__notes").count("新的一级告警: 跌倒报警") == 0
+    shot(page, "operator-zh-board")
+
+    # Filters and search go to the API: Level 3 only, then a search by building name.
+    page.locator("#filters select[name=tier]").select_option("3")
+    expect(page.locator("#alert-list > li")).to_have_count(1)
+    page.locator("#filters select[name=tier]").select_option("")
+    page.locator("#filters input[name=q]").fill("跌倒不存在")
+    page.locator("#filters button[type=submit]").click()
+    expect(page.locator("#alerts-empty")).to_be_visible()
+    page.locator("#filters input[name=q]").fill("1号楼 hub-2")  # every word must match: building name and device
+    page.locator("#filters button[type=submit]").click()
+    expect(page.locator("#alert-list > li")).to_have_count(1)
+    expect(page.locator(f'[data-alert-id="{second}"]')).to_be_visible()
+    page.locator("#filters input[name=q]").fill("")
+    page.locator("#filters button[type=submit]").click()
+    expect(page.locator("#alert-list > li")).to_have_count(3)
+
+    # Bulk acknowledge the two Level 1s; acknowledged ones drop below every unacknowledged one.
+    page.locator(f'[data-alert-id="{sos}"] input.pick').check()
+    page.locator(f'[data-alert-id="{second}"] input.pick').check()
+    page.locator("#bulk button").click()
+    expect(page.locator("#message")).to_contain_text("已确认 2 条")
+    expect(page.locator(f'[data-alert-id="{sos}"]')).to_have_attribute("data-status", "acknowledged")
+    expect(page.locator(f'[data-alert-id="{second}"]')).to_have_attribute("data-status", "acknowledged")
+    expect(page.locator("#alert-list > li").first).to_have_attribute("data-alert-id", str(routine))
+    order = [int(x) for x in page.locator("#alert-list > li").evaluate_all("e => e.map(x => x.dataset.alertId)")]
+    assert order[0] == routine
+
+    # Resolving a Level 1 needs a finding and a reason: the API's refusal is shown in Chinese.
+    page.locator(f'[data-alert-id="{sos}"]').get_by_role("button", name="详情").click()
+    resolve = page.locator("#detail form.resolve")
+    resolve.locator("select[name=resolution]").select_option("false_alarm")
+    resolve.locator("input[name=reason]").evaluate("e => e.required = false")  # let the API refuse it
+    resolve.get_by_role("button", name="解决").click()
+    expect(page.locator("#message")).to_contain_text("一级告警必须填写处理原因")
+    resolve.locator("input[name=reason]").fill("老人误按")
+    resolve.get_by_role("button", name="解决").click()
+    expect(page.locator(f'[data-alert-id="{sos}"]')).to_have_count(0)
+    with psycopg.connect(world.dsn) as conn:
+        assert conn.execute("SELECT resolution, resolution_reason FROM incidents WHERE id = %s", (sos,)).fetchone() \
+            == ("false_alarm", "老人误按")
+    expect(page.locator('[data-kpi="false_alarm_rate"]')).to_contain_text("误报率")
+    expect(page.locator('[data-kpi="false_alarm_rate"] .kpi-threshold')).to_contain_text("≤ 10 %")
+    page.locator('[data-view="history"]').click()
+    expect(page.locator("#view-history")).to_contain_text("老人误按")
+    shot(page, "operator-zh-history")
+    page.context.close()
+
+
+def test_supervisor_runs_the_roster_and_the_board(browser: Browser, server: LiveServer, world: World) -> None:
+    names(world.dsn)
+    leak = detector_opens(world.dsn, OWN, world.meters[OWN], "continuous_flow", Tier.ROUTINE, "Flow never stops")
+    page = open_room(browser, server.url, f"supervisor-{OWN}")
+    page.locator('[data-view="people"]').click()
+    page.locator("#view-people textarea").fill(ROSTER)
+    page.get_by_role("button", name="Import", exact=True).click()
+    expect(page.locator("#message")).to_contain_text("Imported")
+    expect(page.locator('#view-people tr[data-staff-id="s-wang"]')).to_contain_text("● 工程部值班")
+    # A roster error names the line and the field.
+    broken = ROSTER.replace('team = "n-eng"\nphone', 'team = "n-guards"\nphone')
+    line = broken.splitlines().index('team = "n-guards"') + 1
+    page.locator("#view-people textarea").fill(broken)
+    page.get_by_role("button", name="Check only").click()
+    expect(page.locator("#message")).to_contain_text(f"line {line}: $.staff[0].team: no team 'n-guards'")
+    shot(page, "supervisor-people")
+
+    page.locator('[data-view="board"]').click()
+    page.locator(f'[data-alert-id="{leak}"]').get_by_role("button", name="Details").click()
+    picker = page.locator('#detail form[aria-label="Assign"] select')
+    expect(picker.locator("option", has_text="王建国")).to_contain_text("on duty")
+    picker.select_option("s-wang")
+    page.locator('#detail form[aria-label="Assign"] button').click()
+    expect(page.locator(f'[data-alert-id="{leak}"]')).to_contain_text("assignee 王建国")
+    page.locator('#detail form[aria-label="Escalate"] select').select_option("2")
+    page.locator('#detail form[aria-label="Escalate"] input').fill("water on the floor")
+    page.locator('#detail form[aria-label="Escalate"] button').click()
+    expect(page.locator(f'[data-alert-id="{leak}"]')).to_have_attribute("data-tier", "2")
+    expect(page.locator("#detail .timeline")).to_contain_text("assigned · supervisor-north · → 王建国")
+    shot(page, "supervisor-board")
+
+    page.locator('[data-view="devices"]').click()
+    expect(page.locator("#view-devices .tree")).to_contain_text("星河湾")
+    page.locator(f'button.device[data-device-id="{world.meters[OWN]}"]').click()
+    expect(page.locator("#view-devices .device-panel")).to_contain_text(world.meters[OWN])
+    shot(page, "supervisor-devices")
+    page.locator('[data-view="dead"]').click()
+    expect(page.locator("#view-dead")).to_contain_text("invalid_payload")
+    page.context.close()
+
+
+def test_technician_acknowledges_from_the_phone_link(browser: Browser, server: LiveServer, world: World) -> None:
+    from oncall.links import make_token  # the same signing as the on-call delivery
+
+    with psycopg.connect(world.dsn) as conn:
+        conn.execute("INSERT INTO staff (staff_id, community_id, name) VALUES ('s-zhou', %s, '周强')", (OWN,))
+        conn.execute("UPDATE api_users SET staff_id = 's-zhou' WHERE username = %s", (f"technician-{OWN}",))
+    sos = detector_opens(world.dsn, OWN, world.devices[OWN], "sos", Tier.LIFE_SAFETY, "SOS button pressed")
+    nonce = "n-" + str(sos)
+    expires = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    with psycopg.connect(world.dsn) as conn:
+        conn.execute("INSERT INTO oncall_links (nonce, incident_id, action, staff_id, expires_at, issued_at)"
+                     " VALUES (%s, %s, 'ack', 's-zhou', %s, now())", (nonce, sos, expires))
+    token = make_token("link-secret-0123456789abcdef", incident_id=sos, action="ack", staff_id="s-zhou",
+                       expires_at=expires, nonce=nonce)
+    message = {"staff_id": "s-zhou", "community_id": OWN, "incident_id": sos, "subject": "【一级（红色）告警】SOS",
+               "text": "小区：星河湾", "ack_url": f"{server.url}/oncall/links/{token}"}
+    body = json.dumps(message, ensure_ascii=False).encode()
+    ts = str(int(time.time()))
+    import httpx
+
+    delivered = httpx.post(f"{server.url}/demo/phone/inbox", content=body, timeout=10,
+                           headers={"X-Steward-Timestamp": ts, "X-Steward-Signature": signature(SINK, ts, body)})
+    assert delivered.status_code == 204
+
+    page = open_room(browser, server.url, f"technician-{OWN}", shown_as="周强")
+    expect(page.locator("#view-people")).to_be_hidden()
+    page.locator('[data-view="phone"]').click()
+    sms = page.locator("#view-phone li.sms").first
+    expect(sms).to_contain_text("周强")
+    with page.context.expect_page() as opened:
+        sms.get_by_role("link", name="Acknowledge (link)").click()
+    confirm = opened.value
+    shot(page, "technician-phone")
+    confirm.get_by_role("button").click()
+    expect(confirm.locator("body")).to_contain_text("cknowledged")
+    page.locator('[data-view="board"]').click()
+    expect(page.locator(f'[data-alert-id="{sos}"]')).to_have_attribute("data-status", "acknowledged")
+    expect(page.locator(f'[data-alert-id="{sos}"]')).to_contain_text("acknowledged by 周强")
+    # People may be read but not changed by a technician: no import, no staff form.
+    page.locator('[data-view="people"]').click()
+    expect(page.locator("#view-people")).to_contain_text("周强")
+    expect(page.locator("#view-people textarea")).to_have_count(0)
+    page.context.close()
+
+
+def test_wall_screen_and_offline_docs(browser: Browser, server: LiveServer, world: World) -> None:
+    detector_opens(world.dsn, OWN, world.devices[OWN], "sos", Tier.LIFE_SAFETY, "SOS button pressed")
+    page = open_room(browser, server.url, f"operator-{OWN}", path="/?kiosk=1")
+    expect(page.locator("body")).to_have_class("kiosk")
+    expect(page.locator("#nav")).to_be_hidden()
+    expect(page.locator("#alert-list .actions").first).to_be_hidden()
+    shot(page, "kiosk")
+    page.context.close()
+
+    context = browser.new_context()
+    elsewhere: list[str] = []
+
+    def guard(route: Route) -> None:
+        if route.request.url.startswith(server.url):
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", guard)
+    docs = context.new_page()
+    docs.goto(server.url + "/docs")
+    expect(docs.locator(".swagger-ui")).to_contain_text("Steward control-room API")
+    expect(docs.locator(".swagger-ui")).to_contain_text("/auth/token")  # the operations rendered, not just the title
+    redoc = context.new_page()
+    redoc.goto(server.url + "/redoc")
+    expect(redoc.locator("h1").first).to_contain_text("Steward control-room API", timeout=30_000)
+    assert elsewhere == []
+    context.close()
+    assert OTHER  # (the other community is exercised by test_control_room)
