@@ -11,35 +11,16 @@ import typer
 
 def register(app: typer.Typer) -> None:
     app.command("eval")(eval_command)
-    app.command("score")(score_command)
+    # `steward score` normally never reaches typer (steward.cli dispatches it first); listed here for --help.
+    app.command("score", context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+                add_help_option=False)(score_command)
 
 
-def score_command(
-    file: Annotated[Path, typer.Argument(help="CSV of timestamp,value (a header row is allowed)", exists=True, dir_okay=False)],
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="write here instead of standard output")] = None,
-    alpha: Annotated[float, typer.Option(help="baseline memory: weight of each new value")] = 0.02,
-    grace: Annotated[int, typer.Option(help="values learned before scoring starts")] = 30,
-) -> None:
-    """Score a numeric series with the generic statistical detector (one streaming pass)."""
-    from detectors.score import ScoreError, score_stream
-    from detectors.statistical import Params
+def score_command(ctx: typer.Context) -> None:
+    """Score numeric series (CSV timestamp,value) with the learned baseline; see `steward score --help`."""
+    from detectors.score import main
 
-    if not 0 < alpha <= 1:
-        raise typer.BadParameter("must be in (0, 1]", param_hint="--alpha")
-    if grace < 0:
-        raise typer.BadParameter("must be >= 0", param_hint="--grace")
-    params = Params(alpha=alpha, grace=grace)
-    with open(file, newline="") as src:
-        try:
-            if output is None:
-                score_stream(src, sys.stdout, params)
-            else:
-                with open(output, "w", newline="") as dst:
-                    n = score_stream(src, dst, params)
-                typer.echo(f"scored {n} values -> {output}", err=True)
-        except ScoreError as exc:
-            typer.echo(f"error: {file}: {exc}", err=True)
-            raise typer.Exit(2) from None
+    raise typer.Exit(main(list(ctx.args)))
 
 
 def eval_command(

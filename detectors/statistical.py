@@ -1,16 +1,38 @@
-"""The generic statistical detector for any numeric telemetry stream.
+"""The learned baseline for any numeric telemetry stream (pressure, tank level, load, vibration...).
 
-Streaming and without look-ahead: each value is scored against what came before
-it, then learned. The baseline is an exponentially weighted mean and mean
-absolute deviation (a robust scale: one outlier moves it by a bounded amount
-because the value learned is winsorised to ``clip`` deviations). The score is
+One streaming pass, no look-ahead, bounded state: each reading is *scored* against
+what the stream showed before it (`score_one`, which changes nothing), then
+*learned* (`learn_one`). Deciding is a third, separate step: `report_once` shapes
+scores for a ranking (``steward score``, NAB), `Alarm`/`decide` turns them into an
+incident that opens early, rarely and clears (device health).
 
-    z = |x - mean| / (1.2533 * mad)          (1.2533 * MAD ~ sigma for normal data)
-    score = 0 if z <= z0 else 1 - (z0 / z) ** 2     in [0, 1)
+Four small experts watch the stream, each with its own residual ``z`` (a
+deviation in units of a learned scale):
 
-and is 0 during the warm-up (``grace`` values). Scoring and deciding are
-separate: `Anomalies` turns scores into incident decisions (``k`` of the last
-values above ``threshold``). State is five floats per stream.
+- ``level``: distance from a slow exponentially weighted level (spikes, level
+  shifts). The level learns every value, so after a level shift it re-learns the
+  new level in ~1/``level_alpha`` readings instead of freezing;
+- ``jump``: the step from the previous reading against the typical step
+  (sudden changes on smooth series);
+- ``season``: distance from a time-of-day profile (``slots`` slots of the local
+  wall clock; each slot learns the offset from the level and its own spread), so
+  a pump schedule, a tank's daily cycle or rush-hour load are normal at their hour;
+- ``season_run``: the ``season`` residual averaged over a few readings
+  (``smooth_alpha``): a sustained, modest departure from the daily pattern
+  (a slow drift, a day that does not follow the usual shape, a noisier regime).
+
+Every residual is *calibrated on the stream itself*: a decaying histogram of
+that expert's past residuals (``calib_alpha``: ~1,000 readings of memory) says
+how rare the new residual is (``p``: the share of past residuals at least as
+large, extrapolated past the largest seen). The surprise is ``S = -log10(min p)``
+over the experts and the score is ``S / (S + score_half)`` in [0, 1): 0.5 means
+"rarer than one in 10**score_half of this stream's own readings". Calibrating per
+stream is what lets one global threshold hold on flat, smooth and noisy series
+alike; floors on every scale (the data's own resolution, a relative epsilon) keep a
+flat series from turning a rounding step into an alarm.
+
+Everything is deterministic (no randomness at all), parameters are global
+(`Params`), and the state is ~1.6 KB per stream as msgpack (`state_bytes`).
 """
 
 from __future__ import annotations
@@ -19,52 +41,192 @@ import math
 
 import msgspec
 
-
-class StreamStats(msgspec.Struct, array_like=True):
-    n: int = 0
-    mean: float = 0.0
-    mad: float = 0.0
-    last: float = 0.0
-    hot: int = 0  # consecutive scores above the decision threshold
+# Residual bin edges (in units of the expert's learned scale) of the calibration histogram.
+EDGES = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 13.0, 16.0, 20.0, 25.0, 32.0, 40.0, 50.0, 64.0,
+         80.0, 100.0)
+NB = len(EDGES)
+EXPERTS = ("level", "jump", "season", "season_run")
+NE = len(EXPERTS)
+DAY = 86400.0
 
 
 class Params(msgspec.Struct, frozen=True, kw_only=True):
-    alpha: float = 0.02  # ~50-value memory
-    grace: int = 30
-    z0: float = 4.0
-    clip: float = 4.0
-    threshold: float = 0.8  # decision: score above this...
-    k: int = 3  # ...for this many consecutive values
+    """Global parameters: the same for every stream (documented in detectors/README.md)."""
+
+    grace: int = 150  # readings learned before anything is scored
+    level_alpha: float = 0.01  # level memory (~100 readings): re-learns a new level at this pace
+    scale_alpha: float = 0.01  # memory of the typical deviation and step
+    slots: int = 48  # time-of-day profile slots (30 min each)
+    profile_alpha: float = 0.05  # each slot's memory (~20 visits = days)
+    profile_min: int = 3  # visits before a slot's profile is used
+    smooth_alpha: float = 0.03  # averaging of the season residual (~30 readings)
+    calib_alpha: float = 0.001  # calibration memory (~1,000 readings)
+    tail_power: float = 3.0  # beyond the largest residual seen, p falls as (largest / z) ** tail_power
+    max_fade: float = 0.9999  # the largest residual seen fades by this per reading
+    score_half: float = 3.0  # surprise (-log10 p) that scores 0.5
+    report_decay: float = 0.995  # report_once: how fast the last report's surprise fades (per reading)
+    echo_damp: float = 0.3  # report_once: an echo of a recent report keeps this share of its score
 
 
-def score_one(st: StreamStats, x: float, p: Params) -> float:
-    """Score ``x`` against the baseline learned so far (does not learn)."""
-    if st.n < p.grace:
-        return 0.0
-    scale = max(1.2533 * st.mad, 1e-9 * max(1.0, abs(st.mean)), 1e-12)
-    z = abs(x - st.mean) / scale
-    if z <= p.z0 or math.isnan(z):
-        return 0.0
-    return min(1.0, 1.0 - (p.z0 / z) ** 2)
+class StreamState(msgspec.Struct, array_like=True):
+    n: int = 0
+    level: float = 0.0
+    level_dev: float = 0.0  # mean |x - level|
+    prev: float = 0.0
+    step: float = 0.0  # mean |x - prev|
+    resolution: float = math.inf  # smallest non-zero step seen: the sensor's quantum
+    run: float = 0.0  # smoothed season residual
+    peak: float = 0.0  # report_once: surprise of the last report, fading
+    profile: list[float] = msgspec.field(default_factory=list)  # slot offset from the level
+    spread: list[float] = msgspec.field(default_factory=list)  # slot mean |residual|
+    visits: list[int] = msgspec.field(default_factory=list)  # readings seen per slot (capped)
+    calib: list[float] = msgspec.field(default_factory=list)  # NE x NB decaying residual histograms
+    calib_n: float = 0.0  # their common (decayed) mass
+    calib_max: list[float] = msgspec.field(default_factory=list)  # largest residual per expert, fading
 
 
-def learn_one(st: StreamStats, x: float, p: Params) -> StreamStats:
-    st.n += 1
-    if st.n == 1:
-        st.mean, st.mad = x, 0.0
+def _bin(z: float) -> int:
+    lo, hi = 0, NB - 1
+    if z >= EDGES[-1]:
+        return hi
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if EDGES[mid] <= z:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def _tail(h: list[float], off: int, total: float, z: float, zmax: float, power: float) -> float:
+    """Share of this expert's past residuals >= z, with one pseudo-count at the largest seen
+    (``zmax``, fading) whose weight falls as ``(zmax / z) ** power`` beyond it."""
+    b = _bin(z)
+    above = 0.0
+    for i in range(off + b + 1, off + NB):
+        above += h[i]
+    if b < NB - 1:
+        above += h[off + b] * (EDGES[b + 1] - z) / (EDGES[b + 1] - EDGES[b])
     else:
-        a = max(p.alpha, 1.0 / st.n)
-        bound = p.clip * max(1.2533 * st.mad, 1e-12) if st.n > p.grace else math.inf
-        dev = max(-bound, min(bound, x - st.mean))
-        st.mean += a * dev
-        st.mad += a * (abs(dev) - st.mad)
-    st.last = x
+        above += h[off + b] * min(1.0, (EDGES[-1] / z) ** 2)
+    extra = (zmax / z) ** power if z > zmax else 1.0
+    return (above + extra) / (total + 1.0)
+
+
+def _residuals(st: StreamState, x: float, t: float, p: Params) -> tuple[float, float, float, float, int]:
+    floor = max(1e-9, 1e-6 * abs(st.level), 0.5 * st.resolution if st.resolution < math.inf else 0.0)
+    z_level = abs(x - st.level) / max(st.level_dev, floor)
+    z_jump = abs(x - st.prev) / max(st.step, floor)
+    slot = int((t % DAY) / DAY * p.slots) if st.profile else 0
+    if st.profile and st.visits[slot] >= p.profile_min:
+        z_season = abs(x - st.level - st.profile[slot]) / max(st.spread[slot], floor)
+    else:
+        z_season = 0.0
+    run = (1.0 - p.smooth_alpha) * st.run + p.smooth_alpha * min(z_season, 10.0)
+    return z_level, z_jump, z_season, run, slot
+
+
+def surprise(st: StreamState, x: float, t: float, p: Params) -> float:
+    """-log10 of the rarest expert's p-value for ``x`` at local wall-clock time ``t`` (seconds)."""
+    if st.n < p.grace or st.calib_n <= 0.0:
+        return 0.0
+    zs = _residuals(st, x, t, p)
+    pmin = min(_tail(st.calib, e * NB, st.calib_n, zs[e], st.calib_max[e], p.tail_power) for e in range(NE))
+    return -math.log10(max(pmin, 1e-12))
+
+
+def score_one(st: StreamState, x: float, t: float, p: Params) -> float:
+    """Anomaly score in [0, 1) of ``x`` at local wall-clock time ``t``; learns nothing."""
+    s = surprise(st, x, t, p)
+    return s / (s + p.score_half)
+
+
+def learn_one(st: StreamState, x: float, t: float, p: Params) -> StreamState:
+    """Learn ``x`` (at local wall-clock time ``t``, seconds) into the baseline."""
+    if not st.profile:
+        st.profile, st.spread, st.visits = [0.0] * p.slots, [0.0] * p.slots, [0] * p.slots
+        st.calib, st.calib_max = [0.0] * (NE * NB), [0.0] * NE
+    zs = _residuals(st, x, t, p)
+    slot = zs[4]
+    if st.n >= 10:  # the first residuals measure nothing yet
+        keep = 1.0 - p.calib_alpha
+        h = st.calib
+        for i in range(NE * NB):
+            h[i] *= keep
+        for e in range(NE):
+            h[e * NB + _bin(zs[e])] += 1.0
+            st.calib_max[e] = max(zs[e], st.calib_max[e] * p.max_fade)
+        st.calib_n = st.calib_n * keep + 1.0
+    if st.n == 0:
+        st.level = st.prev = x
+    first = 1.0 / (st.n + 1)
+    a, a_scale = max(p.level_alpha, first), max(p.scale_alpha, first)
+    dev = x - st.level
+    st.level_dev += a_scale * (abs(dev) - st.level_dev)
+    st.level += a * dev
+    step = abs(x - st.prev)
+    if step > 0.0:
+        st.resolution = min(st.resolution, step)
+    st.step += a_scale * (step - st.step)
+    st.run = zs[3]
+    offset = x - st.level
+    v = st.visits[slot]
+    a_slot = max(p.profile_alpha, 1.0 / (v + 1))
+    if v == 0:
+        st.profile[slot] = offset
+    st.spread[slot] += a_slot * (abs(x - st.level - st.profile[slot]) - st.spread[slot])
+    st.profile[slot] += a_slot * (offset - st.profile[slot])
+    st.visits[slot] = min(v + 1, 255)
+    st.prev = x
+    st.n += 1
     return st
 
 
-def step(st: StreamStats, x: float, p: Params) -> tuple[StreamStats, float, bool]:
-    """Score, decide, learn: returns (state, score, anomalous-now)."""
-    s = score_one(st, x, p)
-    st.hot = st.hot + 1 if s >= p.threshold else 0
-    learn_one(st, x, p)
-    return st, s, st.hot >= p.k
+def report_once(st: StreamState, score: float, p: Params) -> float:
+    """The score to report for a ranking: an anomaly is reported once, at its start.
+
+    A reading no more surprising than the (fading) last report is an echo of it and
+    keeps ``echo_damp`` of its score; a more surprising one is reported in full.
+    """
+    s = p.score_half * score / (1.0 - score) if score < 1.0 else math.inf
+    fading = st.peak * p.report_decay
+    st.peak = max(fading, s)
+    return score if s > fading else score * p.echo_damp
+
+
+class Decision(msgspec.Struct, frozen=True, kw_only=True):
+    """Turning scores into an incident for the control room: few, early, clearing.
+
+    Evidence accumulates like a CUSUM: each reading adds ``score - slack`` (never
+    below zero), so a sustained run of modestly unusual readings opens as surely as
+    one extreme reading, while isolated ones drain away.
+    """
+
+    raise_at: float = 0.62  # one reading this surprising opens at once (S ~ 5: one in 100,000)
+    slack: float = 0.4  # readings scoring below this (one in 100) add no evidence
+    evidence: float = 0.45  # accumulated excess that opens (e.g. 3 readings at 0.55, 9 at 0.45)
+    clear_at: float = 0.4  # clears after `clear_after` readings in a row below this
+    clear_after: int = 6
+
+
+class Alarm(msgspec.Struct, array_like=True):
+    active: bool = False
+    excess: float = 0.0  # accumulated score above the slack
+    calm: int = 0  # consecutive readings < clear_at
+
+
+def decide(al: Alarm, score: float, d: Decision) -> tuple[bool, bool]:
+    """Feed one score; returns (opened now, cleared now)."""
+    al.excess = max(0.0, al.excess + score - d.slack)
+    al.calm = al.calm + 1 if score < d.clear_at else 0
+    if not al.active and (score >= d.raise_at or al.excess >= d.evidence):
+        al.active, al.calm = True, 0
+        return True, False
+    if al.active and al.calm >= d.clear_after:
+        al.active, al.excess = False, 0.0
+        return False, True
+    return False, False
+
+
+def state_bytes(st: StreamState) -> int:
+    return len(msgspec.msgpack.encode(st))
