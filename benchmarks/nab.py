@@ -47,6 +47,8 @@ def main() -> int:
     ap.add_argument("--work", type=Path, help="results folder (default: a new temporary folder)")
     ap.add_argument("--categories", help="comma-separated NAB data folders to score (default: all)")
     ap.add_argument("--json", type=Path, help="also write the figures here")
+    ap.add_argument("--causal", action="store_true",
+                    help="also score the first 60 %% of every file alone and check its scores are the full run's")
     args = ap.parse_args()
 
     nab = args.nab.resolve()
@@ -69,7 +71,7 @@ def main() -> int:
         shutil.rmtree(data, ignore_errors=True)
         data.mkdir()
         for c in cats:
-            (data / c).symlink_to(nab / "data" / c)
+            shutil.copytree(nab / "data" / c, data / c)
         labels = json.loads(windows.read_text())
         windows = work / "windows.json"
         windows.write_text(json.dumps({k: v for k, v in labels.items() if k.split("/")[0] in cats}, indent=1))
@@ -81,6 +83,7 @@ def main() -> int:
     cpu1 = os.times()
     score_s = time.perf_counter() - t0
     score_cpu = (cpu1.children_user - cpu0.children_user) + (cpu1.children_system - cpu0.children_system)
+    causal = _causal_check(args.steward, data, results / "steward", work) if args.causal else None
     for c in cats:
         shutil.copytree(nab / "results" / "null" / c, results / "null" / c)
     thresholds = work / "thresholds.json"
@@ -108,14 +111,38 @@ def main() -> int:
         "steward_score_cpu_seconds": round(score_cpu, 1),
         "nab_scorer_seconds": round(nab_s, 1),
         "results": str(results),
+        "causal_files_checked": causal,
     }
     print(f"NAB ({len(cats)} folders, {figures['files']} files), NAB's own optimise/score/normalise:")
     for p in PROFILES:
         print(f"  {p:<20} {final[p]:6.2f}   (threshold {chosen[p]['threshold']:.6f})")
     print(f"steward score: {score_s:.1f} s wall, {score_cpu:.1f} s CPU; NAB scorer: {nab_s:.1f} s; results in {results}")
+    if causal is not None:
+        print(f"causal check: the first 60 % of each of {causal} files, scored alone, scores exactly as in the full run")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
     return 0
+
+
+def _causal_check(steward: str, data: Path, scored: Path, work: Path) -> int:
+    """Score the first 60 % of every file on its own; its scores must equal the full run's first 60 %."""
+    prefix_in, prefix_out = work / "prefix-in", work / "prefix-out"
+    for d in (prefix_in, prefix_out):
+        shutil.rmtree(d, ignore_errors=True)
+    files = sorted(p for p in data.glob("*/*.csv"))
+    for f in files:
+        lines = f.read_text().splitlines()
+        keep = 1 + int((len(lines) - 1) * 0.6)
+        (prefix_in / f.parent.name).mkdir(parents=True, exist_ok=True)
+        (prefix_in / f.parent.name / f.name).write_text("\n".join(lines[:keep]) + "\n")
+    subprocess.run([steward, "score", str(prefix_in), "-o", str(prefix_out), "--prefix", "steward_"], check=True,
+                   stderr=subprocess.DEVNULL)
+    for f in files:
+        part = (prefix_out / f.parent.name / f"steward_{f.name}").read_text().splitlines()
+        full = (scored / f.parent.name / f"steward_{f.name}").read_text().splitlines()
+        if [r.split(",")[-1] for r in part] != [r.split(",")[-1] for r in full[: len(part)]]:
+            raise SystemExit(f"causal check failed: {f.parent.name}/{f.name}: a prefix scores differently")
+    return len(files)
 
 
 if __name__ == "__main__":

@@ -114,11 +114,14 @@ class Thresholds(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     stuck_after_s: float = 6 * 3600.0
     stuck_min_readings: int = 20
     stuck_fields: tuple[str, ...] = ("pressure_kpa", "level_pct")
-    # Numeric payload fields the generic statistical detector watches on every device
+    # Numeric payload fields the learned baseline watches on every device
     # (opt-in: e.g. ["vibration_mg", "pressure_kpa"]); see statistical.py.
     anomaly_fields: tuple[str, ...] = ()
-    anomaly_threshold: float = 0.8
-    anomaly_consecutive: int = 3
+    anomaly_learn_s: float = 3 * 86400.0  # no decision before a stream has shown its daily pattern 3 times
+    anomaly_raise_at: float = 0.62  # one reading this surprising opens (surprise ~5: one in 100,000)
+    anomaly_slack: float = 0.4  # ...or readings above this (one in 100) add up
+    anomaly_evidence: float = 0.45  # ...to this much excess (statistical.Decision)
+    anomaly_clear_after: int = 6  # readings in a row below statistical.Decision.clear_at that clear it
 
     @property
     def zone(self) -> ZoneInfo:

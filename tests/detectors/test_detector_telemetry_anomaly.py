@@ -1,0 +1,85 @@
+"""Device health's numeric anomaly conditions on realistic telemetry: few, early, clearing.
+
+Each table plays weeks of a device's readings (5-minute reports, local time, seeded)
+through the engine with the field opted in, and asserts every incident change: the
+daily pattern (a pump timer, a tank's cycles, rush hours) is never an incident; a
+fault opens one incident early and it clears once the readings are usual again.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from domain.devices import DeviceType
+from dtables import at, device, engine, play
+from telemetry_series import lift_load, pump_pressure, tank_level
+
+PRESSURE = device("p1", DeviceType.WATER, "pressure", unit="u1")
+TANK = device("t1", DeviceType.WATER, "tank")
+LIFT = device("l1", DeviceType.ELEVATOR, "lift")
+IDLE = dict(floor=0, moving=False, door="closed", door_zone=True, occupied=False)
+SEEDS = (1, 2, 3, 4, 5)
+
+
+def anomalies(dev, type_: str, field: str, series: list[tuple[float, float]]) -> list[tuple[float, str]]:
+    eng = engine(dev, anomaly_fields=(field,), stuck_fields=())
+    extra = IDLE if type_ == "status" else {}
+    got = play(eng, [(t, dev, type_, extra | {field: v}) for t, v in series])
+    return [(t, kind) for t, kind, cond, tier in got if cond == f"telemetry_anomaly.{field}"]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_pump_timer_and_meal_dips_are_learned_not_alarmed(seed: int) -> None:
+    assert anomalies(PRESSURE, "pressure", "pressure_kpa", pump_pressure(21, seed)) == []
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_booster_failure_at_the_evening_peak_opens_at_once_and_clears_after(seed: int) -> None:
+    start, end = at(17, day=10), at(19, day=10)
+    got = anomalies(PRESSURE, "pressure", "pressure_kpa", pump_pressure(14, seed, (start, end)))
+    assert [k for _, k in got] == ["opened", "cleared"]
+    assert got[0][0] <= start + 3600  # measured: 30-35 min (6-7 readings) across the seeds
+    # clears the same evening: measured 3.2-3.8 h after (the level learned during the sag fades first)
+    assert end <= got[1][0] <= end + 4 * 3600
+
+
+# Known gaps (detectors/README.md): a tank's pump cycle is not tied to the clock, so the time-of-day
+# profile misreads some days; and residuals that stay inside what the stream has seen saturate near
+# one in 1,000, so a moderate lasting change (a drifted load cell) can take hours to add up.
+GAP = pytest.mark.xfail(strict=False, reason="known gap of the learned baseline on this series (see README)")
+
+
+@GAP
+@pytest.mark.parametrize("seed", SEEDS)
+def test_tank_fill_and_draw_cycles_are_not_alarms(seed: int) -> None:
+    assert anomalies(TANK, "tank_level", "level_pct", tank_level(21, seed)) == []
+
+
+@GAP
+@pytest.mark.parametrize("seed", SEEDS)
+def test_failing_level_probe_opens_within_the_hour(seed: int) -> None:
+    start = at(2, day=10)
+    got = anomalies(TANK, "tank_level", "level_pct", tank_level(14, seed, erratic_from=start))
+    assert got and got[0][1] == "opened"
+    assert start <= got[0][0] <= start + 3600
+    assert len(got) <= 3  # one incident (a clear and a reopen at most while it keeps failing)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_rush_hour_loads_are_normal_at_their_hour(seed: int) -> None:
+    assert anomalies(LIFT, "status", "load_pct", lift_load(21, seed)) == []
+
+
+@GAP
+@pytest.mark.parametrize("seed", SEEDS)
+def test_drifted_load_cell_opens_within_the_hour_even_at_night(seed: int) -> None:
+    start = at(2, day=10)
+    got = anomalies(LIFT, "status", "load_pct", lift_load(14, seed, (start, 35.0)))
+    assert got and got[0][1] == "opened"
+    assert start <= got[0][0] <= start + 3600
+
+
+def test_nothing_is_decided_while_the_stream_learns_its_first_days() -> None:
+    # A fault on day 1: the stream has not seen its daily pattern three times yet.
+    got = anomalies(PRESSURE, "pressure", "pressure_kpa", pump_pressure(3, 1, (at(17, day=1), at(19, day=1))))
+    assert got == []
