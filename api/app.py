@@ -63,8 +63,15 @@ def create_app(*, database_url: str, gateway_status: Callable[[], dict[str, Any]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # A connection is checked before it is handed out, so one broken by a database
+        # restart is replaced instead of failing a request. psycopg_pool retries a lost
+        # connection with exponential backoff (1, 2, 4 ... s) for `reconnect_timeout`:
+        # kept short, so that after a long outage the next request starts a fresh series
+        # of attempts and the API is back within seconds of the database, not minutes.
         pool = ConnectionPool(database_url, min_size=settings.pool_min_size, max_size=settings.pool_max_size,
-                              open=False, name="steward-api")
+                              open=False, name="steward-api", check=ConnectionPool.check_connection,
+                              timeout=settings.pool_timeout_seconds,
+                              reconnect_timeout=settings.pool_reconnect_seconds)
         pool.open(wait=False)
         app.state.pool = pool
         try:

@@ -12,9 +12,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from psycopg_pool import PoolTimeout
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -97,6 +99,22 @@ _STATUS_CODES = {
 }
 
 
+# While the database is away every request answers 503 `unavailable` with this
+# Retry-After; the pool reconnects within about as long once it is back.
+RETRY_AFTER_S = 5
+
+# SQLSTATE classes that mean "the server is away or cannot take us now":
+# connection exceptions, insufficient resources (too many clients), operator
+# intervention (shutdown, restart, starting up). psycopg reports a connection
+# lost without a server message with no SQLSTATE at all.
+_AWAY_CLASSES = ("08", "53", "57")
+
+
+def database_away(exc: psycopg.OperationalError) -> bool:
+    """The error means the database cannot be reached now, rather than a fault of this request."""
+    return exc.sqlstate is None or exc.sqlstate[:2] in _AWAY_CLASSES
+
+
 def error_json(status: int, code: str, message: str, field: str | None = None,
                headers: dict[str, str] | None = None) -> JSONResponse:
     body = {"error": {"code": code, "message": message, "field": field}}
@@ -128,6 +146,16 @@ def install_error_handlers(app: FastAPI) -> None:
         code = _STATUS_CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
         return error_json(exc.status_code, code, message, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(PoolTimeout)
+    @app.exception_handler(psycopg.OperationalError)
+    async def _database_away(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, psycopg.OperationalError) and not database_away(exc):
+            return await _unexpected(request, exc)
+        log.warning("%s %s: the database is unavailable (%s)", request.method, request.url.path,
+                    str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        return error_json(503, "unavailable", "the database is unavailable; try again shortly",
+                          headers={"Retry-After": str(RETRY_AFTER_S)})
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

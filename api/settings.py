@@ -15,6 +15,11 @@ class ApiSettings(BaseSettings):
     login_window_seconds: int = Field(default=15 * 60, ge=1, description="The rate-limit window for failed logins")
     pool_min_size: int = Field(default=1, ge=0)
     pool_max_size: int = Field(default=10, ge=1)
+    pool_timeout_seconds: float = Field(default=5.0, gt=0, le=60,
+                                        description="Longest a request waits for a database connection; then 503")
+    pool_reconnect_seconds: float = Field(default=5.0, gt=0, le=300,
+                                          description="While the database is away, the pool retries within this "
+                                          "window after each request that needs it, so it is back within seconds")
     stream_poll_seconds: float = Field(default=1.0, gt=0, le=30,
                                        description="Live stream: the longest wait between two looks at the change feed")
     stream_keepalive_seconds: float = Field(default=15.0, gt=0, description="Live stream: comment line sent when idle")
