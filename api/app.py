@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -90,6 +91,9 @@ def create_app(*, database_url: str, gateway_status: Callable[[], dict[str, Any]
         redoc_url=None,  # both served from local assets by api.docs, never a CDN
     )
     app.state.settings = settings
+    # Set when the server begins to stop: long-lived answers (/stream) end instead of
+    # holding the shutdown until the client goes away.
+    app.state.stopping = threading.Event()
     app.state.database_url = database_url
     app.state.gateway_status = gateway_status
     app.state.broker = broker

@@ -4,15 +4,20 @@
 PostgreSQL in the data folder), the migrations, the broker (``STEWARD_MQTT_URL``
 or a private Mosquitto, or amqtt when Mosquitto is not installed), the gateway
 with the detectors, the API and the simulated community; and stops them in
-reverse order.
+reverse order. A given database or broker that does not answer fails the start
+within ``STEWARD_START_TIMEOUT_SECONDS`` (`StartError`, naming the setting);
+`request_stop` (from a signal) ends a start between two steps (`Interrupted`),
+and `stop` then stops whatever had started.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import secrets
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +30,13 @@ from gateway.worker import ShardWorker
 from ingest.migrate import StorageMode, apply_policies, current_mode, migrate
 from steward.brokers import EmbeddedBroker, MosquittoBroker
 from steward.databases import EmbeddedPostgres
+from steward.lifecycle import Interrupted, StartError, broker_refused, wait_for_broker, wait_for_database
 from steward.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# Seconds the API gives requests under way when it stops.
+API_GRACE_S = 3
 
 
 class Stack:
@@ -61,7 +70,9 @@ class Stack:
         self.worker_id = settings.worker_id or worker_id
         self.gateway: ShardWorker | None = None
         self._api_server: Any = None
+        self._api_app: Any = None
         self._api_thread: threading.Thread | None = None
+        self.stopping = threading.Event()  # set by request_stop: no further part starts
         self._simulator: Any = None
         self._notice_relay: NoticeRelay | None = None
         self._extras: list[Any] = []  # services with start()/stop() (on-call...)
@@ -73,10 +84,21 @@ class Stack:
 
     # --- parts ----------------------------------------------------------------------------
 
+    def request_stop(self) -> None:
+        """Ask a start under way to give up at its next step (safe from a signal handler)."""
+        self.stopping.set()
+
+    def _go_on(self) -> None:
+        if self.stopping.is_set():
+            raise Interrupted()
+
     def start_database(self) -> str:
         if self.settings.database_url:
+            wait_for_database(self.settings.database_url, timeout_s=self.settings.start_timeout_seconds,
+                              stop=self.stopping)
             self.database_url = self.settings.database_url
         else:
+            # Assigned before it starts: a start cut short still leaves it to stop().
             self._embedded_pg = EmbeddedPostgres(self.data_dir / "postgres")
             self.database_url = self._embedded_pg.start()
             log.info("embedded PostgreSQL in %s", self.data_dir / "postgres")
@@ -90,6 +112,8 @@ class Stack:
 
     def start_broker(self) -> str:
         if self.settings.mqtt_url:
+            wait_for_broker(MqttEndpoint(self.settings.mqtt_url), timeout_s=self.settings.start_timeout_seconds,
+                            stop=self.stopping)
             self.mqtt_url = self.settings.mqtt_url
         elif self.settings.demo_broker != "amqtt" and MosquittoBroker.available():
             self._broker = MosquittoBroker(workdir=self.data_dir / "mosquitto").start()
@@ -144,7 +168,20 @@ class Stack:
             make_sink=(lambda shard, name, communities: self.build_sink(name, communities)) if s.detectors else None,
             **({"worker_id": self.worker_id} if self.worker_id else {}),
         ).start()
+        # The broker answered; it must also let the gateway in (login, ACL, subscription),
+        # for each shard this worker took (another worker may hold them all).
+        deadline = time.monotonic() + s.start_timeout_seconds
+        while not self._gateway_let_in():
+            self._go_on()
+            if time.monotonic() > deadline:
+                raise broker_refused(config.mqtt, "STEWARD_MQTT_URL" if s.mqtt_url else "the private broker")
+            self.stopping.wait(0.05)
         return self.gateway
+
+    def _gateway_let_in(self) -> bool:
+        assert self.gateway is not None
+        status = self.gateway.status()
+        return bool(status["broker_connected"]) or not status.get("shards")
 
     def start_api(self) -> None:
         import uvicorn
@@ -164,10 +201,21 @@ class Stack:
 
             kwargs["broker"] = MosquittoPasswordFile(self.settings.mosquitto_password_file)
         app = create_app(**kwargs)
-        config = uvicorn.Config(app, host=self.settings.api_host, port=self.settings.api_port, log_level="warning")
+        # Requests still running when a stop begins get a few seconds; live streams end
+        # by themselves as soon as app.state.stopping is set (stop()).
+        config = uvicorn.Config(app, host=self.settings.api_host, port=self.settings.api_port, log_level="warning",
+                                timeout_graceful_shutdown=API_GRACE_S)
+        self._api_app = app
         self._api_server = uvicorn.Server(config)
         self._api_thread = threading.Thread(target=self._api_server.run, name="api", daemon=True)
         self._api_thread.start()
+        while not self._api_server.started:
+            if not self._api_thread.is_alive():  # uvicorn logged why (e.g. the port is taken) and gave up
+                raise StartError(
+                    f"the API could not listen on {self.settings.api_host}:{self.settings.api_port} (--port or "
+                    "STEWARD_API_PORT; STEWARD_API_HOST): is another program using that port?"
+                )
+            self.stopping.wait(0.05)
 
     def ensure_admin(self, communities: list[str]) -> None:
         try:
@@ -211,9 +259,14 @@ class Stack:
     # --- whole stack -----------------------------------------------------------------------
 
     def start(self) -> None:
+        """Start every part; on `StartError` or `Interrupted` call `stop` for what did start."""
+        self._go_on()
         dsn = self.start_database()
+        self._go_on()
         self.migrate(dsn)
+        self._go_on()
         self.start_broker()
+        self._go_on()
         fleet = self.demo_fleet() if self.want_simulator else None
         if self.want_api:
             communities = list(self.settings.admin_communities)
@@ -222,13 +275,17 @@ class Stack:
             self.ensure_admin(communities)
         if fleet is not None and self.want_demo_data:
             self.seed_demo(fleet)
+        self._go_on()
         self.start_gateway()
         for make_service in self._extra_services():
+            self._go_on()
             service = make_service()
             service.start()
             self._extras.append(service)
+        self._go_on()
         if self.want_api:
             self.start_api()
+        self._go_on()
         if fleet is not None:
             self.start_simulator(fleet)
         if self.demo is not None:
@@ -301,24 +358,39 @@ class Stack:
         return lines
 
     def stop(self) -> None:
-        if self.demo is not None:
-            self.demo.stop()
-        if self._notice_relay is not None:
-            self._notice_relay.stop()
-        if self._simulator is not None:
-            self._simulator.stop()
-        if self._api_server is not None:
-            self._api_server.should_exit = True
-            if self._api_thread:
-                self._api_thread.join(10)
-        for service in reversed(self._extras):
-            service.stop()
-        if self.gateway is not None:
-            self.gateway.stop()
-        if self._broker is not None:
-            self._broker.stop()
-        if self._embedded_pg is not None:
-            self._embedded_pg.stop()
+        """Stop every part that started, newest first. A part that fails to stop is logged and
+        the others are still stopped: the embedded database last, whatever happened before."""
+        steps: list[tuple[str, Any]] = [
+            ("demo control room", self.demo and self.demo.stop),
+            ("notice relay", self._notice_relay and self._notice_relay.stop),
+            ("simulator", self._simulator and self._simulator.stop),
+            ("API", self._api_server and functools.partial(self._stop_api, self._api_server)),
+            *[("on-call", service.stop) for service in reversed(self._extras)],
+            ("gateway", self.gateway and self.gateway.stop),
+            ("broker", self._broker and self._broker.stop),
+            ("embedded PostgreSQL", self._embedded_pg and self._embedded_pg.stop),
+        ]
+        self.demo = self._notice_relay = self._simulator = self._api_server = self.gateway = None
+        self._broker = self._embedded_pg = None
+        self._extras = []
+        for name, step in steps:
+            if not step:
+                continue
+            began = time.monotonic()
+            try:
+                step()
+            except Exception:
+                log.exception("stopping the %s failed; stopping the rest", name)
+            log.debug("stopped the %s in %.2f s", name, time.monotonic() - began)
+
+    def _stop_api(self, server: Any) -> None:
+        if self._api_app is not None:
+            self._api_app.state.stopping.set()  # live streams (/stream) end now
+        server.should_exit = True
+        if self._api_thread is not None:
+            self._api_thread.join(API_GRACE_S + 2)
+            if self._api_thread.is_alive():
+                log.warning("the API did not stop within %s s; stopping the rest", API_GRACE_S + 2)
 
 
 # Which device family a notice silences (None: every family in its scope).

@@ -147,8 +147,11 @@ class MosquittoBroker:
         if not self.port:
             self.port = free_port()
         conf = self._write_files()
+        # Its own session: Ctrl-C at the terminal reaches the process group, and the broker
+        # must stay up until the gateway has committed and acknowledged what it holds.
         self.process = subprocess.Popen(
-            [mosquitto_binary() or "mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            [mosquitto_binary() or "mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, start_new_session=True,
         )
         try:
             wait_for_port("127.0.0.1", self.port)

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import logging
-import signal
 import sys
-import threading
 import warnings
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from steward.lifecycle import Console, DataFolderLock, StartError, StopSignals
 from steward.settings import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from steward.app import Stack
 
 log = logging.getLogger("steward")
 
@@ -36,12 +38,44 @@ def _logging(verbose: bool) -> None:
     logging.getLogger("transitions").setLevel(logging.WARNING)
 
 
-def _wait_for_signal() -> None:
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    while not stop.wait(1.0):
-        pass
+def _serve(stack: Stack, *, lock: bool) -> int:
+    """Start ``stack``, print its banner, run until a stop signal, stop everything; the exit code.
+
+    Signals are handled from the first moment: Ctrl-C or SIGTERM while starting
+    stops what had started, and a later one never cuts the stop short.
+    """
+    console = Console()
+    with StopSignals(stack.request_stop) as signals:
+        if lock:
+            try:
+                folder_lock = DataFolderLock(stack.data_dir).acquire()
+            except StartError as exc:  # the data folder is in use: nothing of ours started
+                console.echo(f"steward: could not start: {exc}", err=True)
+                return 1
+        try:
+            try:
+                stack.start()
+            except StartError as exc:
+                console.echo(f"steward: could not start: {exc}", err=True)
+                return 1
+            except Exception as exc:
+                if not signals.requested.is_set():  # a bug: its traceback is for the log
+                    log.exception("start failed")
+                    console.echo(f"steward: could not start: {exc}", err=True)
+                    return 1
+                # Interrupted, or a step cut short by the signal (Ctrl-C reaches initdb too).
+                console.echo(f"stopping ({signals.signal_name} while starting)...")
+                return 0
+            for line in stack.banner():
+                console.echo(line)
+            signals.wait()
+            console.echo("stopping (committing what was received)...")
+            return 0
+        finally:
+            stack.stop()
+            if lock:
+                folder_lock.release()
+            console.echo("stopped")
 
 
 def run(
@@ -64,21 +98,7 @@ def run(
     stack = Stack(
         settings, api=not no_api, simulator=not no_simulator, demo_data=not no_demo_data, worker_id=worker_id
     )
-    try:
-        stack.start()
-    except Exception as exc:
-        log.exception("start failed")
-        stack.stop()
-        typer.echo(f"steward: could not start: {exc}", err=True)
-        raise typer.Exit(1) from None
-    for line in stack.banner():
-        typer.echo(line)
-    try:
-        _wait_for_signal()
-    finally:
-        typer.echo("stopping (committing what was received)...")
-        stack.stop()
-        typer.echo("stopped")
+    raise typer.Exit(_serve(stack, lock=True))
 
 
 def gateway_main() -> None:
@@ -91,11 +111,8 @@ def gateway_main() -> None:
         print("steward gateway needs STEWARD_DATABASE_URL and STEWARD_MQTT_URL", file=sys.stderr)
         sys.exit(2)
     stack = Stack(settings, api=False, simulator=False)
-    stack.start()
-    try:
-        _wait_for_signal()
-    finally:
-        stack.stop()
+    # Several gateways may share a data folder (scale-out workers): no folder lock.
+    sys.exit(_serve(stack, lock=False))
 
 
 def gateway() -> None:
@@ -110,12 +127,21 @@ def migrate() -> None:
     _logging(False)
     settings = _settings_or_exit()
     stack = Stack(settings, api=False, simulator=False)
-    dsn = stack.start_database()
+    # The embedded database belongs to the steward run of its folder: never start or stop it under one.
+    folder_lock = None if settings.database_url else DataFolderLock(stack.data_dir)
     try:
+        if folder_lock is not None:
+            folder_lock.acquire()
+        dsn = stack.start_database()
         mode, applied = stack.migrate(dsn)
         typer.echo(f"storage mode: {mode}; applied {len(applied)} migration(s): {', '.join(applied) or 'none'}")
+    except StartError as exc:
+        typer.echo(f"steward migrate: {exc}", err=True)
+        raise typer.Exit(1) from None
     finally:
         stack.stop()
+        if folder_lock is not None:
+            folder_lock.release()
 
 
 def register(app: typer.Typer) -> None:

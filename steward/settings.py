@@ -27,6 +27,9 @@ class Settings(BaseSettings):
         "auto", description="broker started when STEWARD_MQTT_URL is unset: Mosquitto if installed, else amqtt"
     )
     storage_mode: Literal["auto", "timescale", "plain"] = "auto"
+    start_timeout_seconds: float = Field(
+        30, gt=0, le=3600, description="how long a start waits for the database and broker it was given; then it fails"
+    )
     compress_after_days: float = Field(7, gt=0, description="TimescaleDB: compress event chunks older than this")
     retain_days: float | None = Field(365, gt=0, description="TimescaleDB: drop events older than this (unset: keep)")
 

@@ -86,7 +86,8 @@ async def _changes(request: Request, pool: ConnectionPool, secret: str | None, c
         cursor = start
         yield f"retry: 2000\n: stream of {caller.username}, after {cursor}\n\n"
         last_sent = last_check = time.monotonic()
-        while not await request.is_disconnected():
+        stopping = request.app.state.stopping
+        while not stopping.is_set() and not await request.is_disconnected():
             if time.monotonic() - last_check >= keepalive_s:
                 # The token may have expired or been revoked, the communities may have changed.
                 try:
