@@ -1,0 +1,217 @@
+"""The production stack's first start, as ``docker compose up`` runs it, on a fresh database.
+
+No Docker engine runs here, so the test does what compose would do with the
+steward service, minus the containers:
+
+- it resolves ``docker-compose.yml`` with the documented ``.env.example``
+  through ``docker compose config`` itself (variables substituted as compose
+  substitutes them), and takes the service's command and environment from it
+  and from the ``Dockerfile`` (``CMD``, ``ENV``);
+- it replaces only what names the containers' network and volumes: the
+  ``timescaledb`` and ``mosquitto`` addresses by servers of its own (a fresh
+  database; a Mosquitto run with ``deploy/mosquitto``'s configuration, ACL and
+  the gateway account its entrypoint creates), the volume paths by folders, and
+  the published port by a free one. Without TimescaleDB on the test server the
+  storage mode becomes ``plain``; with it the service runs exactly as written.
+
+Then the first start must come up healthy, with nothing else set, and the
+administrator must be able to set up the first community: log in with the
+password from ``.env``, register a device, and see its first message stored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import paho.mqtt.publish as mqtt_publish
+import psycopg
+import pytest
+import yaml
+from psycopg.conninfo import conninfo_to_dict
+
+from steward.brokers import free_port, mosquitto_binary, mosquitto_password_hash, wait_for_port
+from tests.gateway.helpers import count, wait_for
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def compose_config() -> dict:
+    command = ["docker", "compose"] if shutil.which("docker") and subprocess.run(
+        ["docker", "compose", "version"], capture_output=True).returncode == 0 else ["docker-compose"]
+    if not shutil.which(command[0]):
+        pytest.fail("docker compose (or Debian's docker-compose) is needed: run the README's test command")
+    done = subprocess.run([*command, "--env-file", str(ROOT / ".env.example"), "-f", str(ROOT / "docker-compose.yml"),
+                           "config"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return yaml.safe_load(done.stdout)
+
+
+def dockerfile() -> tuple[list[str], dict[str, str], list[str]]:
+    """The image's CMD, ENV and the folders it copies."""
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    cmd = json.loads(re.search(r"^CMD\s+(\[.*\])\s*$", text, re.M).group(1))  # type: ignore[union-attr]
+    env: dict[str, str] = {}
+    for line in re.findall(r"^ENV\s+(.*)$", text, re.M):
+        env.update(dict(pair.split("=", 1) for pair in line.split()))
+    copied = re.findall(r"^COPY\s+(\S+)\s+\S+\s*$", text, re.M)
+    return cmd, env, copied
+
+
+def production_mosquitto(workdir: Path, gateway_password: str) -> tuple[subprocess.Popen[bytes], int, Path]:
+    """Mosquitto with deploy/mosquitto's configuration and ACL, the gateway account made as
+    the compose entrypoint makes it; only its paths and port are this machine's."""
+    workdir.mkdir(parents=True)
+    os.chmod(workdir, 0o755)
+    port = free_port()
+    passwd = workdir / "passwd"
+    passwd.write_text(f"steward-gateway:{mosquitto_password_hash(gateway_password)}\n")
+    conf = (ROOT / "deploy" / "mosquitto" / "mosquitto.conf").read_text()
+    replacements = {
+        r"^listener 1883$": f"listener {port} 127.0.0.1",
+        r"^password_file .*$": f"password_file {passwd}",
+        r"^acl_file .*$": f"acl_file {ROOT / 'deploy' / 'mosquitto' / 'acl'}",
+        r"^persistence_location .*$": f"persistence_location {workdir}/",
+        r"^log_dest .*$": f"log_dest file {workdir / 'mosquitto.log'}",
+    }
+    for pattern, value in replacements.items():
+        conf, n = re.subn(pattern, value, conf, flags=re.M)
+        assert n == 1, f"deploy/mosquitto/mosquitto.conf no longer has {pattern}"
+    if os.geteuid() == 0:
+        conf += "\nuser root\n"  # keep this private folder readable (the image runs as mosquitto)
+    (workdir / "mosquitto.conf").write_text(conf)
+    process = subprocess.Popen([mosquitto_binary() or "mosquitto", "-c", str(workdir / "mosquitto.conf")],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    wait_for_port("127.0.0.1", port)
+    return process, port, passwd
+
+
+@pytest.fixture
+def fresh_database(empty_database: str) -> str:
+    """What the timescaledb container gives on its first start: an empty database."""
+    return empty_database
+
+
+@pytest.fixture
+def folders() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="steward-compose-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def http(port: int, path: str, *, data: bytes | None = None, token: str | None = None,
+         body: dict | None = None) -> tuple[int, dict]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if body is not None:
+        data, headers["Content-Type"] = json.dumps(body).encode(), "application/json"
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+    except OSError:
+        return 0, {}
+
+
+def test_the_image_copies_every_package_the_service_imports() -> None:
+    _, _, copied = dockerfile()
+    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["hatch"]["build"]["targets"]["wheel"]
+    assert set(packages["packages"]) <= set(copied), set(packages["packages"]) - set(copied)
+
+
+def test_the_production_service_starts_on_a_fresh_database_with_the_documented_env(
+        fresh_database: str, server_has_timescale: bool, folders: Path) -> None:
+    service = compose_config()["services"]["steward"]
+    cmd, image_env, _ = dockerfile()
+    command = service.get("command") or cmd
+    assert command == ["steward", "run", "--no-simulator"], command
+    env_file = dict(line.split("=", 1) for line in (ROOT / ".env.example").read_text().split() if "=" in line)
+    environment = {**image_env, **{k: str(v) for k, v in service["environment"].items()}}
+
+    # Only the containers' addresses, volumes and the published port become this machine's.
+    database = conninfo_to_dict(environment["STEWARD_DATABASE_URL"])
+    assert (database["host"], database["port"], database["password"]) == (
+        "timescaledb", "5432", env_file["POSTGRES_PASSWORD"])
+    broker_url = urllib.parse.urlsplit(environment["STEWARD_MQTT_URL"])
+    assert (broker_url.hostname, broker_url.port) == ("mosquitto", 1883)
+    mosquitto, broker_port, passwd = production_mosquitto(folders / "mosquitto-auth", broker_url.password or "")
+    api_port = free_port()
+    environment.update(
+        STEWARD_DATABASE_URL=fresh_database,
+        STEWARD_MQTT_URL=broker_url._replace(netloc=f"{broker_url.netloc.rsplit('@', 1)[0]}@127.0.0.1:{broker_port}")
+        .geturl(),
+        STEWARD_MOSQUITTO_PASSWORD_FILE=str(passwd),
+        STEWARD_DATA_DIR=str(folders / "data"),
+        STEWARD_API_HOST="127.0.0.1",
+        STEWARD_API_PORT=str(api_port),
+    )
+    if not server_has_timescale:
+        assert environment["STEWARD_STORAGE_MODE"] == "timescale"
+        environment["STEWARD_STORAGE_MODE"] = "plain"
+    process_env = {k: v for k, v in os.environ.items() if not k.startswith("STEWARD_")} | environment
+    log = (folders / "steward.log").open("wb")
+    process = subprocess.Popen([sys.executable, "-m", "steward", *command[1:]], cwd=ROOT, env=process_env,
+                               stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    output = lambda: (folders / "steward.log").read_text(errors="replace")  # noqa: E731
+    try:
+        # The image's health check: /health answers 200.
+        wait_for(lambda: process.poll() is not None or http(api_port, "/health")[0] == 200, 120,
+                 "the service to report healthy")
+        assert process.poll() is None, output()
+        health = http(api_port, "/health")[1]
+        assert health["broker_connected"] and health["database_reachable"], health
+        assert health["storage_mode"] == ("timescale" if server_has_timescale else "plain")
+
+        # The administrator logs in with the password from .env and sets up the first community.
+        status, body = http(api_port, "/auth/token", data=urllib.parse.urlencode(
+            {"username": "admin", "password": env_file["STEWARD_ADMIN_PASSWORD"]}).encode())
+        assert status == 200, body
+        token = body["access_token"]
+        assert http(api_port, "/auth/me", token=token)[1]["all_communities"] is True
+        status, body = http(api_port, "/devices", token=token, body={
+            "device_id": "lift-a1", "community_id": "first-community", "device_type": "elevator", "kind": "lift",
+            "building_id": "b1"})
+        assert status == 201, body
+        credentials = body["credentials"]
+        assert credentials["applied_to_broker"] is True
+        assert passwd.read_text().count("lift-a1:") == 1
+        mosquitto.send_signal(signal.SIGHUP)  # docker compose kill -s HUP mosquitto
+
+        # The device publishes with its own credentials; its message is stored.
+        heartbeat = {"id": "hb-1", "ts": int(time.time() * 1000), "type": "heartbeat", "battery": 90}
+
+        def published_and_stored() -> bool:
+            mqtt_publish.single(f"{credentials['publish_topic_prefix']}/status", json.dumps(heartbeat), qos=1,
+                                hostname="127.0.0.1", port=broker_port,
+                                auth={"username": credentials["username"], "password": credentials["password"]})
+            return count(fresh_database, "SELECT count(*) FROM events WHERE device_id = 'lift-a1'") > 0
+
+        wait_for(published_and_stored, 60, "the first device's heartbeat to be stored", interval=1.0)
+        status, events = http(api_port, "/events?device=lift-a1", token=token)
+        assert status == 200 and [e["device_id"] for e in events["data"]] == ["lift-a1"], events
+
+        process.send_signal(signal.SIGTERM)  # docker compose stop
+        assert process.wait(60) == 0, output()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        mosquitto.terminate()
+        mosquitto.wait(10)
+        log.close()
+    # The admin's password came from the environment and is never written to the log.
+    assert env_file["STEWARD_ADMIN_PASSWORD"] not in output()
+    assert "Traceback" not in output(), output()
