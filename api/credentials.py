@@ -25,6 +25,15 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from steward.brokers import mosquitto_password_hash
+from steward.identity import reserved_reason
+
+
+def _refuse_service_accounts(usernames: object) -> None:
+    """The API manages devices only: a service account's line (the gateway's, push's) is never its to write."""
+    for username in usernames:  # type: ignore[attr-defined]
+        reason = reserved_reason(username)
+        if reason is not None:
+            raise ValueError(reason)
 
 
 @runtime_checkable
@@ -82,6 +91,7 @@ class MosquittoPasswordFile:
 
     def set_hashes(self, hashes: dict[str, str]) -> None:
         """Put these username → hash lines in place (e.g. rebuilt from the database at start)."""
+        _refuse_service_accounts(hashes)
         with self._lock:
             entries = self._read()
             entries.update(hashes)
@@ -92,6 +102,7 @@ class MosquittoPasswordFile:
         self.set_hashes({username: mosquitto_password_hash(password)})
 
     def revoke(self, username: str) -> None:
+        _refuse_service_accounts([username])
         with self._lock:
             entries = self._read()
             if entries.pop(username, None) is not None:

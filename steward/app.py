@@ -150,7 +150,7 @@ class Stack:
         config = GatewayConfig(
             mqtt=MqttEndpoint(self.mqtt_url),
             database_url=self.database_url,
-            client_id=s.mqtt_client_id,
+            client_id=s.mqtt_client_id or self.gateway_client_id(),
             protocol=self.mqtt_protocol,
             share_group=s.mqtt_share_group,
             batch_size=s.batch_size,
@@ -182,6 +182,14 @@ class Stack:
         assert self.gateway is not None
         status = self.gateway.status()
         return bool(status["broker_connected"]) or not status.get("shards")
+
+    def gateway_client_id(self) -> str:
+        """``steward-gateway-<installation id>``: per installation, in the namespace no device can be given."""
+        from steward.identity import gateway_client_id, installation_id
+
+        assert self.database_url
+        with psycopg.connect(self.database_url) as conn:
+            return gateway_client_id(installation_id(conn))
 
     def start_api(self) -> None:
         import uvicorn

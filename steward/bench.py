@@ -164,7 +164,7 @@ def _start_workers(
         env.update(
             STEWARD_MQTT_URL=broker.url,
             STEWARD_DATABASE_URL=dsn,
-            STEWARD_MQTT_CLIENT_ID=f"bench-gateway-{run}-{i}",
+            STEWARD_MQTT_CLIENT_ID=f"steward-bench-gateway-{run}-{i}",
             STEWARD_MQTT_SHARE_GROUP=f"bench{run}",
             STEWARD_DETECTORS="false",
             STEWARD_BATCH_SIZE=str(batch_size),

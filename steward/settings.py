@@ -33,7 +33,10 @@ class Settings(BaseSettings):
     compress_after_days: float = Field(7, gt=0, description="TimescaleDB: compress event chunks older than this")
     retain_days: float | None = Field(365, gt=0, description="TimescaleDB: drop events older than this (unset: keep)")
 
-    mqtt_client_id: str = Field("steward-gateway", min_length=1, max_length=64)
+    mqtt_client_id: str | None = Field(
+        None, min_length=9, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$",
+        description="the gateway's persistent session; unset: steward-gateway-<installation id> (steward/identity.py)",
+    )
     mqtt_protocol: Literal["3.1.1", "5"] = Field(
         "3.1.1",
         description="3.1.1 (default: every broker here, amqtt included, speaks it) or 5 (Receive Maximum flow control)",
@@ -75,6 +78,16 @@ class Settings(BaseSettings):
     def _check_mqtt_url(cls, v: str | None) -> str | None:
         if v is not None:
             MqttEndpoint(v)
+        return v
+
+    @field_validator("mqtt_client_id")
+    @classmethod
+    def _check_client_id(cls, v: str | None) -> str | None:
+        from steward.identity import SERVICE_PREFIX, is_reserved
+
+        if v is not None and not is_reserved(v):
+            # A device's client id is its device id; only this namespace is out of every device's reach.
+            raise ValueError(f"must start with {SERVICE_PREFIX!r} (the namespace no device can be given)")
         return v
 
     @field_validator("database_url")

@@ -21,6 +21,7 @@ from api.users import Caller
 from domain.devices import DEVICE_KINDS, Device, DeviceType
 from domain.topics import topic_for
 from ingest.migrate import current_mode
+from steward import identity
 from steward.brokers import mosquitto_password_hash
 
 log = logging.getLogger(__name__)
@@ -168,6 +169,9 @@ def list_devices(caller: Reader, conn: Conn, limit: Limit = 100, cursor: Cursor 
 def create_device(body: DeviceCreate, caller: Manager, conn: Conn, request: Request) -> DeviceProvisioned:
     """Register a device and (by default) issue its own MQTT credentials, applied to the broker."""
     tenancy.require(caller, body.community_id, field="body.community_id")
+    reserved = identity.reserved_reason(body.device_id)
+    if reserved is not None:  # its MQTT username would be a service account's (the gateway's, push's)
+        raise InvalidInput(reserved, field="body.device_id")
     kinds = DEVICE_KINDS[body.device_type]
     if body.kind not in kinds:
         raise InvalidInput(f"kind {body.kind!r} is not one of {sorted(kinds)} for {body.device_type} devices",

@@ -30,7 +30,7 @@ def start_gateway_process(mqtt_url: str, database_url: str, log_path: Path) -> s
         **os.environ,
         "STEWARD_MQTT_URL": mqtt_url,
         "STEWARD_DATABASE_URL": database_url,
-        "STEWARD_MQTT_CLIENT_ID": "gw-durability",
+        "STEWARD_MQTT_CLIENT_ID": "steward-gw-durability",
         "STEWARD_BATCH_SIZE": "500",
     }
     env.pop("STEWARD_CONFIG", None)

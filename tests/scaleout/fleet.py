@@ -69,7 +69,7 @@ class Workers:
         env.update(
             STEWARD_MQTT_URL=self.mqtt_url,
             STEWARD_DATABASE_URL=self.database_url,
-            STEWARD_MQTT_CLIENT_ID="inst-test",
+            STEWARD_MQTT_CLIENT_ID="steward-inst-test",
             STEWARD_SHARDS=str(self.shards),
             STEWARD_LEASE_TTL_S=str(self.lease_ttl_s),
             STEWARD_WORKER_ID=name,
