@@ -9,8 +9,9 @@ steward service, minus the containers:
   and from the ``Dockerfile`` (``CMD``, ``ENV``);
 - it replaces only what names the containers' network and volumes: the
   ``timescaledb`` and ``mosquitto`` addresses by servers of its own (a fresh
-  database; a Mosquitto run with ``deploy/mosquitto``'s configuration, ACL and
-  the gateway account its entrypoint creates), the volume paths by folders, and
+  database; a Mosquitto run with ``deploy/mosquitto``'s configuration and ACLs
+  and the services' accounts its entrypoint creates: tests/production_broker.py),
+  the volume paths by folders, and
   the published port by a free one. Without TimescaleDB on the test server the
   storage mode becomes ``plain``; with it the service runs exactly as written.
 
@@ -42,8 +43,9 @@ import pytest
 import yaml
 from psycopg.conninfo import conninfo_to_dict
 
-from steward.brokers import free_port, mosquitto_binary, mosquitto_password_hash, wait_for_port
+from steward.brokers import free_port
 from tests.gateway.helpers import count, wait_for
+from tests.production_broker import ProductionBroker
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,34 +70,6 @@ def dockerfile() -> tuple[list[str], dict[str, str], list[str]]:
         env.update(dict(pair.split("=", 1) for pair in line.split()))
     copied = re.findall(r"^COPY\s+(\S+)\s+\S+\s*$", text, re.M)
     return cmd, env, copied
-
-
-def production_mosquitto(workdir: Path, gateway_password: str) -> tuple[subprocess.Popen[bytes], int, Path]:
-    """Mosquitto with deploy/mosquitto's configuration and ACL, the gateway account made as
-    the compose entrypoint makes it; only its paths and port are this machine's."""
-    workdir.mkdir(parents=True)
-    os.chmod(workdir, 0o755)
-    port = free_port()
-    passwd = workdir / "passwd"
-    passwd.write_text(f"steward-gateway:{mosquitto_password_hash(gateway_password)}\n")
-    conf = (ROOT / "deploy" / "mosquitto" / "mosquitto.conf").read_text()
-    replacements = {
-        r"^listener 1883$": f"listener {port} 127.0.0.1",
-        r"^password_file .*$": f"password_file {passwd}",
-        r"^acl_file .*$": f"acl_file {ROOT / 'deploy' / 'mosquitto' / 'acl'}",
-        r"^persistence_location .*$": f"persistence_location {workdir}/",
-        r"^log_dest .*$": f"log_dest file {workdir / 'mosquitto.log'}",
-    }
-    for pattern, value in replacements.items():
-        conf, n = re.subn(pattern, value, conf, flags=re.M)
-        assert n == 1, f"deploy/mosquitto/mosquitto.conf no longer has {pattern}"
-    if os.geteuid() == 0:
-        conf += "\nuser root\n"  # keep this private folder readable (the image runs as mosquitto)
-    (workdir / "mosquitto.conf").write_text(conf)
-    process = subprocess.Popen([mosquitto_binary() or "mosquitto", "-c", str(workdir / "mosquitto.conf")],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    wait_for_port("127.0.0.1", port)
-    return process, port, passwd
 
 
 @pytest.fixture
@@ -145,14 +119,24 @@ def test_the_production_service_starts_on_a_fresh_database_with_the_documented_e
     database = conninfo_to_dict(environment["STEWARD_DATABASE_URL"])
     assert (database["host"], database["port"], database["password"]) == (
         "timescaledb", "5432", env_file["POSTGRES_PASSWORD"])
+    # The services' listener (1884) for the gateway and on-call push, with their own accounts.
     broker_url = urllib.parse.urlsplit(environment["STEWARD_MQTT_URL"])
-    assert (broker_url.hostname, broker_url.port) == ("mosquitto", 1883)
-    mosquitto, broker_port, passwd = production_mosquitto(folders / "mosquitto-auth", broker_url.password or "")
+    push_url = urllib.parse.urlsplit(environment["STEWARD_ONCALL_MQTT_URL"])
+    assert (broker_url.hostname, broker_url.port, broker_url.username) == ("mosquitto", 1884, "steward-gateway")
+    assert (push_url.hostname, push_url.port, push_url.username) == ("mosquitto", 1884, "steward-push")
+    broker = ProductionBroker(folders / "mosquitto", broker_url.password or "", push_url.password or "").start()
+    mosquitto, broker_port, passwd = broker.process, broker.device_port, broker.devices_passwd
+    assert mosquitto is not None
+    assert environment["STEWARD_MOSQUITTO_PASSWORD_FILE"] == "/mosquitto-auth/devices.passwd"
     api_port = free_port()
+
+    def local(url: urllib.parse.SplitResult) -> str:
+        return url._replace(netloc=f"{url.netloc.rsplit('@', 1)[0]}@127.0.0.1:{broker.service_port}").geturl()
+
     environment.update(
         STEWARD_DATABASE_URL=fresh_database,
-        STEWARD_MQTT_URL=broker_url._replace(netloc=f"{broker_url.netloc.rsplit('@', 1)[0]}@127.0.0.1:{broker_port}")
-        .geturl(),
+        STEWARD_MQTT_URL=local(broker_url),
+        STEWARD_ONCALL_MQTT_URL=local(push_url),
         STEWARD_MOSQUITTO_PASSWORD_FILE=str(passwd),
         STEWARD_DATA_DIR=str(folders / "data"),
         STEWARD_API_HOST="127.0.0.1",
@@ -209,8 +193,7 @@ def test_the_production_service_starts_on_a_fresh_database_with_the_documented_e
         if process.poll() is None:
             process.kill()
             process.wait()
-        mosquitto.terminate()
-        mosquitto.wait(10)
+        broker.stop()
         log.close()
     # The admin's password came from the environment and is never written to the log.
     assert env_file["STEWARD_ADMIN_PASSWORD"] not in output()

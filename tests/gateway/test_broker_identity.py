@@ -13,14 +13,10 @@ staff/#; be provisioned under a service account's name.
 from __future__ import annotations
 
 import json
-import os
 import queue
 import re
-import signal
-import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -33,92 +29,21 @@ from api.app import create_app
 from api.credentials import MosquittoPasswordFile
 from gateway.endpoint import MqttEndpoint
 from gateway.service import Gateway, GatewayConfig
-from steward.brokers import free_port, mosquitto_binary, mosquitto_password_hash, wait_for_port
+from steward.brokers import mosquitto_binary
 from steward.identity import ServiceAccount, gateway_client_id, installation_id
 from steward.settings import Settings
 from tests.api.conftest import OWN, World, world  # noqa: F401 (the fixture)
+from tests.production_broker import ProductionBroker
 
-ROOT = Path(__file__).resolve().parents[2]
-DEPLOY = ROOT / "deploy" / "mosquitto"
 GATEWAY_PW, PUSH_PW = "gateway-secret-0123", "push-secret-0123"
 T0_MS = 1_795_000_000_000  # 2026-11-18: event time is the device's, never this machine's clock
-
-
-@dataclass
-class ProductionBroker:
-    """deploy/mosquitto/mosquitto.conf with its paths and ports made private."""
-
-    workdir: Path
-    device_port: int = 0
-    service_port: int = 0
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def log(self) -> str:
-        path = self.workdir / "mosquitto.log"
-        return path.read_text(errors="replace") if path.exists() else ""
-
-    @property
-    def devices_passwd(self) -> Path:
-        return self.workdir / "auth" / "devices.passwd"
-
-    def render(self) -> Path:
-        auth, config, data = (self.workdir / d for d in ("auth", "config", "data"))
-        for folder in (auth, config, data):
-            folder.mkdir(parents=True, exist_ok=True)
-        text = (DEPLOY / "mosquitto.conf").read_text()
-        replacements = [
-            ("listener 1883\n", f"listener {self.device_port} 127.0.0.1\n"),
-            ("listener 1884\n", f"listener {self.service_port} 127.0.0.1\n"),
-            ("/mosquitto/config/auth/", f"{auth}/"),
-            ("/mosquitto/config/", f"{config}/"),
-            ("/mosquitto/data/", f"{data}/"),
-            ("log_dest stdout", f"log_dest file {self.workdir / 'mosquitto.log'}"),
-        ]
-        for old, new in replacements:
-            assert old in text, f"deploy/mosquitto/mosquitto.conf no longer has {old!r}: update this test's rendering"
-            text = text.replace(old, new)
-        if os.geteuid() == 0:
-            text += "\nuser root\n"  # keep this private folder's files readable
-        for acl in ("acl-devices", "acl-services"):
-            (config / acl).write_text((DEPLOY / acl).read_text())
-        # What entrypoint.sh writes: the services' accounts, and an empty devices' file for the API.
-        (auth / "services.passwd").write_text(
-            f"{ServiceAccount.GATEWAY}:{mosquitto_password_hash(GATEWAY_PW)}\n"
-            f"{ServiceAccount.PUSH}:{mosquitto_password_hash(PUSH_PW)}\n")
-        self.devices_passwd.touch()
-        conf = self.workdir / "mosquitto.conf"
-        conf.write_text(text)
-        return conf
-
-    def start(self) -> ProductionBroker:
-        self.device_port, self.service_port = free_port(), free_port()
-        conf = self.render()
-        self.process = subprocess.Popen([mosquitto_binary() or "mosquitto", "-c", str(conf)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            wait_for_port("127.0.0.1", self.device_port)
-            wait_for_port("127.0.0.1", self.service_port)
-        except TimeoutError:
-            self.stop()
-            raise RuntimeError(f"mosquitto did not start with the production config: {self.log[-2000:]}") from None
-        return self
-
-    def hup(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGHUP)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
 
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[ProductionBroker]:
     if mosquitto_binary() is None:
         pytest.fail("mosquitto is not installed: run the README's test command, which installs it")
-    b = ProductionBroker(tmp_path / "mqtt").start()
+    b = ProductionBroker(tmp_path / "mqtt", GATEWAY_PW, PUSH_PW).start()
     try:
         yield b
     finally:
