@@ -1,21 +1,35 @@
 """Door access: forced doors, doors held open, brute-force credentials, access at
-hours unusual for that door (learned), reader tamper.
+hours unusual for the door *and* the credential, reader tamper, tailgating.
+
+The door contact is **debounced**: a contact state counts once it has held for
+``door_bounce_s`` (a door that rebounds off its frame, closed - open 0.3 s -
+closed, is one closing; a close of a fraction of a second while a door is held
+is not a closing either). Decisions are made on the debounced state, at the
+moment it is confirmed, against the door's own access events.
 
 Conditions and tiers:
 
-- ``door_forced`` (Level 2): the door opens with no granted access (or exit
-  button) in the preceding ``access_grant_window_s``. A ``fire_door`` has no
-  reader and is opened by hand all day: it counts as forced only at night
-  (``night_start``..``night_end``), and then it is Level 1.
+- ``door_forced`` (Level 2): the door opens with no granted access or exit
+  button from ``access_grant_window_s`` before the opening until it is
+  confirmed (a reader and a contact report separately: the grant may arrive a
+  moment after the contact). A ``fire_door`` has no reader and is opened by
+  hand all day: it counts as forced only at night (``night_start``..
+  ``night_end``), and then it is Level 1.
 - ``door_held_open`` (Level 3; a ``fire_door`` propped open is Level 2): open
-  longer than ``door_held_open_s`` / ``fire_door_held_open_s``; clears when
-  closed.
+  for longer than ``door_held_open_s`` / ``fire_door_held_open_s`` since the
+  opening or the last sign that somebody is using the door (a granted
+  credential, the exit button, a people count): a door in use during a move is
+  attended, a door left open is not. Clears when closed.
 - ``repeated_denied`` (Level 2): ``denied_attempts`` denied credentials within
   ``denied_window_s`` on one reader; clears after 10 quiet minutes.
-- ``unusual_hour_access`` (Level 3): a granted access in an hour of the day in
-  which this door sees fewer than ``unusual_hour_rate`` accesses a day on
-  average (learned over at least ``unusual_hour_learn_days``; before that, the
-  fixed ``quiet_hours`` are the floor rule).
+- ``unusual_hour_access`` (Level 3): a granted credential (not the exit
+  button, not the property's own staff, who work shifts) in an hour that is
+  unusual for this door (fewer than ``unusual_hour_rate`` accesses a day,
+  learned over at least ``unusual_hour_learn_days``; before that the fixed
+  ``quiet_hours``) **and** for this credential (not seen within an hour of it
+  on an earlier day in the last ``unusual_hour_memory_days``: a night-shift
+  worker's card becomes usual after its first night). Clears when an access in
+  that hour is usual again or after ``unusual_hour_clear_s`` without another.
 - ``tamper`` (Level 2): reader tamper switch active; clears when released.
 - ``tailgating`` (Level 3): a door with a people counter (``passage`` events)
   lets more people in during one opening than credentials were granted for it.
@@ -25,50 +39,100 @@ Conditions and tiers:
 from __future__ import annotations
 
 import datetime as dt
+import zlib
 from array import array
 
 import msgspec
 
 from domain.events import Event
 from detectors.base import Changes, Ctx, Raised, clear, earliest, once, raise_
-from detectors.config import in_window
+from detectors.config import in_window, local_day
 
 DENIED_QUIET_S = 600.0
+CREDENTIALS = 16  # night credentials remembered per door (3 x uint32 each: hash, hours mask, day)
 
 
 class AccessState(msgspec.Struct, array_like=True):
-    last_grant: float = 0.0
-    open_since: float | None = None
+    last_grant: float = 0.0  # last granted access or exit button
+    open_since: float | None = None  # debounced opening
     held_fired: bool = False
     denied: list[float] = msgspec.field(default_factory=list)
     hours: bytes = b""  # 24 x uint16: granted accesses by local hour (halved when full)
     hours_since: float = 0.0  # counting since (moved forward when the counts are halved)
     raised: dict[str, Raised] = msgspec.field(default_factory=dict)
     grants_open: int = 0  # credentials granted for the current (or coming) opening
+    contact: str = "closed"  # the last raw contact state
+    contact_since: float = 0.0  # ...reported at
+    confirmed: str = "closed"  # the debounced state
+    attended: float = 0.0  # last sign of somebody using the door while it is open
+    creds: bytes = b""  # CREDENTIALS x (uint32 crc32, uint32 mask of local hours, uint32 local day)
+    unusual_at: float | None = None  # last unusual access (the incident clears after a quiet period)
 
 
 def _held_limit(ctx: Ctx) -> float:
     return ctx.th.fire_door_held_open_s if ctx.device.kind == "fire_door" else ctx.th.door_held_open_s
 
 
+def _held_due(st: AccessState, ctx: Ctx) -> float | None:
+    if st.open_since is None or st.held_fired:
+        return None
+    return max(st.open_since, st.attended) + _held_limit(ctx)
+
+
+def _contact_due(st: AccessState, ctx: Ctx) -> float | None:
+    return st.contact_since + ctx.th.door_bounce_s if st.contact != st.confirmed else None
+
+
 def next_deadline(st: AccessState, ctx: Ctx) -> float | None:
-    held = st.open_since + _held_limit(ctx) if st.open_since is not None and not st.held_fired else None
     quiet = st.denied[-1] + DENIED_QUIET_S if "repeated_denied" in st.raised and st.denied else None
-    return earliest(held, quiet)
+    unusual = st.unusual_at + ctx.th.unusual_hour_clear_s if st.unusual_at is not None else None
+    return earliest(_contact_due(st, ctx), _held_due(st, ctx), quiet, unusual)
 
 
 def on_tick(st: AccessState, ctx: Ctx, now: float) -> tuple[AccessState, Changes]:
     out: Changes = []
-    if st.open_since is not None and not st.held_fired and now >= st.open_since + _held_limit(ctx):
+    due = _contact_due(st, ctx)
+    if due is not None and now >= due:
+        out += _confirm(st, ctx, due)
+    held = _held_due(st, ctx)
+    if held is not None and now >= held:
         st.held_fired = True
         fire = ctx.device.kind == "fire_door"
         title = "Fire door propped open" if fire else "Door held open too long"
-        out += raise_(st.raised, ctx, "door_held_open", 2 if fire else 3, now, title,
+        out += raise_(st.raised, ctx, "door_held_open", 2 if fire else 3, held, title,
                       detail={"open_since": st.open_since, "limit_s": _held_limit(ctx)})
     if "repeated_denied" in st.raised and st.denied and now >= st.denied[-1] + DENIED_QUIET_S:
-        out += clear(st.raised, ctx, "repeated_denied", now, "No more denied attempts")
+        out += clear(st.raised, ctx, "repeated_denied", st.denied[-1] + DENIED_QUIET_S, "No more denied attempts")
         st.denied = []
+    if st.unusual_at is not None and now >= st.unusual_at + ctx.th.unusual_hour_clear_s:
+        out += clear(st.raised, ctx, "unusual_hour_access", st.unusual_at + ctx.th.unusual_hour_clear_s,
+                     "No more access at unusual hours")
+        st.unusual_at = None
     return st, out
+
+
+def _confirm(st: AccessState, ctx: Ctx, at: float) -> Changes:
+    """The contact has held its state for the debounce window: the door really changed."""
+    th = ctx.th
+    st.confirmed = st.contact
+    changed_at = st.contact_since
+    out: Changes = []
+    if st.confirmed == "open":
+        st.open_since, st.held_fired, st.attended = changed_at, False, 0.0
+        covered = changed_at - th.access_grant_window_s <= st.last_grant <= at
+        if not covered:
+            st.grants_open = 0  # a grant nobody used in time does not cover this opening
+        night = in_window(_hour(changed_at, ctx), th.night_start, th.night_end)
+        fire = ctx.device.kind == "fire_door"
+        if not covered and (night or not fire):
+            tier = 1 if fire else 2
+            title = "Fire door forced at night" if tier == 1 else "Door forced: opened without a valid access"
+            out += once(ctx, "door_forced", tier, at, title, detail={"night": night, "opened_at": changed_at})
+    else:
+        st.open_since, st.held_fired = None, False
+        st.grants_open = 0
+        out += clear(st.raised, ctx, "door_held_open", changed_at, "Door closed")
+    return out
 
 
 def _hour(ts: float, ctx: Ctx) -> int:
@@ -84,6 +148,7 @@ def on_event(st: AccessState, ctx: Ctx, ev: Event) -> tuple[AccessState, Changes
         if f["result"] == "granted":
             st.last_grant = ts
             st.grants_open += 1
+            st.attended = ts
             out += _unusual_hour(st, ctx, ts, f)
         else:
             st.denied = [d for d in st.denied if ts - d <= th.denied_window_s][-(th.denied_attempts - 1):] + [ts]
@@ -91,22 +156,11 @@ def on_event(st: AccessState, ctx: Ctx, ev: Event) -> tuple[AccessState, Changes
                 out += raise_(st.raised, ctx, "repeated_denied", 2, ts, "Repeated denied credentials at a reader (brute force?)",
                               detail={"attempts": len(st.denied), "window_s": th.denied_window_s})
     elif ev.type == "door":
-        if f["state"] == "open":
-            if st.open_since is None:
-                st.open_since, st.held_fired = ts, False
-                if ts - st.last_grant > th.access_grant_window_s:
-                    st.grants_open = 0  # a grant nobody used in time does not cover this opening
-                night = in_window(_hour(ts, ctx), th.night_start, th.night_end)
-                fire = ctx.device.kind == "fire_door"
-                if ts - st.last_grant > th.access_grant_window_s and (night or not fire):
-                    tier = 1 if fire else 2
-                    title = "Fire door forced at night" if tier == 1 else "Door forced: opened without a valid access"
-                    out += once(ctx, "door_forced", tier, ts, title, detail={"night": night})
-        else:
-            st.open_since, st.held_fired = None, False
-            st.grants_open = 0
-            out += clear(st.raised, ctx, "door_held_open", ts, "Door closed")
+        state = f["state"]
+        if state != st.contact:
+            st.contact, st.contact_since = state, ts
     elif ev.type == "passage":
+        st.attended = ts
         if f.get("direction", "in") == "in" and f["count"] > st.grants_open:
             out += once(ctx, "tailgating", 3, ts, "Tailgating: more people entered than credentials were granted",
                         detail={"entered": f["count"], "granted": st.grants_open})
@@ -119,6 +173,31 @@ def on_event(st: AccessState, ctx: Ctx, ev: Event) -> tuple[AccessState, Changes
     return st, out + more
 
 
+# --- unusual hours -----------------------------------------------------------------------------
+
+
+def _credential_usual(st: AccessState, key: int, hour: int, day: int, ctx: Ctx) -> bool:
+    creds = array("I", st.creds)
+    near = (1 << hour) | (1 << ((hour + 1) % 24)) | (1 << ((hour - 1) % 24))
+    for i in range(0, len(creds), 3):
+        if creds[i] == key:
+            return bool(creds[i + 1] & near) and creds[i + 2] != day and day - creds[i + 2] <= ctx.th.unusual_hour_memory_days
+    return False
+
+
+def _remember_credential(st: AccessState, key: int, hour: int, day: int, ctx: Ctx) -> None:
+    creds = array("I", st.creds)
+    entries = [(creds[i], creds[i + 1], creds[i + 2]) for i in range(0, len(creds), 3)]
+    mask = 0
+    for k, m, d in entries:
+        if k == key and day - d <= ctx.th.unusual_hour_memory_days:
+            mask = m
+    entries = [e for e in entries if e[0] != key and day - e[2] <= ctx.th.unusual_hour_memory_days]
+    entries.append((key, mask | (1 << hour), day))
+    entries = entries[-CREDENTIALS:]  # the least recently seen go first
+    st.creds = array("I", [x for e in entries for x in e]).tobytes()
+
+
 def _unusual_hour(st: AccessState, ctx: Ctx, ts: float, f: dict) -> Changes:
     th = ctx.th
     hours = array("H", st.hours or bytes(48))
@@ -128,12 +207,24 @@ def _unusual_hour(st: AccessState, ctx: Ctx, ts: float, f: dict) -> Changes:
     days = (ts - st.hours_since) / 86400.0
     learned = days >= th.unusual_hour_learn_days
     rate = hours[h] / days if days > 0 else 0.0
-    unusual = rate < th.unusual_hour_rate if learned else in_window(h, *th.quiet_hours)
+    door_unusual = rate < th.unusual_hour_rate if learned else in_window(h, *th.quiet_hours)
+    exempt = f.get("method") == "button" or f.get("role") == "staff"
     out: Changes = []
+    unusual = False
+    if door_unusual and not exempt:
+        key = zlib.crc32(str(f.get("credential", "")).encode())
+        day = local_day(ts, th.zone)
+        unusual = not _credential_usual(st, key, h, day, ctx)
+        _remember_credential(st, key, h, day, ctx)  # its own habit, whatever we decided
     if unusual:
-        out = once(ctx, "unusual_hour_access", 3, ts, f"Access at an unusual hour for this door ({h:02d}:00)",
-                   detail={"hour": h, "per_day": round(rate, 3), "role": f.get("role"), "learned": learned})
-    else:  # learn only from accesses that were not flagged
+        st.unusual_at = ts
+        out = raise_(st.raised, ctx, "unusual_hour_access", 3, ts, f"Access at an unusual hour for this door ({h:02d}:00)",
+                     detail={"hour": h, "per_day": round(rate, 3), "role": f.get("role"), "learned": learned})
+    else:
+        if "unusual_hour_access" in st.raised and not door_unusual:
+            st.unusual_at = None
+            out = clear(st.raised, ctx, "unusual_hour_access", ts, "Access hours back to usual for this door")
+        # learn only from accesses that were not flagged
         if hours[h] == 65535:
             hours = array("H", (c // 2 for c in hours))
             st.hours_since = ts - (ts - st.hours_since) / 2

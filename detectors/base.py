@@ -41,11 +41,16 @@ def utc(ts: float) -> dt.datetime:
 
 
 class Raised(msgspec.Struct, array_like=True):
-    """A condition this device has raised and not cleared: its tier and severity."""
+    """A condition this device has raised and not cleared: its tier and severity.
+
+    ``paged`` is False while the condition is known only from late data (nobody was
+    notified yet); the engine pages it once the device's data is current again and
+    the condition still holds."""
 
     tier: int
     severity: int
     since: float
+    paged: bool = True
 
 
 def change(

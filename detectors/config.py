@@ -25,21 +25,39 @@ class Thresholds(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
 
     timezone: str = "Asia/Shanghai"  # local time for night windows and hour-of-day profiles
 
+    # --- event time (see detectors/README.md, "Event time") ---
+    # A device's own messages may arrive this much out of order: each is applied once
+    # the device's data is complete up to its time (its newest message minus this, or
+    # this long after it arrived). MQTT keeps one connection's order; a hub merging its
+    # sensors' reports or a QoS 1 redelivery does not, by a second or two.
+    allowed_lateness_s: float = 2.0
+    # A silent device's clock keeps running with the wall clock for this long after its
+    # last message (a little more than its 5-minute heartbeat): its timers (a door held
+    # open, a car stopped between floors) fire without another message. Beyond it the
+    # device is not heard from; its timers wait for its next message, and only the
+    # receive-time offline rule runs.
+    silent_clock_s: float = 360.0
+
     # --- elevators (GB/T 24476) ---
     fault_confirm_s: float = 5.0  # a fault must persist this long (field practice: ~5 s)
     # Codes 7/8 are already the controller's own entrapment conclusion: no extra wait.
     entrapment_code_confirm_s: float = 0.0
     alarm_presses_for_entrapment: int = 3
     alarm_press_window_s: float = 120.0
-    # Stopped, doors closed, occupied, no movement: a car never holds a passenger
-    # like this in normal service for more than a few seconds (Level 1 target: 10 s).
-    inferred_entrapment_s: float = 10.0
-    inferred_entrapment_outside_zone_s: float = 5.0  # same, but between floors
+    alarm_presses_for_alert: int = 2  # one momentary press (a child) is not an alert; a second one is
+    # Inferred entrapment: only a car that cannot release its passengers (detectors/README.md).
+    # In the door zone, shut, idle and continuously occupied: far beyond any ride (a full-height
+    # ride in a residential building takes under a minute; slow riders stand 12-30 s before
+    # pressing a button) and still a tenth of the 30-minute legal rescue time.
+    inferred_entrapment_s: float = 180.0
+    inferred_entrapment_outside_zone_s: float = 5.0  # between floors the doors cannot open at all
+    door_open_fail_s: float = 10.0  # doors "opening" that never reach "open" (a door operator opens in 2-4 s)
     fault_rate_min_per_day: int = 3  # proactive order when a day's faults reach this...
     fault_rate_factor: float = 3.0  # ...and this many times the learned daily rate
     door_reopen_min_ratio: float = 0.3  # reopens per trip, short-term average
     door_reopen_factor: float = 3.0  # times the lift's learned ratio
     door_learn_trips: int = 200
+    door_trend_alpha: float = 0.05  # short-term average over about the last 20 trips
     vibration_factor: float = 1.6  # short-term vibration over learned baseline
     vibration_learn_samples: int = 500
 
@@ -77,8 +95,15 @@ class Thresholds(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     tank_high_pct: float = 98.0  # the booster pump stops near 92 % and may overshoot a few points
 
     # --- door access ---
-    door_held_open_s: float = 120.0
-    fire_door_held_open_s: float = 60.0
+    # A contact state counts once it has held this long: a door rebounding off its frame
+    # (closed, open 0.3 s, closed) is one closing. Reed contacts bounce for milliseconds,
+    # a door leaf for well under a second; a real opening lasts seconds.
+    door_bounce_s: float = 2.0
+    # Held open: since the opening or the last sign of somebody using the door (a grant,
+    # the exit button, a people count). A lobby door in use (a pram, a delivery, a move)
+    # stays open a minute or three; five minutes with nobody badging is a door left open.
+    door_held_open_s: float = 300.0
+    fire_door_held_open_s: float = 60.0  # a fire door must never be propped (closers; GB 50016)
     access_grant_window_s: float = 15.0  # a door may open this long after a valid access
     denied_attempts: int = 5
     denied_window_s: float = 120.0
@@ -87,6 +112,8 @@ class Thresholds(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     unusual_hour_rate: float = 0.1  # accesses per day in that hour, learned: rarer is unusual
     unusual_hour_learn_days: float = 7.0  # a sparse hour needs days of history to be told from zero
     quiet_hours: tuple[int, int] = (2, 5)  # the floor rule while a door's hours are learned
+    unusual_hour_memory_days: int = 28  # a credential seen at that hour within this is on its habit
+    unusual_hour_clear_s: float = 3600.0  # an unusual-hour incident clears after this without another
 
     # --- elderly residents ---
     inactivity_fixed_s: float = 12 * 3600.0  # the fixed floor rule: no activity for N
@@ -101,6 +128,7 @@ class Thresholds(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     fall_min_confidence: float = 0.5
     wander_start_hour: int = 0
     wander_end_hour: int = 5
+    wander_confirm_s: float = 300.0  # after the door was last used: nobody moved inside, bed empty
     bathroom_night_s: float = 15 * 60.0  # the floor; learned: 1.25 x longest normal stay + 5 min
     bathroom_learn_stays: int = 5
     bathroom_rooms: tuple[str, ...] = ("bathroom", "toilet", "washroom")
@@ -148,6 +176,15 @@ class DetectorConfig(msgspec.Struct, kw_only=True, dict=True):
     defaults: Thresholds = msgspec.field(default_factory=Thresholds)
     overrides: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
     reopen_window_s: float = 30 * 60.0  # a condition back within this reopens its incident
+    # A condition that became true longer ago than this when the engine learned of it
+    # (late data) pages nobody unless it is Level 1 or still true once the device's data
+    # is current again; it is recorded with its true times either way.
+    page_late_s: float = 60.0
+    # A device whose latest message arrived more than this after its event time is
+    # delivering late data (a store-and-forward upload, a drained backlog): it does not
+    # hold back its community's watermark, and its late readings count from the
+    # watermark on for conditions that span devices.
+    watermark_lateness_s: float = 30.0
     silence_grace_s: float = 600.0  # a silence lasts this much longer (readings lag its end)
 
     def __post_init__(self) -> None:

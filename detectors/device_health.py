@@ -2,10 +2,17 @@
 
 Conditions (all Level 3 work orders, DOMAIN.md "Every device"):
 
-- ``offline``: no message for ``offline_after_s`` (timer from the last message's
-  receive time, fired by ticks at the exact deadline), or a last-will
-  ``offline`` status not followed by anything within ``offline_grace_s``.
-  Clears on the next message.
+- ``offline``: the one condition that *is* about silence, so the one decided
+  against receive time: no message received for ``offline_after_s`` (the engine
+  keeps each device's receive time and fires the deadline to the second), or a
+  last-will ``offline`` not followed by anything within ``offline_grace_s``.
+  Late data can also show a gap: two consecutive messages of the device more
+  than ``offline_after_s`` apart in *event* time (a device that was off while
+  its data arrived later, or a whole log delivered at once) is the same
+  incident, opened at the earlier message + ``offline_after_s`` and cleared at
+  the later one. Either way the times are the device's own (event time): the
+  incident is identical however the data was delivered. Clears on the next
+  message.
 - ``battery_low`` (and ``battery_low.<sensor>`` for sensors behind a hub):
   below ``battery_low_pct``; clears at ``battery_ok_pct`` (hysteresis).
 - ``sensor_stuck``: a reading in ``stuck_fields`` unchanged for
@@ -17,7 +24,8 @@ Conditions (all Level 3 work orders, DOMAIN.md "Every device"):
   is not known yet). Opens on one reading scoring ``anomaly_raise_at`` or when
   readings above ``anomaly_slack`` add up to ``anomaly_evidence``; clears after
   ``anomaly_clear_after`` unremarkable readings (a new level that persists is
-  learned, so the condition does not stay open for ever).
+  learned, so the condition does not stay open for ever). Maintained with
+  statistical.py (`_numeric_anomalies`).
 """
 
 from __future__ import annotations
@@ -40,43 +48,50 @@ class HealthState(msgspec.Struct, array_like=True):
     stats: dict[str, statistical.StreamState] = msgspec.field(default_factory=dict)
     # field -> [alarm state, first reading's event time]
     alarms: dict[str, tuple[statistical.Alarm, float]] = msgspec.field(default_factory=dict)
-
-
-def _offline_deadline(st: HealthState, ctx: Ctx) -> float | None:
-    if "offline" in st.raised or st.last_seen == 0.0:
-        return None
-    if st.will_at is not None:
-        return st.will_at + ctx.th.offline_grace_s
-    return st.last_seen + ctx.th.offline_after_s
+    last_ts: float = 0.0  # event time of the last message applied (in event-time order)
+    back_ts: float = 0.0  # event time of the message that ended the last receive-time offline
 
 
 def next_deadline(st: HealthState, ctx: Ctx) -> float | None:
-    return _offline_deadline(st, ctx)
+    """No event-time timers: offline runs on receive time (`arrive` / the engine)."""
+    return None
 
 
-def on_tick(st: HealthState, ctx: Ctx, now: float) -> tuple[HealthState, Changes]:
-    due = _offline_deadline(st, ctx)
-    if due is None or now < due:
-        return st, []
-    why = "last-will offline" if st.will_at is not None else f"no message for {ctx.th.offline_after_s:.0f} s"
-    return st, raise_(
-        st.raised, ctx, "offline", 3, due, f"Device offline: {ctx.device.name or ctx.device.device_id}",
-        work_order=True, detail={"reason": why, "last_seen": st.last_seen},
-    )
+def go_offline(st: HealthState, ctx: Ctx, at: float, why: str) -> Changes:
+    return raise_(st.raised, ctx, "offline", 3, at, f"Device offline: {ctx.device.name or ctx.device.device_id}",
+                  work_order=True, detail={"reason": why, "last_seen": st.last_seen})
+
+
+def arrive(st: HealthState, ctx: Ctx, ev: Event, received: float) -> Changes:
+    """A message was received (any order, any lateness): liveness only."""
+    st.last_seen = max(st.last_seen, received)
+    if ev.type == "offline":
+        st.will_at = received
+        return []
+    st.will_at = None
+    cur = st.raised.get("offline")
+    if cur is None:
+        return []
+    ts = ev.ts.timestamp()
+    st.back_ts = max(st.back_ts, ts)
+    # A device that buffered while unreachable sends its oldest data first: the incident
+    # cannot end before it began.
+    return clear(st.raised, ctx, "offline", max(ts, cur.since), "Device back online")
 
 
 def on_event(st: HealthState, ctx: Ctx, ev: Event) -> tuple[HealthState, Changes]:
+    """A message applied in the device's event-time order."""
     th = ctx.th
     ts = ev.ts.timestamp()
-    seen = ev.received_at.timestamp()
     out: Changes = []
-    st, out = on_tick(st, ctx, seen)
-    st.last_seen = max(st.last_seen, seen)
-    if ev.type == "offline":
-        st.will_at = seen
+    if ev.type in ("offline", "online"):
         return st, out
-    st.will_at = None
-    out += clear(st.raised, ctx, "offline", ts, "Device back online")
+    gap_from = st.last_ts
+    st.last_ts = max(st.last_ts, ts)
+    if gap_from and ts - gap_from > th.offline_after_s and ts > st.back_ts and "offline" not in st.raised:
+        why = f"no message for {ts - gap_from:.0f} s (seen in event time: the data came late)"
+        out += go_offline(st, ctx, gap_from + th.offline_after_s, why)
+        out += clear(st.raised, ctx, "offline", ts, "Device back online")
 
     battery = ev.fields.get("battery")
     if battery is not None and ev.type in ("heartbeat", "sensor_battery"):
@@ -139,4 +154,4 @@ def _numeric_anomalies(st: HealthState, ctx: Ctx, ev: Event, ts: float) -> Chang
     return out
 
 
-__all__ = ["HealthState", "on_event", "on_tick", "next_deadline", "earliest"]
+__all__ = ["HealthState", "arrive", "on_event", "go_offline", "next_deadline", "earliest"]

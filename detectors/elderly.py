@@ -24,12 +24,16 @@ Conditions and tiers:
   Quiet that starts within the usual night (learned bedtime - 30 min to
   wake-up) long after the last bed exit is judged by the night rule (a bed
   sensor can miss a bed-in); silence right after getting up at night is not. Days and nights with an alarm or a silence are not learned.
-  When the last activity was the entrance door with no motion since, the
-  resident is taken to be out: only the fixed floor applies, and the time out
-  is not learned as a quiet spell. Clears on the next activity.
-- ``night_wandering`` (Level 2): an entrance door opens between
-  ``wander_start_hour`` and ``wander_end_hour``; clears when the resident moves
-  inside again after the door closed.
+  When the resident went out (the entrance door opened while they were home,
+  and no motion since) nobody is home to be inactive: no inactivity is raised
+  until the door opens again (a week away without a notice is not an alarm),
+  and the time out is not learned as a quiet spell. Clears on the next activity.
+- ``night_wandering`` (Level 2): the resident *left* in the middle of the
+  night: an entrance door opened between ``wander_start_hour`` and
+  ``wander_end_hour`` and for ``wander_confirm_s`` after it was last used
+  nobody moved inside and the bed stayed empty (a guest leaving while the
+  resident sleeps, or sees them out, is not wandering); clears when the
+  resident moves inside again after the door closed.
 - ``long_bathroom_stay`` (Level 2): in a bathroom (entered or still there between
   ``night_start`` and ``night_end``, but not in the morning routine: from an
   hour before the resident's usual wake-up) with no motion elsewhere for longer
@@ -73,8 +77,9 @@ class ElderlyState(msgspec.Struct, array_like=True):
     bath_fired: bool = False
     baths: bytes = b""  # uint16 seconds of past normal bathroom stays
     door_closed_at: float | None = None
-    out: bool = False  # the last activity was the entrance door, no motion since: probably out
+    out: bool = False  # went out by the entrance door, no motion since
     raised: dict[str, Raised] = msgspec.field(default_factory=dict)
+    wander_last: float | None = None  # last use of the entrance door at night, not yet explained
 
 
 def learned_days(st: ElderlyState) -> int:
@@ -203,10 +208,8 @@ def _learn_night(st: ElderlyState, ctx: Ctx, wake: float) -> None:
 
 
 def _inactivity_due(st: ElderlyState, ctx: Ctx) -> float | None:
-    if not st.last_act or st.inactive_fired:
+    if not st.last_act or st.inactive_fired or st.out:  # out: nobody home to be inactive
         return None
-    if st.out:  # nobody home to be inactive: only the fixed floor
-        return st.last_act + ctx.th.inactivity_fixed_s
     if st.in_bed or (_missed_bed(st, ctx) and _usual_sleep_time(st, ctx, st.last_act)):
         return _asleep_due(st, ctx)
     return _awake_due(st, ctx)
@@ -252,7 +255,19 @@ def _morning_routine(st: ElderlyState, entered: dt.datetime) -> bool:
 
 def next_deadline(st: ElderlyState, ctx: Ctx) -> float | None:
     bath = st.bath_since + bathroom_limit(st, ctx) if st.bath_since is not None and not st.bath_fired else None
-    return earliest(_inactivity_due(st, ctx), bath)
+    wander = st.wander_last + ctx.th.wander_confirm_s if st.wander_last is not None else None
+    return earliest(_inactivity_due(st, ctx), bath, wander)
+
+
+def instant(st: ElderlyState, ctx: Ctx, ev: Event) -> Changes:
+    """SOS and falls page on arrival, before the hub's reorder window ends."""
+    if ev.type == "sos":
+        return once(ctx, "sos", 1, ev.ts.timestamp(), "SOS: one-key call pressed")
+    if ev.type == "fall":
+        confidence = ev.fields.get("confidence")
+        if confidence is None or confidence >= ctx.th.fall_min_confidence:
+            return once(ctx, "fall", 1, ev.ts.timestamp(), "Fall detected", detail={"confidence": confidence})
+    return []
 
 
 def on_tick(st: ElderlyState, ctx: Ctx, now: float) -> tuple[ElderlyState, Changes]:
@@ -278,6 +293,12 @@ def on_tick(st: ElderlyState, ctx: Ctx, now: float) -> tuple[ElderlyState, Chang
                 out += raise_(st.raised, ctx, "long_bathroom_stay", 2, now, "Unusually long bathroom stay at night",
                               detail={"since": st.bath_since, "minutes": round((now - st.bath_since) / 60, 1),
                                       "limit_min": round(limit / 60, 1)})
+    if st.wander_last is not None and now >= st.wander_last + th.wander_confirm_s:
+        due = st.wander_last + th.wander_confirm_s
+        st.wander_last = None
+        if not st.in_bed:
+            out += raise_(st.raised, ctx, "night_wandering", 2, due, "Resident left home in the middle of the night",
+                          detail={"door_at": due - th.wander_confirm_s})
     _account(st, ctx, now)
     return st, out
 
@@ -287,21 +308,18 @@ def on_event(st: ElderlyState, ctx: Ctx, ev: Event) -> tuple[ElderlyState, Chang
     ts = ev.ts.timestamp()
     st, out = on_tick(st, ctx, ts)
     f = ev.fields
-    if ev.type == "sos":
-        out += once(ctx, "sos", 1, ts, "SOS: one-key call pressed")
-    elif ev.type == "fall":
-        confidence = f.get("confidence")
-        if confidence is None or confidence >= th.fall_min_confidence:
-            out += once(ctx, "fall", 1, ts, "Fall detected", detail={"confidence": confidence})
     if ev.type in ACTIVITY_TYPES or ev.type in ("sos", "fall"):
         if ts >= st.last_act:
             st.last_act = ts
         st.inactive_fired = False
         out += clear(st.raised, ctx, "inactivity", ts, "Activity again")
+    entrance = ev.type == "door" and str(f["door"]).lower() in th.entrance_doors
     if ev.type in ("motion", "bed"):
         st.out = False
-    elif ev.type == "door" and str(f["door"]).lower() in th.entrance_doors:
-        st.out = True
+        if st.wander_last is not None and ts > st.wander_last and (ev.type == "motion" or f["occupied"]):
+            st.wander_last = None  # somebody is inside: whoever used the door, the resident is home
+    elif entrance and f["state"] == "open":
+        st.out = not st.out  # home: going out; out: coming back (even if nobody moves after)
     if ev.type == "bed":
         if f["occupied"] and not st.in_bed:
             st.in_bed = True
@@ -330,12 +348,11 @@ def on_event(st: ElderlyState, ctx: Ctx, ev: Event) -> tuple[ElderlyState, Chang
                 out += clear(st.raised, ctx, "night_wandering", ts, "Resident moving inside again")
                 st.door_closed_at = None
     elif ev.type == "door" and str(f["door"]).lower() in th.entrance_doors:
+        hour = dt.datetime.fromtimestamp(ts, th.zone).hour
+        if in_window(hour, th.wander_start_hour, th.wander_end_hour) or st.wander_last is not None:
+            st.wander_last = ts
         if f["state"] == "open":
             st.door_closed_at = None
-            hour = dt.datetime.fromtimestamp(ts, th.zone).hour
-            if in_window(hour, th.wander_start_hour, th.wander_end_hour):
-                out += raise_(st.raised, ctx, "night_wandering", 2, ts, "Entrance door opened in the middle of the night",
-                              detail={"hour": hour})
         else:
             st.door_closed_at = ts
     return st, out

@@ -1,21 +1,40 @@
-"""Elevators: GB/T 24476 fault codes, entrapment (explicit, alarm presses, inferred),
-service modes, and proactive maintenance from the lift's own learned trends.
+"""Elevators: GB/T 24476 fault codes, entrapment (explicit, alarm presses, inferred
+from field practice), service modes, and proactive maintenance from the lift's own
+trends normalised by how much it runs.
 
-Conditions and tiers:
+Entrapment (Level 1) is a car that **cannot release its passengers**:
 
-- ``entrapment`` (Level 1): fault code 7 or 8 active (the controller's own
-  entrapment verdict, so no extra confirmation by default); or
-  ``alarm_presses_for_entrapment`` presses within ``alarm_press_window_s``; or
-  *inferred* from raw status: car stopped, doors closed, occupied and no
-  movement for ``inferred_entrapment_s`` (``..._outside_zone_s`` between
-  floors). Clears when the code clears or the car moves / opens its doors.
+- fault code 7 or 8 (the controller's own verdict: paged on arrival, no wait);
+- ``alarm_presses_for_entrapment`` presses of the alarm button within
+  ``alarm_press_window_s`` (field practice: a passenger who keeps pressing);
+- inferred from raw status, only where the car cannot let people out:
+  * stopped **outside the door zone** with doors closed and somebody inside for
+    ``inferred_entrapment_outside_zone_s`` (doors cannot open between floors);
+  * in the door zone with a **failed door opening**: fault 11 (door fails to
+    open) while occupied, confirmed like any fault; or the doors reported
+    ``opening`` without ever reaching ``open`` for ``door_open_fail_s``;
+  * in the door zone, doors shut, car idle and continuously occupied for
+    ``inferred_entrapment_s`` (default 3 min: far beyond any ride or a slow
+    passenger, see detectors/README.md).
+  Clears when the code clears, or the car moves, or its doors open.
+
+A passenger who takes 30 s to press a floor button, people holding the doors,
+an empty car parked with its doors shut, an occupancy sensor that flickers: none
+of these is a car that cannot release its passengers.
+
+Other conditions:
+
 - ``fault.<code>`` (Level 2, code 14 Level 3 work order): any other code that
   stays active ``fault_confirm_s`` (glitch filter). Clears with the code.
-- ``passenger_alarm`` (Level 2): a single press of the alarm button (or code 21).
+- ``passenger_alarm`` (Level 2): the alarm latched by the controller (code 21
+  active for ``fault_confirm_s``) or ``alarm_presses_for_alert`` presses within
+  the window. One momentary press (a child, an elbow) is not an alert: the
+  car's intercom already connects that passenger to the control room.
 - ``fault_rate`` / ``door_wear`` / ``vibration_trend`` (Level 3 work orders,
-  proactive): today's fault count, the short-term door re-open ratio and the
-  short-term vibration against the lift's own learned baseline (learned only
-  while no such order is open).
+  proactive), each normalised by usage so that a busy day is not a degrading
+  lift: faults **per trip** against the lift's learned faults per trip; door
+  re-opens **per trip**; vibration **while moving** only (idle readings say
+  nothing about the machine). Learned only while no such order is open.
 
 While the lift is in a service mode other than ``normal`` (inspection, fire
 return...) or inside a maintenance window nothing opens; a fault still active
@@ -30,10 +49,11 @@ import msgspec
 
 from domain.events import Event
 from domain.payloads import ELEVATOR_FAULT_CODES
-from detectors.base import Changes, Ctx, Raised, clear, earliest, once, raise_
+from detectors.base import Changes, Ctx, Raised, clear, earliest, raise_
 from detectors.config import local_day
 
 ENTRAPMENT_CODES = (7, 8)
+DOOR_FAILS_TO_OPEN = 11
 ALARM_CODE = 21
 FAULT_TIER = {14: 3}  # everything else not an entrapment: Level 2 (lift out of service)
 FAULT_HISTORY_DAYS = 14
@@ -43,13 +63,18 @@ class ElevatorState(msgspec.Struct, array_like=True):
     mode: str = "normal"
     pending: dict[int, float] = msgspec.field(default_factory=dict)  # code -> active since
     held: list[int] = msgspec.field(default_factory=list)  # confirmed while silenced
+    active: list[int] = msgspec.field(default_factory=list)  # codes confirmed and still active
     presses: list[float] = msgspec.field(default_factory=list)
-    still_since: float | None = None  # stopped, doors closed, occupied
-    still_in_zone: bool = True
-    still_fired: bool = False
+    shut_since: float | None = None  # stopped with doors closed (since)
+    shut_in_zone: bool = True
+    occupied_since: float | None = None  # ...and occupied without a break (since)
+    opening_since: float | None = None  # doors asked to open ("opening"), not open yet
+    inferred: bool = False  # the current entrapment was inferred (not a code or presses)
     day: int = 0
     today_faults: int = 0
+    today_trips: int = 0
     fault_days: bytes = b""  # one byte per past day, newest last
+    trip_days: bytes = b""  # uint16 trips per past day, aligned with fault_days
     trips: int = 0
     reopen_short: float = 0.0
     reopen_long: float = 0.0
@@ -66,28 +91,82 @@ def _silenced(st: ElevatorState, ctx: Ctx) -> Ctx:
 
 
 def _confirm_s(code: int, ctx: Ctx) -> float:
-    if code == ALARM_CODE:
-        return 0.0  # a passenger's alarm is not a glitch to filter
     return ctx.th.entrapment_code_confirm_s if code in ENTRAPMENT_CODES else ctx.th.fault_confirm_s
+
+
+def _occupied(st: ElevatorState) -> bool:
+    return st.occupied_since is not None
 
 
 def _raise_fault(st: ElevatorState, ctx: Ctx, code: int, ts: float) -> Changes:
     name = ELEVATOR_FAULT_CODES.get(code, f"code {code}")
+    if code not in st.active:
+        st.active.append(code)
     if code in ENTRAPMENT_CODES:
         return raise_(st.raised, ctx, "entrapment", 1, ts, f"Passenger trapped: {name}", detail={"code": code, "source": "fault_code"})
     if code == ALARM_CODE:
-        return once(ctx, "passenger_alarm", 2, ts, "Alarm button pressed in the car (controller report)", detail={"code": code})
+        return raise_(st.raised, ctx, "passenger_alarm", 2, ts, "Alarm button held in the car (controller report)",
+                      detail={"code": code})
     tier = FAULT_TIER.get(code, 2)
-    return raise_(st.raised, ctx, f"fault.{code}", tier, ts, f"Lift fault {code}: {name}", work_order=tier == 3, detail={"code": code})
+    out = raise_(st.raised, ctx, f"fault.{code}", tier, ts, f"Lift fault {code}: {name}", work_order=tier == 3, detail={"code": code})
+    if code == DOOR_FAILS_TO_OPEN and _occupied(st) and st.shut_since is not None:
+        out += _entrapment(st, ctx, ts, "door_fails_to_open", "Passenger trapped: the doors fail to open (fault 11)")
+    return out
+
+
+def _entrapment(st: ElevatorState, ctx: Ctx, ts: float, source: str, title: str, **detail: object) -> Changes:
+    if "entrapment" not in st.raised:
+        st.inferred = source not in ("fault_code", "alarm_button")
+    return raise_(st.raised, ctx, "entrapment", 1, ts, title, detail={"source": source, **detail})
+
+
+def instant(st: ElevatorState, ctx: Ctx, ev: Event) -> Changes:
+    """An entrapment code pages on arrival, before the device's reorder window ends."""
+    if ev.type != "fault" or int(ev.fields["code"]) not in ENTRAPMENT_CODES or not ev.fields.get("active", True):
+        return []
+    if ctx.th.entrapment_code_confirm_s > 0 or "entrapment" in st.raised:
+        return []
+    live = _silenced(st, ctx)
+    if live.suppressed:
+        return []
+    return _raise_fault(st, live, int(ev.fields["code"]), ev.ts.timestamp())
+
+
+def _restart_inference(st: ElevatorState, ts: float) -> None:
+    """After an explicit entrapment ends, raw-status inference starts again from now:
+    the time the car stood shut while the code was active is not counted twice."""
+    for name in ("shut_since", "occupied_since", "opening_since"):
+        since = getattr(st, name)
+        if since is not None:
+            setattr(st, name, max(since, ts))
+
+
+def _inferred_due(st: ElevatorState, ctx: Ctx) -> tuple[float, str] | None:
+    """When raw status alone says the car cannot release its passengers, and why."""
+    if "entrapment" in st.raised or st.shut_since is None or st.occupied_since is None:
+        return None
+    th = ctx.th
+    found: list[tuple[float, str]] = []
+    if not st.shut_in_zone:
+        found.append((max(st.shut_since, st.occupied_since) + th.inferred_entrapment_outside_zone_s, "outside_door_zone"))
+    else:
+        found.append((max(st.shut_since, st.occupied_since) + th.inferred_entrapment_s, "occupied_shut_idle"))
+    if st.opening_since is not None:
+        found.append((st.opening_since + th.door_open_fail_s, "doors_do_not_open"))
+    return min(found)
 
 
 def next_deadline(st: ElevatorState, ctx: Ctx) -> float | None:
     pending = [since + _confirm_s(code, ctx) for code, since in st.pending.items()]
-    still = None
-    if st.still_since is not None and not st.still_fired:
-        wait = ctx.th.inferred_entrapment_s if st.still_in_zone else ctx.th.inferred_entrapment_outside_zone_s
-        still = st.still_since + wait
-    return earliest(*pending, still)
+    inferred = _inferred_due(st, ctx)
+    return earliest(*pending, inferred[0] if inferred else None)
+
+
+TITLES = {
+    "outside_door_zone": "Passenger trapped (inferred: stopped outside the door zone, doors closed, occupied)",
+    "doors_do_not_open": "Passenger trapped (inferred: the doors were asked to open and did not)",
+    "occupied_shut_idle": "Passenger trapped (inferred: occupied car shut and idle far longer than any ride)",
+}
 
 
 def on_tick(st: ElevatorState, ctx: Ctx, now: float) -> tuple[ElevatorState, Changes]:
@@ -101,15 +180,13 @@ def on_tick(st: ElevatorState, ctx: Ctx, now: float) -> tuple[ElevatorState, Cha
                 st.held.append(code)
             else:
                 out += _raise_fault(st, ctx, code, due)
-    if st.still_since is not None and not st.still_fired:
-        wait = ctx.th.inferred_entrapment_s if st.still_in_zone else ctx.th.inferred_entrapment_outside_zone_s
-        due = st.still_since + wait
-        if now >= due:
-            st.still_fired = True
-            out += raise_(
-                st.raised, ctx, "entrapment", 1, due, "Passenger trapped (inferred: stopped, doors closed, occupied)",
-                detail={"source": "inferred", "in_door_zone": st.still_in_zone, "still_s": wait},
-            )
+    inferred = _inferred_due(st, ctx)
+    if inferred is not None and now >= inferred[0]:
+        due, source = inferred
+        out += _entrapment(st, ctx, due, source, TITLES[source], in_door_zone=st.shut_in_zone,
+                           shut_since=st.shut_since, occupied_since=st.occupied_since)
+        if "entrapment" not in st.raised:  # silenced: do not retry until the situation changes
+            st.occupied_since = None
     return st, out
 
 
@@ -123,21 +200,35 @@ def _roll_day(st: ElevatorState, ctx: Ctx, ts: float) -> Changes:
         return out
     while st.day < day:
         st.fault_days = (st.fault_days + bytes([min(st.today_faults, 255)]))[-FAULT_HISTORY_DAYS:]
-        st.today_faults = 0
+        st.trip_days = (st.trip_days + array("H", [min(st.today_trips, 65535)]).tobytes())[-2 * FAULT_HISTORY_DAYS:]
+        st.today_faults = st.today_trips = 0
         st.day += 1
         if day - st.day > FAULT_HISTORY_DAYS:
             st.day = day
-    if "fault_rate" in st.raised and st.fault_days and st.fault_days[-1] < _fault_limit(st, ctx):
+    if "fault_rate" in st.raised and st.fault_days and st.fault_days[-1] < _fault_limit(st, ctx, _trips_yesterday(st)):
         out += clear(st.raised, ctx, "fault_rate", ts, "Lift fault rate back to normal")
     return out
 
 
-def _fault_limit(st: ElevatorState, ctx: Ctx) -> float:
+def _trips_yesterday(st: ElevatorState) -> int:
+    trips = array("H", st.trip_days)
+    return trips[-1] if trips else 0
+
+
+def _fault_limit(st: ElevatorState, ctx: Ctx, trips_today: int) -> float:
+    """Faults a day beyond which the lift is degrading: ``fault_rate_factor`` x its learned
+    faults per trip x today's trips (at least ``fault_rate_min_per_day``); per day when the
+    lift reports no trips."""
+    th = ctx.th
     days = array("B", st.fault_days)
     if len(days) < 3:
-        return 2.0 * ctx.th.fault_rate_min_per_day
+        return 2.0 * th.fault_rate_min_per_day
+    trips = array("H", st.trip_days)[-len(days):]
+    if trips_today and sum(trips) > 0:
+        per_trip = max(sum(days), 1) / sum(trips)
+        return max(float(th.fault_rate_min_per_day), th.fault_rate_factor * per_trip * trips_today)
     rate = sum(days) / len(days)
-    return max(float(ctx.th.fault_rate_min_per_day), ctx.th.fault_rate_factor * rate)
+    return max(float(th.fault_rate_min_per_day), th.fault_rate_factor * rate)
 
 
 def on_event(st: ElevatorState, ctx: Ctx, ev: Event) -> tuple[ElevatorState, Changes]:
@@ -148,7 +239,7 @@ def on_event(st: ElevatorState, ctx: Ctx, ev: Event) -> tuple[ElevatorState, Cha
     if ev.type == "service_mode":
         st.mode = f["mode"]
         if st.mode == "normal":
-            st.still_since, st.still_fired = None, False
+            st.occupied_since = None
     live = _silenced(st, ctx)
     if st.held and not live.suppressed:
         for code in st.held:
@@ -156,61 +247,92 @@ def on_event(st: ElevatorState, ctx: Ctx, ev: Event) -> tuple[ElevatorState, Cha
         st.held = []
 
     if ev.type == "fault":
-        code = int(f["code"])
-        if f.get("active", True):
-            if code != ALARM_CODE:
-                st.today_faults += 1
-            if code not in st.pending and f"fault.{code}" not in st.raised:
-                st.pending[code] = ts
-                st, more = on_tick(st, ctx, ts)
-                out += more
-            limit = _fault_limit(st, ctx)
-            if st.today_faults >= limit and "fault_rate" not in st.raised:
-                out += raise_(st.raised, live, "fault_rate", 3, ts, "Rising lift fault rate: proactive maintenance",
-                              work_order=True, detail={"today": st.today_faults, "limit": limit})
-        else:
-            st.pending.pop(code, None)
-            if code in st.held:
-                st.held.remove(code)
-            if code in ENTRAPMENT_CODES:
-                out += clear(st.raised, ctx, "entrapment", ts, "Entrapment fault cleared", detail={"code": code})
-            else:
-                out += clear(st.raised, ctx, f"fault.{code}", ts, f"Lift fault {code} cleared", detail={"code": code})
+        out += _fault(st, ctx, live, int(f["code"]), bool(f.get("active", True)), ts)
     elif ev.type == "alarm_button":
-        window = ctx.th.alarm_press_window_s
-        st.presses = [p for p in st.presses if ts - p <= window][-(ctx.th.alarm_presses_for_entrapment - 1):] + [ts]
-        if len(st.presses) >= ctx.th.alarm_presses_for_entrapment:
-            out += raise_(st.raised, live, "entrapment", 1, ts, "Passenger trapped: repeated alarm button presses",
-                          detail={"source": "alarm_button", "presses": len(st.presses)})
-        else:
-            out += once(live, "passenger_alarm", 2, ts, "Alarm button pressed in the car", detail={"floor": f.get("floor")})
+        th = ctx.th
+        window = th.alarm_press_window_s
+        st.presses = [p for p in st.presses if ts - p <= window][-(th.alarm_presses_for_entrapment - 1):] + [ts]
+        if len(st.presses) >= th.alarm_presses_for_entrapment:
+            out += _entrapment(st, live, ts, "alarm_button", "Passenger trapped: repeated alarm button presses",
+                               presses=len(st.presses))
+        elif len(st.presses) >= th.alarm_presses_for_alert:
+            out += raise_(st.raised, live, "passenger_alarm", 2, ts, "Alarm button pressed again in the car",
+                          detail={"floor": f.get("floor"), "presses": len(st.presses)})
     elif ev.type == "status":
-        still = not f["moving"] and f["door"] == "closed" and f["occupied"]
-        if still:
-            if st.still_since is None:
-                st.still_since, st.still_in_zone, st.still_fired = ts, bool(f["door_zone"]), False
-            elif not f["door_zone"] and st.still_in_zone:
-                st.still_in_zone = False
-            st, more = on_tick(st, ctx, ts)
-            out += more
-        else:
-            st.still_since, st.still_fired = None, False
-            if f["moving"] or f["door"] in ("open", "opening"):
-                ent = st.raised.get("entrapment")
-                if ent is not None and not any(c in st.pending for c in ENTRAPMENT_CODES):
-                    out += clear(st.raised, ctx, "entrapment", ts, "Car moving or doors open: passengers released")
-        vib = f.get("vibration_mg")
-        if vib is not None:
-            out += _vibration(st, live, float(vib), ts)
+        out += _status(st, ctx, live, f, ts)
     elif ev.type == "trip":
+        st.today_trips += 1
         out += _door_trend(st, live, float(f.get("door_reopens", 0)), ts)
-    return st, out
+    st, more = on_tick(st, ctx, ts)
+    return st, out + more
+
+
+def _fault(st: ElevatorState, ctx: Ctx, live: Ctx, code: int, active: bool, ts: float) -> Changes:
+    out: Changes = []
+    if active:
+        if code != ALARM_CODE:
+            st.today_faults += 1
+        if code not in st.pending and code not in st.active:
+            st.pending[code] = ts
+        limit = _fault_limit(st, ctx, st.today_trips)
+        if st.today_faults >= limit and "fault_rate" not in st.raised:
+            out += raise_(st.raised, live, "fault_rate", 3, ts, "Rising lift fault rate: proactive maintenance",
+                          work_order=True, detail={"today": st.today_faults, "trips_today": st.today_trips, "limit": round(limit, 1)})
+        return out
+    st.pending.pop(code, None)
+    if code in st.held:
+        st.held.remove(code)
+    if code in st.active:
+        st.active.remove(code)
+    if code in ENTRAPMENT_CODES:
+        if not any(c in st.active for c in ENTRAPMENT_CODES):
+            out += clear(st.raised, ctx, "entrapment", ts, "Entrapment fault cleared", detail={"code": code})
+            _restart_inference(st, ts)
+    elif code == ALARM_CODE:
+        out += clear(st.raised, ctx, "passenger_alarm", ts, "Alarm reset", detail={"code": code})
+    else:
+        out += clear(st.raised, ctx, f"fault.{code}", ts, f"Lift fault {code} cleared", detail={"code": code})
+    return out
+
+
+def _status(st: ElevatorState, ctx: Ctx, live: Ctx, f: dict, ts: float) -> Changes:
+    out: Changes = []
+    moving, door, occupied = bool(f["moving"]), f["door"], bool(f["occupied"])
+    if not moving and door != "open":  # shut: closed, or closing, or asked to open and not open yet
+        if st.shut_since is None:
+            st.shut_since, st.shut_in_zone = ts, bool(f["door_zone"])
+        elif not f["door_zone"]:
+            st.shut_in_zone = False
+        if occupied:
+            if st.occupied_since is None:
+                st.occupied_since = ts
+        else:
+            st.occupied_since = None
+        if door == "opening":
+            if st.opening_since is None:
+                st.opening_since = ts
+        else:
+            st.opening_since = None
+        if DOOR_FAILS_TO_OPEN in st.active and occupied and "entrapment" not in st.raised:
+            out += _entrapment(st, live, ts, "door_fails_to_open", "Passenger trapped: the doors fail to open (fault 11)")
+    else:  # moving, or doors open: nobody is held in the car
+        st.shut_since, st.occupied_since, st.opening_since = None, None, None
+        ent = st.raised.get("entrapment")
+        if ent is not None and ts >= ent.since and not any(c in st.active or c in st.pending for c in ENTRAPMENT_CODES):
+            out += clear(st.raised, ctx, "entrapment", ts, "Car moving or doors open: passengers released")
+        alarm = st.raised.get("passenger_alarm")
+        if alarm is not None and ts >= alarm.since and ALARM_CODE not in st.active:
+            out += clear(st.raised, ctx, "passenger_alarm", ts, "Car moving or doors open after the alarm")
+    vib = f.get("vibration_mg")
+    if vib is not None and moving:  # idle readings say nothing about the machine
+        out += _vibration(st, live, float(vib), ts)
+    return out
 
 
 def _door_trend(st: ElevatorState, ctx: Ctx, reopens: float, ts: float) -> Changes:
     th = ctx.th
     st.trips += 1
-    a_short = max(0.05, 1.0 / st.trips)
+    a_short = max(th.door_trend_alpha, 1.0 / st.trips)
     st.reopen_short += a_short * (reopens - st.reopen_short)
     worn = "door_wear" in st.raised
     if not worn:  # learn only from normal behaviour

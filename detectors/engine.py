@@ -1,18 +1,35 @@
-"""The detector engine: every device's state, the cross-device facts (a wet floor in
-the unit, a building losing pressure), silences and the timers.
+"""The detector engine: every device's state and clock, the cross-device facts (a wet
+floor in the unit, a building losing pressure), silences, timers and paging.
 
-Still pure in the sense that matters: no I/O and no clock. Time enters only as
-event time (`on_event`) and as an explicit `advance(now)`; timers fire at their
-exact deadline (the incident's ``ts`` is the deadline, not the tick), so "offline
-after 300 s" is accurate to the second however often ticks come. The runtime
-(database) and the evaluation (simulator) both drive this class.
+Pure in the sense that matters: no I/O and no clock of its own. Two times enter,
+both as arguments: the **event time** of each message (``ev.ts``, the device's
+own clock) and the **receive time** (``ev.received_at``, or the ``now`` of
+`advance`), which is the wall clock of whoever drives the engine.
+
+- Each device runs on its own event time. A message is applied once the
+  device's data is complete up to its time: after ``allowed_lateness_s`` (its
+  reorder window), in event-time order. A device's timers fire at their
+  deadline in its event time, either when a later message of it is applied or,
+  while it is silent, when its clock has run on with the wall clock (from its
+  newest message, for at most ``silent_clock_s``).
+- Conditions that span devices (a building's supply interruption) are
+  evaluated at their community's **watermark**: the event time up to which
+  every live, on-time device of the community has reported.
+- Only silence itself (``offline``) is judged against receive time.
+- Late data is evaluated in event time like any other; what it opens pages
+  nobody unless it is Level 1 or still true once the device's data is current
+  (`IncidentChange.pages`).
+
+The runtime (database) and the evaluation (simulator) both drive this class.
 """
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
-import heapq
 import logging
+import math
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -21,9 +38,10 @@ import msgspec
 from domain.devices import Device, DeviceType
 from domain.events import Event
 from domain.incidents import IncidentChange
-from detectors import access, device_health, elderly, elevator, water
-from detectors.base import Changes, Ctx, Raised, earliest
-from detectors.config import DetectorConfig
+from detectors import access, building, device_health, elderly, elevator, water
+from detectors.base import Changes, Ctx, Raised, change, clear, utc
+from detectors.config import DetectorConfig, Thresholds
+from detectors.timers import LastSeen, TimerQueue
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +52,18 @@ FAMILIES = {
     DeviceType.ACCESS: access,
     DeviceType.ELDERLY: elderly,
 }
+WILL = "will"  # timer key suffix: a last-will "offline" waiting out its grace
+BUILDING_CHECK_S = 2.0  # buildings are evaluated at the watermark at most this often (wall seconds)
+PENDING_MAX = 256  # a device's reorder window never holds more messages than this
+
+
+class DeviceClock(msgspec.Struct, array_like=True):
+    """Where a device is in its own event time."""
+
+    newest_ts: float = 0.0  # the newest event time received from the device
+    newest_rx: float = 0.0  # when that message was received
+    state_time: float = 0.0  # the event time its detectors have reached (messages applied, timers fired)
+    pending: list[Event] = msgspec.field(default_factory=list)  # received, not applied yet (event-time order)
 
 
 class DeviceState(msgspec.Struct, array_like=True):
@@ -42,6 +72,7 @@ class DeviceState(msgspec.Struct, array_like=True):
     water: water.WaterState | None = None
     access: access.AccessState | None = None
     elderly: elderly.ElderlyState | None = None
+    clock: DeviceClock = msgspec.field(default_factory=DeviceClock)
 
     def family(self, device_type: DeviceType) -> msgspec.Struct:
         found = getattr(self, device_type.value)
@@ -56,11 +87,8 @@ class DeviceState(msgspec.Struct, array_like=True):
         return found
 
 
-class BuildingSnapshot(msgspec.Struct, array_like=True):
-    community_id: str
-    building_id: str
-    raised: Raised | None
-    reported: int
+class CommunityState(msgspec.Struct, array_like=True):
+    watermark: float = 0.0  # event time up to which every live, on-time device has reported
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,31 +106,58 @@ class Silence:
 
 _encode = msgspec.msgpack.Encoder().encode
 _decode_state = msgspec.msgpack.Decoder(DeviceState).decode
-_decode_building = msgspec.msgpack.Decoder(BuildingSnapshot).decode
+_decode_building = msgspec.msgpack.Decoder(building.BuildingState).decode
+_decode_community = msgspec.msgpack.Decoder(CommunityState).decode
+
+
+def horizon(c: DeviceClock, now: float, th: Thresholds) -> float:
+    """The event time up to which a device's data is taken as complete at receive time
+    ``now``: its newest message's time, run on with the wall clock while it is silent
+    (for at most ``silent_clock_s``), less its reorder window."""
+    if not c.newest_rx:
+        return c.state_time
+    quiet = min(max(now - c.newest_rx, 0.0), th.silent_clock_s)
+    return max(c.state_time, c.newest_ts + quiet - th.allowed_lateness_s)
+
+
+def _ts(ev: Event) -> float:
+    return ev.ts.timestamp()
 
 
 class Engine:
     def __init__(self, config: DetectorConfig | None = None, devices: dict[str, Device] | None = None) -> None:
         self.config = config or DetectorConfig()
-        self.devices: dict[str, Device] = dict(devices or {})
+        self.devices: dict[str, Device] = {}
+        self.members: dict[str, set[str]] = {}  # community -> its devices (for the watermark)
+        for device in (devices or {}).values():
+            self.add_device(device)
         self.states: dict[str, DeviceState] = {}
-        self.buildings: dict[str, water.BuildingPressure] = {}
+        self.buildings: dict[str, building.BuildingState] = {}
+        self.communities: dict[str, CommunityState] = {}
         self.unit_wet: dict[tuple[str | None, str | None], set[str]] = {}
         self.pressure_drop_at: dict[str, float] = {}
         self.silences: dict[str, list[Silence]] = {}
-        self._heap: list[tuple[float, str]] = []
-        self._scheduled: dict[str, float] = {}
+        self.timers = TimerQueue()  # per device: wall time its next event-time deadline is due
+        self.last_seen = LastSeen()  # per device: receive time, for offline
+        self._releases: deque[tuple[float, str]] = deque()  # (wall time, device) a reorder window ends
+        self._unpaged: set[str] = set()  # devices with a condition known only from late data
+        self._active: dict[str, set[str]] = {}  # community -> buildings to evaluate at its watermark
+        self._next_building_check = 0.0
         self.dirty: set[str] = set()
-        self.clock = 0.0  # the latest time the engine has seen (event or tick)
+        self.clock = 0.0  # receive time: the latest message received or `advance`
 
     # --- registry and silences ---------------------------------------------------------
+
+    def add_device(self, device: Device) -> None:
+        self.devices[device.device_id] = device
+        self.members.setdefault(device.community_id, set()).add(device.device_id)
 
     def device_for(self, ev: Event) -> Device:
         device = self.devices.get(ev.device_id)
         if device is None:  # not registered (auto policy, or a registry not reloaded yet)
             device = Device(device_id=ev.device_id, community_id=ev.community_id, device_type=ev.device_type,
                             kind=DEFAULT_KIND[ev.device_type])
-            self.devices[ev.device_id] = device
+            self.add_device(device)
         return device
 
     def set_silences(self, silences: Iterable[Silence]) -> None:
@@ -119,146 +174,231 @@ class Engine:
                     return True
         return False
 
-    # --- steps ---------------------------------------------------------------------------
-
     def _ctx(self, device: Device, ts: float) -> Ctx:
         return Ctx(device=device, th=self.config.for_device(device), suppressed=self.silenced(device, ts))
 
+    # --- arrival -------------------------------------------------------------------------
+
     def on_event(self, ev: Event) -> Changes:
-        """One validated event; returns the incident changes it causes (including
-        timers of this device that fell due before it)."""
+        """One validated message, at its receive time; returns the incident changes it
+        causes now (its own, once its reorder window allows, and those of its timers)."""
         device = self.device_for(ev)
-        ts = ev.ts.timestamp()
-        self.clock = max(self.clock, ts)
-        st = self.states.get(ev.device_id)
+        did = device.device_id
+        ts, rx = _ts(ev), ev.received_at.timestamp()
+        now = self.clock = max(self.clock, rx)
+        st = self.states.get(did)
         if st is None:
-            st = self.states[ev.device_id] = DeviceState()
+            st = self.states[did] = DeviceState()
         ctx = self._ctx(device, ts)
-        module = FAMILIES[device.device_type]
-        fam = st.family(device.device_type)
-        _, out = device_health.on_event(st.health, ctx, ev)
-        if device.device_type == DeviceType.WATER:
-            out += self._water_event(device, st, fam, ctx, ev)  # type: ignore[arg-type]
+        th = ctx.th
+        had_will = st.health.will_at is not None
+        out = device_health.arrive(st.health, ctx, ev, rx)
+        if ev.type == "offline":
+            self.timers.set((did, WILL), rx + th.offline_grace_s)
+        elif had_will:
+            self.timers.set((did, WILL), None)
+        c = st.clock
+        if ts >= c.newest_ts:
+            c.newest_ts, c.newest_rx = ts, rx
+        self.last_seen.touch(did, rx, th.offline_after_s)
+        instant = getattr(FAMILIES[device.device_type], "instant", None)
+        if instant is not None:  # Level 1 on one message (SOS, fall, entrapment code): no reorder wait
+            out += instant(st.family(device.device_type), ctx, ev)
+        pending = c.pending
+        if not pending or ts >= _ts(pending[-1]):
+            pending.append(ev)
         else:
-            _, more = module.on_event(fam, ctx, ev)
-            out += more
-        self.dirty.add(ev.device_id)
-        self._schedule(device, st, ctx)
+            bisect.insort(pending, ev, key=_ts)
+        if th.allowed_lateness_s > 0:
+            self._releases.append((rx + th.allowed_lateness_s, did))
+        out += self._poll(device, st, now)
+        self.dirty.add(did)
         return out
 
     def advance(self, now: float) -> Changes:
-        """Fire every timer due at or before ``now``, each at its own deadline."""
+        """Receive time moves on to ``now``: reorder windows end, silent devices' clocks
+        run on, offline deadlines pass, communities' watermarks advance."""
+        now = self.clock = max(self.clock, now)
         out: Changes = []
-        self.clock = max(self.clock, now)
-        while self._heap and self._heap[0][0] <= now:
-            due, device_id = heapq.heappop(self._heap)
-            if self._scheduled.get(device_id) != due:
-                continue  # superseded
-            del self._scheduled[device_id]
-            if device_id.startswith("building:"):
-                out += self._tick_building(device_id.removeprefix("building:"), due)
+        releases = self._releases
+        while releases and releases[0][0] <= now:
+            _, did = releases.popleft()
+            st = self.states.get(did)
+            if st is not None and st.clock.pending:
+                out += self._poll(self.devices[did], st, now)
+        for key, _ in list(self.timers.pop_due(now)):
+            if isinstance(key, tuple):
+                out += self._will_expired(key[0])
             else:
-                out += self._tick_device(device_id, due)
+                st = self.states.get(key)  # type: ignore[arg-type]
+                if st is not None:
+                    out += self._poll(self.devices[key], st, now)  # type: ignore[index]
+        for did, received, limit in list(self.last_seen.expired(now)):
+            out += self._silent(did, received, limit)
+        if self._active and now >= self._next_building_check:
+            self._next_building_check = now + BUILDING_CHECK_S
+            out += self._evaluate_buildings(now)
         return out
-
-    def _tick_device(self, device_id: str, now: float) -> Changes:
-        device = self.devices.get(device_id)
-        st = self.states.get(device_id)
-        if device is None or st is None:
-            return []
-        ctx = self._ctx(device, now)
-        fam = st.family(device.device_type)
-        _, out = device_health.on_tick(st.health, ctx, now)
-        if device.device_type == DeviceType.WATER:
-            ctx.facts = self._water_facts(device, fam)  # type: ignore[arg-type]
-            _, more = water.on_tick(fam, ctx, now)  # type: ignore[arg-type]
-            out += more + self._building(device, fam, now)  # type: ignore[arg-type]
-        else:
-            _, more = FAMILIES[device.device_type].on_tick(fam, ctx, now)
-            out += more
-        self.dirty.add(device_id)
-        self._schedule(device, st, ctx, after=now)
-        return out
-
-    def _tick_building(self, building_id: str, now: float) -> Changes:
-        b = self.buildings.get(building_id)
-        if b is None or not b.low:
-            return []
-        device = self.devices.get(next(iter(b.low)))
-        if device is None:
-            return []
-        th = self.config.for_device(device)
-        out = water.building_step(b, th.building_pressure_min_devices, th.building_pressure_confirm_s, now,
-                                  suppressed=self.silenced(device, now))
-        if out:
-            out += self._fold(b, now)
-        self._schedule_building(b, th.building_pressure_confirm_s, now)
-        return out
-
-    def _schedule_building(self, b: water.BuildingPressure, confirm_s: float, now: float) -> None:
-        key = f"building:{b.building_id}"
-        pending = [since + confirm_s for since in b.low.values() if since + confirm_s > now]
-        if b.raised is not None or not pending:
-            self._scheduled.pop(key, None)
-            return
-        due = min(pending)
-        if self._scheduled.get(key) != due:
-            self._scheduled[key] = due
-            heapq.heappush(self._heap, (due, key))
-
-    def _fold(self, b: water.BuildingPressure, now: float) -> Changes:
-        """Per-device pressure incidents of a building fold into its supply interruption."""
-        out: Changes = []
-        if b.raised is None:
-            return out
-        for other in list(b.low):
-            ost = self.states.get(other)
-            odev = self.devices.get(other)
-            if ost is None or ost.water is None or odev is None:
-                continue
-            if "pressure_out_of_band" in ost.water.raised:
-                octx = Ctx(device=odev, th=self.config.for_device(odev))
-                out += water.clear(ost.water.raised, octx, "pressure_out_of_band", now, "Folded into the building's supply interruption")
-                self.dirty.add(other)
-        return out
-
-    def _schedule(self, device: Device, st: DeviceState, ctx: Ctx, after: float | None = None) -> None:
-        fam = st.family(device.device_type)
-        due = earliest(device_health.next_deadline(st.health, ctx), FAMILIES[device.device_type].next_deadline(fam, ctx))
-        if due is None:
-            self._scheduled.pop(device.device_id, None)
-            return
-        if after is not None and due <= after:
-            # A deadline its tick did not resolve (a silenced condition, a volume not yet
-            # reached): the device's next message re-evaluates it.
-            self._scheduled.pop(device.device_id, None)
-            return
-        if self._scheduled.get(device.device_id) != due:
-            self._scheduled[device.device_id] = due
-            heapq.heappush(self._heap, (due, device.device_id))
 
     def next_timer(self) -> float | None:
-        while self._heap and self._scheduled.get(self._heap[0][1]) != self._heap[0][0]:
-            heapq.heappop(self._heap)
-        return self._heap[0][0] if self._heap else None
+        """The earliest receive time at which `advance` has something to do (approximate
+        for offline: the caller advances at least once a second)."""
+        found = [t for t in (self.timers.peek(), self._releases[0][0] if self._releases else None) if t is not None]
+        return min(found) if found else None
+
+    # --- one device -----------------------------------------------------------------------
+
+    def _poll(self, device: Device, st: DeviceState, now: float) -> Changes:
+        """Apply what the device's reorder window releases and fire its timers up to its horizon."""
+        th = self.config.for_device(device)
+        c = st.clock
+        h = horizon(c, now, th)
+        out: Changes = []
+        pending = c.pending
+        while pending and (_ts(pending[0]) <= h or len(pending) > PENDING_MAX):
+            out += self._apply(device, st, pending.pop(0))
+        out += self._fire(device, st, h)
+        self._reschedule(device, st, th)
+        if out or device.device_id in self._unpaged:
+            out = self._settle(device, st, out, now, h)
+        self.dirty.add(device.device_id)
+        return out
+
+    def _apply(self, device: Device, st: DeviceState, ev: Event) -> Changes:
+        c = st.clock
+        ts = _ts(ev)
+        if ts < c.state_time:
+            # Too late: the device's detectors are already past this time (it was silent
+            # and its clock ran on). Applied at the device's time, so no condition can end
+            # before it began.
+            ev = msgspec.structs.replace(ev, ts=utc(c.state_time))
+            ts = c.state_time
+        out = self._fire(device, st, ts)
+        ctx = self._ctx(device, ts)
+        _, more = device_health.on_event(st.health, ctx, ev)
+        out += more
+        fam = st.family(device.device_type)
+        if device.device_type == DeviceType.WATER:
+            out += self._water_event(device, fam, ctx, ev)  # type: ignore[arg-type]
+        else:
+            _, more = FAMILIES[device.device_type].on_event(fam, ctx, ev)
+            out += more
+        c.state_time = max(c.state_time, ts)
+        return out
+
+    def _fire(self, device: Device, st: DeviceState, limit: float) -> Changes:
+        """Every event-time deadline of the device up to ``limit``, each at its own time."""
+        module = FAMILIES[device.device_type]
+        fam = st.family(device.device_type)
+        th = self.config.for_device(device)
+        out: Changes = []
+        last = -math.inf
+        for _ in range(256):
+            due = module.next_deadline(fam, Ctx(device=device, th=th))
+            if due is None or due > limit or due <= last:
+                break  # none, not yet, or one its tick could not resolve (the next message re-evaluates it)
+            ctx = self._ctx(device, due)
+            if device.device_type == DeviceType.WATER:
+                ctx.facts = self._water_facts(device)
+                _, more = water.on_tick(fam, ctx, due)  # type: ignore[arg-type]
+                out += more + self._building_touch(device, fam, due)  # type: ignore[arg-type]
+            else:
+                _, more = module.on_tick(fam, ctx, due)
+                out += more
+            st.clock.state_time = max(st.clock.state_time, due)
+            last = due
+        return out
+
+    def _reschedule(self, device: Device, st: DeviceState, th: Thresholds) -> None:
+        """The receive time at which the device's next deadline comes due if it stays silent."""
+        fam = st.family(device.device_type)
+        due = FAMILIES[device.device_type].next_deadline(fam, Ctx(device=device, th=th))
+        c = st.clock
+        wake = None
+        if due is not None and due > c.state_time and c.newest_rx:
+            lead = due - c.newest_ts + th.allowed_lateness_s  # wall seconds after its newest message
+            if lead <= th.silent_clock_s:
+                wake = math.ceil(c.newest_rx + max(lead, 0.0))  # a whole second: jitter moves nothing
+        self.timers.set(device.device_id, wake)
+
+    def _will_expired(self, did: str) -> Changes:
+        st, device = self.states.get(did), self.devices.get(did)
+        if st is None or device is None or st.health.will_at is None or "offline" in st.health.raised:
+            return []
+        th = self.config.for_device(device)
+        c = st.clock
+        at = c.newest_ts + (st.health.will_at + th.offline_grace_s - c.newest_rx)  # in the device's own time
+        self.dirty.add(did)
+        return device_health.go_offline(st.health, self._ctx(device, at), at, "last-will offline")
+
+    def _silent(self, did: str, received: float, limit: float) -> Changes:
+        """No message received for ``limit``: offline, stamped in the device's own time."""
+        st, device = self.states.get(did), self.devices.get(did)
+        if st is None or device is None or "offline" in st.health.raised or st.health.last_seen > received:
+            return []
+        c = st.clock
+        at = c.newest_ts + (received + limit - c.newest_rx)
+        self.dirty.add(did)
+        return device_health.go_offline(st.health, self._ctx(device, at), at, f"no message for {limit:.0f} s")
+
+    # --- paging ---------------------------------------------------------------------------
+
+    def _settle(self, device: Device, st: DeviceState, out: Changes, now: float, h: float) -> Changes:
+        """Who is told: a change older than ``page_late_s`` when it was decided (late data)
+        pages only if it is Level 1, or if the condition still holds and the device's data
+        is current; otherwise it is a past incident. A condition held back that way pages
+        as soon as the device is current again and it still holds."""
+        late = self.config.page_late_s
+        current = h >= now - late
+        fam = st.family(device.device_type)
+        for i, c in enumerate(out):
+            if c.kind == "cleared" or c.scope != "device" or c.scope_id != device.device_id:
+                continue
+            age = now - c.ts.timestamp()
+            if age <= late:
+                continue
+            entry = st.health.raised.get(c.condition) or fam.raised.get(c.condition)  # type: ignore[attr-defined]
+            if int(c.tier) == 1 or (current and entry is not None):
+                out[i] = msgspec.structs.replace(c, detail={**c.detail, "late_s": round(age, 1)})
+                continue
+            out[i] = msgspec.structs.replace(c, pages=False, detail={**c.detail, "late_s": round(age, 1), "past": entry is None})
+            if entry is not None:
+                entry.paged = False
+                self._unpaged.add(device.device_id)
+        if current and device.device_id in self._unpaged:
+            out += self._page_held(device, st, h)
+        return out
+
+    def _page_held(self, device: Device, st: DeviceState, h: float) -> Changes:
+        out: Changes = []
+        fam = st.family(device.device_type)
+        ctx = Ctx(device=device, th=self.config.for_device(device))
+        for raised in (st.health.raised, fam.raised):  # type: ignore[attr-defined]
+            for cond, entry in raised.items():
+                if not entry.paged:
+                    entry.paged = True
+                    out.append(change("updated", ctx, cond, entry.tier, max(h, entry.since),
+                                      "Still true at the newest data (it arrived late): paging now",
+                                      severity=entry.severity, detail={"since": entry.since, "late": True}))
+        self._unpaged.discard(device.device_id)
+        return out
 
     # --- water: cross-device facts -------------------------------------------------------
 
-    def _water_facts(self, device: Device, st: water.WaterState) -> dict:
+    def _water_facts(self, device: Device) -> dict:
         facts: dict = {}
-        if self.unit_wet.get((device.building_id, device.unit_id)) and device.unit_id is not None:
+        if device.unit_id is not None and self.unit_wet.get((device.building_id, device.unit_id)):
             facts["unit_wet"] = True
         if device.building_id is not None:
             drop = self.pressure_drop_at.get(device.building_id)
             if drop is not None:
                 facts["pressure_drop_at"] = drop
-            b = self.buildings.get(device.building_id)
-            if b is not None and water.building_grouped(b, self.config.for_device(device).building_pressure_min_devices):
+            if building.grouped(self.buildings.get(device.building_id), self.config.for_device(device).building_pressure_min_devices):
                 facts["building_grouped"] = True
         return facts
 
-    def _water_event(self, device: Device, st: DeviceState, fam: water.WaterState, ctx: Ctx, ev: Event) -> Changes:
-        ts = ev.ts.timestamp()
+    def _water_event(self, device: Device, fam: water.WaterState, ctx: Ctx, ev: Event) -> Changes:
+        ts = _ts(ev)
         if ev.type == "pressure" and device.building_id is not None:
             if water.pressure_dropped(fam, ctx, float(ev.fields["pressure_kpa"])):
                 self.pressure_drop_at[device.building_id] = ts
@@ -266,68 +406,144 @@ class Engine:
             key = (device.building_id, device.unit_id)
             wet = self.unit_wet.setdefault(key, set())
             (wet.add if ev.fields["wet"] else wet.discard)(device.device_id)
-        ctx.facts = self._water_facts(device, fam)
+        ctx.facts = self._water_facts(device)
         _, out = water.on_event(fam, ctx, ev)
-        return out + self._building(device, fam, ts)
+        return out + self._building_touch(device, fam, ts)
 
-    def _building(self, device: Device, fam: water.WaterState, now: float) -> Changes:
-        if device.building_id is None:
+    def _building_touch(self, device: Device, fam: water.WaterState, ts: float) -> Changes:
+        """Keep the building's low intervals in step with this device's pressure state."""
+        bid = device.building_id
+        if bid is None:
             return []
-        b = self.buildings.get(device.building_id)
+        b = self.buildings.get(bid)
         low = fam.p_since is not None and fam.p_kind == "low"
         if b is None:
             if not low:
                 return []
-            b = self.buildings[device.building_id] = water.BuildingPressure(device.community_id, device.building_id)
+            b = self.buildings[bid] = building.BuildingState(device.community_id, bid)
         if low:
-            b.low[device.device_id] = fam.p_since  # type: ignore[assignment]
+            b.set_low(device.device_id, fam.p_since)  # type: ignore[arg-type]
+        elif device.device_id in b.low:
+            b.set_ok(device.device_id, ts)
         else:
-            b.low.pop(device.device_id, None)
-        th = self.config.for_device(device)
-        was_open = b.raised is not None
-        out = water.building_step(b, th.building_pressure_min_devices, th.building_pressure_confirm_s, now,
-                                  suppressed=self.silenced(device, now))
-        self.dirty.add(f"building:{device.building_id}")
-        self._schedule_building(b, th.building_pressure_confirm_s, now)
-        if b.raised is not None and (out or not was_open):
-            out += self._fold(b, now)
-        elif b.raised is not None and fam.raised.get("pressure_out_of_band") is not None:
-            out += self._fold(b, now)
+            return []
+        self._active.setdefault(device.community_id, set()).add(bid)
+        self.dirty.add(f"building:{bid}")
+        return []
+
+    def watermark(self, community_id: str, now: float) -> float:
+        """The community's watermark at receive time ``now``: the lowest horizon of its
+        devices that are live (heard from within ``silent_clock_s``) and on time (their
+        newest message at most ``watermark_lateness_s`` late). Never moves back."""
+        cs = self.communities.setdefault(community_id, CommunityState())
+        lateness = self.config.watermark_lateness_s
+        low = None
+        for did in self.members.get(community_id, ()):
+            st = self.states.get(did)
+            if st is None:
+                continue
+            c = st.clock
+            th = self.config.for_device(self.devices[did])
+            if not c.newest_rx or now - c.newest_rx > th.silent_clock_s or c.newest_rx - c.newest_ts > lateness:
+                continue
+            h = horizon(c, now, th)
+            low = h if low is None or h < low else low
+        if low is not None and low > cs.watermark:
+            cs.watermark = low
+            self.dirty.add(f"community:{community_id}")
+        return cs.watermark
+
+    def _evaluate_buildings(self, now: float) -> Changes:
+        out: Changes = []
+        for cid in list(self._active):
+            mark = self.watermark(cid, now)
+            for bid in list(self._active[cid]):
+                b = self.buildings[bid]
+                th = self._building_thresholds(b)
+                some = self.devices.get(next(iter(b.low))) if b.low else None
+                suppressed = some is not None and self.silenced(some, mark)
+                changes = building.evaluate(b, mark, min_devices=th.building_pressure_min_devices,
+                                            confirm_s=th.building_pressure_confirm_s, suppressed=suppressed)
+                if changes:
+                    self.dirty.add(f"building:{bid}")
+                    for ch in changes:
+                        out.append(ch)
+                        if ch.kind == "opened":
+                            out += self._fold(ch.device_ids, ch.ts.timestamp())
+                if not b.pending():
+                    self._active[cid].discard(bid)
+            if not self._active[cid]:
+                del self._active[cid]
+        return out
+
+    def _building_thresholds(self, b: building.BuildingState) -> Thresholds:
+        for did in b.low:
+            device = self.devices.get(did)
+            if device is not None:
+                return self.config.for_device(device)
+        return self.config.defaults
+
+    def _fold(self, device_ids: Iterable[str], at: float) -> Changes:
+        """Per-device pressure incidents of a building fold into its supply interruption."""
+        out: Changes = []
+        for other in device_ids:
+            ost, odev = self.states.get(other), self.devices.get(other)
+            if ost is None or ost.water is None or odev is None:
+                continue
+            if "pressure_out_of_band" in ost.water.raised:
+                octx = Ctx(device=odev, th=self.config.for_device(odev))
+                out += clear(ost.water.raised, octx, "pressure_out_of_band", at, "Folded into the building's supply interruption")
+                self.dirty.add(other)
         return out
 
     # --- snapshots -------------------------------------------------------------------------
 
     def dump(self, key: str) -> bytes:
         if key.startswith("building:"):
-            b = self.buildings[key.removeprefix("building:")]
-            return _encode(BuildingSnapshot(b.community_id, b.building_id, b.raised, b.reported))
+            return _encode(self.buildings[key.removeprefix("building:")])
+        if key.startswith("community:"):
+            return _encode(self.communities[key.removeprefix("community:")])
         return _encode(self.states[key])
+
+    def keys(self) -> list[str]:
+        """Every snapshot key of this engine's state."""
+        return (list(self.states) + [f"building:{b}" for b in self.buildings]
+                + [f"community:{c}" for c in self.communities])
 
     def load(self, key: str, blob: bytes) -> None:
         if key.startswith("building:"):
-            snap = _decode_building(blob)
-            b = self.buildings.setdefault(snap.building_id, water.BuildingPressure(snap.community_id, snap.building_id))
-            b.raised, b.reported = snap.raised, snap.reported
+            b = _decode_building(blob)
+            self.buildings[b.building_id] = b
+            return
+        if key.startswith("community:"):
+            self.communities[key.removeprefix("community:")] = _decode_community(blob)
             return
         self.states[key] = _decode_state(blob)
 
     def rebuild_derived(self) -> None:
-        """After loading snapshots: unit wet sets, building low sets and the timers."""
+        """After loading snapshots: unit wet sets, receive-time liveness, timers, reorder
+        windows, conditions waiting to page and the buildings to evaluate."""
         self.unit_wet.clear()
-        for device_id, st in self.states.items():
-            device = self.devices.get(device_id)
+        for did, st in self.states.items():
+            device = self.devices.get(did)
             if device is None:
                 continue
-            if st.water is not None:
-                if st.water.wet_since is not None:
-                    self.unit_wet.setdefault((device.building_id, device.unit_id), set()).add(device_id)
-                if st.water.p_since is not None and st.water.p_kind == "low" and device.building_id is not None:
-                    b = self.buildings.setdefault(device.building_id, water.BuildingPressure(device.community_id, device.building_id))
-                    b.low[device_id] = st.water.p_since
-            self._schedule(device, st, Ctx(device=device, th=self.config.for_device(device)))
-        confirm = self.config.defaults.building_pressure_confirm_s
-        for b in self.buildings.values():
-            self._schedule_building(b, confirm, self.clock)
+            th = self.config.for_device(device)
+            if st.water is not None and st.water.wet_since is not None:
+                self.unit_wet.setdefault((device.building_id, device.unit_id), set()).add(did)
+            if st.health.last_seen:
+                self.last_seen.touch(did, st.health.last_seen, th.offline_after_s)
+            if st.health.will_at is not None:
+                self.timers.set((did, WILL), st.health.will_at + th.offline_grace_s)
+            self._reschedule(device, st, th)
+            if st.clock.pending:
+                self._releases.append((self.clock, did))
+            fam = st.family(device.device_type)
+            if any(not r.paged for raised in (st.health.raised, fam.raised) for r in raised.values()):  # type: ignore[attr-defined]
+                self._unpaged.add(did)
+        for bid, b in self.buildings.items():
+            if b.pending():
+                self._active.setdefault(b.community_id, set()).add(bid)
 
     def state_sizes(self) -> list[int]:
         return [len(_encode(st)) for st in self.states.values()]
@@ -339,4 +555,4 @@ def as_epoch(now: dt.datetime) -> float:
     return now.timestamp()
 
 
-__all__ = ["Engine", "DeviceState", "Silence", "IncidentChange", "as_epoch"]
+__all__ = ["Engine", "DeviceState", "DeviceClock", "Silence", "IncidentChange", "Raised", "as_epoch", "horizon"]

@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 import msgspec
@@ -33,7 +32,7 @@ log = logging.getLogger(__name__)
 UTC = dt.timezone.utc
 
 Hook = Callable[[psycopg.Connection, list[StoredChange]], None]
-RECENT_KEYS = 200_000  # events already folded in, in case a rolled-back batch is retried
+RECENT_KEYS = 50_000  # per generation: see RecentKeys
 SILENCE_REFRESH_S = 30.0
 SILENCE_HORIZON_S = 30 * 86400.0
 REBUILD_WITHOUT_CHECKPOINT = dt.timedelta(days=2)
@@ -48,6 +47,39 @@ REPLAY_SQL = (
     "SELECT community_id, device_type, device_id, stream, msg_id, type, time, received_at, fields, value "
     "FROM events WHERE received_at > %(since)s AND time > %(since)s - interval '1 day' ORDER BY time, received_at"
 )
+
+
+class RecentKeys:
+    """The keys of the events already folded into the detectors, so that one delivered
+    twice (a replay overlapping the live stream, a batch retried without a restore) counts
+    once. Bounded in bytes: two generations of at most ``per_generation`` 64-bit hashes of
+    (device, message id); when the young one fills, the old one is dropped. At the default
+    50,000 that is at most 100,000 ints in two sets, about 8 MB (sets of small ints cost
+    ~72 B an entry), whatever the traffic; an event older than the last 50,000-100,000 is
+    no longer recognised, and the database's unique key still stops it being stored twice.
+    (The first version kept 200,000 tuples of strings in an OrderedDict: ~60 MB.)"""
+
+    def __init__(self, per_generation: int = RECENT_KEYS) -> None:
+        self.per_generation = per_generation
+        self._young: set[int] = set()
+        self._old: set[int] = set()
+
+    def add(self, key: tuple[str, str]) -> bool:
+        """Remember ``key``; False when it was already known."""
+        h = hash(key)
+        if h in self._young or h in self._old:
+            return False
+        self._young.add(h)
+        if len(self._young) >= self.per_generation:
+            self._old, self._young = self._young, set()
+        return True
+
+    def clear(self) -> None:
+        self._young.clear()
+        self._old.clear()
+
+    def __len__(self) -> int:
+        return len(self._young) + len(self._old)
 
 
 class DetectorRuntime:
@@ -67,7 +99,7 @@ class DetectorRuntime:
         self.communities = communities
         self.engine = Engine(self.config)
         self.events_through: dt.datetime | None = None
-        self._recent: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._recent = RecentKeys()
         self._silences_loaded_at = 0.0
         self._reopen = dt.timedelta(seconds=self.config.reopen_window_s)
         self._restored_for: list[str] | None = None
@@ -145,12 +177,8 @@ class DetectorRuntime:
         self._silences_loaded_at = time.monotonic()
 
     def _remember(self, ev: Event) -> bool:
-        key = ev.key
-        if key in self._recent:
+        if not self._recent.add(ev.key):
             return False
-        self._recent[key] = None
-        if len(self._recent) > RECENT_KEYS:
-            self._recent.popitem(last=False)
         if self.events_through is None or ev.received_at > self.events_through:
             self.events_through = ev.received_at
         return True
@@ -161,11 +189,16 @@ class DetectorRuntime:
         """Newly stored events of one batch, inside the batch's transaction."""
         unknown = {e.device_id for e in events if e.device_id not in self.engine.devices}
         if unknown:  # registered since the restore: only those are looked up
-            self.engine.devices.update(load_active_devices(conn, only=unknown))
+            for device in load_active_devices(conn, only=unknown).values():
+                self.engine.add_device(device)
         changes = []
+        newest = None
         for ev in sorted(events, key=lambda e: e.ts):
             if self._remember(ev):
                 changes += self.engine.on_event(ev)
+                newest = ev.received_at if newest is None or ev.received_at > newest else newest
+        if newest is not None:  # what the batch's arrival releases (reorder windows, watermarks)
+            changes += self.engine.advance(newest.timestamp())
         return self._record(conn, changes)
 
     def tick(self, conn: psycopg.Connection, now: dt.datetime) -> list[StoredChange]:
@@ -200,11 +233,16 @@ class DetectorRuntime:
                 devices = engine.devices
                 with cur.copy("COPY detector_snapshots_stage (key, state, community_id) FROM STDIN") as copy:
                     for key in keys:
-                        if key.startswith("building:"):
-                            building = engine.buildings.get(key.removeprefix("building:"))
+                        kind, _, name = key.partition(":")
+                        if kind == "building":
+                            building = engine.buildings.get(name)
                             if building is None:
                                 continue
                             community = building.community_id
+                        elif kind == "community":
+                            if name not in engine.communities:
+                                continue
+                            community = name
                         elif key in engine.states:
                             device = devices.get(key)
                             community = device.community_id if device is not None else None

@@ -27,7 +27,8 @@ Conditions and tiers:
   [``pressure_low_kpa``, ``pressure_high_kpa``] for ``pressure_confirm_s``.
   When ``building_pressure_min_devices`` devices of a building are low together
   (each for ``building_pressure_confirm_s``), the building gets ONE
-  ``supply_interruption`` (Level 2) and per-device incidents fold into it.
+  ``supply_interruption`` (Level 2, `detectors.building`, decided at the
+  community's watermark) and per-device incidents fold into it.
 - ``tank_low`` / ``tank_high`` / ``pump_fault`` (Level 2).
 """
 
@@ -35,14 +36,12 @@ from __future__ import annotations
 
 import datetime as dt
 from array import array
-from dataclasses import dataclass, field
 
 import msgspec
 import numpy as np
 
 from domain.events import Event
-from domain.incidents import IncidentChange, Tier
-from detectors.base import Changes, Ctx, Raised, clear, earliest, raise_, utc
+from detectors.base import Changes, Ctx, Raised, clear, earliest, raise_
 
 RUN_HISTORY = 16
 NIGHT_HISTORY = 14
@@ -314,47 +313,3 @@ def on_event(st: WaterState, ctx: Ctx, ev: Event) -> tuple[WaterState, Changes]:
             out += clear(st.raised, ctx, "pump_fault", ts, "Pump running normally again")
     st, more = on_tick(st, ctx, ts)
     return st, out + more
-
-
-# --- one incident for a building whose devices lose pressure together ------------------
-
-
-@dataclass
-class BuildingPressure:
-    community_id: str
-    building_id: str
-    low: dict[str, float] = field(default_factory=dict)  # device -> low since
-    raised: Raised | None = None
-    reported: int = 0  # devices in the incident when last reported
-
-
-def building_grouped(b: BuildingPressure, th_min: int) -> bool:
-    return b.raised is not None or len(b.low) >= th_min
-
-
-def building_step(b: BuildingPressure, min_devices: int, confirm_s: float, now: float, suppressed: bool = False) -> Changes:
-    """Open, grow or clear the building's ``supply_interruption`` incident."""
-    key = f"{b.building_id}:supply_interruption"
-
-    def mk(kind: str, tier: int, sev: int, title: str) -> IncidentChange:
-        return IncidentChange(
-            kind=kind,  # type: ignore[arg-type]
-            dedup_key=key, community_id=b.community_id, scope="building", scope_id=b.building_id,
-            condition="supply_interruption", tier=Tier(tier), ts=utc(now), title=title,
-            device_ids=tuple(sorted(b.low)), severity=sev, detail={"devices_low": len(b.low)},
-        )
-
-    confirmed = [d for d, since in b.low.items() if now - since >= confirm_s]
-    if b.raised is None:
-        if len(confirmed) >= min_devices and not suppressed:
-            b.raised, b.reported = Raised(2, 1, now), len(b.low)
-            return [mk("opened", 2, 1, f"Water supply interruption: {len(b.low)} devices of building {b.building_id} lost pressure")]
-        return []
-    if not b.low:
-        b.raised, b.reported = None, 0
-        return [mk("cleared", 2, 1, "Water pressure restored in the building")]
-    if len(b.low) >= 2 * b.reported:
-        b.reported = len(b.low)
-        b.raised.severity += 1
-        return [mk("updated", 2, b.raised.severity, f"Water supply interruption spreading: {len(b.low)} devices")]
-    return []

@@ -41,6 +41,10 @@ class IncidentChange(msgspec.Struct, frozen=True, kw_only=True):
     severity: int = 0
     work_order: bool = False  # a proactive work order rather than an alert
     detail: dict[str, Any] = msgspec.field(default_factory=dict)
+    # False for a change decided from late data about a condition that was already
+    # over, or not yet known to be still true, when its data arrived: it is recorded
+    # (a past incident, with its true times) and notifies nobody. Level 1 always pages.
+    pages: bool = True
 
 
 class StoredChange(msgspec.Struct, frozen=True, kw_only=True):

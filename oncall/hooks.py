@@ -29,6 +29,9 @@ def on_incident_changes(conn: psycopg.Connection, stored: list[StoredChange]) ->
     * cleared and other updates: nothing; the chain stops on the stored status.
 
     Proactive work orders (``work_order``) go to a team through dispatch, not to on-call.
+    A change the detectors marked ``pages=False`` (a past incident recorded from late
+    data) notifies nobody; if the condition still holds once the data is current, the
+    detectors send an update that pages.
     """
     for sc in stored:
         try:
@@ -40,7 +43,7 @@ def on_incident_changes(conn: psycopg.Connection, stored: list[StoredChange]) ->
 
 def _one(conn: psycopg.Connection, sc: StoredChange) -> None:
     change = sc.change
-    if change.work_order:
+    if change.work_order or not change.pages:
         return
     current = conn.execute("SELECT tier FROM oncall_escalations WHERE incident_id = %s", (sc.incident_id,)).fetchone()
     tier = int(change.tier)

@@ -45,7 +45,9 @@ def test_entrapment_from_detection_to_closed_rated_order(conn: psycopg.Connectio
     store.note(conn, order_id=order_id, at=T0 + 15 * MIN, actor="wang", text="passenger released, car stuck at 3F")
 
     # The controller clears the fault: the alert resolves itself; the order is told.
-    cleared = [c for c in engine.on_event(fault(2, T0 + 20 * MIN, active=False)) if c.condition == "entrapment"]
+    # (applied once the lift's 2 s reorder window has passed: the engine's next tick)
+    changes = engine.on_event(fault(2, T0 + 20 * MIN, active=False)) + engine.advance((T0 + 20 * MIN).timestamp() + 3)
+    cleared = [c for c in changes if c.condition == "entrapment"]
     record(conn, cleared)
     assert lifecycle.get_alert(conn, incident_id=incident_id).alert.resolved_by == "detector"
 

@@ -42,8 +42,14 @@ def event(dev: Device, type_: str, t: float, **fields: Any) -> Event:
 
 
 def engine(*devices: Device, **thresholds: Any) -> Engine:
-    """An engine for these devices; heartbeat timeouts off unless asked (tables of one family)."""
+    """An engine for these devices; heartbeat timeouts off unless asked (tables of one family).
+
+    Tables deliver each message on time and in order, so by default no reorder window
+    (``allowed_lateness_s=0``) and a silent device's clock runs with every tick
+    (``silent_clock_s`` unbounded); the event-time tests set both."""
     thresholds.setdefault("offline_after_s", 10**9)
+    thresholds.setdefault("allowed_lateness_s", 0.0)
+    thresholds.setdefault("silent_clock_s", 10.0**9)
     return Engine(DetectorConfig(defaults=Thresholds(**thresholds)), {d.device_id: d for d in devices})
 
 

@@ -103,7 +103,17 @@ def test_night_wandering() -> None:
     t = at(2)
     got = play(engine(HUB), [bed(t - 120, False), motion(t - 60, "hall"), door(t, "open"), door(t + 15, "closed"),
                              door(t + 1800, "open"), door(t + 1815, "closed"), motion(t + 1900, "hall")])
-    assert got == [(t, "opened", "night_wandering", 2), (t + 1900, "cleared", "night_wandering", 2)]
+    # the resident left: nobody moved inside for 5 minutes after the door was last used
+    assert got == [(t + 15 + 300, "opened", "night_wandering", 2), (t + 1900, "cleared", "night_wandering", 2)]
+
+
+def test_hard_negative_a_guest_leaving_at_night_is_not_wandering() -> None:
+    t = at(1, 30)
+    asleep = [bed(t - 3600, True), door(t, "open"), door(t + 10, "closed"), (t + 1200, "tick")]
+    assert play(engine(HUB), asleep) == []  # the resident stayed in bed
+    seen_out = [bed(t - 300, False), motion(t - 200, "hall"), door(t, "open"), door(t + 10, "closed"),
+                motion(t + 40, "hall"), motion(t + 120, "bedroom"), bed(t + 200, True), (t + 1200, "tick")]
+    assert play(engine(HUB), seen_out) == []  # saw the guest out, went back to bed
 
 
 def test_long_bathroom_stay_at_night_against_the_learned_stays() -> None:

@@ -44,9 +44,65 @@ CASES = {
          (T + 600, LIFT, "status", status(door="open", occupied=True))],
         [(T + 5, "opened", "entrapment", 1), (T + 600, "cleared", "entrapment", 1)],
     ),
-    "three alarm presses confirm an entrapment": (
+    "three alarm presses confirm an entrapment (one press alone is nothing, a second one an alert)": (
         [(T, LIFT, "alarm_button", {}), (T + 40, LIFT, "alarm_button", {}), (T + 80, LIFT, "alarm_button", {})],
-        [(T, "opened", "passenger_alarm", 2), (T + 40, "opened", "passenger_alarm", 2), (T + 80, "opened", "entrapment", 1)],
+        [(T + 40, "opened", "passenger_alarm", 2), (T + 80, "opened", "entrapment", 1)],
+    ),
+    "hard negative: a child presses the alarm button once and the ride goes on": (
+        [(T, LIFT, "status", status(occupied=True, moving=True, door_zone=False)), (T + 3, LIFT, "alarm_button", {}),
+         (T + 12, LIFT, "status", status(occupied=True, door="open")), (T + 20, LIFT, "status", status()), (T + 600, "tick")],
+        [],
+    ),
+    "the alarm latched by the controller (code 21) is an alert until reset": (
+        [(T - 1, LIFT, "alarm_button", {}), (T, LIFT, "fault", {"code": 21, "active": True}), (T + 10, "tick"),
+         (T + 180, LIFT, "fault", {"code": 21, "active": False})],
+        [(T + 5, "opened", "passenger_alarm", 2), (T + 180, "cleared", "passenger_alarm", 2)],
+    ),
+    "hard negative: a slow rider stands 30 s in the shut car before pressing a floor": (
+        [(T, LIFT, "status", status(door="open", occupied=True)), (T + 5, LIFT, "status", status(occupied=True)),
+         (T + 20, LIFT, "status", status(occupied=True)), (T + 35, LIFT, "status", status(occupied=True, moving=True, door_zone=False)),
+         (T + 50, LIFT, "status", status(occupied=True, door="open")), (T + 60, LIFT, "status", status()), (T + 900, "tick")],
+        [],
+    ),
+    "occupied car shut and idle in the door zone far longer than any ride": (
+        [(T, LIFT, "status", status(occupied=True))] + [(T + 30 * k, LIFT, "status", status(occupied=True)) for k in range(1, 10)]
+        + [(T + 400, LIFT, "status", status(door="open", occupied=True))],
+        [(T + 180, "opened", "entrapment", 1), (T + 400, "cleared", "entrapment", 1)],
+    ),
+    "hard negative: an occupancy sensor flickering in a parked car": (
+        [(T + 60 * k, LIFT, "status", status(occupied=k % 3 == 1)) for k in range(30)] + [(T + 3600, "tick")],
+        [],
+    ),
+    "hard negative: people holding the doors for a neighbour": (
+        [(T, LIFT, "status", status(door="open", occupied=True))] + [(T + 15 * k, LIFT, "status", status(door="open", occupied=True))
+                                                                     for k in range(1, 9)]
+        + [(T + 140, LIFT, "status", status(occupied=True, moving=True, door_zone=False)), (T + 900, "tick")],
+        [],
+    ),
+    "hard negative: a car parked at night, doors shut, nobody inside": (
+        [(at(1) + 300 * k, LIFT, "status", status(floor=1)) for k in range(60)] + [(at(7), "tick")],
+        [],
+    ),
+    "hard negative: a cleaner in the shut car during inspection": (
+        [(T, LIFT, "service_mode", {"mode": "inspection"})] + [(T + 60 * k, LIFT, "status", status(occupied=True)) for k in range(1, 40)]
+        + [(T + 2460, LIFT, "status", status(door="open", occupied=True)), (T + 2470, LIFT, "service_mode", {"mode": "normal"}),
+           (T + 2500, LIFT, "status", status()), (T + 3000, "tick")],
+        [],
+    ),
+    "doors asked to open that never do, with a passenger inside": (
+        [(T, LIFT, "status", status(occupied=True)), (T + 30, LIFT, "status", status(door="opening", occupied=True)),
+         (T + 50, "tick"), (T + 300, LIFT, "status", status(door="open", occupied=True))],
+        [(T + 40, "opened", "entrapment", 1), (T + 300, "cleared", "entrapment", 1)],
+    ),
+    "fault 11 (doors fail to open) with a passenger inside is an entrapment": (
+        [(T - 20, LIFT, "status", status(occupied=True)), (T, LIFT, "fault", {"code": 11, "active": True}), (T + 6, "tick"),
+         (T + 600, LIFT, "fault", {"code": 11, "active": False}), (T + 605, LIFT, "status", status(door="open", occupied=True))],
+        [(T + 5, "opened", "fault.11", 2), (T + 5, "opened", "entrapment", 1), (T + 600, "cleared", "fault.11", 2),
+         (T + 605, "cleared", "entrapment", 1)],
+    ),
+    "fault 11 in an empty car is a fault, not an entrapment": (
+        [(T - 20, LIFT, "status", status()), (T, LIFT, "fault", {"code": 11, "active": True}), (T + 6, "tick")],
+        [(T + 5, "opened", "fault.11", 2)],
     ),
     "hard negative: passengers boarding (doors close, car moves at once)": (
         [(T, LIFT, "status", status(door="open", occupied=True)), (T + 6, LIFT, "status", status(moving=True, occupied=True, door_zone=False)),
@@ -97,3 +153,36 @@ def test_rising_fault_rate_is_a_work_order() -> None:
         t = at(9, minute=i * 10, day=4)
         burst += [(t, LIFT, "fault", {"code": 12, "active": True}), (t + 1, LIFT, "fault", {"code": 12, "active": False})]
     assert kinds(play(eng, burst)) == [("opened", "fault_rate", 3)]
+
+
+def test_vibration_trend_reads_the_machine_not_the_traffic() -> None:
+    """Idle readings (0.5-2.5 mg) and a peak hour of rides (7-14 mg while moving): a
+    busy lift is not a shaking one. A real rise while moving is."""
+    eng = engine(LIFT)
+    steps, t = [], T
+    for k in range(1500):  # a few days: quiet hours with idle readings, rides in between
+        busy = (k // 100) % 3 == 0
+        if busy or k % 4 == 0:
+            steps.append((t, LIFT, "status", status(moving=True, door_zone=False, occupied=True, vibration_mg=7 + (k * 7919) % 8)))
+        steps.append((t + 20, LIFT, "status", status(vibration_mg=0.5 + (k * 104729) % 3 * 0.8)))
+        t += 60
+    assert play(eng, steps) == []
+    worn = [(t + 60 * k, LIFT, "status", status(moving=True, door_zone=False, occupied=True, vibration_mg=28.0)) for k in range(100)]
+    assert kinds(play(eng, worn))[:1] == [("opened", "vibration_trend", 3)]
+
+
+def test_fault_rate_is_per_trip_so_a_busy_day_is_not_a_degrading_lift() -> None:
+    trip = dict(from_floor=1, to_floor=5, duration_s=20.0, door_cycles=1, door_reopens=0)
+
+    def day(d: int, trips: int, glitches: int) -> list:
+        out = [(at(7, day=d) + i * 40, LIFT, "trip", trip) for i in range(trips)]
+        for i in range(glitches):
+            t = at(9, day=d) + i * 600
+            out += [(t, LIFT, "fault", {"code": 13, "active": True}), (t + 1, LIFT, "fault", {"code": 13, "active": False})]
+        return sorted(out, key=lambda s: s[0])
+
+    eng = engine(LIFT)
+    steps = [s for d in range(4) for s in day(d, 200, 1)]  # one glitch in 200 trips is this lift's normal
+    assert play(eng, steps) == []
+    assert play(eng, day(4, 700, 3)) == []  # a busy day: 3.5 x the trips, 3 glitches
+    assert kinds(play(eng, day(5, 200, 4))) == [("opened", "fault_rate", 3)]  # 4 glitches in an ordinary day

@@ -20,7 +20,8 @@ from ingest.registry import upsert_devices
 UTC = dt.timezone.utc
 METER = device("m1", DeviceType.WATER, "meter", unit="u1")
 LIFT = device("lift1", DeviceType.ELEVATOR, "lift")
-CONFIG = DetectorConfig(defaults=Thresholds(offline_after_s=900))
+# Storage and restarts: messages on time and in order, no reorder window (its own test below).
+CONFIG = DetectorConfig(defaults=Thresholds(offline_after_s=900, allowed_lateness_s=0.0))
 T = at(10)
 
 
@@ -193,6 +194,26 @@ def test_a_rolled_back_batch_is_forgotten_by_restore(database_url: str) -> None:
         stored = batch(conn, runtime, presses)
         assert [s.change.condition for s in stored if s.change.kind == "opened"] == ["passenger_alarm", "entrapment"]
         assert [k for k, *_ in incidents(conn)] == ["lift1:passenger_alarm", "lift1:entrapment"]
+
+
+def test_the_reorder_window_is_released_by_ticks(database_url: str) -> None:
+    """With the default 2 s window a batch's last messages wait for the next tick; two
+    messages of one device out of order are applied in event-time order."""
+    setup(database_url)
+    runtime = DetectorRuntime(config=DetectorConfig(defaults=Thresholds(offline_after_s=900)))
+    moving = dict(floor=3, moving=True, door="closed", door_zone=False, occupied=True)
+    stopped = dict(floor=3, moving=False, door="closed", door_zone=False, occupied=True)
+    with psycopg.connect(database_url) as conn:
+        runtime.restore(conn)
+        conn.commit()
+        first = event(LIFT, "status", T, **stopped)
+        earlier = msgspec.structs.replace(event(LIFT, "status", T - 1, **moving), received_at=first.received_at)
+        assert batch(conn, runtime, [first]) == []
+        assert batch(conn, runtime, [earlier]) == []  # one second late, same receive time
+        with conn.transaction():
+            stored = runtime.tick(conn, dt.datetime.fromtimestamp(T + 10, UTC))
+        # stopped between floors from T (the moving report at T - 1 came before it in event time)
+        assert [(s.change.condition, s.change.ts.timestamp()) for s in stored] == [("entrapment", T + 5)]
 
 
 _EVENTS_AND_CHUNKS = (
