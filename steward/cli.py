@@ -15,6 +15,7 @@ COMMAND_MODULES = [
     "simulators.cli",  # simulate
     "detectors.cli",  # eval, score
     "oncall.cli",  # oncall check, oncall load
+    "ingest.cli",  # storage status, storage convert-to-timescale
 ]
 
 

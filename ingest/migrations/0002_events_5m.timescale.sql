@@ -1,7 +1,14 @@
 -- TimescaleDB: events becomes a hypertable (1-day chunks), compressed by device,
 -- with a real-time continuous aggregate of 5-minute per-device roll-ups.
--- Compression and retention policies are (re)applied at start from the
--- settings by ingest.storage.apply_policies, so they stay configurable.
+-- The policies (compression, retention, the roll-up's refresh) are applied at
+-- every start from the settings by ingest/policies.py, so they stay
+-- configurable and are changed in place, never added twice.
+--
+-- The same file converts a plain database (steward storage convert-to-timescale,
+-- ingest/convert.py), in the conversion's one transaction: the existing rows
+-- move into chunks and the plain view is replaced by the continuous aggregate.
+-- On a new database the DROP finds nothing. CREATE has no IF NOT EXISTS: a
+-- view of that name that is not the continuous aggregate must fail loudly.
 SELECT create_hypertable('events', by_range('time', INTERVAL '1 day'), if_not_exists => TRUE, migrate_data => TRUE);
 
 ALTER TABLE events SET (
@@ -10,7 +17,9 @@ ALTER TABLE events SET (
     timescaledb.compress_orderby = 'time DESC, msg_id'
 );
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS events_5m
+DROP VIEW IF EXISTS events_5m;
+
+CREATE MATERIALIZED VIEW events_5m
 WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
 SELECT time_bucket(INTERVAL '5 minutes', time) AS bucket,
        community_id,
@@ -24,9 +33,3 @@ SELECT time_bucket(INTERVAL '5 minutes', time) AS bucket,
 FROM events
 GROUP BY 1, 2, 3, 4
 WITH NO DATA;
-
-SELECT add_continuous_aggregate_policy('events_5m',
-    start_offset => INTERVAL '3 days',
-    end_offset => INTERVAL '5 minutes',
-    schedule_interval => INTERVAL '5 minutes',
-    if_not_exists => TRUE);

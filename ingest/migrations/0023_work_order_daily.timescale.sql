@@ -2,9 +2,13 @@
 -- daily roll-up a real-time continuous aggregate (materialized_only = false,
 -- so rows newer than the last refresh are computed on the fly and the answers
 -- equal the plain view's). Same columns as 0023_work_order_daily.plain.sql.
+-- Converting a plain database runs this file too (see 0002): the plain view
+-- is dropped and replaced. The refresh policy is ingest/policies.py's.
 SELECT create_hypertable('work_order_events', by_range('at', INTERVAL '7 days'), if_not_exists => TRUE, migrate_data => TRUE);
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS work_order_daily
+DROP VIEW IF EXISTS work_order_daily;
+
+CREATE MATERIALIZED VIEW work_order_daily
 WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
 SELECT time_bucket(INTERVAL '1 day', at) AS day,
        community_id,
@@ -22,11 +26,3 @@ SELECT time_bucket(INTERVAL '1 day', at) AS day,
 FROM work_order_events
 GROUP BY 1, 2
 WITH NO DATA;
-
--- Events are appended at (about) the time they happen, so refreshing the
--- last 30 days every hour keeps the materialized part exact.
-SELECT add_continuous_aggregate_policy('work_order_daily',
-    start_offset => INTERVAL '30 days',
-    end_offset => INTERVAL '1 hour',
-    schedule_interval => INTERVAL '1 hour',
-    if_not_exists => TRUE);
