@@ -8,7 +8,7 @@ from api.store.telemetry import series
 from domain.events import Event
 from gateway.validate import Limits, validate_message
 from ingest import writer
-from ingest.migrate import MIGRATIONS_DIR, StorageMode, migrate
+from ingest.migrate import MIGRATIONS_DIR, StorageMode, current_mode, migrate
 
 
 def test_migrate_is_idempotent_and_records_versions(empty_database: str) -> None:
@@ -144,3 +144,22 @@ def test_fields_are_json_and_an_older_jsonb_database_keeps_its_rows_and_answers(
             writer.write_batch(conn, table, _lift_events(start + dt.timedelta(minutes=30), 30), [])
         assert _series(conn, "floor", start)[3][1] == 10
         assert conn.execute("SELECT count(*) FROM events").fetchone() == (60,)
+
+
+def test_events_indexes_in_each_mode(database_url: str) -> None:
+    """The three indexes of both modes, and in TimescaleDB mode a BRIN index on time in place
+    of TimescaleDB's default btree (events_time_idx), which drew the detectors' replay
+    into reading whole chunks by time (see 0006)."""
+    with psycopg.connect(database_url) as conn:
+        mode = current_mode(conn)
+        indexes = {
+            name: method
+            for name, method in conn.execute(
+                "SELECT c.relname, a.amname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                "JOIN pg_am a ON a.oid = c.relam WHERE i.indrelid = 'events'::regclass"
+            )
+        }
+    expected = {"events_device_time_msg": "btree", "events_community_time": "btree", "events_received_brin": "brin"}
+    if mode is StorageMode.TIMESCALE:
+        expected["events_time_brin"] = "brin"
+    assert indexes == expected

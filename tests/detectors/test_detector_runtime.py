@@ -278,3 +278,32 @@ def test_a_restore_reads_only_what_arrived_since_its_checkpoint(database_url: st
         conn.commit()
     assert replayed == 1000
     assert fetched < table_blocks / 10, (fetched, table_blocks)
+    # The intended index, in either storage mode: the BRIN index on received_at of
+    # events (or of each chunk TimescaleDB did not exclude), never a scan by time
+    # (TimescaleDB mode may AND it with its BRIN index on time, both a few pages).
+    with psycopg.connect(database_url) as conn:
+        used = _replay_indexes(conn, checkpoint)
+    assert "events_received_brin" in used and used <= {"events_received_brin", "events_time_brin"}, used
+
+
+def _replay_indexes(conn: psycopg.Connection, since: dt.datetime) -> set[str]:
+    """The indexes the replay cursor's plan reads (chunk prefixes stripped), asserting
+    it reads events through no other kind of scan."""
+    from detectors.runtime import REPLAY_SQL
+
+    (plan,) = conn.execute("EXPLAIN (FORMAT JSON) DECLARE replay_plan CURSOR FOR " + REPLAY_SQL,
+                           {"since": since}).fetchone()
+    conn.rollback()
+    found: set[str] = set()
+
+    def walk(node: dict) -> None:
+        kind, relation = node["Node Type"], node.get("Relation Name", "")
+        if kind in ("Seq Scan", "Index Scan", "Index Only Scan") and (relation == "events" or "chunk" in relation):
+            raise AssertionError(f"the replay reads events by {kind} {node.get('Index Name', relation)}")
+        if kind == "Bitmap Index Scan":
+            found.add(node["Index Name"].split("_chunk_")[-1])
+        for child in node.get("Plans", []):
+            walk(child)
+
+    walk(plan[0]["Plan"])
+    return found
