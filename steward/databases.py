@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import time
 from pathlib import Path
 
 import psycopg
@@ -73,14 +74,57 @@ def reachable(dsn: str, timeout_s: int = 3) -> bool:
         return False
 
 
-def create_database(admin_dsn: str, prefix: str = "steward_test") -> str:
-    """Create a uniquely named database and return its DSN."""
+def create_database(admin_dsn: str, prefix: str = "steward_test", *, template: str | None = None,
+                    deadline_s: float = 60.0) -> str:
+    """Create a uniquely named database (a copy of ``template`` when given) and return its DSN.
+
+    PostgreSQL copies a template only while nobody else is connected to it, and
+    TimescaleDB's background scheduler connects to every database that has the
+    extension. Seal templates with :func:`seal_template` (the scheduler then
+    leaves them alone); anyone still connected is disconnected, and a copy
+    refused because somebody connected in between is tried again until the
+    deadline.
+    """
     if not re.fullmatch(r"[a-z_][a-z0-9_]{0,40}", prefix):
         raise ValueError(f"database prefix {prefix!r} must be lower-case letters, digits and _")
     name = f"{prefix}_{secrets.token_hex(4)}"
+    statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if template is not None:
+        statement = sql.SQL("{} TEMPLATE {}").format(statement, sql.Identifier(template))
+    deadline = time.monotonic() + deadline_s
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        while True:
+            if template is not None:
+                _disconnect_others(conn, template)
+            try:
+                conn.execute(statement)
+                break
+            except psycopg.errors.ObjectInUse:  # "source database ... is being accessed by other users"
+                if template is None or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
     return with_database(admin_dsn, name)
+
+
+def seal_template(admin_dsn: str, dsn: str) -> str:
+    """Make a prepared database a template nobody connects to; returns its name.
+
+    ``ALLOW_CONNECTIONS false`` is what keeps TimescaleDB's launcher from starting
+    a scheduler in it (it skips such databases, and a scheduler that starts anyway
+    exits at once), so copies are not refused because of it.
+    """
+    name = str(conninfo_to_dict(dsn)["dbname"])
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(sql.Identifier(name)))
+        _disconnect_others(conn, name)
+    return name
+
+
+def _disconnect_others(conn: psycopg.Connection, dbname: str) -> None:
+    conn.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+        (dbname,),
+    )
 
 
 def drop_database(admin_dsn: str, dsn: str) -> None:

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import secrets
 from collections.abc import Iterator
 
 import psycopg
 import pytest
-from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
 
 from ingest.migrate import migrate
-from steward.databases import create_database, drop_database, with_database
+from steward.databases import create_database, drop_database, seal_template
 
 from domain.incidents import IncidentChange, StoredChange, Tier
 
@@ -55,22 +52,19 @@ def seed(conn: psycopg.Connection) -> None:
 
 @pytest.fixture(scope="session")
 def seeded_template(admin_dsn: str) -> Iterator[str]:
-    """One migrated, seeded database per run; each test gets a copy (much faster than migrating each time)."""
+    """One migrated, seeded database per run; each test gets a copy (much faster than migrating each time).
+    Sealed (no connections) so that TimescaleDB's scheduler never holds it while it is copied."""
     dsn = create_database(admin_dsn, prefix="steward_closedloop_template")
     migrate(dsn)
     with psycopg.connect(dsn) as connection:
         seed(connection)
-    yield str(conninfo_to_dict(dsn)["dbname"])
+    yield seal_template(admin_dsn, dsn)
     drop_database(admin_dsn, dsn)
 
 
 @pytest.fixture
 def conn(admin_dsn: str, seeded_template: str) -> Iterator[psycopg.Connection]:
-    name = f"steward_closedloop_{secrets.token_hex(4)}"
-    with psycopg.connect(admin_dsn, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name),
-                                                                      sql.Identifier(seeded_template)))
-    dsn = with_database(admin_dsn, name)
+    dsn = create_database(admin_dsn, prefix="steward_closedloop", template=seeded_template)
     try:
         with psycopg.connect(dsn) as connection:
             yield connection
