@@ -95,7 +95,7 @@ def _lift_events(start: dt.datetime, n: int) -> list[Event]:
 
 
 def _series(conn: psycopg.Connection, field: str, start: dt.datetime) -> list[tuple]:
-    points = series(
+    found = series(
         conn,
         mode=StorageMode.PLAIN,
         device_id="lift-1",
@@ -104,7 +104,8 @@ def _series(conn: psycopg.Connection, field: str, start: dt.datetime) -> list[tu
         since=start,
         until=start + dt.timedelta(hours=1),
     )
-    return [(p.bucket, p.count, p.min, p.max, p.avg) for p in points]
+    assert (found.stream, found.type) == ("telemetry", "status")
+    return [(p.bucket, p.count, p.min, p.max, p.avg) for p in found.points]
 
 
 def test_fields_are_json_and_an_older_jsonb_database_keeps_its_rows_and_answers(empty_database: str) -> None:

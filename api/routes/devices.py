@@ -103,6 +103,9 @@ class SeriesPointPublic(BaseModel):
 class SeriesPublic(BaseModel):
     device_id: str
     field: str
+    stream: Literal["event", "telemetry", "status"] | None = Field(
+        description="The stream the readings come from (null: no readings in the range)")
+    type: str | None = Field(description="The event type the readings come from (null: no readings in the range)")
     bucket_seconds: int
     storage_mode: Literal["timescale", "plain"]
     points: list[SeriesPointPublic]
@@ -262,9 +265,17 @@ def device_series(
                                 description="`value` (the type's primary reading) or a numeric/boolean payload field")] = "value",
     bucket: Annotated[str, Query(max_length=10, description="Bucket width: 30s, 5m, 1h, 1d ...")] = "5m",
     since: Since = None, until: Until = None,
-    type: Annotated[str | None, Query(pattern=r"^[a-z_]{1,64}$", description="Only events of this type")] = None,
+    type: Annotated[str | None, Query(pattern=r"^[a-z_]{1,64}$",
+                                      description="The event type whose readings to chart (e.g. flow, heartbeat); "
+                                                  "may be left out when only one type of the device carries the "
+                                                  "field in the range")] = None,
+    stream: Annotated[Literal["event", "telemetry", "status"] | None,
+                      Query(description="The stream, to narrow the choice like `type`")] = None,
 ) -> SeriesPublic:
-    """Per-bucket count/min/max/avg; default range: the last 24 hours."""
+    """Per-bucket count/min/max/avg of one quantity: one field of one event type on one stream,
+    never a mix (a meter's `value` is its flow on `telemetry`/`flow` and its battery on
+    `status`/`heartbeat`). Without `type`, the one type that carries the field in the range is
+    used; when there are several, 422 names them. Default range: the last 24 hours."""
     _device_or_404(conn, caller, device_id)
     width = parse_bucket(bucket)
     start, end = time_range(since, until, default_span=dt.timedelta(days=1))
@@ -273,11 +284,16 @@ def device_series(
         raise InvalidInput(f"from..to holds more than {settings.series_max_points} buckets of {bucket}; "
                            "use a wider bucket or a shorter range", field="query.bucket")
     mode = current_mode(conn)
-    points = telemetry.series(conn, mode=mode, device_id=device_id, field=field, bucket=width, since=start,
-                              until=end, event_type=type)
-    return SeriesPublic(device_id=device_id, field=field, bucket_seconds=int(width.total_seconds()),
+    try:
+        found = telemetry.series(conn, mode=mode, device_id=device_id, field=field, bucket=width, since=start,
+                                 until=end, stream=stream, event_type=type)
+    except telemetry.MixedSeries as exc:
+        raise InvalidInput(f"{field} is a reading of several event types of this device in this range: {exc}; "
+                           "choose one with type=", field="query.type") from None
+    return SeriesPublic(device_id=device_id, field=field, stream=found.stream,  # type: ignore[arg-type]
+                        type=found.type, bucket_seconds=int(width.total_seconds()),
                         storage_mode=mode.value,  # type: ignore[arg-type]
-                        points=[SeriesPointPublic(**p.__dict__) for p in points])
+                        points=[SeriesPointPublic(**p.__dict__) for p in found.points])
 
 
 @router.get("/{device_id}/rollups", response_model=RollupListPublic)

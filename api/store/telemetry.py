@@ -91,6 +91,25 @@ class SeriesPoint:
     avg: float | None
 
 
+@dataclass(frozen=True)
+class Series:
+    """One quantity over time: the readings of one event type on one stream of one device.
+    ``stream``/``type`` are None when the device has no such reading in the range."""
+
+    stream: str | None
+    type: str | None
+    points: list[SeriesPoint]
+
+
+class MixedSeries(ValueError):
+    """The field is carried by several event types of the device (a meter's ``value`` is
+    its flow on telemetry and its battery on heartbeats): the caller must choose one."""
+
+    def __init__(self, kinds: list[tuple[str, str]]) -> None:
+        self.kinds = kinds
+        super().__init__(", ".join(f"{t} ({s})" for s, t in kinds))
+
+
 def _bucket_sql(mode: StorageMode) -> str:
     if mode is StorageMode.TIMESCALE:
         return "time_bucket(%(bucket)s::interval, time, %(origin)s::timestamptz)"
@@ -98,8 +117,12 @@ def _bucket_sql(mode: StorageMode) -> str:
 
 
 def series(conn: psycopg.Connection, *, mode: StorageMode, device_id: str, field: str, bucket: dt.timedelta,
-           since: dt.datetime, until: dt.datetime, event_type: str | None = None) -> list[SeriesPoint]:
-    """Per-bucket count/min/max/avg of one numeric field (``value`` is the type's primary reading).
+           since: dt.datetime, until: dt.datetime, stream: str | None = None,
+           event_type: str | None = None) -> Series:
+    """Per-bucket count/min/max/avg of one numeric field (``value`` is the type's primary reading)
+    of one (stream, type) of the device: the one given, or the only one that carries the
+    field in the range. Raises :class:`MixedSeries` when that is not one: averaging a
+    meter's flow with its battery would mean nothing.
 
     Messages without the field, or where it is not a number, are not counted;
     booleans count as 0/1 so e.g. a leak sensor's ``wet`` can be charted.
@@ -114,15 +137,23 @@ def series(conn: psycopg.Connection, *, mode: StorageMode, device_id: str, field
             "WHEN 'boolean' THEN CASE WHEN f.v::boolean THEN 1.0 ELSE 0.0 END END"
         )
         source = "events CROSS JOIN LATERAL (SELECT (fields -> %(field)s)::jsonb AS v) AS f"
+    # Grouped by (stream, type) too, so that one scan both finds which quantities the
+    # range holds and computes the series when it is one.
     rows = conn.execute(
-        f"SELECT {_bucket_sql(mode)} AS b, count(r), min(r), max(r), avg(r) FROM ("
-        f"  SELECT time, {reading} AS r FROM {source} WHERE device_id = %(device)s AND time >= %(since)s "
-        "   AND time < %(until)s AND (%(type)s::text IS NULL OR type = %(type)s)) AS e "
-        "WHERE r IS NOT NULL GROUP BY b ORDER BY b",
+        f"SELECT stream, type, {_bucket_sql(mode)} AS b, count(r), min(r), max(r), avg(r) FROM ("
+        f"  SELECT time, stream, type, {reading} AS r FROM {source} WHERE device_id = %(device)s "
+        "   AND time >= %(since)s AND time < %(until)s AND (%(stream)s::text IS NULL OR stream = %(stream)s) "
+        "   AND (%(type)s::text IS NULL OR type = %(type)s)) AS e "
+        "WHERE r IS NOT NULL GROUP BY stream, type, b ORDER BY stream, type, b",
         {"bucket": bucket, "origin": ORIGIN, "field": field, "device": device_id, "since": since, "until": until,
-         "type": event_type},
+         "stream": stream, "type": event_type},
     ).fetchall()
-    return [SeriesPoint(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+    kinds = list(dict.fromkeys((r[0], r[1]) for r in rows))
+    if len(kinds) > 1:
+        raise MixedSeries(kinds)
+    if not kinds:
+        return Series(stream, event_type, [])
+    return Series(kinds[0][0], kinds[0][1], [SeriesPoint(r[2], r[3], r[4], r[5], r[6]) for r in rows])
 
 
 @dataclass(frozen=True)
