@@ -9,7 +9,7 @@ a command that, run again, carries on:
    every TimescaleDB-only migration not yet applied (``events`` and
    ``work_order_events`` become hypertables with their rows, the plain views
    ``events_5m`` and ``work_order_daily`` become real-time continuous
-   aggregates), the policies, and the record: mode ``timescale``, with the
+   aggregates, with the same grants), the policies, and the record: mode ``timescale``, with the
    continuous aggregates to materialize listed as pending. A crash before the
    commit leaves the plain database as it was.
 2. **The first materialization** of each pending continuous aggregate, one
@@ -65,11 +65,13 @@ def convert_to_timescale(dsn: str, *, compress_after: dt.timedelta, retain_for: 
                 # is still plain, and the transaction below then starts on a loaded library.
                 conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
                 with conn.transaction():
+                    grants = _grants(conn, ROLLUPS)
                     done = applied_versions(conn)
                     for migration in discover(directory):
                         if migration.mode is StorageMode.TIMESCALE and migration.key not in done:
                             run_migration(conn, migration, StorageMode.TIMESCALE)
                             done_now.append(migration.key)
+                    _grant(conn, grants)
                     apply_policies_on(conn, compress_after=compress_after, retain_for=retain_for)
                     present = {r[0] for r in conn.execute(
                         "SELECT view_name FROM timescaledb_information.continuous_aggregates "
@@ -98,6 +100,24 @@ def _check_ready(conn: psycopg.Connection, directory: Path) -> None:
         decide(StorageMode.TIMESCALE, probe_server(conn))
     except StorageModeError as exc:
         raise ConversionError(str(exc).replace("storage_mode=timescale but ", "cannot convert: ")) from None
+
+
+def _grants(conn: psycopg.Connection, relations: tuple[str, ...]) -> list[tuple[str, str, str | None]]:
+    """Who may do what on the views the conversion replaces (a migration granted Grafana's
+    reader SELECT on them, an operator may have granted more): (relation, privilege, role
+    or None for PUBLIC), the owner's own rights aside."""
+    return [(r[0], r[1], r[2]) for r in conn.execute(
+        "SELECT c.relname, g.privilege_type, CASE WHEN g.grantee = 0 THEN NULL ELSE g.grantee::regrole::text END "
+        "FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) g "
+        "WHERE c.relname = ANY(%s) AND c.relnamespace = current_schema()::regnamespace AND g.grantee <> c.relowner",
+        (list(relations),))]
+
+
+def _grant(conn: psycopg.Connection, grants: list[tuple[str, str, str | None]]) -> None:
+    """The same rights on the continuous aggregates that replaced the views."""
+    for relation, privilege, role in grants:
+        conn.execute(sql.SQL("GRANT {} ON {} TO {}").format(
+            sql.SQL(privilege), sql.Identifier(relation), sql.SQL("PUBLIC") if role is None else sql.SQL(role)))
 
 
 def refresh_rollup(conn: psycopg.Connection, view: str) -> None:

@@ -7,11 +7,14 @@ itself (and a crash in the middle of its transaction) in the tests marked
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import sql
 from storage_samples import daily, flow_events, rollups, store, store_work_order_changes
 from typer.testing import CliRunner
 
@@ -91,6 +94,54 @@ def test_an_interrupted_materialization_is_finished_by_running_the_command_again
     assert len(refreshed) == 2
 
 
+@pytest.fixture
+def reader_role(admin_dsn: str) -> Iterator[str]:
+    """A role like Grafana's reader (roles are the server's, so a unique name)."""
+    role = f"steward_reader_{secrets.token_hex(4)}"
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {}").format(sql.Identifier(role)))
+    yield role
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+def _can_read(dsn: str, role: str, relation: str) -> bool:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SELECT has_table_privilege(%s, %s, 'SELECT')", (role, relation)).fetchone()
+    return bool(row and row[0])
+
+
+def _revoke_all(dsn: str, role: str) -> None:
+    """Everything granted to the role in this database (TimescaleDB passes a continuous
+    aggregate's grants on to its internal tables), so that the role can be dropped."""
+    with psycopg.connect(dsn) as conn:
+        conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+        conn.commit()
+
+
+def test_the_rights_on_a_replaced_view_are_carried_over(empty_database: str, reader_role: str) -> None:
+    """Grafana's reader may SELECT events_5m (migration 0061 grants it): the continuous
+    aggregate that replaces the view must keep that grant (shown here with a view
+    replaced the same way, drop and create, on any PostgreSQL)."""
+    from ingest.convert import _grant, _grants
+
+    migrate(empty_database, requested_mode="plain")
+    with psycopg.connect(empty_database) as conn:
+        conn.execute(sql.SQL("GRANT SELECT ON events_5m TO {}").format(sql.Identifier(reader_role)))
+        grants = _grants(conn, ("events_5m", "work_order_daily"))
+        assert (("events_5m", "SELECT", reader_role)) in grants
+        conn.execute("DROP VIEW events_5m")
+        conn.execute((MIGRATIONS_DIR / "0002_events_5m.plain.sql").read_text())
+        assert not conn.execute("SELECT has_table_privilege(%s, 'events_5m', 'SELECT')", (reader_role,)).fetchone()[0]
+        _grant(conn, grants)
+        conn.commit()
+    try:
+        assert _can_read(empty_database, reader_role, "events_5m")
+        assert not _can_read(empty_database, reader_role, "work_order_daily")
+    finally:
+        _revoke_all(empty_database, reader_role)
+
+
 def test_the_command_needs_a_database_url(monkeypatch: pytest.MonkeyPatch) -> None:
     from steward.cli import build_app
 
@@ -113,12 +164,22 @@ def test_the_command_says_why_it_cannot_convert(empty_database: str, server_has_
 
 @pytest.mark.timescale
 def test_a_plain_database_is_converted_in_one_transaction_and_keeps_its_answers(
-        empty_database: str, server_has_timescale: bool, tmp_path: Path) -> None:
+        empty_database: str, server_has_timescale: bool, tmp_path: Path, reader_role: str) -> None:
     if not server_has_timescale:
         pytest.skip("TEST_DATABASE_URL has no timescaledb extension")
+    try:
+        _convert_and_check(empty_database, tmp_path, reader_role)
+    finally:
+        _revoke_all(empty_database, reader_role)
+
+
+def _convert_and_check(empty_database: str, tmp_path: Path, reader_role: str) -> None:
     from steward.cli import build_app
 
     migrate(empty_database, requested_mode="plain")
+    with psycopg.connect(empty_database) as conn:
+        conn.execute(sql.SQL("GRANT SELECT ON events_5m, work_order_daily TO {}").format(sql.Identifier(reader_role)))
+        conn.commit()
     with psycopg.connect(empty_database) as conn:  # the data is days old by the server's clock, which the
         (now,) = conn.execute("SELECT now()").fetchone()  # type: ignore[misc]  # policies follow
     start = now.astimezone(dt.timezone.utc).replace(hour=8, minute=0, second=0, microsecond=0) - 3 * DAY
@@ -157,6 +218,8 @@ def test_a_plain_database_is_converted_in_one_transaction_and_keeps_its_answers(
                         ("policy_refresh_continuous_aggregate", "work_order_daily"), ("policy_retention", "events")]
     assert rollups(empty_database) == events_5m
     assert daily(empty_database) == work_order_daily
+    assert _can_read(empty_database, reader_role, "events_5m") and _can_read(empty_database, reader_role,
+                                                                             "work_order_daily")
     # Materialized by the command, not only computed live.
     with psycopg.connect(empty_database, autocommit=True) as conn:
         conn.execute("ALTER MATERIALIZED VIEW events_5m SET (timescaledb.materialized_only = true)")
