@@ -46,7 +46,7 @@ REBUILD_WITHOUT_CHECKPOINT = dt.timedelta(days=2)
 # Ordered by time, a cursor (planned to return its first rows fast) would take any
 # btree on time that gives that order and read the whole last day by it to keep
 # the few rows that arrived since the checkpoint: events has none in either mode
-# (TimescaleDB's default events_time_idx is not created, migration 0002/0006).
+# (TimescaleDB's default events_time_idx is not created, migrations 0002 and 0007).
 REPLAY_SQL = (
     "SELECT community_id, device_type, device_id, stream, msg_id, type, time, received_at, fields, value "
     "FROM events WHERE received_at > %(since)s AND time > %(since)s - interval '1 day' ORDER BY time, received_at"

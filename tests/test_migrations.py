@@ -150,7 +150,7 @@ def test_fields_are_json_and_an_older_jsonb_database_keeps_its_rows_and_answers(
 def test_events_indexes_in_each_mode(database_url: str) -> None:
     """The three indexes of both modes, and in TimescaleDB mode a BRIN index on time in place
     of TimescaleDB's default btree (events_time_idx), which drew the detectors' replay
-    into reading whole chunks by time (see 0006)."""
+    into reading whole chunks by time (see 0007)."""
     with psycopg.connect(database_url) as conn:
         mode = current_mode(conn)
         indexes = {

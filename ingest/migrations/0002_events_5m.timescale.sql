@@ -14,7 +14,7 @@
 -- btree on time (events_time_idx), which the detectors' replay cursor takes for
 -- its time order and reads a whole day by (see REPLAY_SQL in detectors/runtime.py).
 -- The roll-up's refresh, which reads a time range across every device, gets a
--- BRIN index on time instead (0006).
+-- BRIN index on time instead (0007).
 SELECT create_hypertable('events', by_range('time', INTERVAL '1 day'), create_default_indexes => FALSE,
                          if_not_exists => TRUE, migrate_data => TRUE);
 
