@@ -116,7 +116,12 @@ class Stack:
                             stop=self.stopping)
             self.mqtt_url = self.settings.mqtt_url
         elif self.settings.demo_broker != "amqtt" and MosquittoBroker.available():
-            self._broker = MosquittoBroker(workdir=self.data_dir / "mosquitto").start()
+            broker = MosquittoBroker(workdir=self.data_dir / "mosquitto")
+            # Only a run that holds the data folder gets here: a Mosquitto on its config is a
+            # leftover of a run that was killed (SIGKILL), which nothing could stop then.
+            if (leftover := broker.stop_leftover()) is not None:
+                log.warning("stopped the private Mosquitto (pid %s) a killed run left behind", leftover)
+            self._broker = broker.start()
             self.mqtt_url = self._broker.url
         elif self.settings.demo_broker == "mosquitto":
             raise RuntimeError("STEWARD_DEMO_BROKER=mosquitto but the mosquitto binary is not installed")

@@ -105,6 +105,7 @@ class MosquittoBroker:
             "max_packet_size 1048576",
             "persistent_client_expiration 7d",
             f"log_dest file {self.log_path}",
+            f"pid_file {self.pid_path}",
             "log_type error",
             "log_type warning",
             "log_type notice",
@@ -159,6 +160,28 @@ class MosquittoBroker:
             self.stop()
             raise RuntimeError(f"mosquitto did not start: {self.log_tail()}") from None
         return self
+
+    @property
+    def pid_path(self) -> Path:
+        return self.workdir / "mosquitto.pid"
+
+    def stop_leftover(self, timeout_s: float = 10.0) -> int | None:
+        """Stop a Mosquitto still running on this folder's config after its owner was killed
+        (SIGKILL): it would hold the persistence files this one is about to use. Returns its pid."""
+        try:
+            pid = int(self.pid_path.read_text().split()[0])
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError, IndexError):
+            return None
+        if str(self.workdir / "mosquitto.conf").encode() not in cmdline:
+            return None  # the pid is someone else's by now
+        os.kill(pid, signal.SIGTERM)
+        end = time.monotonic() + timeout_s
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < end:
+            time.sleep(0.05)
+        if Path(f"/proc/{pid}").exists():
+            os.kill(pid, signal.SIGKILL)
+        return pid
 
     def log_tail(self, n: int = 20) -> str:
         try:

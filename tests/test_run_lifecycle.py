@@ -229,6 +229,27 @@ def test_ctrl_c_with_the_output_piped_to_a_tee_that_is_gone(runs: list[Run], dat
     no_traceback(run.stderr())
 
 
+def test_after_a_sigkill_the_next_run_stops_what_the_killed_one_left(runs: list[Run], data_dir: Path) -> None:
+    """SIGKILL cannot be handled: its children live on. The next run on the folder takes
+    them over (the database) or stops them (the broker, which would share its store)."""
+    killed = start(runs, data_dir, "--no-simulator")
+    running(killed)
+    killed.signal(signal.SIGKILL)
+    killed.wait_exit()
+    left = {pid for pid in killed.pids if psutil.pid_exists(pid)}
+    assert killed.postmaster_pid() in left and len(left) >= 2, (left, killed.pids)  # what SIGKILL leaves
+    mosquitto = left - {killed.postmaster_pid()}
+    run = start(runs, data_dir, "--no-simulator")
+    running(run)
+    assert not any(psutil.pid_exists(pid) for pid in mosquitto), "the killed run's Mosquitto still runs"
+    assert run.postmaster_pid() == killed.postmaster_pid()  # the database was taken over, not started twice
+    assert "a killed run left behind" in run.stderr()
+    run.signal(signal.SIGTERM)
+    assert run.wait_exit() == 0
+    run.pids |= left
+    run.assert_nothing_left()
+
+
 # --- one run per data folder -----------------------------------------------------------------
 
 
