@@ -9,8 +9,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from ingest.modes import StorageModeError
+from ingest.shards import LayoutMismatch
 from steward.lifecycle import Console, DataFolderLock, StartError, StopSignals
 from steward.settings import ConfigError, Settings, load_settings
+
+# What the operator can fix from the message alone: no traceback for these.
+OPERATOR_ERRORS = (StartError, StorageModeError, LayoutMismatch)
 
 if TYPE_CHECKING:
     from steward.app import Stack
@@ -55,7 +60,7 @@ def _serve(stack: Stack, *, lock: bool) -> int:
         try:
             try:
                 stack.start()
-            except StartError as exc:
+            except OPERATOR_ERRORS as exc:
                 console.echo(f"steward: could not start: {exc}", err=True)
                 return 1
             except Exception as exc:
@@ -135,7 +140,7 @@ def migrate() -> None:
         dsn = stack.start_database()
         mode, applied = stack.migrate(dsn)
         typer.echo(f"storage mode: {mode}; applied {len(applied)} migration(s): {', '.join(applied) or 'none'}")
-    except StartError as exc:
+    except OPERATOR_ERRORS as exc:
         typer.echo(f"steward migrate: {exc}", err=True)
         raise typer.Exit(1) from None
     finally:

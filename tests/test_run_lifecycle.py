@@ -323,6 +323,15 @@ def test_a_database_that_answers_nothing_fails_the_start_naming_the_setting(runs
     run.assert_nothing_left()
 
 
+def test_a_storage_mode_the_database_cannot_have_fails_in_one_line(runs: list[Run], data_dir: Path) -> None:
+    run = start(runs, data_dir, "--no-simulator", env={"STEWARD_STORAGE_MODE": "timescale"})  # embedded: no TimescaleDB
+    assert run.wait_exit() == 1
+    err = run.stderr()
+    assert "steward: could not start:" in err and "timescale" in err, err
+    no_traceback(err)
+    run.assert_nothing_left()
+
+
 def test_a_database_that_refuses_us_fails_at_once(runs: list[Run], admin_dsn: str) -> None:
     from steward.databases import with_database
 
