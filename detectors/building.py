@@ -16,6 +16,8 @@ count from the watermark on: what was already decided stays decided.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import msgspec
 
 from domain.incidents import IncidentChange, Tier
@@ -66,9 +68,11 @@ def _change(b: BuildingState, kind: str, tier: int, severity: int, at: float, ti
     )
 
 
-def evaluate(b: BuildingState, upto: float, *, min_devices: int, confirm_s: float, suppressed: bool = False) -> Changes:
+def evaluate(b: BuildingState, upto: float, *, min_devices: int, confirm_s: float,
+             suppressed: Callable[[float], bool] = lambda t: False) -> Changes:
     """Open, grow or clear the building's incident at every interval boundary in
-    (``b.through``, ``upto``], stamped with that boundary's event time."""
+    (``b.through``, ``upto``], stamped with that boundary's event time (``suppressed(t)``:
+    is the building silenced at event time t)."""
     if upto <= b.through:
         return []
     times = set()
@@ -84,7 +88,7 @@ def evaluate(b: BuildingState, upto: float, *, min_devices: int, confirm_s: floa
         low = [d for d, (since, until) in b.low.items() if since <= t and (until == OPEN or until > t)]
         if b.raised is None:
             confirmed = [d for d, (since, until) in b.low.items() if since + confirm_s <= t and (until == OPEN or until > t)]
-            if len(confirmed) >= min_devices and not suppressed:
+            if len(confirmed) >= min_devices and not suppressed(t):
                 b.raised, b.reported = Raised(2, 1, t), len(low)
                 out.append(_change(b, "opened", 2, 1, t, f"Water supply interruption: {len(low)} devices of building "
                                                            f"{b.building_id} lost pressure", low))

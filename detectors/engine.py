@@ -240,6 +240,29 @@ class Engine:
             out += self._evaluate_buildings(now)
         return out
 
+    def resume(self, now: float) -> None:
+        """Receive time jumped from ``self.clock`` to ``now`` because the receiver was away
+        (a restart, a broker or database outage, a shard taken over), not because devices
+        were silent: every device's silence and clock are measured without that gap, so
+        neither offline nor a silent device's timers fire for it; the backlog that follows
+        is applied in event time."""
+        gap = now - self.clock
+        if gap <= 0 or not self.clock:
+            self.clock = max(self.clock, now)
+            return
+        self.clock = now
+        self.last_seen = LastSeen()
+        self.timers = TimerQueue()
+        for did, st in self.states.items():
+            c, h = st.clock, st.health
+            if c.newest_rx:
+                c.newest_rx += gap
+            if h.last_seen:
+                h.last_seen += gap
+            if h.will_at is not None:
+                h.will_at += gap
+        self._schedule_all()
+
     def next_timer(self) -> float | None:
         """The earliest receive time at which `advance` has something to do (approximate
         for offline: the caller advances at least once a second)."""
@@ -434,23 +457,28 @@ class Engine:
     def watermark(self, community_id: str, now: float) -> float:
         """The community's watermark at receive time ``now``: the lowest horizon of its
         devices that are live (heard from within ``silent_clock_s``) and on time (their
-        newest message at most ``watermark_lateness_s`` late). Never moves back."""
-        cs = self.communities.setdefault(community_id, CommunityState())
-        lateness = self.config.watermark_lateness_s
-        low = None
+        newest message no more than ``watermark_lateness_s`` later than the most punctual
+        device's: one hub uploading a backlog does not hold the others back, while a whole
+        community's backlog, drained after an outage, moves the watermark as it drains).
+        Never moves back."""
+        cs = self.communities.get(community_id)
+        if cs is None:
+            cs = self.communities[community_id] = CommunityState()
+        live: list[tuple[float, DeviceClock, Thresholds]] = []
         for did in self.members.get(community_id, ()):
             st = self.states.get(did)
             if st is None:
                 continue
             c = st.clock
             th = self.config.for_device(self.devices[did])
-            if not c.newest_rx or now - c.newest_rx > th.silent_clock_s or c.newest_rx - c.newest_ts > lateness:
-                continue
-            h = horizon(c, now, th)
-            low = h if low is None or h < low else low
-        if low is not None and low > cs.watermark:
-            cs.watermark = low
-            self.dirty.add(f"community:{community_id}")
+            if c.newest_rx and now - c.newest_rx <= th.silent_clock_s:
+                live.append((c.newest_rx - c.newest_ts, c, th))
+        if live:
+            punctual = min(lag for lag, _, _ in live) + self.config.watermark_lateness_s
+            low = min(horizon(c, now, th) for lag, c, th in live if lag <= punctual)
+            if low > cs.watermark:
+                cs.watermark = low
+                self.dirty.add(f"community:{community_id}")
         return cs.watermark
 
     def _evaluate_buildings(self, now: float) -> Changes:
@@ -461,7 +489,10 @@ class Engine:
                 b = self.buildings[bid]
                 th = self._building_thresholds(b)
                 some = self.devices.get(next(iter(b.low))) if b.low else None
-                suppressed = some is not None and self.silenced(some, mark)
+
+                def suppressed(t: float, some: Device | None = some) -> bool:
+                    return some is not None and self.silenced(some, t)
+
                 changes = building.evaluate(b, mark, min_devices=th.building_pressure_min_devices,
                                             confirm_s=th.building_pressure_confirm_s, suppressed=suppressed)
                 if changes:
@@ -528,22 +559,30 @@ class Engine:
             device = self.devices.get(did)
             if device is None:
                 continue
-            th = self.config.for_device(device)
             if st.water is not None and st.water.wet_since is not None:
                 self.unit_wet.setdefault((device.building_id, device.unit_id), set()).add(did)
-            if st.health.last_seen:
-                self.last_seen.touch(did, st.health.last_seen, th.offline_after_s)
-            if st.health.will_at is not None:
-                self.timers.set((did, WILL), st.health.will_at + th.offline_grace_s)
-            self._reschedule(device, st, th)
             if st.clock.pending:
                 self._releases.append((self.clock, did))
             fam = st.family(device.device_type)
             if any(not r.paged for raised in (st.health.raised, fam.raised) for r in raised.values()):  # type: ignore[attr-defined]
                 self._unpaged.add(did)
+        self._schedule_all()
         for bid, b in self.buildings.items():
             if b.pending():
                 self._active.setdefault(b.community_id, set()).add(bid)
+
+    def _schedule_all(self) -> None:
+        """Receive-time liveness and every device's timer, from the states."""
+        for did, st in self.states.items():
+            device = self.devices.get(did)
+            if device is None:
+                continue
+            th = self.config.for_device(device)
+            if st.health.last_seen:
+                self.last_seen.touch(did, st.health.last_seen, th.offline_after_s)
+            if st.health.will_at is not None:
+                self.timers.set((did, WILL), st.health.will_at + th.offline_grace_s)
+            self._reschedule(device, st, th)
 
     def state_sizes(self) -> list[int]:
         return [len(_encode(st)) for st in self.states.values()]

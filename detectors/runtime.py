@@ -107,6 +107,7 @@ class DetectorRuntime:
         self._silences_loaded_at = 0.0
         self._reopen = dt.timedelta(seconds=self.config.reopen_window_s)
         self._restored_for: list[str] | None = None
+        self._resume = False  # the first message or tick after a restore ends the receiver's absence
 
     # --- start ------------------------------------------------------------------------------
 
@@ -141,6 +142,7 @@ class DetectorRuntime:
         replayed = self._replay(conn, since)
         engine.dirty.clear()
         engine.dirty.update(engine.states)  # the replay changed them: the next checkpoint writes them
+        self._resume = True
         log.info("detectors restored: %d device states, %d events replayed", len(engine.states), replayed)
         return replayed
 
@@ -197,6 +199,8 @@ class DetectorRuntime:
                 self.engine.add_device(device)
         changes = []
         newest = None
+        if self._resume and events:
+            self._resumed(min(e.received_at for e in events).timestamp())
         for ev in sorted(events, key=lambda e: e.ts):
             if self._remember(ev):
                 changes += self.engine.on_event(ev)
@@ -209,7 +213,15 @@ class DetectorRuntime:
         """Fire the timers due by ``now`` (offline, confirmation windows, inactivity...)."""
         if time.monotonic() - self._silences_loaded_at > SILENCE_REFRESH_S:
             self._load_silences(conn)
+        if self._resume:
+            self._resumed(as_epoch(now))
         return self._record(conn, self.engine.advance(as_epoch(now)))
+
+    def _resumed(self, now: float) -> None:
+        """Nothing was received between the last message processed before the restore and
+        ``now``: that was this process being away, not the devices being silent."""
+        self._resume = False
+        self.engine.resume(now)
 
     def _record(self, conn: psycopg.Connection, changes: list) -> list[StoredChange]:
         if not changes:
