@@ -14,10 +14,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.routing import compile_path
 from psycopg_pool import ConnectionPool
 
 from api.credentials import CredentialStore
 from api.docs import install_offline_docs
+from api.edge import InputGuard, document_common_responses
 from api.i18n import LocalizedErrors
 from api.errors import install_closed_loop_handlers, install_error_handlers
 from api.settings import ApiSettings
@@ -101,8 +103,34 @@ def create_app(*, database_url: str, gateway_status: Callable[[], dict[str, Any]
     app.state.demo_phone_secret = demo_phone_secret
     install_error_handlers(app)
     install_offline_docs(app)
+    # Hostile input is refused before any route (api/edge.py); LocalizedErrors wraps it to translate its answers.
+    app.add_middleware(InputGuard, route_paths=lambda: [r.path for router in _routers() for r in router.routes])
     app.add_middleware(LocalizedErrors)
     install_closed_loop_handlers(app)
-    for router in _routers():
+    routers = _routers()
+    for router in routers:
         app.include_router(router)
+    _document(app, routers)
     return app
+
+
+def _document(app: FastAPI, routers: list[Any]) -> None:
+    """Every answer documented (the edge's 400/413/422/503 on every operation) and Allow on every 405."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_common_responses(build())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    table = []
+    for router in routers:
+        for route in router.routes:
+            regex, _, _ = compile_path(route.path)
+            table.append((regex, set(route.methods)))
+
+    def allowed_methods(path: str) -> list[str]:
+        return sorted(set().union(*(methods for regex, methods in table if regex.match(path))))
+
+    app.state.allowed_methods = allowed_methods

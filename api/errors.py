@@ -142,10 +142,16 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_json(422, "invalid", message, field or None)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _STATUS_CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
-        return error_json(exc.status_code, code, message, headers=getattr(exc, "headers", None))
+        headers = dict(getattr(exc, "headers", None) or {})
+        allowed = getattr(request.app.state, "allowed_methods", None)
+        if exc.status_code == 405 and allowed is not None:
+            # Every method of every route with this path (Starlette names only the first route's).
+            headers["Allow"] = ", ".join(allowed(request.url.path))
+            message = f"{request.method} is not allowed here; allowed: {headers['Allow']}"
+        return error_json(exc.status_code, code, message, headers=headers or None)
 
     @app.exception_handler(PoolTimeout)
     @app.exception_handler(psycopg.OperationalError)

@@ -7,14 +7,36 @@ import re
 from typing import Annotated
 
 from fastapi import Path, Query
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field
 
 from api.errors import InvalidInput
 
 UTC = dt.timezone.utc
 Limit = Annotated[int, Query(ge=1, le=500, description="Rows per page (at most 500)")]
 Cursor = Annotated[str | None, Query(max_length=512, description="`next_cursor` of the previous page")]
-Since = Annotated[dt.datetime | None, Query(alias="from", description="Start of the time range (inclusive, RFC 3339 with offset)")]
-Until = Annotated[dt.datetime | None, Query(alias="to", description="End of the time range (exclusive, RFC 3339 with offset)")]
+EARLIEST, LATEST = dt.datetime(2000, 1, 1, tzinfo=UTC), dt.datetime(2200, 1, 1, tzinfo=UTC)
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+def _rfc3339(value: object) -> object:
+    # Pydantic would read 0.5 or "1800000000" as Unix seconds; an instant here is written as one.
+    if isinstance(value, dt.datetime) or (isinstance(value, str) and _RFC3339.match(value)):
+        return value
+    raise ValueError("must be an RFC 3339 instant with a UTC offset, e.g. 2026-11-22T08:00:00+08:00")
+
+
+def _in_range(value: dt.datetime) -> dt.datetime:
+    # Far-off instants are typing mistakes, and near the datetime limits arithmetic overflows.
+    if not EARLIEST <= value < LATEST:
+        raise ValueError("must be between 2000-01-01 and 2200-01-01")
+    return value.astimezone(UTC)
+
+
+# THE instant type of every query and body: RFC 3339 with an offset, 2000..2200, returned in UTC.
+Instant = Annotated[AwareDatetime, BeforeValidator(_rfc3339), AfterValidator(_in_range),
+                    Field(description="RFC 3339 with a UTC offset, e.g. 2026-03-02T08:00:00+08:00")]
+Since = Annotated[Instant | None, Query(alias="from", description="Start of the time range (inclusive, RFC 3339 with offset)")]
+Until = Annotated[Instant | None, Query(alias="to", description="End of the time range (exclusive, RFC 3339 with offset)")]
 IDENT = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 
 _BUCKET = re.compile(r"^(\d{1,6})(s|m|h|d)$")

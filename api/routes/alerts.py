@@ -18,6 +18,7 @@ from alerts import lifecycle
 from alerts.errors import IllegalTransition
 from alerts.errors import NotFound as AlertNotFound
 from api import audit
+from api.body import Body
 from api.deps import Conn, Reader, allow, visible
 from api.errors import ERROR_RESPONSES, ErrorResponse
 from api.params import IDENT, Cursor, Limit, RowId, Since, Until, time_range
@@ -98,7 +99,7 @@ class AlertDetailPublic(BaseModel):
     residents: list[ResidentPublic] = Field(description="Residents linked to the alert's devices (masked by role)")
 
 
-class ResolveBody(BaseModel):
+class ResolveBody(Body):
     resolution: Literal["false_alarm", "confirmed", "duplicate"] | None = Field(
         default=None, description="What staff found; required for Level 1 (false alarms feed the false-alarm KPI)")
     reason: str | None = Field(default=None, max_length=4000, description="Why; required for Level 1")
@@ -107,7 +108,7 @@ class ResolveBody(BaseModel):
     false_alarm: bool | None = Field(default=None, description="Older spelling of resolution=false_alarm")
 
 
-class BulkAcknowledgeBody(BaseModel):
+class BulkAcknowledgeBody(Body):
     ids: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] = Field(min_length=1, max_length=200)
 
 
@@ -124,15 +125,15 @@ class BulkAcknowledged(BaseModel):
     acknowledged: int
 
 
-class CommentBody(BaseModel):
+class CommentBody(Body):
     body: str = Field(min_length=1, max_length=4000)
 
 
-class AssignBody(BaseModel):
+class AssignBody(Body):
     assignee: str = Field(min_length=1, max_length=200, description="A staff_id of the alert's community")
 
 
-class EscalateBody(BaseModel):
+class EscalateBody(Body):
     tier: Literal[1, 2] | None = Field(default=None, description="A more severe tier (smaller number)")
     severity: int | None = Field(default=None, ge=1, le=1_000_000)
     reason: str | None = Field(default=None, max_length=4000)

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from api import audit, tenancy
+from api.body import Body
 from api.deps import Conn, Reader, Settings, allow, visible
 from api.errors import ERROR_RESPONSES, Conflict, InvalidInput, NotFound, Unavailable
 from api.params import IDENT, Cursor, Limit, Since, Until, parse_bucket, time_range
@@ -30,7 +31,7 @@ Manager = Annotated[Caller, Depends(allow(Permission.DEVICE_MANAGE))]
 DeviceId = Annotated[str, Path(pattern=IDENT, description="The device id (also its MQTT username)")]
 
 
-class DeviceBase(BaseModel):
+class DeviceBase(Body):
     kind: str = Field(description="Refines the family: see domain.devices.DEVICE_KINDS")
     building_id: str | None = Field(default=None, pattern=IDENT)
     unit_id: str | None = Field(default=None, pattern=IDENT)
@@ -45,7 +46,7 @@ class DeviceCreate(DeviceBase):
     issue_credentials: bool = Field(default=True, description="Issue MQTT credentials now (returned once)")
 
 
-class DeviceUpdate(BaseModel):
+class DeviceUpdate(Body):
     kind: str | None = None
     building_id: str | None = Field(default=None, pattern=IDENT)
     unit_id: str | None = Field(default=None, pattern=IDENT)

@@ -24,14 +24,15 @@ from typing import Annotated, Any, Literal
 import msgspec
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, model_validator
+from pydantic import AfterValidator, BaseModel, Field, model_validator
 
 from alerts.errors import IllegalTransition
 from api import audit
 from api import tenancy
+from api.body import Body
 from api.deps import Conn, Reader, allow, visible
 from api.errors import ERROR_RESPONSES, Conflict, ErrorResponse, InvalidInput, NotFound, error_json
-from api.params import IDENT, MAX_ID, Limit
+from api.params import IDENT, MAX_ID, Instant, Limit
 from api.security import Permission
 from api.store import oncall as store
 from api.users import Caller
@@ -50,15 +51,7 @@ UTC = dt.UTC
 
 # ---------------------------------------------------------------------------------------------- inputs
 
-_EARLIEST, _LATEST = dt.datetime(2000, 1, 1, tzinfo=UTC), dt.datetime(2200, 1, 1, tzinfo=UTC)
 _TARGET = re.compile(r"^(staff|schedule|team):([A-Za-z0-9][A-Za-z0-9_.\-]{0,63})$")
-
-
-def _in_range(value: dt.datetime) -> dt.datetime:
-    # Far-off instants are typing mistakes, and near the datetime limits arithmetic overflows.
-    if not _EARLIEST <= value < _LATEST:
-        raise ValueError("must be between 2000-01-01 and 2200-01-01")
-    return value.astimezone(UTC)
 
 
 def _target(value: str) -> str:
@@ -67,8 +60,6 @@ def _target(value: str) -> str:
     return value
 
 
-Instant = Annotated[AwareDatetime, AfterValidator(_in_range),
-                    Field(description="RFC 3339 with a UTC offset, e.g. 2026-03-02T08:00:00+08:00")]
 Ident = Annotated[str, Field(pattern=IDENT)]
 Label = Annotated[str, Field(max_length=200, pattern=r"^[^\x00-\x1f]*$")]
 TargetText = Annotated[str, Field(max_length=80), AfterValidator(_target)]
@@ -77,7 +68,7 @@ PolicyId = Annotated[str, Path(pattern=IDENT)]
 RowIdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
-class RotationBody(BaseModel):
+class RotationBody(Body):
     layer: int = Field(default=0, ge=0, le=100, description="The highest layer with somebody on call wins")
     handoff_at: Instant = Field(description="The first hand-off (an instant); turns follow every shift_hours")
     shift_hours: float = Field(ge=0.25, le=31 * 24, description="Length of one turn")
@@ -92,13 +83,13 @@ class RotationBody(BaseModel):
         return self
 
 
-class OverrideBody(BaseModel):
+class OverrideBody(Body):
     staff_id: Ident
     starts_at: Instant
     ends_at: Instant
 
 
-class ScheduleUpdate(BaseModel):
+class ScheduleUpdate(Body):
     name: Label = ""
     rotations: list[RotationBody] = Field(default_factory=list, max_length=20,
                                           description="Replaces the schedule's rotations; one per layer")
@@ -110,12 +101,12 @@ class ScheduleCreate(ScheduleUpdate):
     overrides: list[OverrideBody] = Field(default_factory=list, max_length=100)
 
 
-class StepBody(BaseModel):
+class StepBody(Body):
     targets: list[TargetText] = Field(min_length=1, max_length=20)
     delay_minutes: float = Field(ge=0, le=24 * 60, description="Wait after this step before the next one")
 
 
-class PolicyUpdate(BaseModel):
+class PolicyUpdate(Body):
     name: Label = ""
     steps: list[StepBody] = Field(min_length=1, max_length=20, description="In order; replaces the policy's steps")
     repeat: int = Field(default=0, ge=0, le=10, description="How many more times the whole chain runs")
@@ -132,7 +123,7 @@ class PolicyCreate(PolicyUpdate):
 MAX_WINDOW = dt.timedelta(days=31)
 
 
-class WindowCreate(BaseModel):
+class WindowCreate(Body):
     community_id: Ident
     scope: Literal["device", "building", "community"]
     scope_id: Ident = Field(description="The device id, building id, or the community id itself")

@@ -19,6 +19,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 
 from api import audit, tenancy
+from api.body import Body
 from api.deps import Conn, Reader, allow, visible
 from api.errors import ERROR_RESPONSES, Conflict, InvalidInput, NotFound
 from api.params import IDENT
@@ -45,7 +46,7 @@ def _now() -> dt.datetime:
 # --- teams ----------------------------------------------------------------------------------------
 
 
-class TeamUpdate(BaseModel):
+class TeamUpdate(Body):
     kind: TeamKind
     name: Name
     skills: list[Tag] = Field(default_factory=list, max_length=50,
@@ -123,7 +124,7 @@ def update_team(team_id: TeamIdPath, body: TeamUpdate, caller: Manager, conn: Co
 # --- staff ----------------------------------------------------------------------------------------
 
 
-class ContactBody(BaseModel):
+class ContactBody(Body):
     channel: Literal["webhook", "email", "push"]
     address: str = Field(default="", max_length=500, pattern=r"^[^\x00-\x1f]*$",
                          description="Empty: staff.email (email) / staff.phone (webhook); push needs none")
@@ -131,7 +132,7 @@ class ContactBody(BaseModel):
     enabled: bool = True
 
 
-class StaffUpdate(BaseModel):
+class StaffUpdate(Body):
     name: Name
     team_id: Ident | None = None
     role: StaffRole = "technician"
@@ -255,7 +256,7 @@ def set_contacts(staff_id: StaffIdPath, body: Annotated[list[ContactBody], Field
 # --- the roster file ------------------------------------------------------------------------------
 
 
-class RosterImport(BaseModel):
+class RosterImport(Body):
     toml: str = Field(min_length=1, max_length=1_000_000,
                       description="The `steward oncall load` format: teams, staff, contacts, schedules, policies, "
                                   "maintenance")
@@ -315,7 +316,7 @@ class _DryRun(Exception):
 # --- places ---------------------------------------------------------------------------------------
 
 
-class PlaceBody(BaseModel):
+class PlaceBody(Body):
     id: Ident
     community_id: Ident
     kind: Literal["community", "building", "unit"]

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from api import audit, tenancy
+from api.body import Body
 from api.deps import Conn, Reader, allow, can, visible
 from api.errors import ERROR_RESPONSES, NotFound
 from api.params import IDENT, IdCursor, Limit, RowId
@@ -21,7 +22,7 @@ router = APIRouter(prefix="/residents", tags=["residents"], responses=ERROR_RESP
 Manager = Annotated[Caller, Depends(allow(Permission.RESIDENT_MANAGE))]
 
 
-class ResidentBase(BaseModel):
+class ResidentBase(Body):
     building_id: str | None = Field(default=None, pattern=IDENT)
     unit_id: str | None = Field(default=None, pattern=IDENT)
     device_id: str | None = Field(default=None, pattern=IDENT, description="The resident's elderly home_hub")
@@ -36,7 +37,7 @@ class ResidentCreate(ResidentBase):
     community_id: str = Field(pattern=IDENT)
 
 
-class ResidentUpdate(BaseModel):
+class ResidentUpdate(Body):
     building_id: str | None = Field(default=None, pattern=IDENT)
     unit_id: str | None = Field(default=None, pattern=IDENT)
     device_id: str | None = Field(default=None, pattern=IDENT)

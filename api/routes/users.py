@@ -20,6 +20,7 @@ from api.params import RowId
 from api.security import Role
 from api.security import Permission
 from api import users as store
+from api.body import Body
 from api.users import Caller
 
 router = APIRouter(prefix="/users", tags=["users"], responses=ERROR_RESPONSES)
@@ -28,7 +29,7 @@ USERNAME = r"^[A-Za-z0-9][A-Za-z0-9_.@\-]{0,63}$"
 COMMUNITY = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 
 
-class UserCreate(BaseModel):
+class UserCreate(Body):
     username: str = Field(pattern=USERNAME)
     password: str = Field(min_length=10, max_length=200)
     role: Role
@@ -38,7 +39,7 @@ class UserCreate(BaseModel):
                                     "installation-wide admin may grant it); then `communities` may be empty")
 
 
-class UserUpdate(BaseModel):
+class UserUpdate(Body):
     password: str | None = Field(default=None, min_length=10, max_length=200)
     role: Role | None = None
     active: bool | None = None
@@ -59,7 +60,7 @@ class UserPublic(BaseModel):
     all_communities: bool
 
 
-class StaffLink(BaseModel):
+class StaffLink(Body):
     staff_id: str | None = Field(pattern=COMMUNITY, description="A staff member of one of the user's communities; "
                                  "null unlinks")
 
@@ -69,7 +70,7 @@ class StaffLinked(BaseModel):
     staff_id: str | None
 
 
-class ApiKeyCreate(BaseModel):
+class ApiKeyCreate(Body):
     name: str = Field(min_length=1, max_length=100)
 
 

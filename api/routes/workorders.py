@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from api import audit, tenancy
+from api.body import Body
 from api.deps import Conn, Reader, allow, can, visible
 from api.errors import ERROR_RESPONSES, ErrorResponse, Forbidden
 from api.params import IDENT, IdCursor, Limit, RowId, Since, Until, time_range
@@ -27,7 +28,7 @@ Manager = Annotated[Caller, Depends(allow(Permission.WORKORDER_MANAGE))]
 FIELD_ACTIONS = frozenset({Action.ACCEPT, Action.ARRIVE, Action.COMPLETE})
 
 
-class WorkOrderCreate(BaseModel):
+class WorkOrderCreate(Body):
     community_id: str = Field(pattern=IDENT)
     title: str = Field(min_length=1, max_length=300)
     source: Literal["resident_call", "complaint", "staff"] = "staff"
@@ -44,7 +45,7 @@ class WorkOrderCreate(BaseModel):
     auto_dispatch: bool = True
 
 
-class WorkOrderAction(BaseModel):
+class WorkOrderAction(Body):
     action: Action
     assignee: str | None = Field(default=None, max_length=200)
     rating: int | None = Field(default=None, ge=1, le=5, description="return_visit: the resident's rating")
@@ -52,7 +53,7 @@ class WorkOrderAction(BaseModel):
     note: str | None = Field(default=None, max_length=4000)
 
 
-class NoteBody(BaseModel):
+class NoteBody(Body):
     text: str = Field(min_length=1, max_length=4000)
 
 
