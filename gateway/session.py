@@ -131,7 +131,9 @@ class BrokerSession:
         hosts = self.endpoint.hosts
         if len(hosts) > 1 and self.client is not None:
             self._next_host = (self._next_host + 1) % len(hosts)
-            self.client.host, self.client.port = hosts[self._next_host]
+            # paho's host/port setters refuse while its state is "connection lost",
+            # which is when this runs; its reconnect reads these fields.
+            self.client._host, self.client._port = hosts[self._next_host]
 
     def add_topics(self, topics: list[str]) -> None:
         """Subscribe to more topics (a community newly assigned to a shard)."""

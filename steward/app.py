@@ -326,7 +326,9 @@ class Stack:
         if not os.environ.get("STEWARD_ONCALL_PUBLIC_BASE_URL"):
             overrides["public_base_url"] = f"http://{self.settings.api_host}:{self.settings.api_port}"
         if not os.environ.get("STEWARD_ONCALL_MQTT_URL"):
-            overrides["mqtt_url"] = self.mqtt_url
+            # On-call push needs one broker node: the first of a clustered broker's list.
+            endpoint = MqttEndpoint(self.mqtt_url)
+            overrides["mqtt_url"] = self.mqtt_url.split(",")[0] if len(endpoint.hosts) > 1 else self.mqtt_url
         if self.demo is not None and not os.environ.get("STEWARD_ONCALL_WEBHOOK_URL"):
             overrides.update(self.demo.oncall_overrides(f"http://{self.settings.api_host}:{self.settings.api_port}"))
         settings = OnCallSettings(**overrides)
