@@ -207,7 +207,9 @@ class DetectorRuntime:
                 newest = ev.received_at if newest is None or ev.received_at > newest else newest
         if newest is not None:  # what the batch's arrival releases (reorder windows, watermarks)
             changes += self.engine.advance(newest.timestamp())
-        return self._record(conn, changes)
+        stored = self._record(conn, changes)
+        self.checkpoint(conn)
+        return stored
 
     def tick(self, conn: psycopg.Connection, now: dt.datetime) -> list[StoredChange]:
         """Fire the timers due by ``now`` (offline, confirmation windows, inactivity...)."""
@@ -215,7 +217,10 @@ class DetectorRuntime:
             self._load_silences(conn)
         if self._resume:
             self._resumed(as_epoch(now))
-        return self._record(conn, self.engine.advance(as_epoch(now)))
+        stored = self._record(conn, self.engine.advance(as_epoch(now)))
+        if self.engine.dirty:
+            self.checkpoint(conn)
+        return stored
 
     def _resumed(self, now: float) -> None:
         """Nothing was received between the last message processed before the restore and
@@ -235,7 +240,16 @@ class DetectorRuntime:
     # --- persistence ------------------------------------------------------------------------
 
     def checkpoint(self, conn: psycopg.Connection) -> None:
-        """Write the snapshots of every state changed since the last checkpoint."""
+        """Write the snapshots of every state changed since the last checkpoint.
+
+        Runs in every batch's transaction (and every tick's that changed a state), so
+        the stored state always matches the stored events: a worker that takes a
+        shard over restores exactly what the last commit left, with nothing to
+        replay. Replaying is not enough since detectors hold messages in reorder
+        windows: what a message decides may come after its commit, and a replay
+        cannot tell those decisions from the ones already recorded. The cost is
+        one COPY of the states the batch touched (a batch of 10,000 messages over
+        1,000 devices writes 1,000 rows)."""
         engine = self.engine
         keys = list(engine.dirty)
         engine.dirty.clear()
@@ -244,7 +258,7 @@ class DetectorRuntime:
             with conn.cursor() as cur:
                 cur.execute(
                     "CREATE TEMP TABLE IF NOT EXISTS detector_snapshots_stage (key text, state bytea, community_id text) "
-                    "ON COMMIT DROP"
+                    "ON COMMIT DELETE ROWS"
                 )
                 devices = engine.devices
                 with cur.copy("COPY detector_snapshots_stage (key, state, community_id) FROM STDIN") as copy:
@@ -273,7 +287,7 @@ class DetectorRuntime:
                     "ON CONFLICT (key) DO UPDATE SET state = EXCLUDED.state, community_id = EXCLUDED.community_id, "
                     "updated_at = EXCLUDED.updated_at"
                 )
-                cur.execute("DROP TABLE detector_snapshots_stage")
+                cur.execute("TRUNCATE detector_snapshots_stage")  # a second checkpoint in one transaction
         through = self.events_through or dt.datetime.fromtimestamp(0, UTC)
         clock = dt.datetime.fromtimestamp(engine.clock, UTC)
         conn.execute(

@@ -178,10 +178,12 @@ def run_cluster_faults(database_url: str, tmp_path: Path, *, per_phase: int) -> 
         cluster.stop()
 
 
+@pytest.mark.timeout(1200)  # about 1-2 min on a quiet machine; the shared one can be 10x slower
 def test_rabbitmq_cluster_loses_no_acknowledged_message_when_nodes_die(database_url: str, tmp_path: Path) -> None:
     run_cluster_faults(database_url, tmp_path, per_phase=1000)
 
 
 @pytest.mark.long
+@pytest.mark.timeout(1200)  # about 1-2 min on a quiet machine; the shared one can be 10x slower
 def test_rabbitmq_cluster_long_stream_loses_no_acknowledged_message(database_url: str, tmp_path: Path) -> None:
     run_cluster_faults(database_url, tmp_path, per_phase=10_000)

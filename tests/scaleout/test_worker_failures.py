@@ -107,6 +107,7 @@ def run_faults(mosquitto: MosquittoBroker, database_url: str, tmp_path: Path, *,
         workers.close()
 
 
+@pytest.mark.timeout(1200)  # about 1-2 min on a quiet machine; the shared one can be 10x slower
 def test_workers_killed_paused_added_and_removed_mid_stream(
     mosquitto: MosquittoBroker, database_url: str, tmp_path: Path
 ) -> None:
@@ -114,6 +115,7 @@ def test_workers_killed_paused_added_and_removed_mid_stream(
 
 
 @pytest.mark.long
+@pytest.mark.timeout(1200)  # about 1-2 min on a quiet machine; the shared one can be 10x slower
 def test_workers_killed_five_times_paused_added_and_removed_mid_stream(
     mosquitto: MosquittoBroker, database_url: str, tmp_path: Path
 ) -> None:
