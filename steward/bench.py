@@ -286,6 +286,15 @@ def ingest(
     database_url: Annotated[
         str | None, typer.Option(help="admin DSN for a throw-away database (default: local PostgreSQL, else embedded)")
     ] = None,
+    shards: Annotated[
+        int,
+        typer.Option(
+            min=0, max=256, help="> 0: --workers worker processes owning this many shards (detectors as --detectors)"
+        ),
+    ] = 0,
+    peer: Annotated[
+        Path | None, typer.Option(help="a set-up copy of the Node-RED peer: its storage-only drain in the same run")
+    ] = None,
 ) -> None:
     """Queue a QoS 1 backlog in a private Mosquitto, then measure how fast mosquitto_sub and the gateway drain it."""
     if traffic not in ("synthetic", "simulated"):
@@ -296,6 +305,13 @@ def ingest(
             "[red]needs the mosquitto and mosquitto_sub binaries (Debian: mosquitto, mosquitto-clients)[/red]"
         )
         raise typer.Exit(2)
+    if peer is not None:
+        from steward import bench_peer
+
+        problem = bench_peer.check(peer)
+        if problem:
+            console.print(f"[red]--peer: {problem}[/red]")
+            raise typer.Exit(2)
     workdir = Path(tempfile.mkdtemp(prefix="steward-bench-"))
     admin, embedded = _admin_dsn(database_url, workdir)
     dsn = create_database(admin, "steward_bench")
@@ -319,6 +335,10 @@ def ingest(
             max_in_flight=max_in_flight,
             writers=db_writers,
         )
+        if shards:
+            _sharded(broker, dsn, fleet, list(backlog), workers=workers, shards=shards, detectors=detectors,
+                     batch_size=batch_size, peer=peer, runs=runs, workdir=workdir, title=f"{traffic} traffic, storage {mode}")
+            return
         sink = None
         if detectors and workers == 1:
             from steward.app import Stack
@@ -453,3 +473,90 @@ def ingest(
         if embedded:
             embedded.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _sharded(
+    broker: MosquittoBroker,
+    dsn: str,
+    fleet: list[Device],
+    backlog: list[tuple[str, bytes]],
+    *,
+    workers: int,
+    shards: int,
+    detectors: bool,
+    batch_size: int,
+    peer: Path | None,
+    runs: int,
+    workdir: Path,
+    title: str,
+) -> None:
+    """Worker processes owning shards, paused while the backlog queues, then timed; the
+    peer's drain of as many messages between the runs when asked."""
+    from steward import bench_peer, bench_shards
+
+    messages = len(backlog)
+    probes_by: dict[str, str] = {}
+    for d in fleet:
+        probes_by.setdefault(d.community_id, f"{d.device_type}/{d.device_id}")
+    rows: list[tuple[str, float, int, dict[str, float]]] = []
+    peer_rates: list[float] = []
+    for run in range(runs):
+        with psycopg.connect(dsn) as conn:  # every run from empty tables, the layout kept
+            conn.execute("TRUNCATE events, dead_letters, incidents, incident_timeline, detector_snapshots, "
+                         "detector_checkpoints CASCADE")
+            conn.execute("UPDATE shard_leases SET owner = NULL, expires_at = '-infinity'")
+        client_id = f"steward-bench-{run}"
+        procs = bench_shards.start_workers(
+            workers, broker, dsn, shards=shards, detectors=detectors, batch_size=batch_size, client_id=client_id,
+            workdir=workdir,
+        )
+        try:
+            bench_shards.wait_ready(broker, dsn, probes_by, shards)
+            bench_shards.pause(procs)
+            console.print(f"run {run + 1} of {runs}: queueing {messages:,} messages for {shards} shard sessions...")
+            published = publish_all(broker.url, iter(backlog), client_id="bench-publisher")
+            if published != messages:
+                raise RuntimeError(f"the broker acknowledged {published:,} of {messages:,} messages")
+            console.print(f"run {run + 1} of {runs}: draining with {workers} worker(s)...")
+            result = bench_shards.drain(procs, broker, dsn, messages)
+        finally:
+            bench_shards.stop(procs)
+        with psycopg.connect(dsn) as conn:
+            stored, distinct = conn.execute(
+                "SELECT count(*), count(DISTINCT (device_id, msg_id)) FROM events WHERE left(msg_id, 5) <> 'probe'"
+            ).fetchone()  # type: ignore[misc]
+            incidents = conn.execute("SELECT count(*) FROM incidents").fetchone()[0]  # type: ignore[index]
+        rows.append((f"{run + 1}", result.seconds, stored, result.cpu))
+        console.print(
+            f"run {run + 1}: {stored / result.seconds:,.0f} rows/s, lost {messages - distinct:,}, "
+            f"duplicated {stored - distinct:,}, incidents {incidents:,}"
+        )
+        if peer is not None:
+            console.print(f"run {run + 1} of {runs}: the Node-RED peer drains {messages:,} messages (storage only)...")
+            p = bench_peer.drain(peer, messages)
+            peer_rates.append(p.rows_per_s)
+            console.print(f"peer: {p.rows_per_s:,.0f} rows/s, lost {p.lost:,}; CPU s {p.cpu}")
+    table = Table(
+        title=f"steward bench ingest --shards {shards} --workers {workers}: {messages:,} QoS 1 messages, {title}, "
+        f"detectors {'on (closed loop, on-call)' if detectors else 'off'}"
+    )
+    for col in ("run", "drain s", "rows/s", "peer rows/s", "ratio", "CPU us/msg: " + ", ".join(rows[0][3])):
+        table.add_column(col, justify="right")
+    for i, (run_name, seconds, stored, cpu) in enumerate(rows):
+        rate = stored / seconds
+        peer_rate = peer_rates[i] if i < len(peer_rates) else None
+        table.add_row(
+            run_name,
+            f"{seconds:.2f}",
+            f"{rate:,.0f}",
+            f"{peer_rate:,.0f}" if peer_rate else "-",
+            f"{rate / peer_rate:.2f}" if peer_rate else "-",
+            ", ".join(f"{1e6 * v / messages:.1f}" for v in cpu.values()),
+        )
+    console.print(table)
+    worker_cpu = [sum(v for k, v in cpu.items() if k.startswith("worker")) / messages * 1e6 for _, _, _, cpu in rows]
+    console.print(f"worker CPU per message, all workers together: {', '.join(f'{v:.1f}' for v in worker_cpu)} us")
+    if peer_rates:
+        ratios = [stored / seconds / p for (_, seconds, stored, _), p in zip(rows, peer_rates)]
+        console.print(f"Steward / Node-RED peer, median of {len(ratios)}: [bold]{statistics.median(ratios):.2f}[/bold] (target >= 1.5)")
+    console.print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")

@@ -96,7 +96,7 @@ def start_worker(url: str, dsn: str, log: Path) -> subprocess.Popen[bytes]:
     env.update(
         STEWARD_MQTT_URL=url,
         STEWARD_DATABASE_URL=dsn,
-        STEWARD_MQTT_CLIENT_ID="inst-rmq",
+        STEWARD_MQTT_CLIENT_ID="steward-gateway-rmq",
         STEWARD_SHARDS="2",
         STEWARD_DETECTORS="false",
         STEWARD_BATCH_SIZE="500",
@@ -140,7 +140,7 @@ def run_cluster_faults(database_url: str, tmp_path: Path, *, per_phase: int) -> 
         wait_for(lambda: len(cluster.running_nodes(n1)) == 3, 120, "the node to rejoin")
 
         # 2. The node holding the leader of shard 0's session queue dies mid-stream.
-        leader = cluster.queue_leader("mqtt-subscription-inst-rmq-shard-0qos1", n1)
+        leader = cluster.queue_leader("mqtt-subscription-steward-gateway-rmq-shard-0qos1", n1)
         assert leader is not None, "shard 0's session has no quorum queue"
         second = phase("b")
         before = stored()
