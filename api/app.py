@@ -127,10 +127,13 @@ def _document(app: FastAPI, routers: list[Any]) -> None:
     table = []
     for router in routers:
         for route in router.routes:
-            regex, _, _ = compile_path(route.path)
-            table.append((regex, set(route.methods)))
+            regex, _, convertors = compile_path(route.path)
+            table.append((regex, len(convertors), set(route.methods)))
 
     def allowed_methods(path: str) -> list[str]:
-        return sorted(set().union(*(methods for regex, methods in table if regex.match(path))))
+        # The path's own resource: /alerts/acknowledge is not /alerts/{alert_id}, though both match it.
+        matches = [(params, methods) for regex, params, methods in table if regex.match(path)]
+        fewest = min((params for params, _ in matches), default=0)
+        return sorted(set().union(*(methods for params, methods in matches if params == fewest)))
 
     app.state.allowed_methods = allowed_methods

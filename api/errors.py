@@ -132,7 +132,12 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_json(exc.status, exc.code, exc.message, exc.field, exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        allowed = getattr(request.app.state, "allowed_methods", None)
+        if allowed is not None and request.method not in (methods := allowed(request.url.path)):
+            # GET /alerts/acknowledge reached GET /alerts/{alert_id}, but the path names the other resource.
+            return error_json(405, "method_not_allowed", f"{request.method} is not allowed here; allowed: "
+                              f"{', '.join(methods)}", headers={"Allow": ", ".join(methods)})
         errors = exc.errors()
         first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
         field = _field_name(first.get("loc", ()))

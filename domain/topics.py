@@ -11,7 +11,8 @@ from domain.devices import DeviceType, Stream
 TOPIC_PREFIX = "community"
 # "#" rather than +/+/+/+ so that a malformed topic reaches the gateway and is dead-lettered.
 SUBSCRIPTION = "community/#"
-IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+# fullmatch, never match + "$": "$" also matches before a trailing newline ("m1\n").
+IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 
 
 class Topic(msgspec.Struct, frozen=True):
@@ -40,9 +41,9 @@ def parse_topic(topic: str) -> Topic:
             "bad_topic", f"topic {topic!r} is not community/{{community_id}}/{{device_type}}/{{device_id}}/{{stream}}"
         )
     _, community_id, device_type, device_id, stream = parts
-    if not IDENTIFIER.match(community_id):
+    if not IDENTIFIER.fullmatch(community_id):
         raise TopicError("bad_topic", f"community_id {community_id!r} must be 1-64 of A-Z a-z 0-9 _ . -")
-    if not IDENTIFIER.match(device_id):
+    if not IDENTIFIER.fullmatch(device_id):
         raise TopicError("bad_topic", f"device_id {device_id!r} must be 1-64 of A-Z a-z 0-9 _ . -")
     try:
         dtype = DeviceType(device_type)

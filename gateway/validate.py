@@ -17,6 +17,7 @@ from domain.topics import Topic, TopicError, parse_topic
 
 UTC = dt.timezone.utc
 EPOCH_MS_MIN = 946_684_800_000  # 2000-01-01: anything older is a device clock that was never set.
+EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)  # the same bound for an RFC 3339 ts
 
 RejectReason = Literal[
     "bad_topic",
@@ -36,6 +37,9 @@ REJECT_REASONS: tuple[str, ...] = RejectReason.__args__  # type: ignore[attr-def
 class Limits(msgspec.Struct, frozen=True, kw_only=True):
     max_payload_bytes: int = 64 * 1024
     max_future: dt.timedelta = dt.timedelta(minutes=5)
+    # Arrays and objects inside one another, at most (the contract's payloads are flat: this only bounds the
+    # extra fields firmware may add, which are ignored).
+    max_depth: int = 32
 
 
 def event_time(ts: int | dt.datetime) -> dt.datetime:
@@ -46,6 +50,8 @@ def event_time(ts: int | dt.datetime) -> dt.datetime:
         return dt.datetime.fromtimestamp(ts / 1000, tz=UTC)
     if ts.tzinfo is None:
         raise ValueError("ts must carry a UTC offset (RFC 3339), e.g. 2026-11-22T08:00:00Z")
+    if ts < EARLIEST:
+        raise ValueError(f"ts {ts.isoformat()} is before 2000-01-01")
     return ts.astimezone(UTC)
 
 
@@ -164,8 +170,13 @@ def _validate_payload(
             cid,
             did,
         )
+    if payload.count(b"[") + payload.count(b"{") > limits.max_depth and _depth(payload) > limits.max_depth:
+        return _reject(topic, payload, received_at, "invalid_payload",
+                       f"arrays and objects are nested deeper than {limits.max_depth} levels", cid, did)
     try:
         body: Payload = decoder.decode(payload)
+    except RecursionError:  # past the depth check only if it is wrong; never a traceback per message
+        return _reject(topic, payload, received_at, "invalid_payload", "nested too deep to decode", cid, did)
     except msgspec.ValidationError as exc:
         message = str(exc)
         reason = "unknown_type" if message.endswith("at `$.type`") else "invalid_payload"
@@ -216,6 +227,31 @@ def _validate_payload(
         fields=fields,
         value=float(value) if value is not None else None,
     )
+
+
+def _depth(payload: bytes) -> int:
+    """How deep arrays and objects nest in a JSON text (brackets inside strings do not count).
+
+    Only run on a payload with more brackets than the limit allows, which the contract's flat payloads never have.
+    """
+    deepest = depth = 0
+    in_string = escaped = False
+    for byte in payload:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return deepest
 
 
 def _escapes_nul(payload: bytes) -> bool:

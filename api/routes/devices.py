@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from api import audit, tenancy
 from api.body import Body
 from api.deps import Conn, Reader, Settings, allow, visible
-from api.errors import ERROR_RESPONSES, Conflict, InvalidInput, NotFound, Unavailable
+from api.errors import ERROR_RESPONSES, Conflict, ErrorResponse, InvalidInput, NotFound, Unavailable
 from api.params import IDENT, Cursor, Limit, Since, Until, parse_bucket, time_range
 from api.security import Permission
 from api.store import devices as store
@@ -169,7 +169,8 @@ def list_devices(caller: Reader, conn: Conn, limit: Limit = 100, cursor: Cursor 
                             next_cursor=rows[-1].device_id if len(rows) == limit else None)
 
 
-@router.post("", response_model=DeviceProvisioned, status_code=201)
+@router.post("", response_model=DeviceProvisioned, status_code=201,
+             responses={409: {"model": ErrorResponse, "description": "The device id is registered already"}})
 def create_device(body: DeviceCreate, caller: Manager, conn: Conn, request: Request) -> DeviceProvisioned:
     """Register a device and (by default) issue its own MQTT credentials, applied to the broker."""
     tenancy.require(caller, body.community_id, field="body.community_id")
@@ -234,7 +235,8 @@ def retire_device(device_id: DeviceId, caller: Manager, conn: Conn, request: Req
     return _public(_device_or_404(conn, caller, device_id))
 
 
-@router.post("/{device_id}/credentials", response_model=MqttCredentials, status_code=201)
+@router.post("/{device_id}/credentials", response_model=MqttCredentials, status_code=201,
+             responses={409: {"model": ErrorResponse, "description": "The device is retired (`device_retired`)"}})
 def rotate_credentials(device_id: DeviceId, caller: Manager, conn: Conn, request: Request) -> MqttCredentials:
     """Issue new MQTT credentials (the old password stops working)."""
     row = _device_or_404(conn, caller, device_id, for_update=True)

@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 from api import audit, tenancy
 from api.body import Body
 from api.deps import Conn, Reader, allow, visible
-from api.errors import ERROR_RESPONSES, Conflict, InvalidInput, NotFound
+from api.errors import ERROR_RESPONSES, Conflict, ErrorResponse, InvalidInput, NotFound
 from api.params import IDENT
 from api.security import Permission
 from api.store import people as store
@@ -89,7 +89,8 @@ def list_teams(caller: Reader, conn: Conn, community: Annotated[str | None, Quer
     return [_team(t) for t in store.list_teams(conn, communities=visible(caller, community))]
 
 
-@router.post("/teams", response_model=TeamPublic, status_code=201)
+@router.post("/teams", response_model=TeamPublic, status_code=201,
+             responses={409: {"model": ErrorResponse, "description": "The team id exists"}})
 def create_team(body: TeamCreate, caller: Manager, conn: Conn) -> TeamPublic:
     visible(caller, body.community_id, field="body.community_id")
     if store.team_exists(conn, team_id=body.id):
@@ -213,7 +214,8 @@ def get_staff(staff_id: StaffIdPath, caller: Reader, conn: Conn) -> StaffPublic:
     return _staff(_one(conn, caller, staff_id))
 
 
-@router.post("/staff", response_model=StaffPublic, status_code=201)
+@router.post("/staff", response_model=StaffPublic, status_code=201,
+             responses={409: {"model": ErrorResponse, "description": "The staff id exists"}})
 def create_staff(body: StaffCreate, caller: Manager, conn: Conn) -> StaffPublic:
     visible(caller, body.community_id, field="body.community_id")
     if store.staff_exists(conn, staff_id=body.id):
@@ -333,7 +335,8 @@ def list_places(caller: Reader, conn: Conn, community: Annotated[str | None, Que
             for p in store.list_places(conn, communities=visible(caller, community))]
 
 
-@router.put("/places", response_model=list[PlaceBody])
+@router.put("/places", response_model=list[PlaceBody],
+            responses={409: {"model": ErrorResponse, "description": "A place id exists in another community"}})
 def put_places(body: Annotated[list[PlaceBody], Field(min_length=1, max_length=5000)],
                caller: Annotated[Caller, Depends(allow(Permission.DEVICE_MANAGE))], conn: Conn) -> list[PlaceBody]:
     """Name (or rename) places; a place id that exists in another community is 409."""

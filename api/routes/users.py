@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from api import audit, tenancy
 from api.deps import Conn, allow
-from api.errors import ERROR_RESPONSES, Conflict, InvalidInput, NotFound
+from api.errors import ERROR_RESPONSES, Conflict, ErrorResponse, InvalidInput, NotFound
 from api.params import RowId
 from api.security import Role
 from api.security import Permission
@@ -118,7 +118,8 @@ def list_users(caller: Admin, conn: Conn) -> list[UserPublic]:
     return [_public(u) for u in store.list_users(conn) if tenancy.administers(caller, u)]
 
 
-@router.post("", response_model=UserPublic, status_code=201)
+@router.post("", response_model=UserPublic, status_code=201,
+             responses={409: {"model": ErrorResponse, "description": "The username is taken"}})
 def create_user(body: UserCreate, caller: Admin, conn: Conn) -> UserPublic:
     _check_scope(caller, body.communities, body.all_communities, body.role)
     if not body.communities and not body.all_communities:
@@ -165,7 +166,8 @@ def update_user(user_id: RowId, body: UserUpdate, caller: Admin, conn: Conn) -> 
     return _public(after)
 
 
-@router.put("/{user_id}/staff", response_model=StaffLinked)
+@router.put("/{user_id}/staff", response_model=StaffLinked,
+            responses={409: {"model": ErrorResponse, "description": "The staff member is linked to another user"}})
 def link_staff(user_id: RowId, body: StaffLink, caller: Admin, conn: Conn) -> StaffLinked:
     """Link the login to a staff member, so that what it acknowledges and accepts is done by that person."""
     user = _user_or_404(conn, caller, user_id)

@@ -1,70 +1,103 @@
-"""Property-based checks over the OpenAPI document: no input makes the server answer 5xx,
-and every answer matches the documented schema. Bounded (max_examples) to stay fast.
+"""Schemathesis, as an attacker would run it, against the API under uvicorn on a real socket (issue 17).
 
-The same run from the command line, against a running server:
-    schemathesis run http://127.0.0.1:8000/openapi.json -H "Authorization: Bearer $TOKEN" --max-examples 20
+The schemathesis command line runs with **all checks** (`--checks all`), positive
+and negative data (`--mode all`), the coverage and fuzzing phases, once as an
+admin and once as a read-only role (manager). It must find nothing: no server
+error, no response outside the schema, no undocumented status code, no schema-
+invalid request accepted, the right 405 and Allow for undeclared methods, no
+authentication ignored.
+
+One relaxation, in `schemathesis.toml` next to this file: `positive_data_acceptance`
+also accepts 400 and 422 for schema-valid data, because the API checks what
+OpenAPI cannot say — cross-field rules (from before to, a device kind of its
+type), references to other rows, the grammar of a cursor, a TOML roster or a
+signed link, text PostgreSQL cannot store. Every such refusal is a documented
+422 naming the field.
+
+CI runs the short variant (a few thousand cases). The long variant, behind the
+``long`` marker, runs at least 20,000 cases::
+
+    .venv/bin/pytest -m long tests/api/test_schemathesis.py
+
+The same run by hand against a running server::
+
+    schemathesis --config-file tests/api/schemathesis.toml run http://127.0.0.1:8000/openapi.json \\
+        --checks all --mode all --phases coverage,fuzzing -n 100 -H "Authorization: Bearer $TOKEN" \\
+        --exclude-path /stream --exclude-path /auth/logout
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
 import pytest
-import schemathesis
-from hypothesis import HealthCheck, given, settings
 
 from api.app import create_app
+from api.settings import ApiSettings
 from ingest.migrate import migrate
 from steward.databases import create_database, drop_database
-from tests.api.conftest import OWN, seed
+from tests.api.conftest import OWN, LiveServer, seed
 
-# One database and one app for the whole property run (module scope): fresh per example would be minutes.
-_state: dict[str, object] = {}
+HERE = Path(__file__).resolve().parent
+SECRET = "schemathesis-secret-0123456789"
+ROLES = ("admin", "manager")  # everything, and read-only
+
+
+@dataclass
+class Target:
+    url: str
+    tokens: dict[str, str]
 
 
 @pytest.fixture(scope="module")
-def fuzz_db(admin_dsn: str):  # type: ignore[no-untyped-def]
+def target(admin_dsn: str) -> Iterator[Target]:
     dsn = create_database(admin_dsn)
-    migrate(dsn)
-    world = seed(dsn)
-    _state["headers"] = world.headers(f"admin-{OWN}")
     try:
-        yield dsn
+        migrate(dsn)
+        world = seed(dsn)
+        app = create_app(database_url=dsn, oncall_link_secret=SECRET, demo_phone_secret=SECRET,
+                         settings=ApiSettings(stream_keepalive_seconds=1.0))
+        with LiveServer(app) as server:
+            tokens = {role: world.headers(f"{role}-{OWN}")["Authorization"] for role in ROLES}
+            yield Target(server.url, tokens)
     finally:
         drop_database(admin_dsn, dsn)
 
 
-@pytest.fixture(scope="module")
-def fuzz_app(fuzz_db: str):  # type: ignore[no-untyped-def]
-    from fastapi.testclient import TestClient
-
-    app = create_app(database_url=fuzz_db)
-    with TestClient(app):  # runs the lifespan (opens the pool)
-        yield app
-
-
-def test_no_server_errors(fuzz_app) -> None:  # type: ignore[no-untyped-def]
-    schema = schemathesis.openapi.from_asgi("/openapi.json", fuzz_app)
-    headers = _state["headers"]
-    checked = []
-    for result in schema.get_all_operations():
-        operation = result.ok()
+def run_schemathesis(target: Target, role: str, tmp_path: Path, *, phases: str, examples: int,
+                     seed: int) -> dict:
+    report = tmp_path / f"schemathesis-{role}.json"
+    command = [
+        str(Path(sys.executable).with_name("schemathesis")), "--config-file", str(HERE / "schemathesis.toml"),
+        "run", f"{target.url}/openapi.json", "--checks", "all", "--mode", "all", "--phases", phases,
+        "-n", str(examples), "--seed", str(seed), "-H", f"Authorization: {target.tokens[role]}",
         # The stream never ends by itself; logout would revoke the token the run uses.
-        if operation.path in ("/stream", "/auth/logout"):
-            continue
+        "--exclude-path", "/stream", "--exclude-path", "/auth/logout",
+        "--generation-database", "none", "--workers", "1", "--no-color",
+        "--report", "json", "--report-json-path", str(report),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=3600, cwd=tmp_path)
+    assert report.exists(), done.stdout[-3000:] + done.stderr[-3000:]
+    result = json.loads(report.read_text())
+    assert result["complete"] and not result["errors"], done.stdout[-5000:]
+    assert result["failures"] == [] and result["test_cases"]["with_failures"] == 0, done.stdout[-8000:]
+    assert result["operations"]["tested"] >= 60, result["operations"]
+    return result
 
-        @given(case=operation.as_strategy())
-        @settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-        def check(case):  # type: ignore[no-untyped-def]
-            case.headers = {**(case.headers or {}), **headers}
-            response = case.call()
-            assert response.status_code < 500, (
-                f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:300]}")
-            if response.status_code >= 400 and "json" in response.headers.get("content-type", ""):
-                body = response.json()
-                assert set(body) == {"error"} and {"code", "message", "field"} <= set(body["error"]), body
-            assert "Traceback" not in response.text
-            case.validate_response(response, checks=[schemathesis.checks.not_a_server_error,
-                                                     schemathesis.checks.response_schema_conformance])
 
-        check()
-        checked.append(f"{operation.method.upper()} {operation.path}")
-    assert len(checked) >= 30, checked
+@pytest.mark.parametrize("role", ROLES)
+def test_schemathesis_finds_nothing(target: Target, role: str, tmp_path: Path) -> None:
+    result = run_schemathesis(target, role, tmp_path, phases="fuzzing", examples=4, seed=17)
+    assert result["test_cases"]["generated"] >= 250, result["test_cases"]
+
+
+@pytest.mark.long
+@pytest.mark.parametrize("role", ROLES)
+def test_schemathesis_finds_nothing_in_10000_cases(target: Target, role: str, tmp_path: Path) -> None:
+    result = run_schemathesis(target, role, tmp_path, phases="coverage,fuzzing", examples=100, seed=1717)
+    assert result["test_cases"]["generated"] >= 10_000, result["test_cases"]
