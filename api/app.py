@@ -20,6 +20,7 @@ from psycopg_pool import ConnectionPool
 from api.credentials import CredentialStore
 from api.docs import install_offline_docs
 from api.edge import InputGuard, document_common_responses
+from api.hub import ChangeHub
 from api.i18n import LocalizedErrors
 from api.errors import install_closed_loop_handlers, install_error_handlers
 from api.settings import ApiSettings
@@ -74,12 +75,19 @@ def create_app(*, database_url: str, gateway_status: Callable[[], dict[str, Any]
         pool = ConnectionPool(database_url, min_size=settings.pool_min_size, max_size=settings.pool_max_size,
                               open=False, name="steward-api", check=ConnectionPool.check_connection,
                               timeout=settings.pool_timeout_seconds,
-                              reconnect_timeout=settings.pool_reconnect_seconds)
+                              reconnect_timeout=settings.pool_reconnect_seconds,
+                              kwargs={"application_name": "steward-api"})
         pool.open(wait=False)
         app.state.pool = pool
+        # Every live stream of this process shares this one database listener (api/hub.py).
+        hub = ChangeHub(database_url, poll_s=settings.stream_poll_seconds, max_total=settings.stream_max_total,
+                        max_per_user=settings.stream_max_per_user)
+        await hub.start()
+        app.state.hub = hub
         try:
             yield
         finally:
+            await hub.stop()
             pool.close()
 
     app = FastAPI(

@@ -23,5 +23,10 @@ class ApiSettings(BaseSettings):
     stream_poll_seconds: float = Field(default=1.0, gt=0, le=30,
                                        description="Live stream: the longest wait between two looks at the change feed")
     stream_keepalive_seconds: float = Field(default=15.0, gt=0, description="Live stream: comment line sent when idle")
+    stream_max_per_user: int = Field(default=5, ge=1, le=1000,
+                                     description="Live streams one user may have open at once (429 beyond)")
+    stream_max_total: int = Field(default=200, ge=1, le=100_000,
+                                  description="Live streams this process serves at once (429 beyond); they share "
+                                  "one database connection")
     page_max: int = Field(default=500, ge=1, description="The largest page a list endpoint returns")
     series_max_points: int = Field(default=20_000, ge=1, description="The most buckets one series request may ask for")

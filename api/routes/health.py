@@ -8,7 +8,7 @@ from typing import Literal
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from ingest.migrate import current_mode
 
@@ -28,6 +28,7 @@ class HealthPublic(BaseModel):
     # Set while the gateway's last attempt to store a batch failed for another reason
     # than the database being away (a bug, a schema problem): nothing is stored meanwhile.
     write_error: str | None = None
+    gateway_database_ok: bool | None = Field(default=None, description="The gateway's writers reach the database")
 
 
 @router.get("/health", response_model=HealthPublic, responses={503: {"model": HealthPublic}})
@@ -48,7 +49,10 @@ def health(request: Request, response: Response) -> HealthPublic:
     status: Literal["ok", "degraded", "down"] = "ok"
     if not reachable:
         status = "down"
-    elif gateway is not None and (not broker_connected or gateway.get("write_error")):
+    elif gateway is not None and (not broker_connected or gateway.get("write_error")
+                                  or gateway.get("database_ok") is False):
+        # The gateway's own connections count, not the API's: after the server ran out of connections the
+        # API's pool may be back while the gateway's writers are not.
         status = "degraded"
     if status != "ok":
         response.status_code = 503
@@ -62,6 +66,7 @@ def health(request: Request, response: Response) -> HealthPublic:
         ingest_lag_seconds=gateway.get("ingest_lag_seconds") if gateway else None,
         pending=gateway.get("pending") if gateway else None,
         write_error=gateway.get("write_error") if gateway else None,
+        gateway_database_ok=gateway.get("database_ok") if gateway else None,
     )
 
 

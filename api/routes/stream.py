@@ -1,33 +1,36 @@
 """The control room's live stream: alert and work-order changes as Server-Sent Events.
 
 Each change is one SSE message (``id`` = change id, ``event`` = ``alert`` or
-``work_order``, ``data`` = JSON). Only changes of the caller's communities are
-read from the database, so another community's changes never reach the
-socket. The reader is woken by PostgreSQL NOTIFY and also looks every
-``stream_poll_seconds``; it re-checks the caller's token and communities
-regularly and ends the stream when the token expires or is revoked.
-Reconnecting with ``Last-Event-ID`` (browsers do it by themselves) resumes
-after the last change received.
+``work_order``, ``data`` = JSON). Changes come from the process's one database
+listener (`api.hub.ChangeHub`), which hands a stream only the rows of the
+caller's communities, so another community's changes never reach the socket.
+A stream holds no database connection: it borrows one from the pool for a
+moment to catch up (``Last-Event-ID`` / ``?after=``, or after falling a whole
+queue behind) and to re-check the caller's token and communities every
+``stream_keepalive_seconds``; it ends (``event: end``) when the token expires or
+is revoked. Open streams are capped per user (``stream_max_per_user``) and in
+all (``stream_max_total``): beyond, 429 ``too_many_streams`` with Retry-After.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-import psycopg
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from psycopg_pool import ConnectionPool
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import api_key_header, authorize, get_pool, oauth2
-from api.errors import ERROR_RESPONSES, ApiError
+from api.errors import ERROR_RESPONSES, ApiError, ErrorResponse, TooManyAttempts
+from api.hub import ChangeHub, Subscription, TooManyStreams
 from api.security import Permission
-from api.store.changes import CHANNEL, Change, changes_after_async, latest_id
+from api.store.changes import Change, changes_after, latest_id
 from api.users import Caller
 
 log = logging.getLogger(__name__)
@@ -44,7 +47,9 @@ def _message(change: Change) -> str:
     "/stream",
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
-                     "description": "Server-Sent Events: one `alert` or `work_order` message per change"}},
+                     "description": "Server-Sent Events: one `alert` or `work_order` message per change"},
+               429: {"model": ErrorResponse, "description": "Too many live streams open for this user or in all "
+                                                           "(`too_many_streams`; see Retry-After)"}},
 )
 async def stream(
     request: Request,
@@ -63,14 +68,22 @@ async def stream(
     if start is None:
         # Fixed before the answer starts, so nothing committed after the client sees 200 is missed.
         start = await run_in_threadpool(_latest, pool)
+    hub: ChangeHub = request.app.state.hub
+    try:
+        subscription = hub.subscribe(caller.user_id, caller.communities)
+    except TooManyStreams as exc:
+        raise TooManyAttempts(exc.message, code="too_many_streams",
+                              headers={"Retry-After": str(RETRY_AFTER_S)}) from None
     settings = request.app.state.settings
-    database_url = request.app.state.database_url
     return StreamingResponse(
-        _changes(request, pool, secret, caller, start, database_url, settings.stream_poll_seconds,
+        _changes(request, pool, hub, subscription, secret, caller, start, settings.stream_poll_seconds,
                  settings.stream_keepalive_seconds),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+RETRY_AFTER_S = 5
 
 
 def _latest(pool: ConnectionPool) -> int:
@@ -78,13 +91,25 @@ def _latest(pool: ConnectionPool) -> int:
         return latest_id(conn)
 
 
-async def _changes(request: Request, pool: ConnectionPool, secret: str | None, caller: Caller, start: int,
-                   database_url: str, poll_s: float, keepalive_s: float) -> AsyncIterator[str]:
-    conn = await psycopg.AsyncConnection.connect(database_url, autocommit=True)
+def _catch_up(pool: ConnectionPool, communities: frozenset[str], after_id: int, up_to: int) -> list[Change]:
+    with pool.connection() as conn:
+        return changes_after(conn, communities=sorted(communities), after_id=after_id, up_to=up_to, limit=200)
+
+
+async def _changes(request: Request, pool: ConnectionPool, hub: ChangeHub, subscription: Subscription,
+                   secret: str | None, caller: Caller, start: int, poll_s: float,
+                   keepalive_s: float) -> AsyncIterator[str]:
     try:
-        await conn.execute(f"LISTEN {CHANNEL}")
         cursor = start
         yield f"retry: 2000\n: stream of {caller.username}, after {cursor}\n\n"
+        # What was committed before this stream joined the hub comes from the database, page by page.
+        while cursor < subscription.joined_at:
+            rows = await run_in_threadpool(_catch_up, pool, subscription.communities, cursor, subscription.joined_at)
+            for change in rows:
+                yield _message(change)
+                cursor = change.id
+            if len(rows) < 200:
+                break
         last_sent = last_check = time.monotonic()
         stopping = request.app.state.stopping
         while not stopping.is_set() and not await request.is_disconnected():
@@ -95,18 +120,31 @@ async def _changes(request: Request, pool: ConnectionPool, secret: str | None, c
                 except ApiError as exc:
                     yield f"event: end\ndata: {json.dumps({'code': exc.code, 'message': exc.message})}\n\n"
                     return
+                subscription.communities = frozenset(caller.communities)
                 last_check = time.monotonic()
-            changes = await changes_after_async(conn, communities=sorted(caller.communities), after_id=cursor)
-            for change in changes:
+            if subscription.overflowed:
+                # A whole queue behind: drop it and read the rest from the database, up to the hub's cursor.
+                up_to = hub.cursor
+                while not subscription.queue.empty():
+                    subscription.queue.get_nowait()
+                subscription.overflowed = False
+                while cursor < up_to:
+                    rows = await run_in_threadpool(_catch_up, pool, subscription.communities, cursor, up_to)
+                    for change in rows:
+                        yield _message(change)
+                        cursor = change.id
+                    if len(rows) < 200:
+                        break
+            try:
+                change = await asyncio.wait_for(subscription.queue.get(), timeout=poll_s)
+            except TimeoutError:
+                if time.monotonic() - last_sent >= keepalive_s:
+                    yield ": keepalive\n\n"
+                    last_sent = time.monotonic()
+                continue
+            if change.id > cursor and change.community_id in subscription.communities:
                 yield _message(change)
                 cursor = change.id
-            if changes:
-                last_sent = time.monotonic()
-                continue
-            async for _ in conn.notifies(timeout=poll_s, stop_after=1):
-                pass
-            if time.monotonic() - last_sent >= keepalive_s:
-                yield ": keepalive\n\n"
                 last_sent = time.monotonic()
     finally:
-        await conn.close()
+        hub.unsubscribe(subscription)

@@ -43,11 +43,12 @@ def publish(conn: psycopg.Connection, *, community_id: str, entity: Entity, enti
     return int(row[0])
 
 
-def changes_after(conn: psycopg.Connection, *, communities: list[str], after_id: int, limit: int = 200) -> list[Change]:
+def changes_after(conn: psycopg.Connection, *, communities: list[str], after_id: int, limit: int = 200,
+                  up_to: int | None = None) -> list[Change]:
     rows = conn.execute(
         "SELECT id, at, community_id, entity, entity_id, change, data FROM stream_changes "
-        "WHERE id > %s AND community_id = ANY(%s) ORDER BY id LIMIT %s",
-        (after_id, communities, limit),
+        "WHERE id > %s AND community_id = ANY(%s) AND (%s::bigint IS NULL OR id <= %s) ORDER BY id LIMIT %s",
+        (after_id, communities, up_to, up_to, limit),
     ).fetchall()
     return [Change(*r) for r in rows]
 
@@ -58,12 +59,13 @@ def latest_id(conn: psycopg.Connection) -> int:
     return int(row[0])
 
 
-async def changes_after_async(conn: psycopg.AsyncConnection, *, communities: list[str], after_id: int,
+async def changes_after_async(conn: psycopg.AsyncConnection, *, communities: list[str] | None, after_id: int,
                               limit: int = 200) -> list[Change]:
+    """``communities`` None: every community's (the process's one listener, `api.hub`)."""
     cur = await conn.execute(
         "SELECT id, at, community_id, entity, entity_id, change, data FROM stream_changes "
-        "WHERE id > %s AND community_id = ANY(%s) ORDER BY id LIMIT %s",
-        (after_id, communities, limit),
+        "WHERE id > %s AND (%s::text[] IS NULL OR community_id = ANY(%s)) ORDER BY id LIMIT %s",
+        (after_id, communities, communities, limit),
     )
     return [Change(*r) for r in await cur.fetchall()]
 
