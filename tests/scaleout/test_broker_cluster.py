@@ -168,14 +168,16 @@ def run_cluster_faults(database_url: str, tmp_path: Path, *, per_phase: int) -> 
         worker.send_signal(signal.SIGABRT)
         raise
     finally:
-        for p in publishers:
-            p.stop()
+        # Processes first, so that nothing outlives a failed or timed-out test; the
+        # publishers' threads then end with their nodes.
         worker.terminate()
         try:
             worker.wait(30)
         except subprocess.TimeoutExpired:
             worker.kill()
         cluster.stop()
+        for p in publishers:
+            p.stop()
 
 
 @pytest.mark.timeout(1200)  # about 1-2 min on a quiet machine; the shared one can be 10x slower
