@@ -62,6 +62,19 @@ def load_incident(conn: psycopg.Connection, incident_id: int) -> tuple[IncidentS
     return state, data
 
 
+def place_names(conn: psycopg.Connection, community_id: str | None, building_id: str | None) -> dict[str, str]:
+    """``community_name`` / ``building_name`` for the message, where the places table names them."""
+    ids = [i for i in (community_id, building_id) if i]
+    found = dict(conn.execute("SELECT place_id, name FROM places WHERE place_id = ANY(%s)", (ids,)).fetchall()) \
+        if ids else {}
+    out = {}
+    if community_id in found:
+        out["community_name"] = found[community_id]
+    if building_id in found:
+        out["building_name"] = found[building_id]
+    return out
+
+
 def choose_policy(conn: psycopg.Connection, community_id: str, tier: int) -> str | None:
     """The policy for (community, tier): exact match first, then any-tier, then community '*'."""
     row = conn.execute(
@@ -253,6 +266,7 @@ def apply_decision(
                     "condition": incident_row.get("condition"),
                     "community_id": incident_row.get("community_id"),
                     "building_id": incident_row.get("building_id"),
+                    **place_names(conn, incident_row.get("community_id"), incident_row.get("building_id")),
                     "device_ids": incident_row.get("device_ids") or [],
                     "opened_at": incident_row.get("opened_at"),
                     "reason": notify.reason,

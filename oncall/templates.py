@@ -10,6 +10,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from domain.conditions import condition_name
+
 TIER_LABELS = {
     "zh-CN": {1: "一级（红色）", 2: "二级（橙色）", 3: "三级（黄色）"},
     "en": {1: "Level 1 (red)", 2: "Level 2 (orange)", 3: "Level 3 (yellow)"},
@@ -70,15 +72,20 @@ def render(locale: str, message: dict[str, Any], *, ack_url: str, resolve_url: s
         locale = "zh-CN"
     kind = message.get("kind", "step")
     tier = int(message.get("tier", 1))
+    # Staff read the condition's name in their language (the detector's title is English) and places by name.
+    named = condition_name(locale, message.get("condition"))
+    title = message.get("title", "")
+    if locale == "zh-CN" and named and not any("\u4e00" <= ch <= "\u9fff" for ch in title):
+        title = named  # an English detector title: the condition's Chinese name instead
     subject = SUBJECTS[locale].get(kind, SUBJECTS[locale]["step"]).format(
-        tier=TIER_LABELS[locale].get(tier, str(tier)), title=message.get("title", "")
+        tier=TIER_LABELS[locale].get(tier, str(tier)), title=title
     )
     none = "—"
     text = BODIES[locale].format(
         subject=subject,
-        community_id=message.get("community_id", none),
-        building=message.get("building_id") or none,
-        condition=message.get("condition") or none,
+        community_id=message.get("community_name") or message.get("community_id", none),
+        building=message.get("building_name") or message.get("building_id") or none,
+        condition=named or message.get("condition") or none,
         devices=", ".join(message.get("device_ids") or []) or none,
         opened_at=_local(message.get("opened_at")),
         incident_id=message.get("incident_id"),

@@ -18,6 +18,7 @@ from fastapi.responses import FileResponse, JSONResponse
 
 from api.errors import NotFound
 from api.security import Permission
+from domain import conditions
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 MEDIA_TYPES = {".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8",
@@ -53,13 +54,15 @@ def config() -> JSONResponse:
         from api.routes.workorders import FIELD_ACTIONS
         from workorders.machine import TRANSITIONS
     except ModuleNotFoundError:  # the work-order part is optional in the app; the page then hides its panel
-        return JSONResponse({"work_orders": False, "transitions": {}}, headers=SECURITY_HEADERS)
+        return JSONResponse({"work_orders": False, "transitions": {}, "conditions": conditions.for_the_page()},
+                            headers=SECURITY_HEADERS)
     for (state, action), target in TRANSITIONS.items():
         needs = [Permission.WORKORDER_WORK.value, Permission.WORKORDER_MANAGE.value] if action in FIELD_ACTIONS \
             else [Permission.WORKORDER_MANAGE.value]
         transitions.setdefault(state.value, []).append({"action": action.value, "to": target.value,
                                                         "needs_any": needs})
-    return JSONResponse({"work_orders": True, "transitions": transitions}, headers=SECURITY_HEADERS)
+    return JSONResponse({"work_orders": True, "transitions": transitions, "conditions": conditions.for_the_page()},
+                        headers=SECURITY_HEADERS)
 
 
 @router.get("/ui/{name}")

@@ -21,7 +21,7 @@ export const t = (key) => TEXT[state.lang][key] ?? TEXT.en[key] ?? key;
 export const tn = (key, n) => t(key).replace("{n}", String(n));
 export const actionText = (action) => (ACTION_TEXT[state.lang] || ACTION_TEXT.en)[action] || action;
 export const stateText = (s) => (STATE_TEXT[state.lang] || STATE_TEXT.en)[s] || s.replaceAll("_", " ");
-export const condition = (c) => conditionName(state.lang, c);
+export const condition = (c) => conditionName(state.lang, c, state.config.conditions);
 
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);

@@ -232,3 +232,17 @@ def test_tree_gives_places_by_name_and_device_state(world: World, client: TestCl
     tree = client.get("/tree", headers=world.headers(f"technician-{OWN}")).json()
     devices = {d["device_id"]: d for u in tree[0]["buildings"][0]["units"] for d in u["devices"]}
     assert devices[world.meters[OWN]]["state"] == "offline" and tree[0]["counts"]["offline"] == 1
+
+
+def test_oncall_messages_name_places_and_conditions() -> None:
+    from oncall.templates import render
+
+    message = {"kind": "step", "tier": 1, "title": "SOS: one-key call pressed", "condition": "sos",
+               "community_id": "c01", "community_name": "星河湾", "building_id": "c01-b01", "building_name": "1号楼",
+               "device_ids": ["c01-b01-u0104-hub"], "incident_id": 2, "reason": "on call"}
+    zh = render("zh-CN", message, ack_url="http://x/a", resolve_url="http://x/r")
+    assert zh.subject == "【一级（红色）告警】一键呼叫 SOS"
+    assert "小区：星河湾  楼栋：1号楼" in zh.text and "类型：一键呼叫 SOS" in zh.text
+    en = render("en", message, ack_url="http://x/a", resolve_url="http://x/r")
+    assert en.subject == "[Level 1 (red) alert] SOS: one-key call pressed"
+    assert "Community: 星河湾  Building: 1号楼" in en.text and "Condition: SOS one-key call" in en.text
