@@ -224,7 +224,9 @@ def _unusual_hour(st: AccessState, ctx: Ctx, ts: float, f: dict) -> Changes:
         if "unusual_hour_access" in st.raised and not door_unusual:
             st.unusual_at = None
             out = clear(st.raised, ctx, "unusual_hour_access", ts, "Access hours back to usual for this door")
-        # learn only from accesses that were not flagged
+    if not unusual and not exempt:
+        # The door's hours learn from entries that were not flagged (an exit, or a staff
+        # shift, says nothing about when people come in).
         if hours[h] == 65535:
             hours = array("H", (c // 2 for c in hours))
             st.hours_since = ts - (ts - st.hours_since) / 2

@@ -30,24 +30,33 @@ CONDITION = "supply_interruption"
 class BuildingState(msgspec.Struct, array_like=True):
     community_id: str
     building_id: str
-    low: dict[str, list[float]] = msgspec.field(default_factory=dict)  # device -> [since, until or OPEN]
+    # device -> [since, until, since, until, ...]: its low intervals not yet evaluated (until
+    # is OPEN while it lasts). More than one when a device recovers and drops again before
+    # the watermark has passed the first.
+    low: dict[str, list[float]] = msgspec.field(default_factory=dict)
     raised: Raised | None = None
     reported: int = 0  # devices low when the incident was last reported
     through: float = 0.0  # evaluated up to this event time
 
     def set_low(self, device_id: str, since: float) -> None:
         since = max(since, self.through)  # late news counts from the watermark on
-        cur = self.low.get(device_id)
-        if cur is None or (cur[1] != OPEN and cur[1] <= since):
-            self.low[device_id] = [since, OPEN]
+        cur = self.low.setdefault(device_id, [])
+        if cur and cur[-1] == OPEN:
+            return
+        if cur:
+            since = max(since, cur[-1])
+        cur += [since, OPEN]
 
     def set_ok(self, device_id: str, at: float) -> None:
         cur = self.low.get(device_id)
-        if cur is not None and cur[1] == OPEN:
-            cur[1] = max(at, self.through, cur[0])
+        if cur and cur[-1] == OPEN:
+            cur[-1] = max(at, self.through, cur[-2])
 
     def low_now(self) -> int:
-        return sum(1 for _, until in self.low.values() if until == OPEN)
+        return sum(1 for iv in self.low.values() if iv and iv[-1] == OPEN)
+
+    def intervals(self) -> list[tuple[str, float, float]]:
+        return [(d, iv[i], iv[i + 1]) for d, iv in self.low.items() for i in range(0, len(iv), 2)]
 
     def pending(self) -> bool:
         """Does the building need evaluating (anything low, or an incident open)?"""
@@ -75,8 +84,9 @@ def evaluate(b: BuildingState, upto: float, *, min_devices: int, confirm_s: floa
     is the building silenced at event time t)."""
     if upto <= b.through:
         return []
+    intervals = b.intervals()
     times = set()
-    for since, until in b.low.values():
+    for _, since, until in intervals:
         times.add(since + confirm_s)
         times.add(since)
         if until != OPEN:
@@ -85,9 +95,9 @@ def evaluate(b: BuildingState, upto: float, *, min_devices: int, confirm_s: floa
         times.add(upto)  # a silence that ended while devices are still low
     out: Changes = []
     for t in sorted(x for x in times if b.through < x <= upto):
-        low = [d for d, (since, until) in b.low.items() if since <= t and (until == OPEN or until > t)]
+        low = sorted({d for d, since, until in intervals if since <= t and (until == OPEN or until > t)})
         if b.raised is None:
-            confirmed = [d for d, (since, until) in b.low.items() if since + confirm_s <= t and (until == OPEN or until > t)]
+            confirmed = {d for d, since, until in intervals if since + confirm_s <= t and (until == OPEN or until > t)}
             if len(confirmed) >= min_devices and not suppressed(t):
                 b.raised, b.reported = Raised(2, 1, t), len(low)
                 out.append(_change(b, "opened", 2, 1, t, f"Water supply interruption: {len(low)} devices of building "
@@ -101,6 +111,11 @@ def evaluate(b: BuildingState, upto: float, *, min_devices: int, confirm_s: floa
             out.append(_change(b, "updated", 2, b.raised.severity, t,
                                f"Water supply interruption spreading: {len(low)} devices", low))
     b.through = upto
-    for d in [d for d, (_, until) in b.low.items() if until != OPEN and until <= upto]:
-        del b.low[d]  # ended and evaluated
+    for d in list(b.low):  # intervals that ended and were evaluated go
+        iv = b.low[d]
+        keep = [x for i in range(0, len(iv), 2) for x in iv[i:i + 2] if iv[i + 1] == OPEN or iv[i + 1] > upto]
+        if keep:
+            b.low[d] = keep
+        else:
+            del b.low[d]
     return out

@@ -52,6 +52,7 @@ class Thresholds(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     inferred_entrapment_s: float = 180.0
     inferred_entrapment_outside_zone_s: float = 5.0  # between floors the doors cannot open at all
     door_open_fail_s: float = 10.0  # doors "opening" that never reach "open" (a door operator opens in 2-4 s)
+    entrapment_evidence_s: float = 90.0  # the car's latest status must be this recent when inference decides
     fault_rate_min_per_day: int = 3  # proactive order when a day's faults reach this...
     fault_rate_factor: float = 3.0  # ...and this many times the learned daily rate
     door_reopen_min_ratio: float = 0.3  # reopens per trip, short-term average
@@ -136,7 +137,10 @@ class Thresholds(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
 
     # --- every device ---
     offline_after_s: float = 900.0  # no message for this long = offline (3 missed 5-min heartbeats)
-    offline_grace_s: float = 60.0  # after a last-will "offline", before raising
+    # After a last-will "offline" (the connection dropped): a reboot, a firmware update or a
+    # radio hiccup is back within minutes; this is still three times faster than the
+    # heartbeat rule for a Level 3 work order.
+    offline_grace_s: float = 300.0
     battery_low_pct: float = 20.0
     battery_ok_pct: float = 25.0
     stuck_after_s: float = 6 * 3600.0

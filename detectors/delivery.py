@@ -167,6 +167,7 @@ def drive(
     replay_s: float = 60.0,
     on_changes: Callable[[list[IncidentChange]], None] | None = None,
     resume: Iterable[float] = (),
+    progress: Callable[[float], None] | None = None,
 ) -> Driven:
     """Feed a delivery to ``engine`` as the runtime would: validate each message at its
     receive time, advance the engine about once a ``tick_s`` of receive time, and after
@@ -197,7 +198,11 @@ def drive(
             if on_changes is not None:
                 on_changes(changes)
 
+    next_progress = 0.0
     for rx, m in delivery:
+        if progress is not None and rx >= next_progress:
+            progress(rx)
+            next_progress = rx + 3600.0
         if resumes and rx >= resumes[0]:
             engine.resume(resumes.pop(0))
         if next_tick is None or rx >= next_tick:

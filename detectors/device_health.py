@@ -62,8 +62,9 @@ def go_offline(st: HealthState, ctx: Ctx, at: float, why: str) -> Changes:
                   work_order=True, detail={"reason": why, "last_seen": st.last_seen})
 
 
-def arrive(st: HealthState, ctx: Ctx, ev: Event, received: float) -> Changes:
-    """A message was received (any order, any lateness): liveness only."""
+def arrive(st: HealthState, ctx: Ctx, ev: Event, received: float, device_now: float) -> Changes:
+    """A message was received (any order, any lateness): liveness only. ``device_now`` is
+    the receive time in the device's own time frame (its newest event time run on to now)."""
     st.last_seen = max(st.last_seen, received)
     if ev.type == "offline":
         st.will_at = received
@@ -74,9 +75,11 @@ def arrive(st: HealthState, ctx: Ctx, ev: Event, received: float) -> Changes:
         return []
     ts = ev.ts.timestamp()
     st.back_ts = max(st.back_ts, ts)
-    # A device that buffered while unreachable sends its oldest data first: the incident
-    # cannot end before it began.
-    return clear(st.raised, ctx, "offline", max(ts, cur.since), "Device back online")
+    # It was unreachable until now. Its message's own time says so when it comes live; a
+    # device that buffered meanwhile sends its oldest data first, so then the receive time
+    # (in the device's frame) is when it was heard from again.
+    back = ts if device_now - ts <= ctx.th.allowed_lateness_s else device_now
+    return clear(st.raised, ctx, "offline", max(back, cur.since), "Device back online")
 
 
 def on_event(st: HealthState, ctx: Ctx, ev: Event) -> tuple[HealthState, Changes]:

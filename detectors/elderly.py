@@ -31,8 +31,9 @@ Conditions and tiers:
 - ``night_wandering`` (Level 2): the resident *left* in the middle of the
   night: an entrance door opened between ``wander_start_hour`` and
   ``wander_end_hour`` and for ``wander_confirm_s`` after it was last used
-  nobody moved inside and the bed stayed empty (a guest leaving while the
-  resident sleeps, or sees them out, is not wandering); clears when the
+  nobody moved inside and the bed sensor said nobody was in bed (a guest
+  leaving while the resident sleeps, or sees them out, is not wandering; the
+  guest's own motion does not count as the resident getting up); clears when the
   resident moves inside again after the door closed.
 - ``long_bathroom_stay`` (Level 2): in a bathroom (entered or still there between
   ``night_start`` and ``night_end``, but not in the morning routine: from an
@@ -80,6 +81,7 @@ class ElderlyState(msgspec.Struct, array_like=True):
     out: bool = False  # went out by the entrance door, no motion since
     raised: dict[str, Raised] = msgspec.field(default_factory=dict)
     wander_last: float | None = None  # last use of the entrance door at night, not yet explained
+    bed_sensor: bool = False  # what the bed sensor itself last said (in_bed also infers missed exits)
 
 
 def learned_days(st: ElderlyState) -> int:
@@ -296,7 +298,7 @@ def on_tick(st: ElderlyState, ctx: Ctx, now: float) -> tuple[ElderlyState, Chang
     if st.wander_last is not None and now >= st.wander_last + th.wander_confirm_s:
         due = st.wander_last + th.wander_confirm_s
         st.wander_last = None
-        if not st.in_bed:
+        if not st.bed_sensor:  # another person's motion does not get the resident out of bed
             out += raise_(st.raised, ctx, "night_wandering", 2, due, "Resident left home in the middle of the night",
                           detail={"door_at": due - th.wander_confirm_s})
     _account(st, ctx, now)
@@ -321,6 +323,7 @@ def on_event(st: ElderlyState, ctx: Ctx, ev: Event) -> tuple[ElderlyState, Chang
     elif entrance and f["state"] == "open":
         st.out = not st.out  # home: going out; out: coming back (even if nobody moves after)
     if ev.type == "bed":
+        st.bed_sensor = bool(f["occupied"])
         if f["occupied"] and not st.in_bed:
             st.in_bed = True
             if st.bed_out_at is None or st.sleep_start is None or ts - st.bed_out_at > th.sleep_trip_s:

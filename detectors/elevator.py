@@ -16,6 +16,10 @@ Entrapment (Level 1) is a car that **cannot release its passengers**:
   * in the door zone, doors shut, car idle and continuously occupied for
     ``inferred_entrapment_s`` (default 3 min: far beyond any ride or a slow
     passenger, see detectors/README.md).
+  Raw-status inference needs current evidence: the car's latest status must be
+  at most ``entrapment_evidence_s`` old at the deadline (terminals report every
+  few seconds while a car is in use); a single "occupied" snapshot followed by
+  minutes of silence is a sensor blip, and the next report decides.
   Clears when the code clears, or the car moves, or its doors open.
 
 A passenger who takes 30 s to press a floor button, people holding the doors,
@@ -70,6 +74,7 @@ class ElevatorState(msgspec.Struct, array_like=True):
     occupied_since: float | None = None  # ...and occupied without a break (since)
     opening_since: float | None = None  # doors asked to open ("opening"), not open yet
     inferred: bool = False  # the current entrapment was inferred (not a code or presses)
+    status_at: float = 0.0  # event time of the latest raw status
     day: int = 0
     today_faults: int = 0
     today_trips: int = 0
@@ -159,6 +164,8 @@ def _inferred_due(st: ElevatorState, ctx: Ctx) -> tuple[float, str] | None:
 def next_deadline(st: ElevatorState, ctx: Ctx) -> float | None:
     pending = [since + _confirm_s(code, ctx) for code, since in st.pending.items()]
     inferred = _inferred_due(st, ctx)
+    if inferred is not None and inferred[0] - st.status_at > ctx.th.entrapment_evidence_s:
+        inferred = None  # no fresh report by then: the next status decides
     return earliest(*pending, inferred[0] if inferred else None)
 
 
@@ -183,10 +190,16 @@ def on_tick(st: ElevatorState, ctx: Ctx, now: float) -> tuple[ElevatorState, Cha
     inferred = _inferred_due(st, ctx)
     if inferred is not None and now >= inferred[0]:
         due, source = inferred
-        out += _entrapment(st, ctx, due, source, TITLES[source], in_door_zone=st.shut_in_zone,
-                           shut_since=st.shut_since, occupied_since=st.occupied_since)
-        if "entrapment" not in st.raised:  # silenced: do not retry until the situation changes
-            st.occupied_since = None
+        if due - st.status_at <= ctx.th.entrapment_evidence_s:
+            out += _entrapment(st, ctx, due, source, TITLES[source], in_door_zone=st.shut_in_zone,
+                               shut_since=st.shut_since, occupied_since=st.occupied_since)
+            if "entrapment" not in st.raised:  # silenced: do not retry until the situation changes
+                st.occupied_since = None
+        elif now - st.status_at <= ctx.th.entrapment_evidence_s:
+            # The car's reports had gone quiet at the deadline: one stale "occupied" reading is
+            # not a passenger. A fresh report that still says so decides, at its own time.
+            out += _entrapment(st, ctx, now, source, TITLES[source], in_door_zone=st.shut_in_zone,
+                               shut_since=st.shut_since, occupied_since=st.occupied_since)
     return st, out
 
 
@@ -298,6 +311,7 @@ def _fault(st: ElevatorState, ctx: Ctx, live: Ctx, code: int, active: bool, ts: 
 def _status(st: ElevatorState, ctx: Ctx, live: Ctx, f: dict, ts: float) -> Changes:
     out: Changes = []
     moving, door, occupied = bool(f["moving"]), f["door"], bool(f["occupied"])
+    st.status_at = max(st.status_at, ts)
     if not moving and door != "open":  # shut: closed, or closing, or asked to open and not open yet
         if st.shut_since is None:
             st.shut_since, st.shut_in_zone = ts, bool(f["door_zone"])

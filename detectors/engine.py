@@ -192,15 +192,17 @@ class Engine:
         ctx = self._ctx(device, ts)
         th = ctx.th
         had_will = st.health.will_at is not None
-        out = device_health.arrive(st.health, ctx, ev, rx)
+        c = st.clock
+        device_now = c.newest_ts + (rx - c.newest_rx) if c.newest_rx else ts
+        out = device_health.arrive(st.health, ctx, ev, rx, device_now)
         if ev.type == "offline":
             self.timers.set((did, WILL), rx + th.offline_grace_s)
         elif had_will:
             self.timers.set((did, WILL), None)
-        c = st.clock
         if ts >= c.newest_ts:
             c.newest_ts, c.newest_rx = ts, rx
-        self.last_seen.touch(did, rx, th.offline_after_s)
+        # (a message may take the reorder window to arrive: silence is counted from then)
+        self.last_seen.touch(did, rx, th.offline_after_s + th.allowed_lateness_s)
         instant = getattr(FAMILIES[device.device_type], "instant", None)
         if instant is not None:  # Level 1 on one message (SOS, fall, entrapment code): no reorder wait
             out += instant(st.family(device.device_type), ctx, ev)
@@ -360,9 +362,10 @@ class Engine:
         if st is None or device is None or "offline" in st.health.raised or st.health.last_seen > received:
             return []
         c = st.clock
-        at = c.newest_ts + (received + limit - c.newest_rx)
+        th = self.config.for_device(device)
+        at = c.newest_ts + (received + th.offline_after_s - c.newest_rx)  # in the device's own time
         self.dirty.add(did)
-        return device_health.go_offline(st.health, self._ctx(device, at), at, f"no message for {limit:.0f} s")
+        return device_health.go_offline(st.health, self._ctx(device, at), at, f"no message for {th.offline_after_s:.0f} s")
 
     # --- paging ---------------------------------------------------------------------------
 
@@ -579,7 +582,7 @@ class Engine:
                 continue
             th = self.config.for_device(device)
             if st.health.last_seen:
-                self.last_seen.touch(did, st.health.last_seen, th.offline_after_s)
+                self.last_seen.touch(did, st.health.last_seen, th.offline_after_s + th.allowed_lateness_s)
             if st.health.will_at is not None:
                 self.timers.set((did, WILL), st.health.will_at + th.offline_grace_s)
             self._reschedule(device, st, th)

@@ -33,6 +33,7 @@ from simulators.clock import (
     hourly_times,
     is_weekend,
     poisson,
+    weekday,
 )
 from simulators.fleet import HUB_SENSORS, Building
 
@@ -44,6 +45,9 @@ class Effect:
     """A change to a device's behaviour during [start, end) (local ms).
 
     kinds: ``wear`` (a lift's door re-opens and vibration grow towards the end),
+    ``busy`` (a lift's calls times ``factor``), ``meter_reset`` (a meter replaced: its
+    register starts again near zero at ``end``), ``night_shift`` (an entrance's
+    night-shift ``worker`` comes home at ``start``),
     ``suppress`` (drop the device's own records of ``params["types"]``,
     all of them, heartbeats included, when absent), ``flow_add`` (``lpm`` on a
     meter), ``flow_zero`` (no water), ``value_set`` (a sensor reads ``value`` ±
@@ -100,8 +104,10 @@ class LiftActor(Actor):
     def day(self, d: int, start: int, rng: random.Random, effects: EffectLookup) -> list[Record]:
         did = self.lift.device_id
         rates = LIFT_WEEKEND if is_weekend(d) else LIFT_WEEKDAY
-        calls = hourly_times(rng, start, rates, self.served)
-        wear = [e for e in effects(did, start, start + DAY) if e.kind == "wear"]
+        eff = effects(did, start, start + DAY)
+        busy = next((e for e in eff if e.kind == "busy"), None)
+        calls = hourly_times(rng, start, rates, self.served * (float(busy.params["factor"]) if busy else 1.0))
+        wear = [e for e in eff if e.kind == "wear"]
         out: list[Record] = []
         busy_until = start
         for t in calls:
@@ -118,56 +124,80 @@ class LiftActor(Actor):
                 b = rng.randint(1, self.floors)
                 if b == a:
                     b = 1 if a != 1 else self.floors
-            if self.floor != a:  # fetch the car empty
-                out.append((t, did, "telemetry", "status", dict(
-                    floor=self.floor, moving=True, door="closed", door_zone=False, occupied=False,
-                    direction="up" if a > self.floor else "down", speed_mps=self.speed, load_pct=0.0)))
-                t += self.travel_ms(self.floor, a)
-                out.append((t, did, "telemetry", "status", dict(
-                    floor=a, moving=False, door="open", door_zone=True, occupied=False, direction="idle",
-                    speed_mps=0.0, load_pct=0.0)))
-            riders = 1 + poisson(rng, 0.5)
-            load = round(min(100.0, riders * 7.5 + rng.random() * 3), 1)
-            board = t + int(rng.uniform(3, 8) * SECOND)
             # Wear (a scenario) makes door re-opens and vibration creep up over days.
             worn = 0.0
             for e in wear:
                 if e.start <= t < e.end:
                     worn = (t - e.start) / (e.end - e.start)
-            reopens = (1 + poisson(rng, 2.0 * worn)) if rng.random() < 0.05 + 0.5 * worn else 0
+            if self.floor != a:  # fetch the car empty
+                out.append((t, did, "telemetry", "status", dict(
+                    floor=self.floor, moving=True, door="closed", door_zone=False, occupied=False,
+                    direction="up" if a > self.floor else "down", speed_mps=self.speed, load_pct=0.0,
+                    vibration_mg=self.ride_vibration(rng, worn))))
+                t += self.travel_ms(self.floor, a)
+                out.append((t, did, "telemetry", "status", dict(
+                    floor=a, moving=False, door="open", door_zone=True, occupied=False, direction="idle",
+                    speed_mps=0.0, load_pct=0.0, vibration_mg=self.idle_vibration(rng))))
+            riders = 1 + poisson(rng, 0.5)
+            load = round(min(100.0, riders * 7.5 + rng.random() * 3), 1)
+            board = t + int(rng.uniform(3, 8) * SECOND)
+            crowd = 0.07 if busy is not None else 0.0  # a busy day: people hold the doors for each other
+            reopens = (1 + poisson(rng, 2.0 * worn)) if rng.random() < 0.05 + crowd + 0.5 * worn else 0
             board += reopens * 4 * SECOND
+            u = rng.random()
+            if u < 0.03:  # somebody holds the doors for a neighbour: open and occupied for a minute or two
+                held = int(rng.uniform(30, 100) * SECOND)
+                out.append((board, did, "telemetry", "status", dict(
+                    floor=a, moving=False, door="open", door_zone=True, occupied=True, direction="idle",
+                    speed_mps=0.0, load_pct=load, vibration_mg=self.idle_vibration(rng))))
+                reopens += 1 + int(rng.random() < 0.5)
+                board += held
+            elif u < 0.07:  # a slow rider: doors shut, standing a while before pressing a floor
+                out.append((board, did, "telemetry", "status", dict(
+                    floor=a, moving=False, door="closed", door_zone=True, occupied=True, direction="idle",
+                    speed_mps=0.0, load_pct=load, vibration_mg=self.idle_vibration(rng))))
+                board += int(rng.uniform(12, 60) * SECOND)
             out.append((board, did, "telemetry", "status", dict(
                 floor=a, moving=True, door="closed", door_zone=False, occupied=True,
                 direction="up" if b > a else "down", speed_mps=self.speed, load_pct=load,
-                vibration_mg=round(rng.uniform(8, 25) + 70 * worn, 1))))
+                vibration_mg=self.ride_vibration(rng, worn))))
             arrive = board + self.travel_ms(a, b)
             out.append((arrive, did, "telemetry", "status", dict(
                 floor=b, moving=False, door="open", door_zone=True, occupied=True, direction="idle",
-                speed_mps=0.0, load_pct=load)))
+                speed_mps=0.0, load_pct=load, vibration_mg=self.idle_vibration(rng))))
             out.append((arrive, did, "telemetry", "trip", dict(
                 from_floor=a, to_floor=b, duration_s=round((arrive - t) / SECOND, 1),
                 door_cycles=1 + reopens, door_reopens=reopens)))
             leave = arrive + int(rng.uniform(5, 10) * SECOND)
             out.append((leave, did, "telemetry", "status", dict(
                 floor=b, moving=False, door="closed", door_zone=True, occupied=False, direction="idle",
-                speed_mps=0.0, load_pct=0.0)))
+                speed_mps=0.0, load_pct=0.0, vibration_mg=self.idle_vibration(rng))))
             self.floor = b
             busy_until = leave + SECOND
-        # Idle keepalive status between trips.
-        busy = [(r[0]) for r in out]
+        # Idle keepalive status between trips; now and then the occupancy sensor sees
+        # something in the empty car for one reading (a reflection, a bag left behind).
+        busy_at = [(r[0]) for r in out]
         nxt = 0
         t = start + int(rng.random() * self.KEEPALIVE)
         floor_at = 1
         while t < start + DAY:
-            while nxt < len(busy) and busy[nxt] <= t:
+            while nxt < len(busy_at) and busy_at[nxt] <= t:
                 floor_at = out[nxt][4].get("floor", floor_at) if out[nxt][3] == "status" else floor_at
                 nxt += 1
-            if nxt >= len(busy) or busy[nxt] - t > MINUTE:
+            if nxt >= len(busy_at) or busy_at[nxt] - t > MINUTE:
                 out.append((t, did, "telemetry", "status", dict(
-                    floor=floor_at, moving=False, door="closed", door_zone=True, occupied=False,
-                    direction="idle", speed_mps=0.0, load_pct=0.0)))
+                    floor=floor_at, moving=False, door="closed", door_zone=True, occupied=rng.random() < 0.01,
+                    direction="idle", speed_mps=0.0, load_pct=0.0, vibration_mg=self.idle_vibration(rng))))
             t += self.KEEPALIVE
         return out
+
+    @staticmethod
+    def ride_vibration(rng: random.Random, worn: float) -> float:
+        return round(rng.uniform(7, 14) + 25 * worn, 1)  # milli-g while running; wear adds to it
+
+    @staticmethod
+    def idle_vibration(rng: random.Random) -> float:
+        return round(rng.uniform(0.5, 2.5), 1)  # the building's own hum, standing still
 
 
 # --- water ----------------------------------------------------------------------------------
@@ -210,6 +240,7 @@ class MeterActor(Actor):
             _, (d0, d1), (f0, f1) = kind
             draws.append((t, t + int(rng.uniform(d0, d1) * SECOND), round(rng.uniform(f0, f1), 2)))
         eff = effects(did, start, start + DAY)
+        resets = sorted(e.end for e in eff if e.kind == "meter_reset" and start <= e.end < start + DAY)
         adds = [(e.start, e.end, float(e.params["lpm"])) for e in eff if e.kind == "flow_add"]
         zeros = [(e.start, e.end) for e in eff if e.kind == "flow_zero"]
         points = {start}
@@ -232,6 +263,9 @@ class MeterActor(Actor):
             step = self.RUNNING if flow > 0 else self.IDLE
             t = cp
             while t < seg_end:
+                while resets and resets[0] <= t:  # a new meter: its register starts near zero
+                    resets.pop(0)
+                    self.total = rng.uniform(0, 3)
                 out.append((t, did, "telemetry", "flow", dict(flow_lpm=round(float(flow), 2),
                                                               total_l=round(self.total, 1))))
                 nxt = min(t + step, seg_end)
@@ -336,7 +370,12 @@ class EntranceActor(Actor):
     """Residents (card or face), exits by button, visitors (QR), couriers (app) and staff.
 
     Every passage is an ``access`` event then ``door`` open and closed; a
-    resident's card is sometimes refused once and presented again.
+    resident's card is sometimes refused once and presented again. As in the
+    field: the door leaf sometimes rebounds as it closes (closed, open for a
+    fraction of a second, closed); the contact sometimes reports the opening a
+    moment before the reader reports the credential; a few residents work night
+    shifts and come home after midnight on most nights, with their own card; the
+    cleaning contractor's staff card comes once a week at 03:xx.
     """
 
     def __init__(self, device: Device, units: list[str], scale: float) -> None:
@@ -345,18 +384,33 @@ class EntranceActor(Actor):
         self.door = device
         self.units = units
         self.scale = scale
+        rng = random.Random(f"night-shift:{device.device_id}")
+        self.night_workers = [(f"r-ns{rng.randint(100, 999)}-{k + 1}", rng.uniform(0.4, 2.4)) for k in range(rng.randint(1, 2))]
+        self.cleaning_day = rng.randrange(7)
 
     def day(self, d: int, start: int, rng: random.Random, effects: EffectLookup) -> list[Record]:
         did = self.door.device_id
         rates = ACCESS_WEEKEND if is_weekend(d) else ACCESS_WEEKDAY
         out: list[Record] = []
         free_at = start
-        for t in hourly_times(rng, start, rates, self.scale):
+        visits = [(t, None) for t in hourly_times(rng, start, rates, self.scale)]
+        forced = {e.params["worker"]: e.start for e in effects(did, start, start + DAY) if e.kind == "night_shift"}
+        for k, (cred, hour) in enumerate(self.night_workers):
+            if k in forced:
+                visits.append((forced[k], cred))
+            elif rng.random() < 5 / 7:
+                visits.append((start + int((hour + max(-0.5, min(0.5, rng.gauss(0, 0.25)))) * HOUR), cred))
+        if weekday(d) == self.cleaning_day:
+            visits.append((start + int(rng.uniform(3.0, 3.8) * HOUR), "s-clean"))
+        visits.sort(key=lambda v: v[0])
+        for t, who in visits:
             t = max(t, free_at)
             hour = ((t - start) // HOUR) % 24
             u = rng.random()
             unit = rng.choice(self.units) if self.units else "guest"
-            if u < 0.55:
+            if who is not None:
+                cred, method, role = who, "card", "staff" if who.startswith("s-") else "resident"
+            elif u < 0.55:
                 cred, role = f"r-{unit[-6:]}-{rng.randint(1, 3)}", "resident"
                 method = rng.choice(("card", "face", "face"))
                 if rng.random() < 0.015:
@@ -371,11 +425,18 @@ class EntranceActor(Actor):
                 cred, method, role = f"k-{rng.randint(1, 40):03d}", "app", "courier"
             else:
                 cred, method, role = f"s-{rng.randint(1, 12):02d}", "card", "staff"
-            out.append((t, did, "event", "access", dict(result="granted", credential=cred, method=method, role=role)))
             opened = t + int(rng.uniform(1, 3) * SECOND)
-            closed = opened + int(rng.uniform(5, 14) * SECOND)
+            if rng.random() < 0.05:  # the contact reports before the reader does
+                opened = t - int(rng.uniform(0.1, 0.8) * SECOND)
+            out.append((t, did, "event", "access", dict(result="granted", credential=cred, method=method, role=role)))
+            closed = max(opened, t) + int(rng.uniform(5, 14) * SECOND)
             out.append((opened, did, "event", "door", dict(state="open")))
             out.append((closed, did, "event", "door", dict(state="closed")))
+            if rng.random() < 0.04:  # the leaf rebounds off the frame
+                bounce = closed + int(rng.uniform(0.1, 0.5) * SECOND)
+                out.append((bounce, did, "event", "door", dict(state="open")))
+                closed = bounce + int(rng.uniform(0.1, 0.4) * SECOND)
+                out.append((closed, did, "event", "door", dict(state="closed")))
             free_at = closed + SECOND
         return out
 

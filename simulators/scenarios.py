@@ -146,8 +146,8 @@ _register(
                  description="8-12 refused credentials on one reader within minutes"),
     ScenarioType("reader_tamper", "access", L2, "entrance", (0, 24), (5, 30),
                  description="the reader's tamper switch opens (cover removed) and closes again"),
-    ScenarioType("unusual_hour_access", "access", L3, "entrance", (2.2, 4.5), (0.5, 0.5),
-                 description="a granted access during the door's quiet hours"),
+    ScenarioType("unusual_hour_access", "access", L3, "entrance", (3.0, 4.5), (0.5, 0.5),
+                 description="a granted access during the door's quiet hours (after the night-shift returns)"),
     ScenarioType("elderly_sos", "elderly", L1, "hub", (7, 21), (15, 15), description="SOS button pressed"),
     ScenarioType("elderly_fall", "elderly", L1, "hub", (8, 20), (30, 60),
                  description="fall event, then no motion until help arrives"),
@@ -191,8 +191,12 @@ _register(
 )
 LATER_TYPES = ["tailgating"]
 
-HARD_NEGATIVES = [name for name, t in CATALOGUE.items() if t.hard_negative]
-FAULTS = [name for name, t in CATALOGUE.items() if not t.hard_negative and name not in LATER_TYPES]
+# The order automatic placement draws in (seeded placements of older types stay put).
+_FIRST_FAULTS = [name for name, t in CATALOGUE.items() if not t.hard_negative and name not in LATER_TYPES]
+_FIRST_HARD_NEGATIVES = [name for name, t in CATALOGUE.items() if t.hard_negative]
+# Every type by kind (simulators/field.py adds its own to both lists and to LATER_TYPES).
+HARD_NEGATIVES = list(_FIRST_HARD_NEGATIVES)
+FAULTS = list(_FIRST_FAULTS) + [name for name in LATER_TYPES if not CATALOGUE[name].hard_negative]
 
 
 class ScenarioError(ValueError):
@@ -209,6 +213,8 @@ class Book:
     notices: list[Notice] = field(default_factory=list)
     effects: dict[str, list[Effect]] = field(default_factory=dict)
     injections: dict[str, list[Record]] = field(default_factory=dict)
+    # (device, start, end) local ms: uplink down, records stored and forwarded at the end
+    outages: list[tuple[str, int, int]] = field(default_factory=list)
 
     @property
     def offset(self) -> int:
@@ -319,6 +325,8 @@ class Compiler:
             return self.by_kind.get("leak", []) + self.by_kind.get("fire_door", []) + self.by_kind.get("entrance", [])
         if st.name == "stuck_sensor":
             return self.by_kind.get("pressure", [])
+        if st.target in _field.CANDIDATES:
+            return _field.CANDIDATES[st.target](self)
         return [d.device_id for d in fleet.devices if d.kind != "home_hub"]
 
     def place(self, type_: str, day: int, at: int | None, target: str | None, minutes: float | None,
@@ -362,6 +370,11 @@ class Compiler:
         self.counter += 1
         sid = f"S{self.counter:04d}-{type_}"
         sc = getattr(self, f"c_{st.name}", None)
+        if sc is None and st.name in _field.COMPILERS:
+            field_compiler = _field.COMPILERS[st.name]
+
+            def sc(*args: Any) -> Scenario:
+                return field_compiler(self, *args)
         if sc is None:
             sc = self.c_lift_fault if st.name.startswith("lift_fault_") else None
         assert sc is not None, st.name
@@ -807,7 +820,9 @@ def auto_placements(seed: int, first_day: int, days: int, *, per_type: int = 1,
     """One placement per scenario type (``per_type`` of each) spread over the run's days
     (``first_day`` is the absolute local day the run starts on, for finding a Saturday)."""
     rng = random.Random(f"{seed}:plan")
-    names = types if types is not None else (FAULTS + (HARD_NEGATIVES if include_hard_negatives else []) + LATER_TYPES)
+    names = types if types is not None else (
+        _FIRST_FAULTS + (_FIRST_HARD_NEGATIVES if include_hard_negatives else [])
+        + [n for n in LATER_TYPES if include_hard_negatives or not CATALOGUE[n].hard_negative])
     out: list[Placement] = []
     for name in names:
         for _ in range(per_type):
@@ -911,3 +926,7 @@ def file_placements(sf: ScenarioFile) -> list[Placement]:
 def parse_hhmm(value: Any, where: str = "time") -> int:
     """Local "HH:MM" as milliseconds after midnight."""
     return _parse_hhmm(value, where)
+
+
+# Field behaviours and the look-alikes a property manager knows (registers its types).
+from simulators import field as _field  # noqa: E402

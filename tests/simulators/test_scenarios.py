@@ -34,8 +34,9 @@ class Seen:
 def run(type_: str, days: float = 2.0, seed: int = 21) -> tuple[dict, list[Seen]]:
     """A small building with the one scenario; the scenario's devices' messages, validated and decoded."""
     fleet = build_fleet(seed, buildings=1, floors=4, units_per_floor=2, elderly_share=0.3)
+    day = 1 if type_ == "night_shift_return" else 0  # the worker's earlier nights come first
     sim = Simulation(fleet, start=SATURDAY, duration=dt.timedelta(days=days), auto_incidents=False,
-                     placements=[Placement(type=type_)], heartbeat_s=900)
+                     placements=[Placement(type=type_, day=day)], heartbeat_s=900)
     [scenario] = sim.ground_truth()["scenarios"]
     involved = set(scenario["devices"])
     seen = []
@@ -99,9 +100,11 @@ def check(type_: str, gt: dict, seen: list[Seen]) -> None:
             return sum(t.body["door_reopens"] for t in trips) / len(trips)
 
         assert reopen_rate(late) > reopen_rate(before) + 0.2
-        vib = [x.body["vibration_mg"] for x in within(seen, dev, s + span * 3 // 4, e, "status") if x.body["moving"]
-               and "vibration_mg" in x.body]
-        assert vib and sum(vib) / len(vib) > 50
+        def vibration(a: int, b: int) -> float:
+            vib = [x.body["vibration_mg"] for x in within(seen, dev, a, b, "status") if x.body["moving"]]
+            return sum(vib) / len(vib)
+
+        assert vibration(s + span * 3 // 4, e) > 2 * vibration(s, s + span // 10)  # while moving; idle readings stay put
     elif type_ == "pump_fault":
         pump, tank = sc["devices"]
         states = [(x.ts, x.body["state"], x.body.get("fault_code")) for x in within(seen, pump, s, e + 1, "pump")]
@@ -158,9 +161,10 @@ def check(type_: str, gt: dict, seen: list[Seen]) -> None:
         assert [d.body["state"] for d in within(seen, dev, s, e + 1, "door")] == ["open", "closed"]
     elif type_ == "unusual_hour_access":
         [granted] = within(seen, dev, s, e, "access")
-        assert granted.body["result"] == "granted" and 2 <= granted.local_hour < 5
-        quiet = [a for a in seen if a.device == dev and a.type == "access" and 2 <= a.local_hour < 5]
-        assert quiet == [granted], "the door's quiet hours hold nobody else"
+        assert granted.body["result"] == "granted" and 3 <= granted.local_hour < 5
+        quiet = [a for a in seen if a.device == dev and a.type == "access" and 3 <= a.local_hour < 5
+                 and a.body["role"] != "staff"]
+        assert quiet == [granted], "the door's quiet hours hold nobody else (but the weekly cleaning crew)"
     elif type_ == "elderly_sos":
         assert [x.ts for x in within(seen, dev, 0, 2**62, "sos")] == [s]
     elif type_ == "elderly_fall":
@@ -202,12 +206,104 @@ def check(type_: str, gt: dict, seen: list[Seen]) -> None:
         values = {x.body["pressure_kpa"] for x in within(seen, dev, s, e, "pressure")}
         assert values == {sc["detail"]["value"]}
         assert len({x.body["pressure_kpa"] for x in within(seen, dev, e, e + 2 * HOUR, "pressure")}) > 3
+    else:
+        check_field(type_, gt, seen)
+
+
+def check_field(type_: str, gt: dict, seen: list[Seen]) -> None:
+    """The field behaviours of simulators/field.py."""
+    sc = gt["scenario"]
+    s, e = sc["start_ms"], sc["end_ms"]
+    dev = sc["devices"][0]
+    statuses = within(seen, dev, s, e, "status")
+    if type_ == "lift_entrapment_door":
+        assert statuses and all(x.body["door"] == "opening" and x.body["occupied"] and x.body["door_zone"]
+                                and not x.body["moving"] for x in statuses)
+        faults = within(seen, dev, s, e + SECOND, "fault")
+        assert [(f.body["code"], f.body["active"]) for f in faults] == [(11, True), (11, False)]
+        assert faults[0].ts - s < 10 * SECOND
+    elif type_ == "lift_entrapment_silent":
+        assert len(statuses) >= (e - s) // (30 * SECOND) - 1
+        assert all(x.body["door"] == "closed" and x.body["occupied"] and x.body["door_zone"] and not x.body["moving"]
+                   for x in statuses)
+        assert not within(seen, dev, s - HOUR, e + HOUR, "fault", "alarm_button")
+    elif type_ == "lift_slow_rider":
+        shut = [x for x in statuses if x.body["door"] == "closed" and not x.body["moving"] and x.body["occupied"]]
+        moving = [x for x in statuses if x.body["moving"]]
+        assert shut and moving and 20 * SECOND <= moving[0].ts - shut[0].ts <= 61 * SECOND
+    elif type_ == "lift_occupancy_flicker":
+        occupied = [x.body["occupied"] for x in statuses]
+        assert any(occupied) and not all(occupied)
+        assert all(not x.body["moving"] and x.body["door"] == "closed" for x in statuses)
+    elif type_ == "lift_doors_held":
+        held = [x for x in statuses if x.body["door"] == "open" and x.body["occupied"]]
+        assert held and held[-1].ts - held[0].ts >= 90 * SECOND
+    elif type_ == "lift_parked_night":
+        assert statuses and all(not x.body["occupied"] and x.body["door"] == "closed" for x in statuses)
+        assert not within(seen, dev, s, e, "trip")
+    elif type_ == "lift_cleaning_inspection":
+        modes = within(seen, dev, s, e + SECOND, "service_mode")
+        assert [m.body["mode"] for m in modes] == ["inspection", "normal"]
+        assert len([x for x in statuses if x.body["occupied"]]) >= 15
+    elif type_ == "lift_child_alarm_press":
+        assert len(within(seen, dev, s - MINUTE, e + MINUTE, "alarm_button")) == 1
+        assert within(seen, dev, s, e, "trip")
+    elif type_ == "lift_busy_day":
+        busy = len(within(seen, dev, s, e, "trip"))
+        usual = len(within(seen, dev, s - DAY, s, "trip")) or len(within(seen, dev, e, e + DAY, "trip"))
+        assert busy > 1.8 * usual
+    elif type_ == "door_contact_bounce":
+        doors = [d.body["state"] for d in within(seen, dev, s, e + SECOND, "door")]
+        assert doors == ["open", "closed", "open", "closed"]
+        [reopen] = [d for d in within(seen, dev, s, e + SECOND, "door")][2:3]
+        assert reopen.ts - s == 24 * SECOND
+    elif type_ == "removal_van_door":
+        doors = within(seen, dev, s, e + SECOND, "door")
+        grants = within(seen, dev, s - SECOND, e, "access")
+        assert len(doors) >= 8 and len(grants) == len(doors) // 2
+        opens = [d.ts for d in doors if d.body["state"] == "open"]
+        closes = [d.ts for d in doors if d.body["state"] == "closed"]
+        assert max(c - o for o, c in zip(opens, closes)) <= 5 * MINUTE
+    elif type_ == "night_shift_return":
+        [granted] = within(seen, dev, s - SECOND, e, "access")
+        assert granted.body["credential"] == sc["detail"]["credential"] and granted.local_hour < 3.5
+        earlier = [a for a in seen if a.device == dev and a.type == "access" and a.ts < s - HOUR
+                   and a.body["credential"] == granted.body["credential"]]
+        assert earlier, "the same card came home on an earlier night"
+    elif type_ == "reader_reboot":
+        status = [x.type for x in within(seen, dev, s, e + SECOND, "offline", "online")]
+        assert status == ["offline", "online"]
+        assert not within(seen, dev, s, s + 30 * SECOND, "heartbeat", "access", "door")
+    elif type_ == "bath_and_washer":
+        flows = [f.body["flow_lpm"] for f in within(seen, dev, s, e, "flow")]
+        assert max(flows) >= 20 and max(flows) < 40
+    elif type_ == "meter_replaced":
+        gap = within(seen, dev, s, e - 2 * MINUTE)
+        assert not gap
+        after = within(seen, dev, e - 2 * MINUTE, e + HOUR, "flow")
+        assert after and after[0].body["total_l"] < 10 < within(seen, dev, s - DAY, s, "flow")[-1].body["total_l"]
+    elif type_ == "pressure_test_notice":
+        pressures = [x for x in seen if x.type == "pressure" and s <= x.ts < e and x.device in sc["devices"]]
+        assert pressures and all(p.body["pressure_kpa"] > 850 for p in pressures)
+    elif type_ == "overnight_guest":
+        doors = [d for d in within(seen, dev, s, e, "door") if d.body["door"] == "entrance"]
+        assert len(doors) == 4
+        leave = doors[2]
+        assert leave.local_hour < 5
+        beds = [x for x in seen if x.device == dev and x.type == "bed" and x.ts < leave.ts]
+        assert beds[-1].body["occupied"] is True, "the resident is in bed when the guest leaves"
+    elif type_ == "holiday_no_notice":
+        assert not within(seen, dev, s, e, *ROUTINE)
+        assert e - s >= 6 * HOUR
+        assert gt["notices"] == []
+    elif type_ == "uplink_store_and_forward":
+        assert within(seen, dev, s, e), "it keeps recording (delivered late)"
     else:  # pragma: no cover - a new type needs its own check
         pytest.fail(f"no check for {type_}")
 
 
 NOTICE_OF = {"lift_inspection": "inspection", "planned_water_shutdown": "water_shutdown",
-             "move_door_hold": "door_hold", "resident_away_notice": "away"}
+             "move_door_hold": "door_hold", "resident_away_notice": "away", "pressure_test_notice": "pressure_test"}
 
 
 @pytest.mark.parametrize("type_", list(CATALOGUE))
@@ -235,10 +331,12 @@ def test_scenario_emits_what_its_label_claims(type_: str) -> None:
 
 def test_entrapments_are_life_safety_and_hard_negatives_have_no_tier() -> None:
     for name in ("lift_fault_7", "lift_fault_8", "lift_entrapment_raw", "lift_alarm_presses", "elderly_sos",
-                 "elderly_fall", "water_burst"):
+                 "elderly_fall", "water_burst", "lift_entrapment_door", "lift_entrapment_silent"):
         assert CATALOGUE[name].tier == Tier.LIFE_SAFETY
-    assert {n for n in HARD_NEGATIVES} == {"late_sleep_after_late_night", "resident_away_notice", "long_shower",
-                                           "lift_inspection", "planned_water_shutdown", "move_door_hold"}
+    first = {"late_sleep_after_late_night", "resident_away_notice", "long_shower", "lift_inspection",
+             "planned_water_shutdown", "move_door_hold"}
+    assert first < set(HARD_NEGATIVES) and len(set(HARD_NEGATIVES) - first) >= 10
+    assert all(CATALOGUE[n].mimics in CATALOGUE for n in HARD_NEGATIVES)
 
 
 def test_the_example_scenario_file_scripts_its_incidents(tmp_path: Path) -> None:
