@@ -8,6 +8,7 @@ caller sees is decided by the tenancy rule in `api.tenancy` (404, never 403).
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Iterator
 from typing import Annotated
 
@@ -88,3 +89,30 @@ def can(caller: Caller, permission: Permission) -> bool:
 
 # The tenancy rule lives in api.tenancy; `visible` is re-exported here for the routes that import it from deps.
 visible = tenancy.visible
+
+
+def client_address(request: Request, settings: ApiSettings) -> str:
+    """The client's address: the peer's, or — only when the peer is a configured proxy — the address its
+    X-Forwarded-For names (the rightmost one that is not itself a trusted proxy). Run uvicorn with
+    ``proxy_headers=False``: it would otherwise believe the header from loopback before this sees it."""
+    peer = request.client.host if request.client else "unknown"
+    networks = settings.proxy_networks()
+    if not networks or not _within(peer, networks):
+        return peer
+    forwarded = ",".join(request.headers.getlist("x-forwarded-for"))
+    for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            return peer  # a forged or garbled chain: the proxy itself is all we know
+        if not _within(hop, networks):
+            return hop
+    return peer
+
+
+def _within(address: str, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)

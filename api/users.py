@@ -1,4 +1,4 @@
-"""Users, their communities, login tokens, API keys and failed-login accounting.
+"""Users, their communities, login tokens and API keys (login throttling: `api.throttle`).
 
 Plain functions over a psycopg connection, keyword-only, no HTTP. The first
 administrator is created with `ensure_admin` (``steward run`` calls it).
@@ -157,14 +157,23 @@ def ensure_admin(conn: psycopg.Connection, *, username: str, password: str,
     return get_user(conn, user_id=existing.id) or existing
 
 
-def authenticate(conn: psycopg.Connection, *, username: str, password: str) -> UserRecord | None:
+def authenticate(conn: psycopg.Connection, *, username: str, password: str) -> tuple[UserRecord | None, str]:
+    """The user when the password is right and the account active; else None and why (for the audit)."""
     row = conn.execute("SELECT id, password_hash, active FROM api_users WHERE username = %s", (username,)).fetchone()
     if row is None:
         verify_password(DUMMY_HASH, password)  # same cost as a real check
-        return None
-    if not verify_password(row[1], password) or not row[2]:
-        return None
-    return get_user(conn, user_id=row[0])
+        return None, "unknown_user"
+    if not verify_password(row[1], password):
+        return None, "wrong_password"
+    if not row[2]:
+        return None, "inactive"
+    return get_user(conn, user_id=row[0]), ""
+
+
+def as_caller(user: UserRecord, *, via: str) -> Caller:
+    """The user as the actor of an audit entry (a login, before any token exists)."""
+    return Caller(user.id, user.username, user.role, frozenset(user.communities), via,
+                  all_communities=user.all_communities)
 
 
 def issue_token(conn: psycopg.Connection, *, user_id: int, ttl: dt.timedelta) -> tuple[str, dt.datetime]:
@@ -242,22 +251,3 @@ def revoke_api_key(conn: psycopg.Connection, *, key_id: int, user_id: int) -> bo
         (key_id, user_id),
     ).fetchone()
     return row is not None
-
-
-def recent_failures(conn: psycopg.Connection, *, username: str, client: str, window: dt.timedelta) -> int:
-    """The larger of the failed logins for this username and from this client within the window."""
-    row = conn.execute(
-        "SELECT (SELECT count(*) FROM api_login_failures WHERE username = %s AND at > now() - %s), "
-        "(SELECT count(*) FROM api_login_failures WHERE client = %s AND at > now() - %s)",
-        (username, window, client, window),
-    ).fetchone()
-    assert row is not None
-    return max(row[0], row[1])
-
-
-def record_failure(conn: psycopg.Connection, *, username: str, client: str) -> None:
-    conn.execute("INSERT INTO api_login_failures (username, client) VALUES (%s, %s)", (username, client))
-
-
-def clear_failures(conn: psycopg.Connection, *, username: str) -> None:
-    conn.execute("DELETE FROM api_login_failures WHERE username = %s", (username,))

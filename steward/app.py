@@ -216,7 +216,9 @@ class Stack:
         app = create_app(**kwargs)
         # Requests still running when a stop begins get a few seconds; live streams end
         # by themselves as soon as app.state.stopping is set (stop()).
+        # proxy_headers off: the API decides whose X-Forwarded-For to believe (STEWARD_API_TRUSTED_PROXIES).
         config = uvicorn.Config(app, host=self.settings.api_host, port=self.settings.api_port, log_level="warning",
+                                proxy_headers=False,
                                 timeout_graceful_shutdown=API_GRACE_S)
         self._api_app = app
         self._api_server = uvicorn.Server(config)

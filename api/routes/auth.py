@@ -5,14 +5,19 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
+import psycopg
 from fastapi import APIRouter, Depends, Request
 from fastapi.security import OAuth2PasswordRequestForm
+from psycopg_pool import ConnectionPool
 from pydantic import BaseModel
 
-from api.deps import Conn, Settings, allow, oauth2
+from api import audit
+from api.deps import Conn, Settings, allow, client_address, get_pool, oauth2
 from api.errors import ERROR_RESPONSES, ErrorResponse, TooManyAttempts, Unauthorized
 from api.security import ROLE_PERMISSIONS, Permission
-from api.users import Caller, authenticate, clear_failures, issue_token, record_failure, recent_failures, revoke_token
+from api.settings import ApiSettings
+from api.throttle import Attempt
+from api.users import Caller, as_caller, authenticate, get_user, issue_token, revoke_token
 
 router = APIRouter(prefix="/auth", tags=["auth"], responses=ERROR_RESPONSES)
 
@@ -35,31 +40,67 @@ class MePublic(BaseModel):
     staff_name: str | None = None
 
 
-def _client(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
-
-
 @router.post("/token", response_model=TokenPublic,
-             responses={429: {"model": ErrorResponse, "description": "Too many failed logins; see Retry-After"}})
-def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Request, conn: Conn,
-          settings: Settings) -> TokenPublic:
-    """Exchange username and password for a bearer token that expires (``token_ttl_minutes``)."""
-    window = dt.timedelta(seconds=settings.login_window_seconds)
-    client = _client(request)
-    if recent_failures(conn, username=form.username, client=client, window=window) >= settings.login_max_failures:
-        raise TooManyAttempts(
-            f"too many failed logins; try again in {settings.login_window_seconds} s",
-            headers={"Retry-After": str(settings.login_window_seconds)},
-        )
-    user = authenticate(conn, username=form.username, password=form.password)
+             responses={429: {"model": ErrorResponse,
+                              "description": "Too many failed logins for this account from this address, or from "
+                              "this address; see Retry-After (api/throttle.py)"}})
+def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Request,
+          pool: Annotated[ConnectionPool, Depends(get_pool)], settings: Settings) -> TokenPublic:
+    """Exchange username and password for a bearer token that expires (``token_ttl_minutes``).
+
+    Throttled per account+address pair, per address and per account (`api.throttle`); every success,
+    failure and lock is audited.
+    """
+    address = client_address(request, settings)
+    username = form.username[:MAX_USERNAME]
+    # Its own transaction, committed whatever the answer: a failure must count although the request fails.
+    with pool.connection() as conn, conn.transaction():
+        attempt = Attempt(conn, username=username, address=address, policy=settings.throttle_policy())
+        verdict = attempt.verdict()
+        if verdict.allowed:
+            user, why = authenticate(conn, username=username, password=form.password)
+            if user is None:
+                locked = attempt.failed()
+                _audit_failure(conn, username, address, why, locked, settings)
+            else:
+                attempt.succeeded()
+                token, expires_at = issue_token(conn, user_id=user.id,
+                                                ttl=dt.timedelta(minutes=settings.token_ttl_minutes))
+                audit.record_about_user(conn, caller=as_caller(user, via="password"), action="auth.login", user=user,
+                                        detail={"address": address})
+    if not verdict.allowed:
+        whose = {"locked": "this account from this address is locked",
+                 "pair": "too many failed logins for this account from this address",
+                 "address": "too many failed logins from this address",
+                 "account": "too many failed logins for this account"}[verdict.why]
+        raise TooManyAttempts(f"{whose}; try again in {verdict.retry_after} s",
+                              headers={"Retry-After": str(verdict.retry_after)})
     if user is None:
-        record_failure(conn, username=form.username, client=client)
-        conn.commit()  # keep the failure although the request ends in an error (which rolls back)
         raise Unauthorized("wrong username or password", code="invalid_credentials",
                            headers={"WWW-Authenticate": "Bearer"})
-    clear_failures(conn, username=form.username)
-    token, expires_at = issue_token(conn, user_id=user.id, ttl=dt.timedelta(minutes=settings.token_ttl_minutes))
     return TokenPublic(access_token=token, expires_at=expires_at)
+
+
+MAX_USERNAME = 200  # usernames are at most 64 characters: a longer one is a wrong one, kept short in the audit
+
+
+def _audit_failure(conn: psycopg.Connection, username: str, address: str, why: str, locked: bool,
+                   settings: ApiSettings) -> None:
+    known = get_user(conn, username=username)
+    detail = {"address": address, "reason": why}
+    if known is not None:
+        audit.record_about_user(conn, caller=None, action="auth.login_failed", user=known, detail=detail)
+        if locked:
+            audit.record_about_user(conn, caller=None, action="auth.lock", user=known,
+                                    detail={"address": address, "seconds": settings.login_lock_seconds})
+        return
+    # Nobody's account: an entry of no community, for installation-wide administrators (api.tenancy).
+    audit.record(conn, caller=None, action="auth.login_failed", target_type="user", target_id=username,
+                 username=username, detail=detail, communities=[])
+    if locked:
+        audit.record(conn, caller=None, action="auth.lock", target_type="user", target_id=username,
+                     username=username, detail={"address": address, "seconds": settings.login_lock_seconds},
+                     communities=[])
 
 
 @router.post("/logout", status_code=204)
@@ -68,6 +109,9 @@ def logout(caller: Annotated[Caller, Depends(allow(Permission.READ))],
     """Revoke the bearer token used for this request (API keys are revoked by an admin)."""
     if token and caller.via == "token":
         revoke_token(conn, token=token)
+        user = get_user(conn, user_id=caller.user_id)
+        if user is not None:
+            audit.record_about_user(conn, caller=caller, action="auth.logout", user=user)
 
 
 @router.get("/me", response_model=MePublic)

@@ -134,8 +134,9 @@ class LiveServer:
 
     def __init__(self, app: FastAPI) -> None:
         self.port = free_port()
+        # proxy_headers off, as steward run starts it: the API decides whose X-Forwarded-For to believe.
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                    lifespan="on"))
+                                                    lifespan="on", proxy_headers=False))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     @property

@@ -97,6 +97,7 @@ def test_schemathesis_finds_nothing(target: Target, role: str, tmp_path: Path) -
 
 
 @pytest.mark.long
+@pytest.mark.timeout(3600)
 @pytest.mark.parametrize("role", ROLES)
 def test_schemathesis_finds_nothing_in_10000_cases(target: Target, role: str, tmp_path: Path) -> None:
     result = run_schemathesis(target, role, tmp_path, phases="coverage,fuzzing", examples=100, seed=1717)
