@@ -74,6 +74,9 @@ class Candidate(msgspec.Struct, frozen=True, kw_only=True):
     buildings: frozenset[str] = frozenset()  # empty: the whole community
     open_orders: int = 0
     max_open_orders: int = 5
+    # On call now in one of the community's schedules (True), in a rotation but off shift (False), or in no
+    # rotation at all (None: no preference either way).
+    on_duty: bool | None = None
 
 
 class Decision(msgspec.Struct, frozen=True, kw_only=True):
@@ -104,13 +107,16 @@ def choose(
             return 0
         return 1 if not c.buildings else 2
 
-    def rank(c: Candidate) -> tuple[int, int, int, int, str]:
-        return (int(c.open_orders >= c.max_open_orders), coverage(c), int(not (wanted & c.skills)),
-                c.open_orders, c.staff_id)
+    def rank(c: Candidate) -> tuple[int, int, int, int, int, str]:
+        # Somebody on shift before somebody at home; then who covers the building, has the skill, is least loaded.
+        return (int(c.open_orders >= c.max_open_orders), int(c.on_duty is False), coverage(c),
+                int(not (wanted & c.skills)), c.open_orders, c.staff_id)
 
     best = min(candidates, key=rank)
     notes = []
     notes.append("at capacity, but everyone is" if best.open_orders >= best.max_open_orders else "has capacity")
+    if best.on_duty is not None:
+        notes.append("on duty" if best.on_duty else "off shift, but nobody on shift can take it")
     cover = coverage(best)
     if building_id is not None:
         notes.append({0: f"covers building {building_id}", 1: "covers the whole community",

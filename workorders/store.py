@@ -470,7 +470,23 @@ def _load(conn: psycopg.Connection, assignees: Sequence[str]) -> dict[str, int]:
     return {r[0]: r[1] for r in rows}
 
 
-def dispatch_candidates(conn: psycopg.Connection, *, community_id: str, team_kind: str) -> list[dispatching.Candidate]:
+def _on_duty(conn: psycopg.Connection, community_id: str, at: dt.datetime) -> tuple[set[str], set[str]]:
+    """(on call at ``at``, in any rotation) among the community's on-call schedules."""
+    from oncall.schedule import on_call
+    from oncall.store import load_directory
+
+    now, rostered = set(), set()
+    for schedule in load_directory(conn, community_id).schedules.values():
+        for rotation in schedule.rotations:
+            rostered.update(rotation.participants)
+        who, _ = on_call(schedule, at)
+        if who is not None:
+            now.add(who)
+    return now, rostered
+
+
+def dispatch_candidates(conn: psycopg.Connection, *, community_id: str, team_kind: str,
+                        at: dt.datetime | None = None) -> list[dispatching.Candidate]:
     rows = conn.execute(
         """SELECT s.staff_id, s.team_id, s.skills, s.buildings, s.max_open_orders
            FROM staff s JOIN teams t ON t.team_id = s.team_id
@@ -478,8 +494,10 @@ def dispatch_candidates(conn: psycopg.Connection, *, community_id: str, team_kin
         (community_id, team_kind),
     ).fetchall()
     load = _load(conn, [r[0] for r in rows])
+    on_duty, rostered = _on_duty(conn, community_id, at) if at is not None else (set(), set())
     return [dispatching.Candidate(staff_id=r[0], team_id=r[1], skills=frozenset(r[2]), buildings=frozenset(r[3]),
-                                  max_open_orders=r[4], open_orders=load.get(r[0], 0)) for r in rows]
+                                  max_open_orders=r[4], open_orders=load.get(r[0], 0),
+                                  on_duty=(r[0] in on_duty) if r[0] in rostered else None) for r in rows]
 
 
 def dispatch(
@@ -493,7 +511,7 @@ def dispatch(
     _require_time("at", at)
     actor = _require_text("actor", actor)
     if assignee is None:
-        candidates = dispatch_candidates(conn, community_id=order.community_id, team_kind=order.team_kind)
+        candidates = dispatch_candidates(conn, community_id=order.community_id, team_kind=order.team_kind, at=at)
         skills = [s for s in (order.device_family, order.condition) if s]
         decision = dispatching.choose(team_kind=dispatching.TeamKind(order.team_kind), team_reason="auto-dispatch",
                                       candidates=candidates, building_id=order.building_id, skills=skills)

@@ -117,3 +117,18 @@ def test_nobody_to_dispatch_to_says_so() -> None:
     decision = dispatch.choose(team_kind=dispatch.TeamKind.SECURITY, team_reason="test", candidates=[],
                                building_id=None, skills=[])
     assert decision.staff_id is None and "nobody active in a security team" in decision.reason
+
+
+def test_somebody_on_shift_is_chosen_before_somebody_at_home() -> None:
+    day, night = (dispatch.Candidate(staff_id=s, team_id="eng", skills=frozenset({"water"}), open_orders=n, on_duty=d)
+                  for s, n, d in (("s-day", 0, False), ("s-night", 3, True)))
+    decision = dispatch.choose(team_kind=dispatch.TeamKind.ENGINEERING, team_reason="water", candidates=[day, night],
+                               building_id=None, skills=["water"])
+    assert decision.staff_id == "s-night" and "on duty" in decision.reason
+    # Off shift is still better than nobody; somebody in no rotation at all is neither preferred nor passed over.
+    alone = dispatch.choose(team_kind=dispatch.TeamKind.ENGINEERING, team_reason="water", candidates=[day],
+                            building_id=None, skills=["water"])
+    assert alone.staff_id == "s-day" and "off shift" in alone.reason
+    free = dispatch.Candidate(staff_id="s-free", team_id="eng", skills=frozenset({"water"}), open_orders=1)
+    assert dispatch.choose(team_kind=dispatch.TeamKind.ENGINEERING, team_reason="water", candidates=[free, night],
+                           building_id=None, skills=["water"]).staff_id == "s-free"
