@@ -458,7 +458,7 @@ function orderItem(o) {
   if (state.orderForm && state.orderForm.id === o.id) controls = orderForm(o, state.orderForm.action);
   else controls = h("div", { class: "actions" }, actionsFor(o).map((tr) => h("button", {
     type: "button", onclick: () => (ACTION_FIELDS[tr.action] ? (state.orderForm = { id: o.id, action: tr.action }, renderOrders()) : orderAction(o.id, tr.action, {})),
-  }, actionText(tr.action))));
+  }, actionText(tr.action))), h("button", { type: "button", onclick: () => openOrder(o.id) }, t("details")));
   return h("li", { class: "order" + (o.tier ? ` tier-${o.tier}` : ""), dataset: { orderId: o.id, state: o.state } },
     h("div", { class: "order-head" }, h("b", {}, `#${o.id} `), o.condition ? condition(o.condition) : o.title),
     h("p", { class: "meta" },
@@ -485,6 +485,26 @@ function orderForm(o, action) {
     },
   }, inputs, h("button", { type: "submit", class: "primary" }, actionText(action)),
   h("button", { type: "button", onclick: () => { state.orderForm = null; renderOrders(); } }, t("cancelForm")));
+}
+
+// A work order's history: every step with who took it and why, in the detail panel.
+export async function openOrder(id) {
+  clearMessage();
+  try {
+    const detail = await api("GET", "/work-orders/" + id);
+    const o = detail.order;
+    state.detailId = null;
+    const box = $("detail");
+    box.hidden = false;
+    box.className = "detail card" + (o.tier ? ` tier-${o.tier}` : "");
+    $("detail-heading").textContent = `${t("workOrder")} #${o.id} ${o.condition ? condition(o.condition) : o.title}`;
+    $("detail-body").replaceChildren(
+      h("p", { class: "meta" }, `${stateText(o.state)} · ${whereText(o.community_id, o.building_id)} · ${t("assignee")}: ${staffName(o.assignee)}`),
+      o.incident_id ? h("button", { type: "button", class: "link", onclick: () => openDetail(o.incident_id) }, `#${o.incident_id}`) : "",
+      h("h3", {}, t("timeline")),
+      h("ol", { class: "timeline order-timeline" }, detail.timeline.map((e) => h("li", {}, timelineText(e)))),
+      h("button", { type: "button", onclick: closeDetail }, t("close")));
+  } catch (err) { showError(err); }
 }
 
 async function orderAction(id, action, body) {

@@ -111,7 +111,9 @@ def test_residents_stay_masked_and_work_orders_move(browser: Browser, server: Li
     order = page.locator(f'[data-order-id="{order_id}"]')
     expect(order).to_have_attribute("data-state", "created")  # arrived over the stream
     # Only the transitions the machine allows from "created" for an operator (workorder.manage).
-    expect(order.get_by_role("button")).to_have_text(["Dispatch", "Cancel"])
+    expect(order.get_by_role("button")).to_have_text(["Dispatch", "Cancel", "Details"])
+    order.get_by_role("button", name="Details").click()  # the order's history, step by step
+    expect(page.locator("#detail .order-timeline")).to_contain_text(f"created · supervisor-{OWN}")
     order.get_by_role("button", name="Cancel").click()
     order.get_by_placeholder("reason").fill("duplicate of a resident call")
     order.get_by_role("button", name="Cancel").click()
