@@ -56,7 +56,8 @@ export const TEXT = {
     staff: "Staff", teams: "Teams", team: "team", role: "role", skills: "skills", contacts: "contacts",
     addStaff: "Add a staff member", save: "Save", staffId: "staff id", name: "name", importRoster: "Import roster (TOML)",
     importIt: "Import", dryRun: "Check only", imported: "Imported", kind: "kind", members: "members", lead: "lead",
-    login: "Log in", linkedLogin: "login",
+    linkedLogin: "login", schedules: "On-call schedules (shifts)", policies: "Escalation policies", rotation: "rotation",
+    steps: "steps", thenWait: "then wait",
     // phone
     phoneTitle: "Staff phones (demo notification sink)", noPhone: "No messages yet.", ackLink: "Acknowledge (link)",
     resolveLink: "Resolve (link)", to: "to", phoneNote: "What on-call sent to staff phones, with the signed links in each message.",
@@ -98,7 +99,7 @@ export const TEXT = {
     staff: "员工", teams: "班组", team: "班组", role: "岗位", skills: "技能", contacts: "联系方式",
     addStaff: "新增员工", save: "保存", staffId: "员工编号", name: "姓名", importRoster: "导入名册（TOML）",
     importIt: "导入", dryRun: "仅检查", imported: "已导入", kind: "类型", members: "人数", lead: "负责人",
-    linkedLogin: "登录账号",
+    linkedLogin: "登录账号", schedules: "值班表（班次）", policies: "升级策略", rotation: "轮班", steps: "步骤", thenWait: "之后等待",
     phoneTitle: "员工手机（演示通知接收端）", noPhone: "暂无消息。", ackLink: "确认（链接）", resolveLink: "解决（链接）",
     to: "发给", phoneNote: "值班系统发到员工手机的消息，每条带签名的操作链接。",
     deadTitle: "被拒收的消息", topic: "主题", receivedAt: "接收时间", detail: "详情", noDead: "没有被拒收的消息。",

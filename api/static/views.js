@@ -113,7 +113,15 @@ async function renderDevices() {
 // --- people -------------------------------------------------------------------------------------------
 
 async function renderPeople() {
-  const [staff, teams] = await Promise.all([api("GET", "/staff" + scopeQuery().replace("&", "?")), api("GET", "/teams" + scopeQuery().replace("&", "?"))]);
+  const scope = scopeQuery().replace("&", "?");
+  const [staff, teams, schedules, policies] = await Promise.all([api("GET", "/staff" + scope), api("GET", "/teams" + scope),
+    api("GET", "/oncall/schedules" + scope).catch(() => ({ data: [] })), api("GET", "/oncall/policies" + scope).catch(() => ({ data: [] }))]);
+  const target = (text) => {
+    const [kind, id] = text.split(":");
+    if (kind === "staff") return staffName(id);
+    if (kind === "schedule") return (schedules.data.find((x) => x.id === id) || { name: id }).name + ` (${t("onDuty")})`;
+    return (teams.find((x) => x.id === id) || { name: id }).name;
+  };
   const roles = ROLE_TEXT[state.lang] || ROLE_TEXT.en;
   const kinds = TEAM_TEXT[state.lang] || TEAM_TEXT.en;
   const sections = [
@@ -128,6 +136,17 @@ async function renderPeople() {
       table([t("name"), t("kind"), t("skills"), t("members"), t("lead")],
         teams.map((x) => h("tr", {}, h("td", {}, x.name), h("td", {}, kinds[x.kind] || x.kind), h("td", {}, x.skills.join(", ")),
           h("td", {}, String(x.members)), h("td", {}, staffName(x.lead_staff_id)))))),
+    h("section", { class: "card" }, h("h2", {}, t("schedules")),
+      table([t("name"), t("onDuty"), t("rotation")],
+        schedules.data.map((x) => h("tr", { dataset: { scheduleId: x.id } }, h("td", {}, x.name || x.id),
+          h("td", { class: "on-duty" }, x.on_call_now.staff_id ? `● ${staffName(x.on_call_now.staff_id)}` : "—"),
+          h("td", {}, x.rotations.map((r) => `${r.participants.map(staffName).join(" → ")} · ${r.shift_hours} h`).join("; ")))))),
+    h("section", { class: "card" }, h("h2", {}, t("policies")),
+      table([t("tier"), t("name"), t("steps")],
+        policies.data.map((x) => h("tr", { class: x.tier ? `tier-${x.tier}` : "" }, h("td", {}, x.tier ? "L" + x.tier : "*"),
+          h("td", {}, x.name || x.id),
+          h("td", {}, h("ol", { class: "steps" }, x.steps.map((st) => h("li", {},
+            `${st.targets.map(target).join(", ")} · ${t("thenWait")} ${st.delay_minutes} min`)))))))),
   ];
   if (can("oncall.manage")) {
     const communities = state.community ? [state.community] : state.me.communities;

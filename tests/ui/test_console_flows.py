@@ -158,6 +158,7 @@ def test_supervisor_runs_the_roster_and_the_board(browser: Browser, server: Live
     page.get_by_role("button", name="Import", exact=True).click()
     expect(page.locator("#message")).to_contain_text("Imported")
     expect(page.locator('#view-people tr[data-staff-id="s-wang"]')).to_contain_text("● 工程部值班")
+    expect(page.locator('#view-people tr[data-schedule-id="n-duty"]')).to_contain_text("● 王建国")
     # A roster error names the line and the field.
     broken = ROSTER.replace('team = "n-eng"\nphone', 'team = "n-guards"\nphone')
     line = broken.splitlines().index('team = "n-guards"') + 1
