@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import psycopg
 
+from api import tenancy
 from api.store.changes import CHANNEL, Change, changes_after_async, latest_id_async
+from api.users import Caller
 
 log = logging.getLogger(__name__)
 PAGE = 500
@@ -40,14 +41,13 @@ class TooManyStreams(Exception):
 class Subscription:
     """One open stream: the communities it may see and the changes waiting for it."""
 
-    user_id: int
-    communities: frozenset[str]
+    caller: Caller  # whose communities it may see (api.tenancy); refreshed by the stream as it re-checks
     joined_at: int  # the hub's cursor when it joined: rows after it come through the queue
     queue: asyncio.Queue[Change] = field(default_factory=lambda: asyncio.Queue(maxsize=1000))
     overflowed: bool = False  # fell a whole queue behind: it must catch up from the database
 
     def offer(self, change: Change) -> None:
-        if change.community_id not in self.communities or self.overflowed:
+        if self.overflowed or not tenancy.sees_community(self.caller, change.community_id):
             return
         try:
             self.queue.put_nowait(change)
@@ -75,14 +75,14 @@ class ChangeHub:
     def open_streams(self) -> int:
         return len(self._subscriptions)
 
-    def subscribe(self, user_id: int, communities: Iterable[str]) -> Subscription:
+    def subscribe(self, caller: Caller) -> Subscription:
         """Join (or 429): its first queued row is the first one after the hub's cursor now."""
         if len(self._subscriptions) >= self.max_total:
             raise TooManyStreams(f"this server has {self.max_total} live streams open, its limit")
-        mine = sum(1 for s in self._subscriptions if s.user_id == user_id)
+        mine = sum(1 for s in self._subscriptions if s.caller.user_id == caller.user_id)
         if mine >= self.max_per_user:
             raise TooManyStreams(f"you have {mine} live streams open, the limit per user")
-        subscription = Subscription(user_id, frozenset(communities), self.cursor)
+        subscription = Subscription(caller, self.cursor)
         self._subscriptions.add(subscription)
         return subscription
 

@@ -26,6 +26,7 @@ from fastapi.responses import StreamingResponse
 from psycopg_pool import ConnectionPool
 from starlette.concurrency import run_in_threadpool
 
+from api import tenancy
 from api.deps import api_key_header, authorize, get_pool, oauth2
 from api.errors import ERROR_RESPONSES, ApiError, ErrorResponse, TooManyAttempts
 from api.hub import ChangeHub, Subscription, TooManyStreams
@@ -70,7 +71,7 @@ async def stream(
         start = await run_in_threadpool(_latest, pool)
     hub: ChangeHub = request.app.state.hub
     try:
-        subscription = hub.subscribe(caller.user_id, caller.communities)
+        subscription = hub.subscribe(caller)
     except TooManyStreams as exc:
         raise TooManyAttempts(exc.message, code="too_many_streams",
                               headers={"Retry-After": str(RETRY_AFTER_S)}) from None
@@ -91,9 +92,9 @@ def _latest(pool: ConnectionPool) -> int:
         return latest_id(conn)
 
 
-def _catch_up(pool: ConnectionPool, communities: frozenset[str], after_id: int, up_to: int) -> list[Change]:
+def _catch_up(pool: ConnectionPool, caller: Caller, after_id: int, up_to: int) -> list[Change]:
     with pool.connection() as conn:
-        return changes_after(conn, communities=sorted(communities), after_id=after_id, up_to=up_to, limit=200)
+        return changes_after(conn, communities=sorted(caller.communities), after_id=after_id, up_to=up_to, limit=200)
 
 
 async def _changes(request: Request, pool: ConnectionPool, hub: ChangeHub, subscription: Subscription,
@@ -104,7 +105,7 @@ async def _changes(request: Request, pool: ConnectionPool, hub: ChangeHub, subsc
         yield f"retry: 2000\n: stream of {caller.username}, after {cursor}\n\n"
         # What was committed before this stream joined the hub comes from the database, page by page.
         while cursor < subscription.joined_at:
-            rows = await run_in_threadpool(_catch_up, pool, subscription.communities, cursor, subscription.joined_at)
+            rows = await run_in_threadpool(_catch_up, pool, subscription.caller, cursor, subscription.joined_at)
             for change in rows:
                 yield _message(change)
                 cursor = change.id
@@ -120,7 +121,7 @@ async def _changes(request: Request, pool: ConnectionPool, hub: ChangeHub, subsc
                 except ApiError as exc:
                     yield f"event: end\ndata: {json.dumps({'code': exc.code, 'message': exc.message})}\n\n"
                     return
-                subscription.communities = frozenset(caller.communities)
+                subscription.caller = caller
                 last_check = time.monotonic()
             if subscription.overflowed:
                 # A whole queue behind: drop it and read the rest from the database, up to the hub's cursor.
@@ -129,7 +130,7 @@ async def _changes(request: Request, pool: ConnectionPool, hub: ChangeHub, subsc
                     subscription.queue.get_nowait()
                 subscription.overflowed = False
                 while cursor < up_to:
-                    rows = await run_in_threadpool(_catch_up, pool, subscription.communities, cursor, up_to)
+                    rows = await run_in_threadpool(_catch_up, pool, subscription.caller, cursor, up_to)
                     for change in rows:
                         yield _message(change)
                         cursor = change.id
@@ -142,7 +143,7 @@ async def _changes(request: Request, pool: ConnectionPool, hub: ChangeHub, subsc
                     yield ": keepalive\n\n"
                     last_sent = time.monotonic()
                 continue
-            if change.id > cursor and change.community_id in subscription.communities:
+            if change.id > cursor and tenancy.sees_community(subscription.caller, change.community_id):
                 yield _message(change)
                 cursor = change.id
                 last_sent = time.monotonic()
