@@ -75,16 +75,21 @@ class DeviceState(msgspec.Struct, array_like=True):
     clock: DeviceClock = msgspec.field(default_factory=DeviceClock)
 
     def family(self, device_type: DeviceType) -> msgspec.Struct:
-        found = getattr(self, device_type.value)
+        attr, make = _FAMILY_STATE[device_type]
+        found = getattr(self, attr)
         if found is None:
-            found = {
-                DeviceType.ELEVATOR: elevator.ElevatorState,
-                DeviceType.WATER: water.WaterState,
-                DeviceType.ACCESS: access.AccessState,
-                DeviceType.ELDERLY: elderly.ElderlyState,
-            }[device_type]()
-            setattr(self, device_type.value, found)
+            found = make()
+            setattr(self, attr, found)
         return found
+
+
+_FAMILY_STATE = {
+    DeviceType.ELEVATOR: ("elevator", elevator.ElevatorState),
+    DeviceType.WATER: ("water", water.WaterState),
+    DeviceType.ACCESS: ("access", access.AccessState),
+    DeviceType.ELDERLY: ("elderly", elderly.ElderlyState),
+}
+_UNKNOWN = object()
 
 
 class CommunityState(msgspec.Struct, array_like=True):
@@ -143,6 +148,8 @@ class Engine:
         self._unpaged: set[str] = set()  # devices with a condition known only from late data
         self._active: dict[str, set[str]] = {}  # community -> buildings to evaluate at its watermark
         self._next_building_check = 0.0
+        self._due: dict[str, float | None] = {}  # each device's next event-time deadline (derived, cached)
+        self._th: dict[str, Thresholds] = {}
         self.dirty: set[str] = set()
         self.clock = 0.0  # receive time: the latest message received or `advance`
 
@@ -174,8 +181,23 @@ class Engine:
                     return True
         return False
 
+    def _thresholds(self, device: Device) -> Thresholds:
+        th = self._th.get(device.device_id)
+        if th is None:
+            th = self._th[device.device_id] = self.config.for_device(device)
+        return th
+
     def _ctx(self, device: Device, ts: float) -> Ctx:
-        return Ctx(device=device, th=self.config.for_device(device), suppressed=self.silenced(device, ts))
+        return Ctx(device=device, th=self._thresholds(device), suppressed=self.silenced(device, ts))
+
+    def _next_due(self, device: Device, st: DeviceState) -> float | None:
+        """The device's next event-time deadline (cached until its state changes)."""
+        due = self._due.get(device.device_id, _UNKNOWN)
+        if due is _UNKNOWN:
+            due = FAMILIES[device.device_type].next_deadline(st.family(device.device_type),
+                                                             Ctx(device=device, th=self._thresholds(device)))
+            self._due[device.device_id] = due
+        return due  # type: ignore[return-value]
 
     # --- arrival -------------------------------------------------------------------------
 
@@ -205,7 +227,10 @@ class Engine:
         self.last_seen.touch(did, rx, th.offline_after_s + th.allowed_lateness_s)
         instant = getattr(FAMILIES[device.device_type], "instant", None)
         if instant is not None:  # Level 1 on one message (SOS, fall, entrapment code): no reorder wait
-            out += instant(st.family(device.device_type), ctx, ev)
+            now_changes = instant(st.family(device.device_type), ctx, ev)
+            if now_changes:
+                self._due.pop(did, None)
+                out += now_changes
         pending = c.pending
         if not pending or ts >= _ts(pending[-1]):
             pending.append(ev)
@@ -255,6 +280,7 @@ class Engine:
         self.clock = now
         self.last_seen = LastSeen()
         self.timers = TimerQueue()
+        self._due.clear()
         for did, st in self.states.items():
             c, h = st.clock, st.health
             if c.newest_rx:
@@ -275,14 +301,16 @@ class Engine:
 
     def _poll(self, device: Device, st: DeviceState, now: float) -> Changes:
         """Apply what the device's reorder window releases and fire its timers up to its horizon."""
-        th = self.config.for_device(device)
+        th = self._thresholds(device)
         c = st.clock
         h = horizon(c, now, th)
         out: Changes = []
         pending = c.pending
         while pending and (_ts(pending[0]) <= h or len(pending) > PENDING_MAX):
             out += self._apply(device, st, pending.pop(0))
-        out += self._fire(device, st, h)
+        due = self._next_due(device, st)
+        if due is not None and due <= h:
+            out += self._fire(device, st, h)
         self._reschedule(device, st, th)
         if out or device.device_id in self._unpaged:
             out = self._settle(device, st, out, now, h)
@@ -298,7 +326,8 @@ class Engine:
             # before it began.
             ev = msgspec.structs.replace(ev, ts=utc(c.state_time))
             ts = c.state_time
-        out = self._fire(device, st, ts)
+        due = self._next_due(device, st)
+        out = self._fire(device, st, ts) if due is not None and due <= ts else []
         ctx = self._ctx(device, ts)
         _, more = device_health.on_event(st.health, ctx, ev)
         out += more
@@ -309,17 +338,18 @@ class Engine:
             _, more = FAMILIES[device.device_type].on_event(fam, ctx, ev)
             out += more
         c.state_time = max(c.state_time, ts)
+        self._due.pop(device.device_id, None)
         return out
 
     def _fire(self, device: Device, st: DeviceState, limit: float) -> Changes:
         """Every event-time deadline of the device up to ``limit``, each at its own time."""
         module = FAMILIES[device.device_type]
         fam = st.family(device.device_type)
-        th = self.config.for_device(device)
+        th = self._thresholds(device)
         out: Changes = []
         last = -math.inf
+        due = self._next_due(device, st)
         for _ in range(256):
-            due = module.next_deadline(fam, Ctx(device=device, th=th))
             if due is None or due > limit or due <= last:
                 break  # none, not yet, or one its tick could not resolve (the next message re-evaluates it)
             ctx = self._ctx(device, due)
@@ -332,12 +362,13 @@ class Engine:
                 out += more
             st.clock.state_time = max(st.clock.state_time, due)
             last = due
+            due = module.next_deadline(fam, Ctx(device=device, th=th))
+        self._due[device.device_id] = due
         return out
 
     def _reschedule(self, device: Device, st: DeviceState, th: Thresholds) -> None:
         """The receive time at which the device's next deadline comes due if it stays silent."""
-        fam = st.family(device.device_type)
-        due = FAMILIES[device.device_type].next_deadline(fam, Ctx(device=device, th=th))
+        due = self._next_due(device, st)
         c = st.clock
         wake = None
         if due is not None and due > c.state_time and c.newest_rx:
@@ -419,7 +450,7 @@ class Engine:
             drop = self.pressure_drop_at.get(device.building_id)
             if drop is not None:
                 facts["pressure_drop_at"] = drop
-            if building.grouped(self.buildings.get(device.building_id), self.config.for_device(device).building_pressure_min_devices):
+            if building.grouped(self.buildings.get(device.building_id), self._thresholds(device).building_pressure_min_devices):
                 facts["building_grouped"] = True
         return facts
 
@@ -473,7 +504,7 @@ class Engine:
             if st is None:
                 continue
             c = st.clock
-            th = self.config.for_device(self.devices[did])
+            th = self._thresholds(self.devices[did])
             if c.newest_rx and now - c.newest_rx <= th.silent_clock_s:
                 live.append((c.newest_rx - c.newest_ts, c, th))
         if live:
@@ -525,8 +556,9 @@ class Engine:
             if ost is None or ost.water is None or odev is None:
                 continue
             if "pressure_out_of_band" in ost.water.raised:
-                octx = Ctx(device=odev, th=self.config.for_device(odev))
+                octx = Ctx(device=odev, th=self._thresholds(odev))
                 out += clear(ost.water.raised, octx, "pressure_out_of_band", at, "Folded into the building's supply interruption")
+                self._due.pop(other, None)
                 self.dirty.add(other)
         return out
 
@@ -558,6 +590,7 @@ class Engine:
         """After loading snapshots: unit wet sets, receive-time liveness, timers, reorder
         windows, conditions waiting to page and the buildings to evaluate."""
         self.unit_wet.clear()
+        self._due.clear()
         for did, st in self.states.items():
             device = self.devices.get(did)
             if device is None:

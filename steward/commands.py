@@ -157,4 +157,7 @@ def register(app: typer.Typer) -> None:
     from steward import bench
 
     register_oncall_bench(bench.app)
+    from steward.soak import register as register_soak
+
+    register_soak(bench.app)
     app.add_typer(bench.app, name="bench", help="Benchmarks that print measured figures.")
