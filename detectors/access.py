@@ -23,7 +23,8 @@ Conditions and tiers:
 - ``repeated_denied`` (Level 2): ``denied_attempts`` denied credentials within
   ``denied_window_s`` on one reader; clears after 10 quiet minutes.
 - ``unusual_hour_access`` (Level 3): a granted credential (not the exit
-  button, not the property's own staff, who work shifts) in an hour that is
+  button, not the property's own staff, who work shifts, not a visitor's QR
+  code, which a resident issued for that time) in an hour that is
   unusual for this door (fewer than ``unusual_hour_rate`` accesses a day,
   learned over at least ``unusual_hour_learn_days``; before that the fixed
   ``quiet_hours``) **and** for this credential (not seen within an hour of it
@@ -208,7 +209,9 @@ def _unusual_hour(st: AccessState, ctx: Ctx, ts: float, f: dict) -> Changes:
     learned = days >= th.unusual_hour_learn_days
     rate = hours[h] / days if days > 0 else 0.0
     door_unusual = rate < th.unusual_hour_rate if learned else in_window(h, *th.quiet_hours)
-    exempt = f.get("method") == "button" or f.get("role") == "staff"
+    # The exit button is somebody leaving; staff work shifts the roster knows; a visitor's
+    # QR code is an invitation a resident issued for that very time.
+    exempt = f.get("method") in ("button", "qr") or f.get("role") == "staff"
     out: Changes = []
     unusual = False
     if door_unusual and not exempt:

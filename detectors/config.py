@@ -132,8 +132,9 @@ class Thresholds(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     wander_confirm_s: float = 300.0  # after the door was last used: nobody moved inside, bed empty
     bathroom_night_s: float = 15 * 60.0  # the floor; learned: 1.25 x longest normal stay + 5 min
     bathroom_learn_stays: int = 5
-    bathroom_rooms: tuple[str, ...] = ("bathroom", "toilet", "washroom")
-    entrance_doors: tuple[str, ...] = ("entrance", "front", "main")
+    # words in a room's or door's name (any decoration: "front_door", "Bathroom 2")
+    bathroom_rooms: tuple[str, ...] = ("bathroom", "toilet", "washroom", "wc", "restroom", "shower", "bath")
+    entrance_doors: tuple[str, ...] = ("entrance", "front", "main", "entry", "apartment", "home")
 
     # --- every device ---
     offline_after_s: float = 900.0  # no message for this long = offline (3 missed 5-min heartbeats)

@@ -45,6 +45,7 @@ Conditions and tiers:
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import msgspec
 import numpy as np
@@ -82,6 +83,13 @@ class ElderlyState(msgspec.Struct, array_like=True):
     raised: dict[str, Raised] = msgspec.field(default_factory=dict)
     wander_last: float | None = None  # last use of the entrance door at night, not yet explained
     bed_sensor: bool = False  # what the bed sensor itself last said (in_bed also infers missed exits)
+
+
+def named(name: str, words: tuple[str, ...]) -> bool:
+    """Is a sensor's name one of ``words``, whatever its decoration ("front_door",
+    "Bathroom 2", "main-entrance")?"""
+    tokens = re.split(r"[^a-z]+", name.lower())
+    return any(t in words for t in tokens if t)
 
 
 def learned_days(st: ElderlyState) -> int:
@@ -315,7 +323,7 @@ def on_event(st: ElderlyState, ctx: Ctx, ev: Event) -> tuple[ElderlyState, Chang
             st.last_act = ts
         st.inactive_fired = False
         out += clear(st.raised, ctx, "inactivity", ts, "Activity again")
-    entrance = ev.type == "door" and str(f["door"]).lower() in th.entrance_doors
+    entrance = ev.type == "door" and named(str(f["door"]), th.entrance_doors)
     if ev.type in ("motion", "bed"):
         st.out = False
         if st.wander_last is not None and ts > st.wander_last and (ev.type == "motion" or f["occupied"]):
@@ -337,7 +345,7 @@ def on_event(st: ElderlyState, ctx: Ctx, ev: Event) -> tuple[ElderlyState, Chang
         if st.in_bed and "bed" not in room:
             # Moving about in another room: the bed sensor missed the exit.
             st.in_bed, st.bed_out_at = False, ts
-        if room in th.bathroom_rooms:
+        if named(room, th.bathroom_rooms):
             if st.bath_since is None:
                 st.bath_since, st.bath_fired = ts, False
         else:
@@ -350,7 +358,7 @@ def on_event(st: ElderlyState, ctx: Ctx, ev: Event) -> tuple[ElderlyState, Chang
             if st.door_closed_at is not None and ts - st.door_closed_at >= 60.0:
                 out += clear(st.raised, ctx, "night_wandering", ts, "Resident moving inside again")
                 st.door_closed_at = None
-    elif ev.type == "door" and str(f["door"]).lower() in th.entrance_doors:
+    elif entrance:
         hour = dt.datetime.fromtimestamp(ts, th.zone).hour
         if in_window(hour, th.wander_start_hour, th.wander_end_hour) or st.wander_last is not None:
             st.wander_last = ts

@@ -230,6 +230,10 @@ class Engine:
             now_changes = instant(st.family(device.device_type), ctx, ev)
             if now_changes:
                 self._due.pop(did, None)
+                age = now - ts
+                if age > self.config.page_late_s:  # it pages all the same, with its age shown
+                    now_changes = [msgspec.structs.replace(c, detail={**c.detail, "late_s": round(age, 1)})
+                                   for c in now_changes]
                 out += now_changes
         pending = c.pending
         if not pending or ts >= _ts(pending[-1]):

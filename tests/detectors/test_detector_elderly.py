@@ -171,3 +171,23 @@ def test_silence_right_after_getting_up_at_night_is_not_sleep() -> None:
     got = play(eng, day)
     assert kinds(got) == [("opened", "inactivity", 2)]
     assert got[0][0] <= at(7, day=6)
+
+
+def test_hard_negative_a_holiday_without_a_notice_is_not_inactivity() -> None:
+    eng = learned_engine()
+    t = at(10, day=5)
+    steps = [s for s in normal_day(5) if s[0] < at(8, 50, day=5)]
+    steps += [motion(t - 60, "hall"), door(t, "open"), door(t + 10, "closed")] + [(t + h * 3600, "tick") for h in range(1, 80)]
+    back = at(16, day=8)
+    steps += [door(back, "open"), door(back + 10, "closed"), motion(back + 30, "hall"), motion(back + 300, "kitchen")]
+    assert play(eng, steps) == []
+
+
+def test_coming_home_then_silence_is_judged_as_home() -> None:
+    """The door opens while the resident was out: somebody is back; if nothing moves after
+    that, the inactivity rules run again (the fixed floor here, as while learning)."""
+    t = at(10)
+    steps = [motion(t - 60, "hall"), door(t, "open"), door(t + 10, "closed"), door(t + 7200, "open"),
+             door(t + 7210, "closed"), (t + 7210 + 13 * 3600, "tick")]
+    got = play(engine(HUB), steps)
+    assert kinds(got) == [("opened", "inactivity", 2)] and got[0][0] == t + 7210 + 12 * 3600
