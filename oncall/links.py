@@ -29,7 +29,8 @@ MAX_TOKEN_LENGTH = 1024
 
 
 class LinkRefused(Exception):
-    """The link cannot be used; ``reason`` is one of malformed, forged, expired, unknown, replayed."""
+    """The link cannot be used; ``reason`` is one of malformed, forged, expired, unknown, replayed, revoked
+    (its staff member was deactivated: links die with them)."""
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
@@ -110,15 +111,18 @@ def verify_and_consume_link(
         secret = OnCallSettings().link_secret.get_secret_value()  # type: ignore[call-arg]
     claims = peek_link(token, now, secret=secret)
     row = conn.execute(
-        "UPDATE oncall_links SET used_at = %s WHERE nonce = %s AND used_at IS NULL"
-        " AND incident_id = %s AND action = %s AND staff_id = %s RETURNING nonce",
-        (now, claims.n, claims.i, claims.a, claims.s),
+        "UPDATE oncall_links SET used_at = %s WHERE nonce = %s AND used_at IS NULL AND revoked_at IS NULL"
+        " AND incident_id = %s AND action = %s AND staff_id = %s"
+        " AND EXISTS (SELECT 1 FROM staff WHERE staff_id = %s AND active) RETURNING nonce",
+        (now, claims.n, claims.i, claims.a, claims.s, claims.s),
     ).fetchone()
     if row is None:
         known = conn.execute("SELECT used_at FROM oncall_links WHERE nonce = %s", (claims.n,)).fetchone()
         if known is None:
             raise LinkRefused("unknown", "token: this link was never issued")
-        raise LinkRefused("replayed", "token: this link was already used")
+        if known[0] is not None:
+            raise LinkRefused("replayed", "token: this link was already used")
+        raise LinkRefused("revoked", "token: the person this link was sent to is no longer active")
     return claims.i, claims.a, claims.s
 
 

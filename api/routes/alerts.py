@@ -22,6 +22,7 @@ from api.body import Body
 from api.deps import Conn, Reader, allow, visible
 from api.errors import ERROR_RESPONSES, ErrorResponse
 from api.params import IDENT, Cursor, Limit, RowId, Since, Until, time_range
+from api.privacy import Scrubber, scrubber_for
 from api.routes.residents import ResidentPublic, present
 from api.routes.events import EventPublic
 from api.security import Permission
@@ -139,8 +140,15 @@ class EscalateBody(Body):
     reason: str | None = Field(default=None, max_length=4000)
 
 
-def _alert(value: lifecycle.Alert) -> AlertPublic:
-    return AlertPublic(**msgspec.structs.asdict(value))
+def _alert(value: lifecycle.Alert, scrub: Scrubber | None = None) -> AlertPublic:
+    public = AlertPublic(**msgspec.structs.asdict(value))
+    if scrub is not None:  # free text as written only for roles with resident.pii (api/privacy.py)
+        public.resolution_reason = scrub.text(public.resolution_reason)
+    return public
+
+
+def _alert_for(conn: Conn, caller: Caller, value: lifecycle.Alert) -> AlertPublic:
+    return _alert(value, scrubber_for(conn, caller, [value.community_id]))
 
 
 def _now() -> dt.datetime:
@@ -169,7 +177,8 @@ def list_alerts(
                                  tier=list(tier) if tier else None, status=list(status) if status else None,
                                  since=start, until=end, family=family, device=device, search=q, sort=sort,
                                  after=cursor, limit=limit, now=_now())
-    return AlertListPublic(data=[_alert(a) for a in page.items], next_cursor=page.next_cursor)
+    scrub = scrubber_for(conn, caller, {a.community_id for a in page.items})
+    return AlertListPublic(data=[_alert(a, scrub) for a in page.items], next_cursor=page.next_cursor)
 
 
 @router.get("/{alert_id}", response_model=AlertDetailPublic)
@@ -185,10 +194,18 @@ def get_alert(alert_id: RowId, caller: Reader, conn: Conn) -> AlertDetailPublic:
         events = sorted(events, key=lambda e: e.time, reverse=True)[:RECENT_EVENTS]
     residents = [present(caller, r) for r in resident_store.residents_for_devices(conn, device_ids=alert.device_ids)
                  if r.community_id == alert.community_id]
+    scrub = scrubber_for(conn, caller, [alert.community_id])  # free text as written only with resident.pii
+    timeline = [TimelineEntryPublic(**msgspec.structs.asdict(t)) for t in detail.timeline]
+    comments = [CommentPublic(**msgspec.structs.asdict(c)) for c in detail.comments]
+    if scrub is not None:
+        for entry in timeline:
+            entry.detail = scrub.detail(entry.detail)
+        for made in comments:
+            made.body = scrub.text(made.body) or ""
     return AlertDetailPublic(
-        alert=_alert(alert),
-        timeline=[TimelineEntryPublic(**msgspec.structs.asdict(t)) for t in detail.timeline],
-        comments=[CommentPublic(**msgspec.structs.asdict(c)) for c in detail.comments],
+        alert=_alert(alert, scrub),
+        timeline=timeline,
+        comments=comments,
         work_order_ids=detail.work_order_ids, recent_events=events, residents=residents,
     )
 
@@ -232,7 +249,7 @@ def acknowledge_many(body: BulkAcknowledgeBody, caller: Actor, conn: Conn) -> Bu
 @router.post("/{alert_id}/acknowledge", response_model=AlertPublic)
 def acknowledge(alert_id: RowId, caller: Actor, conn: Conn) -> AlertPublic:
     """Take ownership: reminders and escalation stop."""
-    return _alert(_acknowledge(conn, caller, alert_id))
+    return _alert_for(conn, caller, _acknowledge(conn, caller, alert_id))
 
 
 @router.post("/{alert_id}/resolve", response_model=AlertPublic)
@@ -247,7 +264,7 @@ def resolve(alert_id: RowId, body: ResolveBody, caller: Actor, conn: Conn) -> Al
                               community_ids=caller.communities)
     oncall_actions.note_resolved(conn, incident_id=alert.id, staff_id=actor, at=at, via="control room")
     _audit(conn, caller, "resolve", alert, {"note": bool(body.note), "resolution": body.resolution})
-    return _alert(alert)
+    return _alert_for(conn, caller, alert)
 
 
 @router.post("/{alert_id}/comments", response_model=CommentPublic, status_code=201)
@@ -256,7 +273,11 @@ def comment(alert_id: RowId, body: CommentBody, caller: Actor, conn: Conn) -> Co
                              community_ids=caller.communities)
     alert = lifecycle.get_alert(conn, incident_id=alert_id, community_ids=caller.communities).alert
     _audit(conn, caller, "comment", alert, {"comment_id": made.id})
-    return CommentPublic(**msgspec.structs.asdict(made))
+    public = CommentPublic(**msgspec.structs.asdict(made))
+    scrub = scrubber_for(conn, caller, [alert.community_id])
+    if scrub is not None:
+        public.body = scrub.text(public.body) or ""
+    return public
 
 
 @router.post("/{alert_id}/assign", response_model=AlertPublic)
@@ -264,7 +285,7 @@ def assign(alert_id: RowId, body: AssignBody, caller: Actor, conn: Conn) -> Aler
     alert = lifecycle.assign(conn, incident_id=alert_id, actor=actor_of(conn, caller), at=_now(), assignee=body.assignee,
                              community_ids=caller.communities)
     _audit(conn, caller, "assign", alert, {"assignee": body.assignee})
-    return _alert(alert)
+    return _alert_for(conn, caller, alert)
 
 
 @router.post("/{alert_id}/escalate", response_model=AlertPublic)
@@ -273,4 +294,4 @@ def escalate(alert_id: RowId, body: EscalateBody, caller: Actor, conn: Conn) -> 
     alert = lifecycle.escalate(conn, incident_id=alert_id, actor=actor_of(conn, caller), at=_now(), tier=body.tier,
                                severity=body.severity, reason=body.reason, community_ids=caller.communities)
     _audit(conn, caller, "escalate", alert, {"tier": body.tier, "severity": body.severity})
-    return _alert(alert)
+    return _alert_for(conn, caller, alert)

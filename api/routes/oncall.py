@@ -546,11 +546,13 @@ LINK_REFUSALS: dict[str, tuple[int, str]] = {
     "expired": (403, "This link has expired. Open the alert in the Steward app instead."),
     "unknown": (404, "This link was never issued."),
     "replayed": (403, "This link was already used."),
+    "revoked": (403, "This link is no longer valid: the person it was sent to is no longer active."),
 }
 _ACTION_WORDS = {"ack": ("确认接单", "Acknowledge"), "resolve": ("标记已解决", "Resolve")}
 _LINK_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "`link_malformed`"},
-    403: {"model": ErrorResponse, "description": "`link_forged`, `link_expired` or `link_replayed`"},
+    403: {"model": ErrorResponse, "description": "`link_forged`, `link_expired`, `link_replayed` or "
+          "`link_revoked` (its staff member was deactivated)"},
     404: {"model": ErrorResponse, "description": "`link_unknown`; `not_found` when links are not enabled"},
     409: {"model": ErrorResponse, "description": "`illegal_transition`: the alert is already acknowledged or resolved"},
 }
@@ -625,11 +627,13 @@ def preview_link(token: Annotated[str, Path(max_length=MAX_TOKEN_LENGTH + 1)], r
         claims = peek_link(token, now, secret=secret)
     except LinkRefused as exc:
         return _link_refused(request, exc)
-    issued, used_at = store.link_record(conn, claims=claims)
+    issued, used_at, revoked = store.link_record(conn, claims=claims)
     if not issued:
         return _link_refused(request, LinkRefused("unknown", "token: this link was never issued"))
     if used_at is not None:
         return _link_refused(request, LinkRefused("replayed", "token: this link was already used"))
+    if revoked:
+        return _link_refused(request, LinkRefused("revoked", "token: its staff member is no longer active"))
     brief = store.incident_brief(conn, incident_id=claims.i)
     if brief is None:
         return _refusal(request, 404, "not_found", f"Alert {claims.i} no longer exists.")
@@ -664,7 +668,7 @@ def use_link(token: Annotated[str, Path(max_length=MAX_TOKEN_LENGTH + 1)], reque
             assert brief is not None
             _audit_link(conn, staff_id=staff_id, incident_id=incident_id, action=action, outcome=action)
     except LinkRefused as exc:
-        signed = _signed_claims(token) if exc.reason in ("expired", "unknown", "replayed") else None
+        signed = _signed_claims(token) if exc.reason in ("expired", "unknown", "replayed", "revoked") else None
         if signed is None:
             log.info("action link refused (%s)", exc.reason)  # unsigned noise: not attributable to anybody
         else:

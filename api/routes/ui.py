@@ -17,7 +17,6 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse, JSONResponse
 
 from api.errors import NotFound
-from api.security import Permission
 from domain import conditions
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
@@ -51,14 +50,13 @@ def page() -> FileResponse:
 def config() -> JSONResponse:
     transitions: dict[str, list[dict[str, Any]]] = {}
     try:
-        from api.routes.workorders import FIELD_ACTIONS
+        from api.routes.workorders import action_permission
         from workorders.machine import TRANSITIONS
     except ModuleNotFoundError:  # the work-order part is optional in the app; the page then hides its panel
         return JSONResponse({"work_orders": False, "transitions": {}, "conditions": conditions.for_the_page()},
                             headers=SECURITY_HEADERS)
     for (state, action), target in TRANSITIONS.items():
-        needs = [Permission.WORKORDER_WORK.value, Permission.WORKORDER_MANAGE.value] if action in FIELD_ACTIONS \
-            else [Permission.WORKORDER_MANAGE.value]
+        needs = [action_permission(action).value]
         transitions.setdefault(state.value, []).append({"action": action.value, "to": target.value,
                                                         "needs_any": needs})
     return JSONResponse({"work_orders": True, "transitions": transitions, "conditions": conditions.for_the_page()},

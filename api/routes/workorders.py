@@ -14,6 +14,7 @@ from api.body import Body
 from api.deps import Conn, Reader, allow, can, visible
 from api.errors import ERROR_RESPONSES, ErrorResponse, Forbidden
 from api.params import IDENT, IdCursor, Limit, RowId, Since, Until, time_range
+from api.privacy import Scrubber, scrubber_for
 from api.store import people
 from api.security import Permission
 from api.users import Caller
@@ -24,8 +25,14 @@ from workorders.machine import Action, OrderState
 router = APIRouter(tags=["work orders"], responses={
     **ERROR_RESPONSES, 409: {"model": ErrorResponse, "description": "Not allowed in the order's current state"}})
 Manager = Annotated[Caller, Depends(allow(Permission.WORKORDER_MANAGE))]
-# Field steps a technician may take on an order; everything else needs workorder.manage.
+# Field steps need workorder.work (technicians, supervisors); everything else needs workorder.manage. Having
+# one does not give the other: the control room dispatches and verifies, it does not arrive on site.
 FIELD_ACTIONS = frozenset({Action.ACCEPT, Action.ARRIVE, Action.COMPLETE})
+
+
+def action_permission(action: Action) -> Permission:
+    """The one permission a work-order action needs (the console reads it through /ui/config.json)."""
+    return Permission.WORKORDER_WORK if action in FIELD_ACTIONS else Permission.WORKORDER_MANAGE
 
 
 class WorkOrderCreate(Body):
@@ -139,8 +146,21 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def _order(value: store.WorkOrder) -> WorkOrderPublic:
-    return WorkOrderPublic(**msgspec.to_builtins(value, builtin_types=(dt.datetime,)))
+def _order(value: store.WorkOrder, scrub: Scrubber | None) -> WorkOrderPublic:
+    public = WorkOrderPublic(**msgspec.to_builtins(value, builtin_types=(dt.datetime,)))
+    if scrub is not None:  # free text as written only for roles with resident.pii (api/privacy.py)
+        public.title = scrub.text(public.title) or ""
+        public.description = scrub.text(public.description) or ""
+        public.return_visit_note = scrub.text(public.return_visit_note)
+        public.reporter = scrub.reporter(public.reporter)
+    return public
+
+
+def _event(value: store.OrderEvent, scrub: Scrubber | None) -> OrderEventPublic:
+    public = OrderEventPublic(**msgspec.structs.asdict(value))
+    if scrub is not None:
+        public.detail = scrub.detail(public.detail)
+    return public
 
 
 def _get(conn: Conn, caller: Caller, order_id: int, now: dt.datetime | None = None) -> store.WorkOrder:
@@ -154,9 +174,12 @@ def list_orders(caller: Reader, conn: Conn, limit: Limit = 50, cursor: IdCursor 
                 assignee: Annotated[str | None, Query(max_length=200)] = None,
                 open_only: bool = False) -> WorkOrderListPublic:
     """Newest first; ``cursor`` is the last id of the previous page."""
-    rows = store.list_orders(conn, community_ids=visible(caller, community), state=state.value if state else None,
+    communities = visible(caller, community)
+    rows = store.list_orders(conn, community_ids=communities, state=state.value if state else None,
                              assignee=assignee, open_only=open_only, after=cursor, limit=limit)
-    return WorkOrderListPublic(data=[_order(o) for o in rows], next_cursor=rows[-1].id if len(rows) == limit else None)
+    scrub = scrubber_for(conn, caller, communities)
+    return WorkOrderListPublic(data=[_order(o, scrub) for o in rows],
+                               next_cursor=rows[-1].id if len(rows) == limit else None)
 
 
 @router.post("/work-orders", response_model=WorkOrderPublic, status_code=201)
@@ -170,15 +193,15 @@ def create_order(body: WorkOrderCreate, caller: Manager, conn: Conn) -> WorkOrde
     order = store.create_order(conn, actor=people.actor_for(conn, user_id=caller.user_id, username=caller.username), at=_now(), **body.model_dump())
     audit.record(conn, caller=caller, action="work_order.create", community_id=order.community_id,
                  target_type="work_order", target_id=order.id, detail={"source": body.source})
-    return _order(order)
+    return _order(order, scrubber_for(conn, caller, [order.community_id]))
 
 
 @router.get("/work-orders/{order_id}", response_model=WorkOrderDetailPublic)
 def get_order(order_id: RowId, caller: Reader, conn: Conn) -> WorkOrderDetailPublic:
     order = _get(conn, caller, order_id, now=_now())
     events = store.timeline(conn, order_id=order.id)
-    return WorkOrderDetailPublic(order=_order(order),
-                                 timeline=[OrderEventPublic(**msgspec.structs.asdict(e)) for e in events])
+    scrub = scrubber_for(conn, caller, [order.community_id])
+    return WorkOrderDetailPublic(order=_order(order, scrub), timeline=[_event(e, scrub) for e in events])
 
 
 @router.post("/work-orders/{order_id}/actions", response_model=WorkOrderPublic)
@@ -186,8 +209,8 @@ def act(order_id: RowId, body: WorkOrderAction, conn: Conn,
         caller: Annotated[Caller, Depends(allow(Permission.READ))]) -> WorkOrderPublic:
     """One step of the loop: dispatch, reassign, accept, arrive, complete, verify, reject, return_visit, close,
     cancel. Technicians take the field steps (accept, arrive, complete); the others need workorder.manage."""
-    needed = Permission.WORKORDER_WORK if body.action in FIELD_ACTIONS else Permission.WORKORDER_MANAGE
-    if not can(caller, needed) and not can(caller, Permission.WORKORDER_MANAGE):
+    needed = action_permission(body.action)
+    if not can(caller, needed):
         raise Forbidden(f"the {caller.role} role may not {body.action.value} a work order (needs {needed})")
     current = _get(conn, caller, order_id)
     order = store.act(conn, order_id=current.id, action=body.action.value, at=_now(), actor=people.actor_for(conn, user_id=caller.user_id, username=caller.username),
@@ -196,15 +219,15 @@ def act(order_id: RowId, body: WorkOrderAction, conn: Conn,
                  target_type="work_order", target_id=order.id,
                  detail={"assignee": body.assignee, "rating": body.rating, "from": current.state.value,
                          "to": order.state.value})
-    return _order(order)
+    return _order(order, scrubber_for(conn, caller, [order.community_id]))
 
 
 @router.post("/work-orders/{order_id}/notes", status_code=204)
 def add_note(order_id: RowId, body: NoteBody, conn: Conn,
              caller: Annotated[Caller, Depends(allow(Permission.READ))]) -> None:
-    """跟进: a progress note on the timeline (staff who work or manage orders)."""
-    if not (can(caller, Permission.WORKORDER_WORK) or can(caller, Permission.WORKORDER_MANAGE)):
-        raise Forbidden(f"the {caller.role} role may not add notes to work orders")
+    """跟进: a progress note on the timeline, by the staff who work the order (workorder.work)."""
+    if not can(caller, Permission.WORKORDER_WORK):
+        raise Forbidden(f"the {caller.role} role may not add notes to work orders (needs {Permission.WORKORDER_WORK})")
     order = _get(conn, caller, order_id)
     store.note(conn, order_id=order.id, at=_now(), actor=people.actor_for(conn, user_id=caller.user_id, username=caller.username), text=body.text)
     audit.record(conn, caller=caller, action="work_order.note", community_id=order.community_id,

@@ -128,13 +128,17 @@ def end_window(conn: psycopg.Connection, *, window_id: int, now: dt.datetime) ->
     return "ended"
 
 
-def link_record(conn: psycopg.Connection, *, claims: LinkClaims) -> tuple[bool, dt.datetime | None]:
-    """(issued, used_at) of the link these claims name; read only (a preview must not consume)."""
+def link_record(conn: psycopg.Connection, *, claims: LinkClaims) -> tuple[bool, dt.datetime | None, bool]:
+    """(issued, used_at, revoked) of the link these claims name; read only (a preview must not consume).
+
+    Revoked: the link died with its staff member (deactivated, or gone)."""
     row = conn.execute(
-        "SELECT used_at FROM oncall_links WHERE nonce = %s AND incident_id = %s AND action = %s AND staff_id = %s",
+        "SELECT l.used_at, l.revoked_at IS NOT NULL OR NOT coalesce(s.active, false) FROM oncall_links l"
+        " LEFT JOIN staff s ON s.staff_id = l.staff_id"
+        " WHERE l.nonce = %s AND l.incident_id = %s AND l.action = %s AND l.staff_id = %s",
         (claims.n, claims.i, claims.a, claims.s),
     ).fetchone()
-    return (row is not None, row[0] if row else None)
+    return (row is not None, row[0] if row else None, bool(row and row[1]))
 
 
 def incident_brief(conn: psycopg.Connection, *, incident_id: int) -> tuple[str, str, int, str] | None:

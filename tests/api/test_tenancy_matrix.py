@@ -316,7 +316,7 @@ ENTRIES: dict[tuple[str, str], Entry] = {
     ("POST", "/work-orders/{order_id}/actions"): entry(P.WORKORDER_MANAGE, lambda m, cs: Req(
         "POST", f"/work-orders/{m.order(one(cs))}/actions", {"action": "cancel", "reason": "duplicate"}),
         changes=True),
-    ("POST", "/work-orders/{order_id}/notes"): entry((P.WORKORDER_WORK, P.WORKORDER_MANAGE), lambda m, cs: Req(
+    ("POST", "/work-orders/{order_id}/notes"): entry(P.WORKORDER_WORK, lambda m, cs: Req(
         "POST", f"/work-orders/{m.order(one(cs))}/notes", {"text": "parts ordered"}), changes=True),
     ("GET", "/kpis"): entry(P.READ, lambda m, cs: Req("GET", f"/kpis?community={one(cs)}"), unfiltered=False),
     # --- people

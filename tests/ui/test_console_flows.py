@@ -258,8 +258,10 @@ def test_wall_screen_and_offline_docs(browser: Browser, server: LiveServer, worl
     context.route("**/*", guard)
     docs = context.new_page()
     docs.goto(server.url + "/docs")
-    expect(docs.locator(".swagger-ui")).to_contain_text("Steward control-room API")
-    expect(docs.locator(".swagger-ui")).to_contain_text("/auth/token")  # the operations rendered, not just the title
+    # Swagger UI renders the whole document first: seconds on a loaded machine.
+    expect(docs.locator(".swagger-ui")).to_contain_text("Steward control-room API", timeout=30_000)
+    # The operations rendered, not just the title.
+    expect(docs.locator(".swagger-ui")).to_contain_text("/auth/token", timeout=30_000)
     redoc = context.new_page()
     redoc.goto(server.url + "/redoc")
     expect(redoc.locator("h1").first).to_contain_text("Steward control-room API", timeout=30_000)

@@ -1,0 +1,103 @@
+"""Issue 17, "Why" 8 and 10: field steps need workorder.work, action links die with their staff member, and free
+text reaches only roles that may see residents' personal data as written."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from api.security import ROLE_PERMISSIONS, Permission, Role
+from tests.api.conftest import OWN, World
+from tests.api.test_alerts_workorders import open_incident
+from tests.api.test_oncall_routes import HTML, escalating_incident, issue, oncall_client, seed_staff  # noqa: F401
+
+
+def new_order(client: TestClient, world: World, *, description: str = "Check the meter") -> int:
+    r = client.post("/work-orders", headers=world.headers(f"admin-{OWN}"),
+                    json={"community_id": OWN, "title": "Meter", "tier": 3, "description": description,
+                          "auto_dispatch": False})
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+def dispatched(client: TestClient, world: World) -> int:
+    order_id = new_order(client, world)
+    with psycopg.connect(world.dsn) as conn:
+        conn.execute("INSERT INTO teams (team_id, community_id, kind, name) VALUES ('n-eng', %s, 'engineering', "
+                     "'Eng') ON CONFLICT DO NOTHING", (OWN,))
+        conn.execute("INSERT INTO staff (staff_id, community_id, team_id, name) VALUES ('n-li', %s, 'n-eng', 'Li') "
+                     "ON CONFLICT DO NOTHING", (OWN,))
+    r = client.post(f"/work-orders/{order_id}/actions", headers=world.headers(f"admin-{OWN}"),
+                    json={"action": "dispatch", "assignee": "n-li"})
+    assert r.status_code == 200, r.text
+    return order_id
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_field_steps_and_notes_need_workorder_work(role: Role, world: World, client: TestClient) -> None:
+    """api/README: accept, arrive, complete and notes are workorder.work; the control room's workorder.manage
+    does not include them (it was allowed to take them)."""
+    headers = world.headers(f"{role.value}-{OWN}")
+    works = Permission.WORKORDER_WORK in ROLE_PERMISSIONS[role]
+    order_id = dispatched(client, world)
+    steps = []
+    for action in ("accept", "arrive", "complete"):
+        r = client.post(f"/work-orders/{order_id}/actions", headers=headers, json={"action": action})
+        steps.append(r.status_code)
+        if not works:
+            assert r.json()["error"]["code"] == "forbidden" and "workorder.work" in r.json()["error"]["message"]
+    assert steps == ([200, 200, 200] if works else [403, 403, 403])
+    r = client.post(f"/work-orders/{order_id}/notes", headers=headers, json={"text": "parts ordered"})
+    assert r.status_code == (204 if works else 403)
+
+
+def test_an_action_link_dies_with_its_staff_members_deactivation(world: World, oncall_client: TestClient) -> None:
+    incident_id = escalating_incident(world.dsn)
+    token = issue(world.dsn, incident_id, "ack", "n-wang")
+    assert oncall_client.get(f"/oncall/links/{token}").status_code == 200  # valid while n-wang is active
+    supervisor = world.headers(f"supervisor-{OWN}")
+    r = oncall_client.put("/staff/n-wang", headers=supervisor, json={"name": "Wang", "active": False})
+    assert r.status_code == 200, r.text
+    for method in ("GET", "POST"):
+        r = oncall_client.request(method, f"/oncall/links/{token}")
+        assert r.status_code == 403 and r.json()["error"]["code"] == "link_revoked", (method, r.text)
+    with psycopg.connect(world.dsn) as conn:
+        status = conn.execute("SELECT status FROM incidents WHERE id = %s", (incident_id,)).fetchone()
+        refused = conn.execute("SELECT count(*) FROM audit_log WHERE action = 'oncall.link.refused.revoked'"
+                               ).fetchone()
+    assert status == ("open",) and refused == (1,)
+    # Dead for good: taking the person back does not revive what was sent before.
+    assert oncall_client.put("/staff/n-wang", headers=supervisor,
+                             json={"name": "Wang", "active": True}).status_code == 200
+    assert oncall_client.post(f"/oncall/links/{token}").json()["error"]["code"] == "link_revoked"
+    # A link sent after that works.
+    fresh = issue(world.dsn, incident_id, "ack", "n-wang")
+    assert oncall_client.post(f"/oncall/links/{fresh}").status_code == 200
+
+
+TEXT = "Wang Xiuying (138 0013 8000) fell in the bathroom, unit u101; her son is on 13912345678"
+
+
+def test_free_text_is_shown_as_written_only_to_roles_that_may_see_residents_data(world: World,
+                                                                                 client: TestClient) -> None:
+    order_id = new_order(client, world, description=TEXT)
+    incident_id = open_incident(world.dsn, OWN, world.devices[OWN])
+    operator = world.headers(f"operator-{OWN}")
+    assert client.post(f"/alerts/{incident_id}/comments", headers=operator, json={"body": TEXT}).status_code == 201
+    assert client.post(f"/work-orders/{order_id}/notes", headers=world.headers(f"supervisor-{OWN}"),
+                       json={"text": TEXT}).status_code == 204
+    for role in Role:
+        headers = world.headers(f"{role.value}-{OWN}")
+        order = client.get(f"/work-orders/{order_id}", headers=headers).json()
+        listed = next(o for o in client.get("/work-orders", headers=headers).json()["data"] if o["id"] == order_id)
+        note = next(e for e in order["timeline"] if e["kind"] == "note")
+        comment = client.get(f"/alerts/{incident_id}", headers=headers).json()["comments"][0]["body"]
+        shown = [order["order"]["description"], listed["description"], str(note["detail"]), comment]
+        if Permission.RESIDENT_PII in ROLE_PERMISSIONS[role]:
+            assert all(TEXT in text for text in shown), (role, shown)
+        else:
+            for text in shown:
+                assert "Wang Xiuying" not in text and "8000" in text and "0013" not in text, (role, text)
+                assert "13912345678" not in text and "*******5678" in text and "W**" in text, (role, text)
+                assert "fell in the bathroom, unit u101" in text  # the work itself stays readable
