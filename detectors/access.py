@@ -22,15 +22,17 @@ Conditions and tiers:
   attended, a door left open is not. Clears when closed.
 - ``repeated_denied`` (Level 2): ``denied_attempts`` denied credentials within
   ``denied_window_s`` on one reader; clears after 10 quiet minutes.
-- ``unusual_hour_access`` (Level 3): a granted credential (not the exit
-  button, not the property's own staff, who work shifts, not a visitor's QR
-  code, which a resident issued for that time) in an hour that is
-  unusual for this door (fewer than ``unusual_hour_rate`` accesses a day,
-  learned over at least ``unusual_hour_learn_days``; before that the fixed
-  ``quiet_hours``) **and** for this credential (not seen within an hour of it
-  on an earlier day in the last ``unusual_hour_memory_days``: a night-shift
-  worker's card becomes usual after its first night). Clears when an access in
-  that hour is usual again or after ``unusual_hour_clear_s`` without another.
+- ``unusual_hour_access`` (Level 3): a credential this door does not know
+  (not granted here in the last two to four weeks: a lost or copied card, a
+  former tenant's card never revoked, a contractor's card out of hours) in an
+  hour that is unusual for the door (fewer than ``unusual_hour_rate`` entries a
+  day, learned over at least ``unusual_hour_learn_days``; before that the fixed
+  ``quiet_hours``). A resident whose card the door knows, coming home at 02:00,
+  is not unusual; nor is a night-shift worker's card after its first night. Not
+  checked: the exit button (somebody leaving), the property's own staff (shift
+  work the roster knows), a visitor's QR code (an invitation a resident issued
+  for that time). Clears when an access in that hour is usual again or after
+  ``unusual_hour_clear_s`` without another.
 - ``tamper`` (Level 2): reader tamper switch active; clears when released.
 - ``tailgating`` (Level 3): a door with a people counter (``passage`` events)
   lets more people in during one opening than credentials were granted for it.
@@ -50,7 +52,8 @@ from detectors.base import Changes, Ctx, Raised, clear, earliest, once, raise_
 from detectors.config import in_window, local_day
 
 DENIED_QUIET_S = 600.0
-CREDENTIALS = 16  # night credentials remembered per door (3 x uint32 each: hash, hours mask, day)
+SEEN_BITS = 2048  # per generation: ~200 credentials a door knows at a 1.6 % false "known" rate (3 hashes)
+SEEN_GENERATION_DAYS = 14  # a credential unseen for 2-4 weeks is a stranger again
 
 
 class AccessState(msgspec.Struct, array_like=True):
@@ -66,8 +69,9 @@ class AccessState(msgspec.Struct, array_like=True):
     contact_since: float = 0.0  # ...reported at
     confirmed: str = "closed"  # the debounced state
     attended: float = 0.0  # last sign of somebody using the door while it is open
-    creds: bytes = b""  # CREDENTIALS x (uint32 crc32, uint32 mask of local hours, uint32 local day)
     unusual_at: float | None = None  # last unusual access (the incident clears after a quiet period)
+    seen: bytes = b""  # two Bloom filters of SEEN_BITS: the credentials this door has granted lately
+    seen_day: int = 0  # local day the younger filter was started
 
 
 def _held_limit(ctx: Ctx) -> float:
@@ -177,26 +181,31 @@ def on_event(st: AccessState, ctx: Ctx, ev: Event) -> tuple[AccessState, Changes
 # --- unusual hours -----------------------------------------------------------------------------
 
 
-def _credential_usual(st: AccessState, key: int, hour: int, day: int, ctx: Ctx) -> bool:
-    creds = array("I", st.creds)
-    near = (1 << hour) | (1 << ((hour + 1) % 24)) | (1 << ((hour - 1) % 24))
-    for i in range(0, len(creds), 3):
-        if creds[i] == key:
-            return bool(creds[i + 1] & near) and creds[i + 2] != day and day - creds[i + 2] <= ctx.th.unusual_hour_memory_days
-    return False
+def _bits(credential: str) -> list[int]:
+    data = credential.encode()
+    h1, h2 = zlib.crc32(data), zlib.adler32(data) | 1
+    return [(h1 + i * h2) % SEEN_BITS for i in range(3)]
 
 
-def _remember_credential(st: AccessState, key: int, hour: int, day: int, ctx: Ctx) -> None:
-    creds = array("I", st.creds)
-    entries = [(creds[i], creds[i + 1], creds[i + 2]) for i in range(0, len(creds), 3)]
-    mask = 0
-    for k, m, d in entries:
-        if k == key and day - d <= ctx.th.unusual_hour_memory_days:
-            mask = m
-    entries = [e for e in entries if e[0] != key and day - e[2] <= ctx.th.unusual_hour_memory_days]
-    entries.append((key, mask | (1 << hour), day))
-    entries = entries[-CREDENTIALS:]  # the least recently seen go first
-    st.creds = array("I", [x for e in entries for x in e]).tobytes()
+def _known(st: AccessState, credential: str) -> bool:
+    """Has this door granted this credential in the last two to four weeks?"""
+    seen = st.seen
+    if not seen:
+        return False
+    half = SEEN_BITS // 8
+    bits = _bits(credential)
+    return any(all(seen[g * half + b // 8] >> (b % 8) & 1 for b in bits) for g in (0, 1))
+
+
+def _remember(st: AccessState, credential: str, day: int) -> None:
+    half = SEEN_BITS // 8
+    seen = bytearray(st.seen or bytes(2 * half))
+    if day - st.seen_day >= SEEN_GENERATION_DAYS:  # the older filter goes, a fresh one starts
+        seen = seen[half:] + bytearray(half)
+        st.seen_day = day
+    for b in _bits(credential):
+        seen[half + b // 8] |= 1 << (b % 8)
+    st.seen = bytes(seen)
 
 
 def _unusual_hour(st: AccessState, ctx: Ctx, ts: float, f: dict) -> Changes:
@@ -212,13 +221,12 @@ def _unusual_hour(st: AccessState, ctx: Ctx, ts: float, f: dict) -> Changes:
     # The exit button is somebody leaving; staff work shifts the roster knows; a visitor's
     # QR code is an invitation a resident issued for that very time.
     exempt = f.get("method") in ("button", "qr") or f.get("role") == "staff"
+    credential = str(f.get("credential", ""))
+    day = local_day(ts, th.zone)
+    unusual = door_unusual and not exempt and not _known(st, credential)
+    if not exempt:
+        _remember(st, credential, day)
     out: Changes = []
-    unusual = False
-    if door_unusual and not exempt:
-        key = zlib.crc32(str(f.get("credential", "")).encode())
-        day = local_day(ts, th.zone)
-        unusual = not _credential_usual(st, key, h, day, ctx)
-        _remember_credential(st, key, h, day, ctx)  # its own habit, whatever we decided
     if unusual:
         st.unusual_at = ts
         out = raise_(st.raised, ctx, "unusual_hour_access", 3, ts, f"Access at an unusual hour for this door ({h:02d}:00)",

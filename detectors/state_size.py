@@ -49,7 +49,7 @@ def saturate(state: Any, last: Any = None) -> None:
     if st.access is not None:
         st.access.hours = np.full(24, 5000, dtype=np.uint16).tobytes()
         st.access.denied = [1.8e9 + i for i in range(4)]
-        st.access.creds = np.full(3 * access.CREDENTIALS, 2**31, dtype=np.uint32).tobytes()
+        st.access.seen = bytes([0xA5]) * (2 * access.SEEN_BITS // 8)
         st.access.unusual_at = 1.8e9
         st.access.raised = {"door_held_open": Raised(3, 1, 1.8e9), "repeated_denied": Raised(2, 1, 1.8e9)}
     # A reorder window holding a few messages (it drains within seconds; a snapshot

@@ -114,6 +114,7 @@ def test_unusual_hours_are_learned_per_credential_too() -> None:
     assert kinds(other) == [("opened", "unusual_hour_access", 3), ("cleared", "unusual_hour_access", 3)]
     later = [s for day in (10, 11, 15, 21) for s in passage(at(2, 40, day=day), "r-night")]
     assert play(eng, later) == []  # its habit now
+    assert play(eng, passage(at(3, 50, day=22))) == []  # a resident the door knows, home late
     eng = engine(DOOR)
     play(eng, steps)
     staff = [(at(3, day=8), DOOR, "access", {"result": "granted", "credential": "s-04", "method": "card", "role": "staff"}),
