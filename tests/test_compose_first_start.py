@@ -30,7 +30,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import tomllib
 import urllib.parse
 import urllib.request
@@ -175,7 +174,8 @@ def test_the_production_service_starts_on_a_fresh_database_with_the_documented_e
         mosquitto.send_signal(signal.SIGHUP)  # docker compose kill -s HUP mosquitto
 
         # The device publishes with its own credentials; its message is stored.
-        heartbeat = {"id": "hb-1", "ts": int(time.time() * 1000), "type": "heartbeat", "battery": 90}
+        # Event time is the device's (2026-11-18 here), never this machine's clock.
+        heartbeat = {"id": "hb-1", "ts": 1_795_000_000_000, "type": "heartbeat", "battery": 90}
 
         def published_and_stored() -> bool:
             mqtt_publish.single(f"{credentials['publish_topic_prefix']}/status", json.dumps(heartbeat), qos=1,
