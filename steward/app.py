@@ -124,7 +124,7 @@ class Stack:
             self._broker = broker.start()
             self.mqtt_url = self._broker.url
         elif self.settings.demo_broker == "mosquitto":
-            raise RuntimeError("STEWARD_DEMO_BROKER=mosquitto but the mosquitto binary is not installed")
+            raise StartError("STEWARD_DEMO_BROKER=mosquitto but the mosquitto binary is not installed")
         else:
             log.warning("mosquitto is not installed: using the in-process amqtt broker (demo only, MQTT 3.1.1)")
             self._broker = EmbeddedBroker().start()
