@@ -40,6 +40,11 @@ API_GRACE_S = 3
 
 
 class Stack:
+    # `steward run` is its installation's only worker: a broker that does not let it in
+    # fails its start. One of several `steward gateway` workers may be taking over a
+    # shard whose session another still holds: it goes on, and /health says so.
+    wait_for_broker_login = True
+
     def __init__(
         self,
         settings: Settings,
@@ -176,7 +181,7 @@ class Stack:
         # The broker answered; it must also let the gateway in (login, ACL, subscription),
         # for each shard this worker took (another worker may hold them all).
         deadline = time.monotonic() + s.start_timeout_seconds
-        while not self._gateway_let_in():
+        while self.wait_for_broker_login and not self._gateway_let_in():
             self._go_on()
             if time.monotonic() > deadline:
                 raise broker_refused(config.mqtt, "STEWARD_MQTT_URL" if s.mqtt_url else "the private broker")

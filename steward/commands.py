@@ -116,6 +116,7 @@ def gateway_main() -> None:
         print("steward gateway needs STEWARD_DATABASE_URL and STEWARD_MQTT_URL", file=sys.stderr)
         sys.exit(2)
     stack = Stack(settings, api=False, simulator=False)
+    stack.wait_for_broker_login = False
     # Several gateways may share a data folder (scale-out workers): no folder lock.
     sys.exit(_serve(stack, lock=False))
 
