@@ -76,6 +76,9 @@ class ProductionBroker:
         except TimeoutError:
             self.stop()
             raise RuntimeError(f"mosquitto did not start with the production config: {self.log[-2000:]}") from None
+        except BaseException:  # whatever cut the wait short, the broker must not outlive it
+            self.stop()
+            raise
         return self
 
     def hup(self) -> None:

@@ -106,7 +106,7 @@ def test_the_image_copies_every_package_the_service_imports() -> None:
 
 
 def test_the_production_service_starts_on_a_fresh_database_with_the_documented_env(
-        fresh_database: str, server_has_timescale: bool, folders: Path) -> None:
+        fresh_database: str, server_has_timescale: bool, folders: Path, request: pytest.FixtureRequest) -> None:
     service = compose_config()["services"]["steward"]
     cmd, image_env, _ = dockerfile()
     command = service.get("command") or cmd
@@ -124,6 +124,7 @@ def test_the_production_service_starts_on_a_fresh_database_with_the_documented_e
     assert (broker_url.hostname, broker_url.port, broker_url.username) == ("mosquitto", 1884, "steward-gateway")
     assert (push_url.hostname, push_url.port, push_url.username) == ("mosquitto", 1884, "steward-push")
     broker = ProductionBroker(folders / "mosquitto", broker_url.password or "", push_url.password or "").start()
+    request.addfinalizer(broker.stop)  # also when an assertion below fails before the try
     mosquitto, broker_port, passwd = broker.process, broker.device_port, broker.devices_passwd
     assert mosquitto is not None
     assert environment["STEWARD_MOSQUITTO_PASSWORD_FILE"] == "/mosquitto-auth/devices.passwd"
