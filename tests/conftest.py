@@ -16,6 +16,7 @@ import psycopg
 import pytest
 
 from ingest.migrate import migrate
+from ingest.modes import ServerTimescale, probe_server
 from steward.brokers import MosquittoBroker
 from steward.databases import EmbeddedPostgres, create_database, drop_database, reachable
 
@@ -37,9 +38,16 @@ def admin_dsn() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def server_has_timescale(admin_dsn: str) -> bool:
-    with psycopg.connect(admin_dsn) as conn:
-        return conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone() is not None
+def timescale_offer(admin_dsn: str) -> ServerTimescale:
+    """Whether the server has TimescaleDB, and preloads it (without which it cannot be used)."""
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        return probe_server(conn)
+
+
+@pytest.fixture(scope="session")
+def server_has_timescale(timescale_offer: ServerTimescale) -> bool:
+    """TimescaleDB usable: installed and in shared_preload_libraries."""
+    return timescale_offer.available and timescale_offer.preloaded
 
 
 @pytest.fixture

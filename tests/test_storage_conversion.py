@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from ingest.convert import ConversionError, convert_to_timescale
 from ingest.migrate import MIGRATIONS_DIR, migrate
-from ingest.modes import StorageMode, read_record, write_record
+from ingest.modes import ServerTimescale, StorageMode, read_record, write_record
 from ingest.policies import apply_policies
 
 DAY = dt.timedelta(days=1)
@@ -48,14 +48,18 @@ def test_a_database_behind_on_migrations_is_not_converted(empty_database: str) -
         convert_to_timescale(empty_database, **SETTINGS)
 
 
+def _why_not(offer: ServerTimescale) -> str:
+    return "shared_preload_libraries" if offer.available else "no timescaledb extension"
+
+
 def test_without_timescaledb_the_conversion_refuses_and_changes_nothing(
-        empty_database: str, server_has_timescale: bool) -> None:
+        empty_database: str, server_has_timescale: bool, timescale_offer: ServerTimescale) -> None:
     if server_has_timescale:
         pytest.skip("this server has TimescaleDB: the conversion itself is tested below")
     migrate(empty_database, requested_mode="plain")
     store(empty_database, flow_events(T0, 60))
     before = rollups(empty_database)
-    with pytest.raises(ConversionError, match="no timescaledb extension"):
+    with pytest.raises(ConversionError, match=_why_not(timescale_offer)):
         convert_to_timescale(empty_database, **SETTINGS)
     with psycopg.connect(empty_database) as conn:
         assert read_record(conn).mode is StorageMode.PLAIN  # type: ignore[union-attr]
@@ -150,14 +154,15 @@ def test_the_command_needs_a_database_url(monkeypatch: pytest.MonkeyPatch) -> No
     assert result.exit_code == 2 and "STEWARD_DATABASE_URL" in result.output
 
 
-def test_the_command_says_why_it_cannot_convert(empty_database: str, server_has_timescale: bool) -> None:
+def test_the_command_says_why_it_cannot_convert(empty_database: str, server_has_timescale: bool,
+                                                timescale_offer: ServerTimescale) -> None:
     if server_has_timescale:
         pytest.skip("this server has TimescaleDB: the command converts (tested below)")
     from steward.cli import build_app
 
     migrate(empty_database, requested_mode="plain")
     result = CliRunner().invoke(build_app(), ["storage", "convert-to-timescale", "--database-url", empty_database])
-    assert result.exit_code == 1 and "no timescaledb extension" in result.output
+    assert result.exit_code == 1 and _why_not(timescale_offer) in result.output
     status = CliRunner().invoke(build_app(), ["storage", "status", "--database-url", empty_database])
     assert status.exit_code == 0 and "storage mode: plain (created)" in status.output
 

@@ -123,14 +123,13 @@ def test_shared_preload_libraries_is_read_item_by_item(setting: str, preloaded: 
     assert preloads_timescaledb(setting) is preloaded
 
 
-def test_the_server_probe_tells_what_this_server_offers(admin_dsn: str, server_has_timescale: bool) -> None:
+def test_the_server_probe_tells_what_this_server_offers(admin_dsn: str) -> None:
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
         server = probe_server(conn)
-    assert server.available is server_has_timescale
-    if server_has_timescale:
-        assert server.preloaded  # a server with TimescaleDB that works has it preloaded
-    else:
-        assert not server.preloaded
+        available = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone()
+        (libraries,) = conn.execute("SHOW shared_preload_libraries").fetchone()  # type: ignore[misc]
+    assert server.available is (available is not None)
+    assert server.preloaded is (server.available and "timescaledb" in libraries)
 
 
 def test_a_migration_that_kills_its_connection_is_reported_with_its_own_error(
@@ -147,6 +146,23 @@ def test_a_migration_that_kills_its_connection_is_reported_with_its_own_error(
     # The lock went with the session: the next start is not blocked by it.
     (tmp_path / "0003_dies.sql").unlink()
     assert migrate(empty_database, requested_mode="plain", directory=tmp_path)[1] == []
+
+
+@pytest.mark.timescale
+def test_a_server_with_timescaledb_installed_but_not_preloaded(
+        empty_database: str, timescale_offer: ServerTimescale, caplog: pytest.LogCaptureFixture) -> None:
+    """Runs against such a server (TEST_DATABASE_URL without timescaledb in its
+    shared_preload_libraries): CREATE EXTENSION would end the connection there (FATAL)."""
+    if not (timescale_offer.available and not timescale_offer.preloaded):
+        pytest.skip("TEST_DATABASE_URL is not a server with TimescaleDB installed but not preloaded")
+    with pytest.raises(StorageModeError, match="shared_preload_libraries"):
+        migrate(empty_database, requested_mode="timescale")
+    with caplog.at_level(logging.WARNING, logger="ingest.migrate"):
+        assert migrate(empty_database, requested_mode="auto")[0] is StorageMode.PLAIN
+    assert any("shared_preload_libraries" in r.getMessage() for r in caplog.records)
+    with psycopg.connect(empty_database) as conn:
+        assert read_record(conn).mode is StorageMode.PLAIN  # type: ignore[union-attr]
+        assert conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone() is None
 
 
 @pytest.mark.timescale
