@@ -196,7 +196,7 @@ def simulate_command(
                         stats = _paced(sim, mqtt, speed, tick, creds, pool, max_inflight, per_device)
                     else:
                         stats = BulkPublisher(mqtt, credentials=creds, pool_size=pool, per_device=per_device,
-                                              max_inflight=max_inflight).run(sim.messages(), progress=tick)
+                                              max_inflight=max_inflight).run(sim.deliveries(), progress=tick)
                 except PublishError as exc:
                     raise _fail(str(exc)) from None
         except KeyboardInterrupt:
@@ -251,8 +251,8 @@ def _paced(sim: Simulation, url: str, speed: float, tick: Any, creds: dict[str, 
                     per_device=per_device).connect()
     wall0 = time.monotonic()
     try:
-        for m in sim.messages():
-            delay = wall0 + (m.ts_ms - sim.start_ms) / 1000 / speed - time.monotonic()
+        for m in sim.deliveries():
+            delay = wall0 + (m.deliver_ms - sim.start_ms) / 1000 / speed - time.monotonic()
             if delay > 0:
                 time.sleep(delay)  # pacing to the wall clock is the point here
             pub.publish(m)

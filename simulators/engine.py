@@ -60,7 +60,7 @@ GROUND_TRUTH_VERSION = 1
 class Message:
     """One MQTT message as a device would publish it."""
 
-    __slots__ = ("device", "device_id", "payload", "stream", "topic", "ts_ms", "type")
+    __slots__ = ("deliver_ms", "device", "device_id", "payload", "stream", "topic", "ts_ms", "type")
 
     def __init__(self, topic: str, payload: bytes, device: Device, ts_ms: int, type_: str, stream: str) -> None:
         self.topic = topic
@@ -70,6 +70,7 @@ class Message:
         self.ts_ms = ts_ms
         self.type = type_
         self.stream = stream
+        self.deliver_ms = ts_ms  # when it leaves the device (later than ts_ms when stored and forwarded)
 
     @property
     def ts(self) -> dt.datetime:
@@ -239,6 +240,7 @@ class Simulation:
             "device_counts": self.fleet.counts(),
             "scenarios": [s.to_json() for s in sorted(self.book.scenarios, key=lambda s: (s.start_ms, s.id))],
             "notices": [n.to_json() for n in sorted(self.book.notices, key=lambda n: (n.start_ms, n.id))],
+            "outages": [{"device_id": d, "start_ms": s, "end_ms": e} for d, s, e in sorted(self.outages())],
         }
 
     def write_ground_truth(self, path: str | Path) -> Path:
@@ -345,6 +347,36 @@ class Simulation:
             body = {"id": mid, "ts": utc, "type": type_}
             body.update(fields)
             yield Message(topics[did][stream], encode(body), by_id[did], utc, type_, stream)
+
+    def outages(self) -> list[tuple[str, int, int]]:
+        """(device, start, end) UTC epoch ms: uplinks down, what they record is sent at the end."""
+        return [(d, s - self.offset, e - self.offset) for d, s, e in self.book.outages]
+
+    def deliveries(self) -> Iterator[Message]:
+        """Every message in the order it leaves its device: as `messages`, except that a
+        device whose uplink is down (an ``uplink_store_and_forward`` scenario) keeps what
+        it records and sends it when the link is back, oldest first (``deliver_ms``)."""
+        outages: dict[str, list[tuple[int, int]]] = {}
+        for d, s, e in self.outages():
+            outages.setdefault(d, []).append((s, e))
+        if not outages:
+            yield from self.messages()
+            return
+        held: list[tuple[int, int, Message]] = []
+        seq = 0
+        for m in self.messages():
+            while held and held[0][0] <= m.ts_ms:
+                yield heapq.heappop(held)[2]
+            for s, e in outages.get(m.device_id, ()):
+                if s <= m.ts_ms < e:
+                    seq += 1
+                    m.deliver_ms = e
+                    heapq.heappush(held, (e, seq, m))
+                    break
+            else:
+                yield m
+        while held:
+            yield heapq.heappop(held)[2]
 
     def events(self, *, received_delay: dt.timedelta = dt.timedelta(0)) -> Iterator[Event]:
         """The run as the gateway would hand it on: every message validated into a domain `Event`

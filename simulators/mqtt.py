@@ -529,8 +529,8 @@ class LivePublisher:
         wall0 = time.monotonic()
         sim0 = self.simulation.start_ms
         try:
-            for msg in self.simulation.messages():
-                due = wall0 + (msg.ts_ms - sim0) / 1000 / self.speed
+            for msg in self.simulation.deliveries():
+                due = wall0 + (msg.deliver_ms - sim0) / 1000 / self.speed
                 while True:
                     wait = due - time.monotonic()
                     if wait <= 0 or self._stop.is_set():

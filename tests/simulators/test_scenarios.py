@@ -388,3 +388,23 @@ def test_automatic_incidents_cover_every_type_without_sharing_a_device_at_the_sa
                 continue  # a slow trend (lift wear) may run under other scenarios
             shared = set(a.devices) & set(b.devices)
             assert not (shared and a.start_ms < b.end_ms and b.start_ms < a.end_ms), (a.id, b.id, shared)
+
+
+def test_a_store_and_forward_device_sends_what_it_recorded_when_its_link_is_back() -> None:
+    fleet = build_fleet(21, buildings=1, floors=4, units_per_floor=2, elderly_share=0.3)
+
+    def simulation() -> Simulation:  # (a run is iterated once: its actors carry state over)
+        return Simulation(fleet, start=SATURDAY, duration=dt.timedelta(days=1), auto_incidents=False,
+                          placements=[Placement(type="uplink_store_and_forward", time="10:00", minutes=8)])
+
+    sim = simulation()
+    [(device, start, end)] = sim.outages()
+    assert sim.ground_truth()["outages"] == [{"device_id": device, "start_ms": start, "end_ms": end}]
+    delivered = list(sim.deliveries())
+    assert sorted((m.ts_ms, m.device_id, m.payload) for m in delivered) == sorted(
+        (m.ts_ms, m.device_id, m.payload) for m in simulation().messages())  # nothing lost, nothing added
+    held = [m for m in delivered if m.deliver_ms != m.ts_ms]
+    assert held and all(m.device_id == device and start <= m.ts_ms < end and m.deliver_ms == end for m in held)
+    assert [m.ts_ms for m in held] == sorted(m.ts_ms for m in held)  # oldest first
+    order = [m.deliver_ms for m in delivered]
+    assert order == sorted(order)
