@@ -10,7 +10,7 @@ here it is 422 ``invalid`` with ``field`` = ``query.username``,
 ``body.attributes.note``, ``path.device_id``, ``header.x-api-key``…
 
 JSON bodies have documented limits (`Limits`): at most ``max_body_bytes``
-(413 ``too_large``), nesting at most ``max_depth`` deep, numbers finite (no
+(413 ``too_large``; 8 MiB), nesting at most ``max_depth`` deep, numbers finite (no
 ``NaN``/``Infinity``, nothing that overflows a double) and integers of at most
 ``max_int_digits`` digits (422 naming the field). A body that is not JSON at
 all is 400 ``malformed_json`` (documented on every operation).
@@ -50,7 +50,7 @@ def unstorable(text: str) -> str | None:
 
 @dataclass(frozen=True)
 class Limits:
-    max_body_bytes: int = 1024 * 1024
+    max_body_bytes: int = 8 * 1024 * 1024  # a 1,000,000-character roster, every character JSON-escaped (6 bytes)
     max_depth: int = 32
     max_int_digits: int = 30  # well past bigint (19 digits) and any reading; Python's own cap is 4300
 

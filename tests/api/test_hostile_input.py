@@ -137,7 +137,7 @@ def test_bodies_past_the_limits_are_refused(api: TestClient, admin: dict[str, st
 
 def test_a_body_over_the_size_limit_is_413(api: TestClient, admin: dict[str, str]) -> None:
     r = api.patch("/devices/north-meter-1", headers={**admin, "Content-Type": "application/json"},
-                  content=b'{"name": "' + b"x" * (1024 * 1024) + b'"}')
+                  content=b'{"name": "' + b"x" * (8 * 1024 * 1024) + b'"}')
     assert r.status_code == 413 and r.json()["error"]["code"] == "too_large"
 
 
