@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import math
 import os
 import socket
 import threading
@@ -285,7 +284,3 @@ class ShardWorker:
     def committed(self) -> int:
         with self._lock:
             return sum(s.gateway.committed for s in self.owned.values())
-
-
-def ceil_share(shard_count: int, workers: int) -> int:
-    return math.ceil(shard_count / max(workers, 1))

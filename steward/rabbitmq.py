@@ -18,7 +18,6 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -218,7 +217,6 @@ class RabbitCluster:
         subprocess.run(
             ["epmd", "-port", str(self.nodes[0].epmd_port), "-kill"], capture_output=True, timeout=10, check=False
         )
-        time.sleep(0)  # nothing to wait for: the nodes' processes were waited on
 
     def __enter__(self) -> RabbitCluster:
         return self.start()
