@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test bench-ingest clean
+.PHONY: install run test test-future bench-ingest clean
 
 $(BIN)/steward: pyproject.toml
 	$(PYTHON) -m venv $(VENV) || { echo "python3 -m venv failed: on Debian install python3-venv"; exit 1; }
@@ -19,6 +19,11 @@ run: install
 test: install
 	bash scripts/test-prerequisites.sh
 	$(BIN)/pytest
+
+# The suite a year ahead of today's date (libfaketime): no test may depend on the calendar.
+test-future: install
+	bash scripts/test-prerequisites.sh
+	scripts/test-future.sh +365d
 
 bench-ingest: install
 	$(BIN)/steward bench ingest

@@ -25,6 +25,7 @@ SCREENSHOTS = Path(os.environ.get("STEWARD_SCREENSHOTS", Path(__file__).resolve(
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 LIVE_S = 15_000  # ms: the page's stream wakes on NOTIFY; this only bounds a broken run
+expect.set_options(timeout=LIVE_S)  # a loaded machine takes seconds for a login\'s argon2 check
 RED = "rgb(198, 40, 40)"  # --tier1 in app.css
 
 
@@ -50,7 +51,10 @@ def browser() -> Iterator[Browser]:
     if path is None:
         pytest.skip("chromium is not installed and cannot be installed here (apt-get install chromium)")
     with sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=path, args=CHROMIUM_ARGS, headless=True)
+        # The browser keeps the machine's real clock even when the suite runs under
+        # libfaketime (scripts/test-future.sh): chromium does not start with it preloaded.
+        env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD" and not k.startswith("FAKETIME")}
+        instance = p.chromium.launch(executable_path=path, args=CHROMIUM_ARGS, headless=True, env=env)
         try:
             yield instance
         finally:
