@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from starlette.routing import compile_path
 from psycopg_pool import ConnectionPool
 
+from api.clock import Clock, wall_clock
 from api.credentials import CredentialStore
 from api.docs import install_offline_docs
 from api.edge import InputGuard, document_common_responses
@@ -50,7 +51,8 @@ def _routers() -> list[Any]:
 
 def create_app(*, database_url: str, gateway_status: Callable[[], dict[str, Any]] | None = None,
                broker: CredentialStore | None = None, settings: ApiSettings | None = None,
-               oncall_link_secret: str | None = None, demo_phone_secret: str | None = None) -> FastAPI:
+               oncall_link_secret: str | None = None, demo_phone_secret: str | None = None,
+               clock: Clock = wall_clock) -> FastAPI:
     """The control-room API.
 
     ``gateway_status`` is the in-process gateway's ``status()`` (for /health);
@@ -60,6 +62,7 @@ def create_app(*, database_url: str, gateway_status: Callable[[], dict[str, Any]
     on-call action links; without it ``/oncall/links/…`` answers 404.
     ``demo_phone_secret`` turns on the demo's notification sink (``/demo/phone``),
     whose receiver checks the on-call webhook's signature with it.
+    ``clock`` is where every route takes "now" from (`api.clock`).
     """
     if oncall_link_secret is not None and len(oncall_link_secret) < 16:
         raise ValueError("oncall_link_secret must be at least 16 characters (STEWARD_ONCALL_LINK_SECRET)")
@@ -109,6 +112,7 @@ def create_app(*, database_url: str, gateway_status: Callable[[], dict[str, Any]
     app.state.broker = broker
     app.state.oncall_link_secret = oncall_link_secret
     app.state.demo_phone_secret = demo_phone_secret
+    app.state.clock = clock
     install_error_handlers(app)
     install_offline_docs(app)
     # Hostile input is refused before any route (api/edge.py); LocalizedErrors wraps it to translate its answers.

@@ -56,7 +56,9 @@ def time_range(since: dt.datetime | None, until: dt.datetime | None, *, default_
     """Checked (from, to); with ``default_span`` a missing end is now and a missing start is end - span."""
     since, until = aware(since, field="query.from"), aware(until, field="query.to")
     if default_span is not None:
-        until = until or (now or dt.datetime.now(UTC))
+        if now is None:
+            raise TypeError("time_range with a default span needs the request's now")
+        until = until or now
         since = since or until - default_span
     if since is not None and until is not None and since >= until:
         raise InvalidInput("from must be before to", field="query.from")

@@ -18,6 +18,7 @@ from alerts import lifecycle
 from alerts.errors import IllegalTransition
 from alerts.errors import NotFound as AlertNotFound
 from api import audit
+from api.clock import Now
 from api.body import Body
 from api.deps import Conn, Reader, allow, visible
 from api.errors import ERROR_RESPONSES, ErrorResponse
@@ -151,13 +152,9 @@ def _alert_for(conn: Conn, caller: Caller, value: lifecycle.Alert) -> AlertPubli
     return _alert(value, scrubber_for(conn, caller, [value.community_id]))
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
 @router.get("", response_model=AlertListPublic)
 def list_alerts(
-    caller: Reader, conn: Conn, limit: Limit = 50, cursor: Cursor = None,
+    now: Now, caller: Reader, conn: Conn, limit: Limit = 50, cursor: Cursor = None,
     community: Annotated[str | None, Query(pattern=IDENT)] = None,
     building: Annotated[str | None, Query(pattern=IDENT)] = None,
     tier: Annotated[list[Annotated[int, Field(ge=1, le=3)]] | None, Query(description="1, 2 or 3; repeat for several tiers")] = None,
@@ -176,14 +173,14 @@ def list_alerts(
     page = lifecycle.list_alerts(conn, community_ids=visible(caller, community), building=building,
                                  tier=list(tier) if tier else None, status=list(status) if status else None,
                                  since=start, until=end, family=family, device=device, search=q, sort=sort,
-                                 after=cursor, limit=limit, now=_now())
+                                 after=cursor, limit=limit, now=now)
     scrub = scrubber_for(conn, caller, {a.community_id for a in page.items})
     return AlertListPublic(data=[_alert(a, scrub) for a in page.items], next_cursor=page.next_cursor)
 
 
 @router.get("/{alert_id}", response_model=AlertDetailPublic)
-def get_alert(alert_id: RowId, caller: Reader, conn: Conn) -> AlertDetailPublic:
-    detail = lifecycle.get_alert(conn, incident_id=alert_id, community_ids=caller.communities, now=_now())
+def get_alert(now: Now, alert_id: RowId, caller: Reader, conn: Conn) -> AlertDetailPublic:
+    detail = lifecycle.get_alert(conn, incident_id=alert_id, community_ids=caller.communities, now=now)
     alert = detail.alert
     events: list[EventPublic] = []
     if alert.device_ids:
@@ -219,24 +216,23 @@ def actor_of(conn: Conn, caller: Caller) -> str:
     return people.actor_for(conn, user_id=caller.user_id, username=caller.username)
 
 
-def _acknowledge(conn: Conn, caller: Caller, alert_id: int) -> lifecycle.Alert:
-    at = _now()
+def _acknowledge(conn: Conn, caller: Caller, alert_id: int, now: dt.datetime) -> lifecycle.Alert:
     actor = actor_of(conn, caller)
-    alert = lifecycle.acknowledge(conn, incident_id=alert_id, actor=actor, at=at, community_ids=caller.communities)
+    alert = lifecycle.acknowledge(conn, incident_id=alert_id, actor=actor, at=now, community_ids=caller.communities)
     # Stop the on-call chain in this transaction rather than when its next step comes due.
-    oncall_actions.note_acknowledged(conn, incident_id=alert.id, staff_id=actor, at=at, via="control room")
+    oncall_actions.note_acknowledged(conn, incident_id=alert.id, staff_id=actor, at=now, via="control room")
     _audit(conn, caller, "acknowledge", alert)
     return alert
 
 
 @router.post("/acknowledge", response_model=BulkAcknowledged)
-def acknowledge_many(body: BulkAcknowledgeBody, caller: Actor, conn: Conn) -> BulkAcknowledged:
+def acknowledge_many(now: Now, body: BulkAcknowledgeBody, caller: Actor, conn: Conn) -> BulkAcknowledged:
     """Acknowledge several alerts at once; each succeeds or fails on its own (one audit entry per success)."""
     results: list[BulkOutcome] = []
     for alert_id in dict.fromkeys(body.ids):
         try:
             with conn.transaction():
-                alert = _acknowledge(conn, caller, alert_id)
+                alert = _acknowledge(conn, caller, alert_id, now)
         except AlertNotFound as exc:
             results.append(BulkOutcome(id=alert_id, ok=False, error="not_found", message=str(exc)))
         except IllegalTransition as exc:
@@ -247,29 +243,28 @@ def acknowledge_many(body: BulkAcknowledgeBody, caller: Actor, conn: Conn) -> Bu
 
 
 @router.post("/{alert_id}/acknowledge", response_model=AlertPublic)
-def acknowledge(alert_id: RowId, caller: Actor, conn: Conn) -> AlertPublic:
+def acknowledge(now: Now, alert_id: RowId, caller: Actor, conn: Conn) -> AlertPublic:
     """Take ownership: reminders and escalation stop."""
-    return _alert_for(conn, caller, _acknowledge(conn, caller, alert_id))
+    return _alert_for(conn, caller, _acknowledge(conn, caller, alert_id, now))
 
 
 @router.post("/{alert_id}/resolve", response_model=AlertPublic)
-def resolve(alert_id: RowId, body: ResolveBody, caller: Actor, conn: Conn) -> AlertPublic:
+def resolve(now: Now, alert_id: RowId, body: ResolveBody, caller: Actor, conn: Conn) -> AlertPublic:
     """Close the alert with what was found: ``confirmed``, ``false_alarm`` or ``duplicate`` (of
     ``duplicate_of``). A Level 1 alert needs a resolution and a reason."""
-    at = _now()
     actor = actor_of(conn, caller)
-    alert = lifecycle.resolve(conn, incident_id=alert_id, actor=actor, at=at, note=body.note,
+    alert = lifecycle.resolve(conn, incident_id=alert_id, actor=actor, at=now, note=body.note,
                               false_alarm=bool(body.false_alarm), resolution=body.resolution, reason=body.reason,
                               duplicate_of=body.duplicate_of, require_reason_for_tier1=True,
                               community_ids=caller.communities)
-    oncall_actions.note_resolved(conn, incident_id=alert.id, staff_id=actor, at=at, via="control room")
+    oncall_actions.note_resolved(conn, incident_id=alert.id, staff_id=actor, at=now, via="control room")
     _audit(conn, caller, "resolve", alert, {"note": bool(body.note), "resolution": body.resolution})
     return _alert_for(conn, caller, alert)
 
 
 @router.post("/{alert_id}/comments", response_model=CommentPublic, status_code=201)
-def comment(alert_id: RowId, body: CommentBody, caller: Actor, conn: Conn) -> CommentPublic:
-    made = lifecycle.comment(conn, incident_id=alert_id, actor=actor_of(conn, caller), at=_now(), body=body.body,
+def comment(now: Now, alert_id: RowId, body: CommentBody, caller: Actor, conn: Conn) -> CommentPublic:
+    made = lifecycle.comment(conn, incident_id=alert_id, actor=actor_of(conn, caller), at=now, body=body.body,
                              community_ids=caller.communities)
     alert = lifecycle.get_alert(conn, incident_id=alert_id, community_ids=caller.communities).alert
     _audit(conn, caller, "comment", alert, {"comment_id": made.id})
@@ -281,17 +276,17 @@ def comment(alert_id: RowId, body: CommentBody, caller: Actor, conn: Conn) -> Co
 
 
 @router.post("/{alert_id}/assign", response_model=AlertPublic)
-def assign(alert_id: RowId, body: AssignBody, caller: Actor, conn: Conn) -> AlertPublic:
-    alert = lifecycle.assign(conn, incident_id=alert_id, actor=actor_of(conn, caller), at=_now(), assignee=body.assignee,
+def assign(now: Now, alert_id: RowId, body: AssignBody, caller: Actor, conn: Conn) -> AlertPublic:
+    alert = lifecycle.assign(conn, incident_id=alert_id, actor=actor_of(conn, caller), at=now, assignee=body.assignee,
                              community_ids=caller.communities)
     _audit(conn, caller, "assign", alert, {"assignee": body.assignee})
     return _alert_for(conn, caller, alert)
 
 
 @router.post("/{alert_id}/escalate", response_model=AlertPublic)
-def escalate(alert_id: RowId, body: EscalateBody, caller: Actor, conn: Conn) -> AlertPublic:
+def escalate(now: Now, alert_id: RowId, body: EscalateBody, caller: Actor, conn: Conn) -> AlertPublic:
     """Raise the tier (3 → 2 → 1) and/or the severity of an unresolved alert."""
-    alert = lifecycle.escalate(conn, incident_id=alert_id, actor=actor_of(conn, caller), at=_now(), tier=body.tier,
+    alert = lifecycle.escalate(conn, incident_id=alert_id, actor=actor_of(conn, caller), at=now, tier=body.tier,
                                severity=body.severity, reason=body.reason, community_ids=caller.communities)
     _audit(conn, caller, "escalate", alert, {"tier": body.tier, "severity": body.severity})
     return _alert_for(conn, caller, alert)

@@ -14,12 +14,12 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 import json
-import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from pydantic import BaseModel
 
+from api.clock import Now
 from api.deps import Conn, Reader, visible
 from api.errors import ERROR_RESPONSES, Forbidden, InvalidInput, NotFound
 from api.params import IDENT
@@ -50,7 +50,7 @@ def _secret(request: Request) -> str:
 
 
 @router.post("/phone/inbox", status_code=204, include_in_schema=False)
-async def receive(request: Request, conn: Conn,
+async def receive(now: Now, request: Request, conn: Conn,
                   x_steward_timestamp: Annotated[str | None, Header()] = None,
                   x_steward_signature: Annotated[str | None, Header()] = None) -> None:
     """The on-call webhook's receiver (signed like any SMS/IM gateway would check it)."""
@@ -60,7 +60,7 @@ async def receive(request: Request, conn: Conn,
         raise InvalidInput("body too large", field="body")
     if not x_steward_timestamp or not x_steward_signature or not x_steward_timestamp.isdigit():
         raise Forbidden("unsigned message", code="bad_signature")
-    if abs(time.time() - int(x_steward_timestamp)) > MAX_SKEW_S:
+    if abs(now.timestamp() - int(x_steward_timestamp)) > MAX_SKEW_S:
         raise Forbidden("stale timestamp", code="bad_signature")
     if not hmac.compare_digest(signature(secret, x_steward_timestamp, body), x_steward_signature):
         raise Forbidden("signature does not match", code="bad_signature")
@@ -74,7 +74,7 @@ async def receive(request: Request, conn: Conn,
     conn.execute(
         "INSERT INTO demo_phone_messages (received_at, community_id, staff_id, incident_id, subject, body, links)"
         " VALUES (%s, %s, %s, %s, %s, %s, %s)",
-        (dt.datetime.now(dt.UTC), msg.get("community_id"), staff_id, incident if isinstance(incident, int) else None,
+        (now, msg.get("community_id"), staff_id, incident if isinstance(incident, int) else None,
          str(msg.get("subject", ""))[:500], str(msg.get("text", ""))[:4000], json.dumps(links)),
     )
 

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from api import audit, tenancy
+from api.clock import Now
 from api.body import Body
 from api.deps import Conn, Reader, Settings, allow, visible
 from api.errors import ERROR_RESPONSES, Conflict, ErrorResponse, InvalidInput, NotFound, Unavailable
@@ -249,10 +250,9 @@ def rotate_credentials(device_id: DeviceId, caller: Manager, conn: Conn, request
 
 
 @router.get("/{device_id}/health", response_model=DeviceHealth)
-def device_health(device_id: DeviceId, caller: Reader, conn: Conn) -> DeviceHealth:
+def device_health(now: Now, device_id: DeviceId, caller: Reader, conn: Conn) -> DeviceHealth:
     row = _device_or_404(conn, caller, device_id)
     last = store.last_status(conn, device_id=device_id)
-    now = dt.datetime.now(dt.timezone.utc)
     return DeviceHealth(
         device_id=device_id, status=row.status, last_seen_at=row.last_seen_at,  # type: ignore[arg-type]
         silent_seconds=(now - row.last_seen_at).total_seconds() if row.last_seen_at else None,
@@ -263,7 +263,7 @@ def device_health(device_id: DeviceId, caller: Reader, conn: Conn) -> DeviceHeal
 
 @router.get("/{device_id}/series", response_model=SeriesPublic)
 def device_series(
-    device_id: DeviceId, caller: Reader, conn: Conn, settings: Settings,
+    now: Now, device_id: DeviceId, caller: Reader, conn: Conn, settings: Settings,
     field: Annotated[str, Query(pattern=r"^[a-z_][a-z0-9_]{0,63}$",
                                 description="`value` (the type's primary reading) or a numeric/boolean payload field")] = "value",
     bucket: Annotated[str, Query(max_length=10, description="Bucket width: 30s, 5m, 1h, 1d ...")] = "5m",
@@ -281,7 +281,7 @@ def device_series(
     used; when there are several, 422 names them. Default range: the last 24 hours."""
     _device_or_404(conn, caller, device_id)
     width = parse_bucket(bucket)
-    start, end = time_range(since, until, default_span=dt.timedelta(days=1))
+    start, end = time_range(since, until, default_span=dt.timedelta(days=1), now=now)
     assert start is not None and end is not None
     if (end - start) / width > settings.series_max_points:
         raise InvalidInput(f"from..to holds more than {settings.series_max_points} buckets of {bucket}; "
@@ -300,12 +300,12 @@ def device_series(
 
 
 @router.get("/{device_id}/rollups", response_model=RollupListPublic)
-def device_rollups(device_id: DeviceId, caller: Reader, conn: Conn, since: Since = None, until: Until = None,
+def device_rollups(now: Now, device_id: DeviceId, caller: Reader, conn: Conn, since: Since = None, until: Until = None,
                    type: Annotated[str | None, Query(pattern=r"^[a-z_]{1,64}$")] = None,
                    limit: Limit = 500) -> RollupListPublic:
     """5-minute roll-ups from ``events_5m`` (a continuous aggregate on TimescaleDB, a view otherwise)."""
     _device_or_404(conn, caller, device_id)
-    start, end = time_range(since, until, default_span=dt.timedelta(days=1))
+    start, end = time_range(since, until, default_span=dt.timedelta(days=1), now=now)
     assert start is not None and end is not None
     rows = telemetry.rollups(conn, device_id=device_id, since=start, until=end, event_type=type, limit=limit)
     return RollupListPublic(device_id=device_id, data=[RollupPublic(**r.__dict__) for r in rows])

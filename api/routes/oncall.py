@@ -28,6 +28,7 @@ from pydantic import AfterValidator, BaseModel, Field, model_validator
 
 from alerts.errors import IllegalTransition
 from api import audit
+from api.clock import Now
 from api import tenancy
 from api.body import Body
 from api.deps import Conn, Reader, allow, visible
@@ -228,10 +229,6 @@ class LinkResultPublic(BaseModel):
     at: dt.datetime
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(UTC)
-
-
 # --------------------------------------------------------------------------------------- shared checks
 
 
@@ -307,17 +304,16 @@ def _write_schedule(conn: Conn, *, schedule_id: str, community_id: str, body: Sc
 
 
 @router.get("/schedules", response_model=ScheduleListPublic)
-def list_schedules(caller: Reader, conn: Conn,
+def list_schedules(now: Now, caller: Reader, conn: Conn,
                    community: Annotated[str | None, Query(pattern=IDENT)] = None) -> ScheduleListPublic:
     """Schedules of the caller's communities with their rotations, current and upcoming overrides, and who is on call now."""
-    now = _now()
     return ScheduleListPublic(data=[_schedule_public(conn, c, s, now)
                                     for s, c in store.schedule_ids(conn, communities=visible(caller, community))])
 
 
 @router.post("/schedules", response_model=SchedulePublic, status_code=201,
              responses={409: {"model": ErrorResponse, "description": "A schedule with this id exists"}})
-def create_schedule(body: ScheduleCreate, caller: OnCallManager, conn: Conn) -> SchedulePublic:
+def create_schedule(now: Now, body: ScheduleCreate, caller: OnCallManager, conn: Conn) -> SchedulePublic:
     tenancy.require(caller, body.community_id, field="body.community_id")
     if store.schedule_community(conn, schedule_id=body.id) is not None:
         raise Conflict(f"schedule {body.id!r} already exists", field="body.id")
@@ -325,31 +321,31 @@ def create_schedule(body: ScheduleCreate, caller: OnCallManager, conn: Conn) -> 
     audit.record(conn, caller=caller, action="oncall.schedule.create", community_id=body.community_id,
                  target_type="oncall_schedule", target_id=body.id,
                  detail={"rotations": len(body.rotations), "overrides": len(body.overrides)})
-    return _schedule_public(conn, body.community_id, body.id, _now())
+    return _schedule_public(conn, body.community_id, body.id, now)
 
 
 @router.get("/schedules/{schedule_id}", response_model=SchedulePublic)
-def get_schedule(schedule_id: ScheduleId, caller: Reader, conn: Conn) -> SchedulePublic:
+def get_schedule(now: Now, schedule_id: ScheduleId, caller: Reader, conn: Conn) -> SchedulePublic:
     community = _schedule_community(conn, caller, schedule_id)
-    return _schedule_public(conn, community, schedule_id, _now())
+    return _schedule_public(conn, community, schedule_id, now)
 
 
 @router.put("/schedules/{schedule_id}", response_model=SchedulePublic)
-def update_schedule(schedule_id: ScheduleId, body: ScheduleUpdate, caller: OnCallManager, conn: Conn) -> SchedulePublic:
+def update_schedule(now: Now, schedule_id: ScheduleId, body: ScheduleUpdate, caller: OnCallManager, conn: Conn) -> SchedulePublic:
     """Replace the name and the rotations (overrides are kept: see ``/overrides``)."""
     community = _schedule_community(conn, caller, schedule_id)
     _write_schedule(conn, schedule_id=schedule_id, community_id=community, body=body, overrides=[])
     audit.record(conn, caller=caller, action="oncall.schedule.update", community_id=community,
                  target_type="oncall_schedule", target_id=schedule_id, detail={"rotations": len(body.rotations)})
-    return _schedule_public(conn, community, schedule_id, _now())
+    return _schedule_public(conn, community, schedule_id, now)
 
 
 @router.get("/schedules/{schedule_id}/on-call", response_model=OnCallPublic)
-def who_is_on_call(schedule_id: ScheduleId, caller: Reader, conn: Conn,
+def who_is_on_call(now: Now, schedule_id: ScheduleId, caller: Reader, conn: Conn,
                    at: Annotated[Instant | None, Query(description="Default: now")] = None) -> OnCallPublic:
     """Who is on call for the schedule at ``at`` (an override beats every layer; the highest layer wins)."""
     community = _schedule_community(conn, caller, schedule_id)
-    when = at or _now()
+    when = at or now
     person, reason = on_call(load_directory(conn, community).schedules[schedule_id], when)
     return OnCallPublic(schedule_id=schedule_id, community_id=community, at=when, staff_id=person, reason=reason)
 
@@ -380,10 +376,10 @@ def delete_override(schedule_id: ScheduleId, override_id: RowIdPath, caller: OnC
 
 
 @router.get("/on-call", response_model=list[OnCallPublic])
-def on_call_now(caller: Reader, conn: Conn, community: Annotated[str | None, Query(pattern=IDENT)] = None,
+def on_call_now(now: Now, caller: Reader, conn: Conn, community: Annotated[str | None, Query(pattern=IDENT)] = None,
                 at: Annotated[Instant | None, Query(description="Default: now")] = None) -> list[OnCallPublic]:
     """Who is on call for every schedule of the caller's communities."""
-    when = at or _now()
+    when = at or now
     answers = []
     for c in visible(caller, community):
         for schedule_id, schedule in sorted(load_directory(conn, c).schedules.items()):
@@ -478,22 +474,22 @@ def _window_public(w: store.WindowRecord) -> WindowPublic:
 
 
 @router.get("/maintenance-windows", response_model=WindowListPublic)
-def list_windows(caller: Reader, conn: Conn, limit: Limit = 100,
+def list_windows(now: Now, caller: Reader, conn: Conn, limit: Limit = 100,
                  community: Annotated[str | None, Query(pattern=IDENT)] = None) -> WindowListPublic:
     """Current and upcoming maintenance windows, soonest first."""
     return WindowListPublic(data=[_window_public(w) for w in store.list_windows(
-        conn, communities=visible(caller, community), ending_after=_now(), limit=limit)])
+        conn, communities=visible(caller, community), ending_after=now, limit=limit)])
 
 
 @router.post("/maintenance-windows", response_model=WindowPublic, status_code=201)
-def create_window(body: WindowCreate, caller: OnCallManager, conn: Conn) -> WindowPublic:
+def create_window(now: Now, body: WindowCreate, caller: OnCallManager, conn: Conn) -> WindowPublic:
     """Silence detection and Level 2/3 paging for a device, building or community. Level 1 is never silenced."""
     community = tenancy.require(caller, body.community_id, field="body.community_id")
     if body.ends_at <= body.starts_at:
         raise InvalidInput("body.ends_at: must be after starts_at", field="body.ends_at")
     if body.ends_at - body.starts_at > MAX_WINDOW:
         raise InvalidInput("body.ends_at: a maintenance window lasts at most 31 days", field="body.ends_at")
-    if body.ends_at <= _now():
+    if body.ends_at <= now:
         raise InvalidInput("body.ends_at: the window is already over", field="body.ends_at")
     known = {
         "community": lambda: body.scope_id == community,
@@ -523,12 +519,11 @@ def create_window(body: WindowCreate, caller: OnCallManager, conn: Conn) -> Wind
 
 @router.delete("/maintenance-windows/{window_id}", status_code=204,
                responses={409: {"model": ErrorResponse, "description": "The window is already over"}})
-def end_window(window_id: RowIdPath, caller: OnCallManager, conn: Conn) -> Response:
+def end_window(now: Now, window_id: RowIdPath, caller: OnCallManager, conn: Conn) -> Response:
     """An upcoming window is removed; a running one ends now (kept, it explains the silence so far)."""
     window = store.get_window(conn, window_id=window_id, communities=caller.communities)
     if window is None:
         raise NotFound(f"maintenance window {window_id} not found", field="path.window_id")
-    now = _now()
     if window.ends_at <= now:
         raise Conflict(f"maintenance window {window_id} is already over")
     outcome = store.end_window(conn, window_id=window_id, now=now)
@@ -619,10 +614,9 @@ def _audit_link(conn: Conn, *, staff_id: str, incident_id: int, action: str, out
 @router.get("/links/{token}", response_model=LinkPublic, responses={
     **_LINK_RESPONSES, 200: {"content": {"text/html": {}}, "description": "A confirmation page with a POST button "
                              "(HTML when the client accepts text/html, else JSON)"}})
-def preview_link(token: Annotated[str, Path(max_length=MAX_TOKEN_LENGTH + 1)], request: Request, conn: Conn) -> Response:
+def preview_link(now: Now, token: Annotated[str, Path(max_length=MAX_TOKEN_LENGTH + 1)], request: Request, conn: Conn) -> Response:
     """Show what the link will do, without consuming it (chat apps fetch links to preview them)."""
     secret = _link_secret(request)
-    now = _now()
     try:
         claims = peek_link(token, now, secret=secret)
     except LinkRefused as exc:
@@ -657,10 +651,9 @@ def preview_link(token: Annotated[str, Path(max_length=MAX_TOKEN_LENGTH + 1)], r
 
 
 @router.post("/links/{token}", response_model=LinkResultPublic, responses=_LINK_RESPONSES)
-def use_link(token: Annotated[str, Path(max_length=MAX_TOKEN_LENGTH + 1)], request: Request, conn: Conn) -> Response:
+def use_link(now: Now, token: Annotated[str, Path(max_length=MAX_TOKEN_LENGTH + 1)], request: Request, conn: Conn) -> Response:
     """Consume the link and acknowledge or resolve the incident; a second use is refused."""
     secret = _link_secret(request)
-    now = _now()
     try:
         with conn.transaction():  # the link is consumed only if the action succeeds
             incident_id, action, staff_id = apply_link(conn, token, now, secret=secret)

@@ -19,6 +19,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 
 from api import audit, tenancy
+from api.clock import Now
 from api.body import Body
 from api.deps import Conn, Reader, allow, visible
 from api.errors import ERROR_RESPONSES, Conflict, ErrorResponse, InvalidInput, NotFound
@@ -37,10 +38,6 @@ TeamKind = Literal["engineering", "security", "cleaning", "elderly_care", "custo
 StaffRole = Literal["operator", "technician", "guard", "steward", "cleaner", "team_lead", "supervisor", "manager"]
 TeamIdPath = Annotated[str, Path(pattern=IDENT)]
 StaffIdPath = Annotated[str, Path(pattern=IDENT)]
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 # --- teams ----------------------------------------------------------------------------------------
@@ -179,8 +176,8 @@ def _staff(p: store.StaffRecord) -> StaffPublic:
                        contacts=[ContactBody(**c) for c in p.contacts], username=p.username)
 
 
-def _one(conn: Conn, caller: Caller, staff_id: str) -> store.StaffRecord:
-    found = store.list_staff(conn, communities=caller.communities, now=_now(), staff_id=staff_id)
+def _one(conn: Conn, caller: Caller, staff_id: str, now: dt.datetime) -> store.StaffRecord:
+    found = store.list_staff(conn, communities=caller.communities, now=now, staff_id=staff_id)
     if not found:
         raise NotFound(f"staff member {staff_id!r} not found", field="path.staff_id")
     return found[0]
@@ -198,25 +195,25 @@ def _check_contacts(contacts: list[ContactBody], field: str) -> None:
 
 
 @router.get("/staff", response_model=list[StaffPublic])
-def list_staff(caller: Reader, conn: Conn, community: Annotated[str | None, Query(pattern=IDENT)] = None,
+def list_staff(now: Now, caller: Reader, conn: Conn, community: Annotated[str | None, Query(pattern=IDENT)] = None,
                team: Annotated[str | None, Query(pattern=IDENT)] = None,
                on_duty: Annotated[bool | None, Query(description="true: only who is on call now")] = None,
                ) -> list[StaffPublic]:
     """Staff of the caller's communities with who is on duty now and their open work orders."""
-    people = store.list_staff(conn, communities=visible(caller, community), now=_now(), team_id=team)
+    people = store.list_staff(conn, communities=visible(caller, community), now=now, team_id=team)
     if on_duty is not None:
         people = [p for p in people if bool(p.on_duty) == on_duty]
     return [_staff(p) for p in people]
 
 
 @router.get("/staff/{staff_id}", response_model=StaffPublic)
-def get_staff(staff_id: StaffIdPath, caller: Reader, conn: Conn) -> StaffPublic:
-    return _staff(_one(conn, caller, staff_id))
+def get_staff(now: Now, staff_id: StaffIdPath, caller: Reader, conn: Conn) -> StaffPublic:
+    return _staff(_one(conn, caller, staff_id, now))
 
 
 @router.post("/staff", response_model=StaffPublic, status_code=201,
              responses={409: {"model": ErrorResponse, "description": "The staff id exists"}})
-def create_staff(body: StaffCreate, caller: Manager, conn: Conn) -> StaffPublic:
+def create_staff(now: Now, body: StaffCreate, caller: Manager, conn: Conn) -> StaffPublic:
     visible(caller, body.community_id, field="body.community_id")
     if store.staff_exists(conn, staff_id=body.id):
         raise Conflict(f"staff member {body.id!r} exists", field="body.id")
@@ -228,31 +225,31 @@ def create_staff(body: StaffCreate, caller: Manager, conn: Conn) -> StaffPublic:
     store.set_contacts(conn, staff_id=body.id, contacts=[c.model_dump() for c in body.contacts])
     audit.record(conn, caller=caller, action="staff.create", target_type="staff", target_id=body.id,
                  community_id=body.community_id)
-    return _staff(_one(conn, caller, body.id))
+    return _staff(_one(conn, caller, body.id, now))
 
 
 @router.put("/staff/{staff_id}", response_model=StaffPublic)
-def update_staff(staff_id: StaffIdPath, body: StaffUpdate, caller: Manager, conn: Conn) -> StaffPublic:
-    person = _one(conn, caller, staff_id)
+def update_staff(now: Now, staff_id: StaffIdPath, body: StaffUpdate, caller: Manager, conn: Conn) -> StaffPublic:
+    person = _one(conn, caller, staff_id, now)
     _check_team(conn, body.team_id, person.community_id)
     store.upsert_staff(conn, staff_id=staff_id, community_id=person.community_id, team_id=body.team_id,
                        name=body.name, role=body.role, skills=body.skills, buildings=body.buildings,
                        phone=body.phone, email=body.email, max_open_orders=body.max_open_orders, active=body.active)
     audit.record(conn, caller=caller, action="staff.update", target_type="staff", target_id=staff_id,
                  community_id=person.community_id)
-    return _staff(_one(conn, caller, staff_id))
+    return _staff(_one(conn, caller, staff_id, now))
 
 
 @router.put("/staff/{staff_id}/contacts", response_model=StaffPublic)
-def set_contacts(staff_id: StaffIdPath, body: Annotated[list[ContactBody], Field(max_length=3)], caller: Manager,
+def set_contacts(now: Now, staff_id: StaffIdPath, body: Annotated[list[ContactBody], Field(max_length=3)], caller: Manager,
                  conn: Conn) -> StaffPublic:
     """Replace the person's contact channels (webhook for SMS/IM, email, push to the staff app)."""
-    person = _one(conn, caller, staff_id)
+    person = _one(conn, caller, staff_id, now)
     _check_contacts(body, "body")
     store.set_contacts(conn, staff_id=staff_id, contacts=[c.model_dump() for c in body])
     audit.record(conn, caller=caller, action="staff.contacts", target_type="staff", target_id=staff_id,
                  community_id=person.community_id, detail={"channels": sorted(c.channel for c in body)})
-    return _staff(_one(conn, caller, staff_id))
+    return _staff(_one(conn, caller, staff_id, now))
 
 
 # --- the roster file ------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from api import audit, tenancy
+from api.clock import Now
 from api.body import Body
 from api.deps import Conn, Reader, allow, can, visible
 from api.errors import ERROR_RESPONSES, ErrorResponse, Forbidden
@@ -142,10 +143,6 @@ class KpiReportPublic(BaseModel):
     kpis: dict[str, KpiPublic]
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
 def _order(value: store.WorkOrder, scrub: Scrubber | None) -> WorkOrderPublic:
     public = WorkOrderPublic(**msgspec.to_builtins(value, builtin_types=(dt.datetime,)))
     if scrub is not None:  # free text as written only for roles with resident.pii (api/privacy.py)
@@ -183,29 +180,29 @@ def list_orders(caller: Reader, conn: Conn, limit: Limit = 50, cursor: IdCursor 
 
 
 @router.post("/work-orders", response_model=WorkOrderPublic, status_code=201)
-def create_order(body: WorkOrderCreate, caller: Manager, conn: Conn) -> WorkOrderPublic:
+def create_order(now: Now, body: WorkOrderCreate, caller: Manager, conn: Conn) -> WorkOrderPublic:
     """接单: create (and by default auto-dispatch) an order."""
     tenancy.require(caller, body.community_id, field="body.community_id")
     if body.incident_id is not None:
         from alerts import lifecycle
 
         lifecycle.get_alert(conn, incident_id=body.incident_id, community_ids=[body.community_id])
-    order = store.create_order(conn, actor=people.actor_for(conn, user_id=caller.user_id, username=caller.username), at=_now(), **body.model_dump())
+    order = store.create_order(conn, actor=people.actor_for(conn, user_id=caller.user_id, username=caller.username), at=now, **body.model_dump())
     audit.record(conn, caller=caller, action="work_order.create", community_id=order.community_id,
                  target_type="work_order", target_id=order.id, detail={"source": body.source})
     return _order(order, scrubber_for(conn, caller, [order.community_id]))
 
 
 @router.get("/work-orders/{order_id}", response_model=WorkOrderDetailPublic)
-def get_order(order_id: RowId, caller: Reader, conn: Conn) -> WorkOrderDetailPublic:
-    order = _get(conn, caller, order_id, now=_now())
+def get_order(now: Now, order_id: RowId, caller: Reader, conn: Conn) -> WorkOrderDetailPublic:
+    order = _get(conn, caller, order_id, now=now)
     events = store.timeline(conn, order_id=order.id)
     scrub = scrubber_for(conn, caller, [order.community_id])
     return WorkOrderDetailPublic(order=_order(order, scrub), timeline=[_event(e, scrub) for e in events])
 
 
 @router.post("/work-orders/{order_id}/actions", response_model=WorkOrderPublic)
-def act(order_id: RowId, body: WorkOrderAction, conn: Conn,
+def act(now: Now, order_id: RowId, body: WorkOrderAction, conn: Conn,
         caller: Annotated[Caller, Depends(allow(Permission.READ))]) -> WorkOrderPublic:
     """One step of the loop: dispatch, reassign, accept, arrive, complete, verify, reject, return_visit, close,
     cancel. Technicians take the field steps (accept, arrive, complete); the others need workorder.manage."""
@@ -213,7 +210,7 @@ def act(order_id: RowId, body: WorkOrderAction, conn: Conn,
     if not can(caller, needed):
         raise Forbidden(f"the {caller.role} role may not {body.action.value} a work order (needs {needed})")
     current = _get(conn, caller, order_id)
-    order = store.act(conn, order_id=current.id, action=body.action.value, at=_now(), actor=people.actor_for(conn, user_id=caller.user_id, username=caller.username),
+    order = store.act(conn, order_id=current.id, action=body.action.value, at=now, actor=people.actor_for(conn, user_id=caller.user_id, username=caller.username),
                       assignee=body.assignee, rating=body.rating, reason=body.reason, note=body.note)
     audit.record(conn, caller=caller, action=f"work_order.{body.action.value}", community_id=order.community_id,
                  target_type="work_order", target_id=order.id,
@@ -223,23 +220,23 @@ def act(order_id: RowId, body: WorkOrderAction, conn: Conn,
 
 
 @router.post("/work-orders/{order_id}/notes", status_code=204)
-def add_note(order_id: RowId, body: NoteBody, conn: Conn,
+def add_note(now: Now, order_id: RowId, body: NoteBody, conn: Conn,
              caller: Annotated[Caller, Depends(allow(Permission.READ))]) -> None:
     """跟进: a progress note on the timeline, by the staff who work the order (workorder.work)."""
     if not can(caller, Permission.WORKORDER_WORK):
         raise Forbidden(f"the {caller.role} role may not add notes to work orders (needs {Permission.WORKORDER_WORK})")
     order = _get(conn, caller, order_id)
-    store.note(conn, order_id=order.id, at=_now(), actor=people.actor_for(conn, user_id=caller.user_id, username=caller.username), text=body.text)
+    store.note(conn, order_id=order.id, at=now, actor=people.actor_for(conn, user_id=caller.user_id, username=caller.username), text=body.text)
     audit.record(conn, caller=caller, action="work_order.note", community_id=order.community_id,
                  target_type="work_order", target_id=order.id)
 
 
 @router.get("/kpis", response_model=KpiReportPublic)
-def kpis(caller: Reader, conn: Conn, community: Annotated[str, Query(pattern=IDENT)],
+def kpis(now: Now, caller: Reader, conn: Conn, community: Annotated[str, Query(pattern=IDENT)],
          since: Since = None, until: Until = None) -> KpiReportPublic:
     """Closed-loop KPIs of one community for orders created in ``[from, to)`` (default: the last 30 days)."""
-    start, end = time_range(since, until, default_span=dt.timedelta(days=30))
+    start, end = time_range(since, until, default_span=dt.timedelta(days=30), now=now)
     assert start is not None and end is not None
     report = kpi_store.compute_kpis(conn, community_id=visible(caller, community)[0], start=start, end=end,
-                                    now=_now())
+                                    now=now)
     return KpiReportPublic(**report)

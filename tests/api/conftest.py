@@ -26,6 +26,21 @@ from steward.brokers import free_port
 OWN, OTHER = "north", "south"
 PASSWORD = "correct-horse-battery"
 T0 = dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.timezone.utc)
+API_NOW = T0 + dt.timedelta(hours=2)  # where the API's clock stands when a test starts
+
+
+class SetClock:
+    """The API's clock in these tests: an instant the test sets and moves, never the wall clock."""
+
+    def __init__(self, at: dt.datetime) -> None:
+        self.at = at
+
+    def __call__(self) -> dt.datetime:
+        return self.at
+
+    def advance(self, delta: dt.timedelta) -> dt.datetime:
+        self.at += delta
+        return self.at
 _HASH: list[str] = []  # argon2 is slow on purpose: hash the shared test password once per run
 
 
@@ -106,9 +121,14 @@ def world(database_url: str) -> World:
 
 
 @pytest.fixture
-def app(world: World) -> FastAPI:
+def clock() -> SetClock:
+    return SetClock(API_NOW)
+
+
+@pytest.fixture
+def app(world: World, clock: SetClock) -> FastAPI:
     return create_app(database_url=world.dsn, settings=ApiSettings(stream_poll_seconds=0.2,
-                                                                  stream_keepalive_seconds=1.0))
+                                                                  stream_keepalive_seconds=1.0), clock=clock)
 
 
 @pytest.fixture

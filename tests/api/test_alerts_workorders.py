@@ -7,12 +7,12 @@ import datetime as dt
 import psycopg
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import OTHER, OWN, World
+from tests.api.conftest import API_NOW, OTHER, OWN, World
 
 
 def open_incident(dsn: str, community: str, device_id: str, *, tier: int = 2) -> int:
     with psycopg.connect(dsn) as conn:
-        at = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=1)
+        at = API_NOW - dt.timedelta(minutes=1)
         row = conn.execute(
             "INSERT INTO incidents (dedup_key, community_id, scope, scope_id, building_id, condition, tier, title, "
             "device_ids, opened_at, updated_at) VALUES (%s, %s, 'device', %s, 'b1', 'inactivity', %s, "

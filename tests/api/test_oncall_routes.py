@@ -23,7 +23,7 @@ from oncall.links import make_token
 from oncall.model import IncidentState
 from oncall.schedule import silencing_window
 from oncall.store import load_windows, start_round
-from tests.api.conftest import OTHER, OWN, World
+from tests.api.conftest import API_NOW, OTHER, OWN, SetClock, World
 from tests.api.test_alerts_workorders import open_incident
 
 SECRET = "api-test-link-secret-0123456789abcdef"
@@ -33,9 +33,10 @@ CST = dt.timezone(dt.timedelta(hours=8))  # Beijing time: hand-offs are at 08:00
 
 
 @pytest.fixture
-def oncall_client(world: World) -> Iterator[TestClient]:
+def oncall_client(world: World, clock: SetClock) -> Iterator[TestClient]:
     seed_staff(world.dsn)
-    with TestClient(create_app(database_url=world.dsn, oncall_link_secret=SECRET), raise_server_exceptions=False) as c:
+    with TestClient(create_app(database_url=world.dsn, oncall_link_secret=SECRET, clock=clock),
+                    raise_server_exceptions=False) as c:
         yield c
 
 
@@ -51,7 +52,7 @@ def seed_staff(dsn: str) -> None:
 
 def issue(dsn: str, incident_id: int, action: str = "ack", staff_id: str = "n-wang", *,
           now: dt.datetime | None = None, ttl: dt.timedelta = dt.timedelta(hours=1), secret: str = SECRET) -> str:
-    now = now or dt.datetime.now(UTC)
+    now = now or API_NOW
     with psycopg.connect(dsn) as conn:
         nonce, expires_at = record_link(conn, incident_id=incident_id, action=action, staff_id=staff_id,  # type: ignore[arg-type]
                                         now=now, ttl=ttl)
@@ -78,7 +79,7 @@ def escalating_incident(dsn: str) -> int:
                                      "steps": [{"targets": ["staff:n-wang"], "delay_minutes": 5}]}]})
     with psycopg.connect(dsn) as conn:
         apply_config(conn, config)
-        start_round(conn, incident_id=incident_id, community_id=OWN, tier=1, due_at=dt.datetime.now(UTC),
+        start_round(conn, incident_id=incident_id, community_id=OWN, tier=1, due_at=API_NOW,
                     why="opened")
     return incident_id
 
@@ -130,11 +131,11 @@ def test_forged_expired_malformed_and_unknown_links_are_refused(world: World, on
     forged = issue(world.dsn, seed, secret="somebody-elses-secret-0123456789")
     _, signature = issue(world.dsn, seed).split(".")
     altered = make_token(SECRET, incident_id=seed, action="resolve", staff_id="n-wang",
-                         expires_at=dt.datetime.now(UTC) + dt.timedelta(hours=1), nonce="x").split(".")[0]
+                         expires_at=API_NOW + dt.timedelta(hours=1), nonce="x").split(".")[0]
     tampered = f"{altered}.{signature}"  # a valid signature over other claims
-    expired = issue(world.dsn, seed, now=dt.datetime.now(UTC) - dt.timedelta(hours=2), ttl=dt.timedelta(hours=1))
+    expired = issue(world.dsn, seed, now=API_NOW - dt.timedelta(hours=2), ttl=dt.timedelta(hours=1))
     never_issued = make_token(SECRET, incident_id=seed, action="ack", staff_id="n-wang",
-                              expires_at=dt.datetime.now(UTC) + dt.timedelta(hours=1), nonce="never-recorded")
+                              expires_at=API_NOW + dt.timedelta(hours=1), nonce="never-recorded")
     cases = [(forged, 403, "link_forged"), (tampered, 403, "link_forged"), (expired, 403, "link_expired"),
              ("not-a-token", 400, "link_malformed"), ("a.b.c", 400, "link_malformed"), ("%%%.***", 400, "link_malformed"),
              (never_issued, 404, "link_unknown")]
@@ -196,7 +197,7 @@ def policy_body(policy_id: str, community: str, prefix: str, tier: int | None = 
 
 
 def window_body(community: str) -> dict[str, Any]:
-    start = dt.datetime.now(UTC) + dt.timedelta(hours=1)
+    start = API_NOW + dt.timedelta(hours=1)
     return {"community_id": community, "scope": "building", "scope_id": "b1", "device_type": "water",
             "starts_at": start.isoformat(), "ends_at": (start + dt.timedelta(hours=4)).isoformat()}
 
@@ -312,13 +313,13 @@ def test_validation_errors_name_the_field(world: World, oncall_client: TestClien
     assert field_of("/oncall/maintenance-windows", window | {"scope": "community", "scope_id": OTHER}) == "body.scope_id"
     assert field_of("/oncall/maintenance-windows", window | {"device_type": "toaster"}) == "body.device_type"
     assert field_of("/oncall/maintenance-windows", window | {
-        "ends_at": (dt.datetime.now(UTC) + dt.timedelta(days=40)).isoformat()}) == "body.ends_at"
+        "ends_at": (API_NOW + dt.timedelta(days=40)).isoformat()}) == "body.ends_at"
     assert field_of("/oncall/maintenance-windows", window | {"starts_at": "2026-03-02T08:00:00"}) == "body.starts_at"
 
 
 def test_maintenance_window_silences_level2_never_level1(world: World, oncall_client: TestClient) -> None:
     h = world.headers(f"supervisor-{OWN}")
-    now = dt.datetime.now(UTC)
+    now = API_NOW
     body = {"community_id": OWN, "scope": "building", "scope_id": "b1",
             "starts_at": (now - dt.timedelta(minutes=5)).isoformat(), "ends_at": (now + dt.timedelta(hours=2)).isoformat()}
     r = oncall_client.post("/oncall/maintenance-windows", headers=h, json=body)
@@ -336,7 +337,7 @@ def test_maintenance_window_silences_level2_never_level1(world: World, oncall_cl
                                 headers=world.headers(f"supervisor-{OTHER}")).status_code == 404
     assert oncall_client.delete(f"/oncall/maintenance-windows/{window_id}", headers=h).status_code == 204
     assert oncall_client.get("/oncall/maintenance-windows", headers=h).json()["data"] == []
-    assert one(world.dsn, "SELECT ends_at <= now() FROM maintenance_windows WHERE id = %s", window_id) is True
+    assert one(world.dsn, "SELECT ends_at FROM maintenance_windows WHERE id = %s", window_id) == now  # ended now
     assert oncall_client.delete(f"/oncall/maintenance-windows/{window_id}", headers=h).status_code == 409
 
 

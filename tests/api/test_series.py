@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 
 import psycopg
-from conftest import OWN, T0, World
+from tests.api.conftest import OWN, T0, World
 from fastapi.testclient import TestClient
 from psycopg.types.json import Jsonb
 
