@@ -46,14 +46,10 @@ from detectors.scoring import (  # noqa: F401  (the names `steward eval` and the
 )
 from detectors.store import IncidentBook
 
-NOTICE_FAMILY = {"water_shutdown": "water", "inspection": "elevator", "door_hold": "access", "away": None,
-                 "pressure_test": "water"}
-
-
 def silences_from_notices(notices: list[Any]) -> list[Silence]:
     return [
         Silence(scope=n.scope, scope_id=n.scope_id, starts_at=n.start_ms / 1000, ends_at=n.end_ms / 1000,
-                device_type=NOTICE_FAMILY.get(n.type), reason=n.type)
+                device_type=n.device_family, reason=n.type)
         for n in notices
     ]
 

@@ -51,13 +51,19 @@ class Scenario:
         }
 
 
+# Which device family a notice silences (None: every family in its scope).
+NOTICE_FAMILY: dict[str, str | None] = {
+    "water_shutdown": "water", "pressure_test": "water", "inspection": "elevator", "door_hold": "access", "away": None,
+}
+
+
 @dataclass
 class Notice:
     """An announcement staff entered before the event: feed it to the detectors as a
-    maintenance window (``water_shutdown``, ``inspection``, ``door_hold``) or an away notice."""
+    maintenance window (``water_shutdown``, ``pressure_test``, ``inspection``, ``door_hold``) or an away notice."""
 
     id: str
-    type: str  # away | water_shutdown | inspection | door_hold
+    type: str  # a key of NOTICE_FAMILY
     community_id: str
     scope: str  # device | building
     scope_id: str
@@ -66,6 +72,13 @@ class Notice:
     end_ms: int
     announced_ms: int
     scenario_id: str
+
+    @property
+    def device_family(self) -> str | None:
+        """The family this notice silences; an unknown type silences nothing rather than everything."""
+        if self.type not in NOTICE_FAMILY:
+            raise ValueError(f"notice {self.id}: unknown type {self.type!r}")
+        return NOTICE_FAMILY[self.type]
 
     def to_json(self) -> dict[str, Any]:
         return {

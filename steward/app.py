@@ -415,10 +415,6 @@ class Stack:
                 log.warning("the API did not stop within %s s; stopping the rest", API_GRACE_S + 2)
 
 
-# Which device family a notice silences (None: every family in its scope).
-NOTICE_FAMILY = {"water_shutdown": "water", "inspection": "elevator", "door_hold": "access", "away": None}
-
-
 class NoticeRelay:
     """Copies the demo simulator's notices into ``maintenance_windows`` as they are announced."""
 
@@ -450,7 +446,7 @@ class NoticeRelay:
                         n.community_id,
                         scope,
                         scope_id,
-                        NOTICE_FAMILY.get(n.type),
+                        n.device_family,
                         dt.datetime.fromtimestamp(n.start_ms / 1000, dt.timezone.utc),
                         dt.datetime.fromtimestamp(n.end_ms / 1000, dt.timezone.utc),
                         n.type,

@@ -9,7 +9,8 @@ import psycopg
 from ingest.registry import upsert_devices
 from simulators import build_fleet
 from simulators.engine import Simulation
-from steward.app import NOTICE_FAMILY, NoticeRelay
+from simulators.scenarios import NOTICE_FAMILY
+from steward.app import NoticeRelay
 
 
 def test_each_notice_becomes_a_maintenance_window_once(database_url: str) -> None:
