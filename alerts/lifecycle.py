@@ -367,25 +367,38 @@ def acknowledge(
     return _to_alert(conn, _fetch(conn, incident_id, None), None)
 
 
+def level1_needs(tier: int, *, resolution: str | None, reason: str | None) -> None:
+    """A Level 1 alert (life safety) is closed only with what staff found and why: an SOS
+    resolved in one click leaves nobody able to tell a false alarm from a handled emergency."""
+    if tier != 1:
+        return
+    if resolution is None:
+        raise InvalidInput("resolution", "a Level 1 alert is resolved as false_alarm, confirmed or duplicate")
+    if reason is None:
+        raise InvalidInput("reason", "a Level 1 alert needs the reason for its resolution")
+
+
 def resolve(
     conn: psycopg.Connection, *, incident_id: int, actor: str, at: dt.datetime, note: str | None = None,
     false_alarm: bool = False, resolution: str | None = None, reason: str | None = None,
-    duplicate_of: int | None = None, require_reason_for_tier1: bool = False,
-    community_ids: Collection[str] | None = None,
+    duplicate_of: int | None = None, community_ids: Collection[str] | None = None,
 ) -> Alert:
     """Staff close the alert with what they found: ``resolution`` is ``confirmed``
     (a real event, handled), ``false_alarm`` (counted by the false-alarm KPI) or
     ``duplicate`` (of ``duplicate_of``, another alert of the community), with a
-    ``reason``. With ``require_reason_for_tier1`` (the control room) a Level 1
-    alert cannot be closed without both. ``false_alarm=True`` is the older
+    ``reason``. A Level 1 alert cannot be closed without both, whatever the path
+    (control room, API, on-call link): this is the one place that rule lives
+    (``level1_needs``). ``false_alarm=True`` is the older
     spelling of ``resolution="false_alarm"``. Its work orders carry on through
     their own loop; if the detector still sees the condition, it opens the
     incident again."""
     actor = _text("actor", actor)
     if note is not None:
         note = _text("note", note, limit=4000)
+    if isinstance(reason, str) and not reason.strip():
+        reason = None  # blank is no reason (a Level 1 says so by name below)
     if reason is not None:
-        reason = _text("reason", reason, limit=4000).strip() or None
+        reason = _text("reason", reason, limit=4000).strip()
     if not isinstance(false_alarm, bool):
         raise InvalidInput("false_alarm", f"must be true or false, got {false_alarm!r}")
     if resolution is None and false_alarm:
@@ -395,11 +408,8 @@ def resolve(
     false_alarm = resolution == "false_alarm"
     row = _fetch(conn, incident_id, community_ids, lock=True)
     _check_time(row, at)
-    if require_reason_for_tier1 and row["tier"] == 1:
-        if resolution is None:
-            raise InvalidInput("resolution", "a Level 1 alert is resolved as false_alarm, confirmed or duplicate")
-        if reason is None:
-            raise InvalidInput("reason", "a Level 1 alert needs the reason for its resolution")
+    status = _move(row, "resolve")  # an alert already resolved says so before anything is asked of it
+    level1_needs(row["tier"], resolution=resolution, reason=reason)
     if resolution == "duplicate":
         if duplicate_of is None:
             raise InvalidInput("duplicate_of", "a duplicate names the alert it repeats")
@@ -408,7 +418,6 @@ def resolve(
             raise InvalidInput("duplicate_of", f"no other alert {duplicate_of} in community {row['community_id']}")
     elif duplicate_of is not None:
         raise InvalidInput("duplicate_of", "only a duplicate names another alert")
-    status = _move(row, "resolve")
     conn.execute(
         "UPDATE incidents SET status = %s, resolved_at = %s, resolved_by = %s, false_alarm = %s, resolution = %s,"
         " resolution_reason = %s, duplicate_of = %s, updated_at = greatest(updated_at, %s) WHERE id = %s",

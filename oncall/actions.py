@@ -53,10 +53,13 @@ def note_acknowledged(conn: psycopg.Connection, *, incident_id: int, staff_id: s
 
 
 def resolve(
-    conn: psycopg.Connection, *, incident_id: int, staff_id: str, at: dt.datetime, note: str | None = None, via: str = "api"
+    conn: psycopg.Connection, *, incident_id: int, staff_id: str, at: dt.datetime, note: str | None = None,
+    resolution: str | None = None, reason: str | None = None, via: str = "api",
 ) -> None:
-    """The incident is resolved: every pending step of it is cancelled."""
-    lifecycle.resolve(conn, incident_id=incident_id, actor=staff_id, at=at, note=note)
+    """The incident is resolved: every pending step of it is cancelled. A Level 1 incident needs
+    ``resolution`` and ``reason`` (``alerts.lifecycle`` refuses it otherwise, field named)."""
+    lifecycle.resolve(conn, incident_id=incident_id, actor=staff_id, at=at, note=note, resolution=resolution,
+                      reason=reason)
     note_resolved(conn, incident_id=incident_id, staff_id=staff_id, at=at, via=via)
 
 
@@ -68,19 +71,25 @@ def note_resolved(conn: psycopg.Connection, *, incident_id: int, staff_id: str, 
     )
 
 
-def apply_link(conn: psycopg.Connection, token: str, now: dt.datetime, *, secret: str) -> tuple[int, str, str]:
+def apply_link(
+    conn: psycopg.Connection, token: str, now: dt.datetime, *, secret: str,
+    resolution: str | None = None, reason: str | None = None,
+) -> tuple[int, str, str]:
     """Consume a signed link and take its action in the caller's transaction.
 
-    Returns (incident_id, action, staff_id); raises ``LinkRefused`` (reason:
-    malformed, forged, expired, unknown, replayed) or the lifecycle's
-    ``IllegalTransition`` (already acknowledged/resolved): roll back then, so
-    the link stays usable only if the caller wants that; commit on success.
+    A resolve link carries what the person found (``resolution``, ``reason``):
+    required for Level 1 as on every other path. Returns (incident_id, action,
+    staff_id); raises ``LinkRefused`` (reason: malformed, forged, expired,
+    unknown, replayed), the lifecycle's ``IllegalTransition`` (already
+    acknowledged/resolved) or ``InvalidInput`` (a Level 1 without a reason):
+    roll back then, so the link stays usable; commit on success.
     """
     incident_id, action, staff_id = verify_and_consume_link(conn, token, now, secret=secret)
     if action == "ack":
         acknowledge(conn, incident_id=incident_id, staff_id=staff_id, at=now, via="link")
     else:
-        resolve(conn, incident_id=incident_id, staff_id=staff_id, at=now, via="link")
+        resolve(conn, incident_id=incident_id, staff_id=staff_id, at=now, resolution=resolution, reason=reason,
+                via="link")
     return incident_id, action, staff_id
 
 

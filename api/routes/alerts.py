@@ -255,7 +255,7 @@ def resolve(now: Now, alert_id: RowId, body: ResolveBody, caller: Actor, conn: C
     actor = actor_of(conn, caller)
     alert = lifecycle.resolve(conn, incident_id=alert_id, actor=actor, at=now, note=body.note,
                               false_alarm=bool(body.false_alarm), resolution=body.resolution, reason=body.reason,
-                              duplicate_of=body.duplicate_of, require_reason_for_tier1=True,
+                              duplicate_of=body.duplicate_of,
                               community_ids=caller.communities)
     oncall_actions.note_resolved(conn, incident_id=alert.id, staff_id=actor, at=now, via="control room")
     _audit(conn, caller, "resolve", alert, {"note": bool(body.note), "resolution": body.resolution})

@@ -3,7 +3,10 @@
 Links (``/oncall/links/{token}``) need no login — the signed, single-use token
 is the credential. GET shows a confirmation page and consumes nothing (chat
 apps and mail scanners fetch links to preview them); POST consumes the link
-and acknowledges or resolves the incident in one transaction.
+and acknowledges or resolves the incident in one transaction. A resolve link's
+POST carries what the person found (``resolution``, ``reason``, as a form from
+the confirmation page or as JSON): a Level 1 alert is closed with both, as on
+every other path (the rule is ``alerts.lifecycle.level1_needs``).
 
 Configuration (schedules, overrides, escalation policies, maintenance
 windows) is thin over `oncall.config` (validation and writes) and
@@ -17,21 +20,25 @@ import base64
 import binascii
 import datetime as dt
 import html
+import json
 import logging
 import re
+import urllib.parse
 from typing import Annotated, Any, Literal
 
 import msgspec
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import AfterValidator, BaseModel, Field, model_validator
+from pydantic import AfterValidator, BaseModel, Field, ValidationError, model_validator
 
 from alerts.errors import IllegalTransition
+from alerts.errors import InvalidInput as LifecycleInvalid
 from api import audit
 from api.clock import Now
 from api import tenancy
 from api.body import Body
 from api.deps import Conn, Reader, allow, visible
+from api.i18n import to_chinese
 from api.errors import ERROR_RESPONSES, Conflict, ErrorResponse, InvalidInput, NotFound, error_json
 from api.params import IDENT, MAX_ID, Instant, Limit
 from api.security import Permission
@@ -219,6 +226,16 @@ class LinkPublic(BaseModel):
     title: str
     tier: int
     status: str
+    needs_reason: bool = Field(default=False, description="A resolve link of a Level 1 alert: POST needs "
+                               "`resolution` and `reason`")
+
+
+class LinkResolveBody(Body):
+    """What the person found, sent with a resolve link (form fields or JSON; nothing for an acknowledge link)."""
+
+    resolution: Literal["false_alarm", "confirmed"] | None = Field(
+        default=None, description="Required for Level 1 (a duplicate is marked from the console, which knows the other alert)")
+    reason: str | None = Field(default=None, max_length=4000, description="Why; required for Level 1")
 
 
 class LinkResultPublic(BaseModel):
@@ -594,6 +611,21 @@ def _link_refused(request: Request, exc: LinkRefused) -> Response:
     return _refusal(request, status, f"link_{exc.reason}", message)
 
 
+def _invalid_link_body(request: Request, token: str, now: dt.datetime, secret: str, conn: Conn,
+                       problem: tuple[str, str], filled: LinkResolveBody | None) -> Response:
+    """422 naming the field; a phone gets the confirmation page again with the message in both languages."""
+    field, message = problem
+    try:
+        claims = peek_link(token, now, secret=secret)  # a forged or expired link is refused as such first
+    except LinkRefused as exc:
+        return _link_refused(request, exc)
+    if _wants_html(request):
+        brief = store.incident_brief(conn, incident_id=claims.i)
+        if brief is not None:
+            return _confirmation(claims, title=brief[1], tier=brief[2], status=brief[3], problem=problem, filled=filled)
+    return error_json(422, "invalid", message, field, headers=_PAGE_HEADERS)
+
+
 def _signed_claims(token: str) -> LinkClaims | None:
     """The claims of a token whose signature was verified but that was refused (expired, unknown, replayed)."""
     try:
@@ -637,26 +669,102 @@ def preview_link(now: Now, token: Annotated[str, Path(max_length=MAX_TOKEN_LENGT
     expires_at = dt.datetime.fromtimestamp(claims.e, UTC)
     if not _wants_html(request):
         public = LinkPublic(incident_id=claims.i, action=claims.a, staff_id=claims.s, expires_at=expires_at,
-                            title=title, tier=tier, status=status)
+                            title=title, tier=tier, status=status, needs_reason=claims.a == "resolve" and tier == 1)
         return JSONResponse(public.model_dump(mode="json"), headers=_PAGE_HEADERS)
+    return _confirmation(claims, title=title, tier=tier, status=status)
+
+
+def _confirmation(claims: LinkClaims, *, title: str, tier: int, status: str, problem: tuple[str, str] | None = None,
+                  filled: LinkResolveBody | None = None) -> HTMLResponse:
+    """The page a phone shows for a link: what it will do, and for a resolve link what was found and why
+    (both required for Level 1, as everywhere). ``problem`` is (field, English message) of a refused POST."""
     zh, en = _ACTION_WORDS[claims.a]
+    expires_at = dt.datetime.fromtimestamp(claims.e, UTC)
     expires_local = expires_at.astimezone(dt.timezone(dt.timedelta(hours=8))).strftime("%Y-%m-%d %H:%M")
+    fields = ""
+    if claims.a == "resolve":
+        required = " required" if tier == 1 else ""
+        chosen = filled.resolution if filled else None
+        options = "".join(
+            f"<option value=\"{value}\"{' selected' if value == chosen else ''}>{label}</option>"
+            for value, label in (("", "— 请选择 / choose —"), ("confirmed", "属实，已处理 / Confirmed, handled"),
+                                 ("false_alarm", "误报 / False alarm")))
+        star = " *" if tier == 1 else ""
+        fields = (
+            f"<p><label>处理结论 / Finding{star}<br><select name=\"resolution\"{required}>{options}</select></label></p>"
+            f"<p><label>原因 / Reason{star}<br><textarea name=\"reason\" rows=\"3\" maxlength=\"4000\"{required}>"
+            f"{html.escape(filled.reason or '') if filled else ''}</textarea></label></p>"
+            + ("<p>一级告警必须填写处理结论和原因 / A Level 1 alert needs a finding and a reason.</p>" if tier == 1 else "")
+        )
+    alert = ""
+    if problem is not None:
+        field, message = problem
+        alert = (f"<p role=\"alert\" data-field=\"{html.escape(field)}\"><strong>{html.escape(to_chinese('invalid', message))}"
+                 f"</strong><br>{html.escape(message)}</p>")
     body = (
-        f"<h1>{zh} / {en}</h1>"
+        f"<h1>{zh} / {en}</h1>{alert}"
         f"<p><strong>{html.escape(title)}</strong><br>#{claims.i} · Level {tier} · {html.escape(status)}</p>"
         f"<p>{html.escape(claims.s)} · valid until {expires_local} (UTC+8)</p>"
-        f"<form method=\"post\"><button type=\"submit\">{zh} / {en}</button></form>"
+        f"<form method=\"post\">{fields}<button type=\"submit\">{zh} / {en}</button></form>"
     )
-    return _page(f"{en} #{claims.i}", body, 200)
+    return _page(f"{en} #{claims.i}", body, 200 if problem is None else 422)
 
 
-@router.post("/links/{token}", response_model=LinkResultPublic, responses=_LINK_RESPONSES)
-def use_link(now: Now, token: Annotated[str, Path(max_length=MAX_TOKEN_LENGTH + 1)], request: Request, conn: Conn) -> Response:
-    """Consume the link and acknowledge or resolve the incident; a second use is refused."""
+async def _link_form(request: Request) -> dict[str, Any] | str:
+    """The POST body of a link: the confirmation page's form fields, JSON, or nothing (an acknowledge link).
+    A string is why the body could not be read."""
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "application/x-www-form-urlencoded":
+        try:
+            pairs = urllib.parse.parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False,
+                                           max_num_fields=10)
+        except (UnicodeDecodeError, ValueError) as exc:
+            return f"body: not a readable form ({exc})"
+        return {k: (v.strip() or None) for k, v in pairs}
+    if kind in ("application/json", ""):
+        try:
+            doc = json.loads(raw)
+        except ValueError:
+            return "body: not valid JSON"
+        return doc if isinstance(doc, dict) else "body: must be a JSON object"
+    return f"body: {kind} is not accepted (send a form or JSON)"
+
+
+def _resolve_body(form: dict[str, Any] | str) -> LinkResolveBody | tuple[str, str]:
+    """The validated body, or (field, message) naming what is wrong."""
+    if isinstance(form, str):
+        return "body", form
+    try:
+        return LinkResolveBody.model_validate(form)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = "body." + ".".join(str(p) for p in first.get("loc", ())) if first.get("loc") else "body"
+        return field, f"{field}: {first.get('msg', 'invalid')}"
+
+
+_LINK_BODY_DOC: dict[str, Any] = {"requestBody": {"required": False, "content": {
+    "application/json": {"schema": LinkResolveBody.model_json_schema()},
+    "application/x-www-form-urlencoded": {"schema": LinkResolveBody.model_json_schema()}}}}
+
+
+@router.post("/links/{token}", response_model=LinkResultPublic, openapi_extra=_LINK_BODY_DOC, responses={
+    **_LINK_RESPONSES, 422: {"model": ErrorResponse, "description": "`invalid`: a Level 1 alert resolved without "
+                             "`resolution` or `reason` (the field is named); the link stays usable"}})
+def use_link(now: Now, token: Annotated[str, Path(max_length=MAX_TOKEN_LENGTH + 1)], request: Request, conn: Conn,
+             form: Annotated[dict[str, Any] | str, Depends(_link_form)]) -> Response:
+    """Consume the link and acknowledge or resolve the incident; a second use is refused. A resolve link
+    takes ``resolution`` and ``reason`` (form or JSON), required for a Level 1 alert."""
     secret = _link_secret(request)
+    found = _resolve_body(form)
+    if isinstance(found, tuple):
+        return _invalid_link_body(request, token, now, secret, conn, found, None)
     try:
         with conn.transaction():  # the link is consumed only if the action succeeds
-            incident_id, action, staff_id = apply_link(conn, token, now, secret=secret)
+            incident_id, action, staff_id = apply_link(conn, token, now, secret=secret, resolution=found.resolution,
+                                                       reason=found.reason)
             brief = store.incident_brief(conn, incident_id=incident_id)
             assert brief is not None
             _audit_link(conn, staff_id=staff_id, incident_id=incident_id, action=action, outcome=action)
@@ -673,6 +781,8 @@ def use_link(now: Now, token: Annotated[str, Path(max_length=MAX_TOKEN_LENGTH + 
             _audit_link(conn, staff_id=signed.s, incident_id=signed.i, action=signed.a,
                         outcome="refused.illegal_transition")
         return _refusal(request, 409, "illegal_transition", str(exc))
+    except LifecycleInvalid as exc:  # a Level 1 without its finding or reason: the link stays usable
+        return _invalid_link_body(request, token, now, secret, conn, (f"body.{exc.field}", str(exc)), found)
     result = LinkResultPublic(incident_id=incident_id, action=action, staff_id=staff_id, status=brief[3], at=now)  # type: ignore[arg-type]
     if _wants_html(request):
         zh, en = {"ack": ("已确认接单", "Acknowledged"), "resolve": ("已标记解决", "Resolved")}[action]

@@ -164,12 +164,56 @@ def test_link_after_control_room_acknowledged_is_409_and_stays_unused(world: Wor
     late = oncall_client.post(f"/oncall/links/{ack}")
     assert late.status_code == 409 and late.json()["error"]["code"] == "illegal_transition"
     assert one(world.dsn, "SELECT count(*) FROM oncall_links WHERE used_at IS NOT NULL") == 0
-    done = oncall_client.post(f"/oncall/links/{resolve}", headers=HTML)
+    done = oncall_client.post(f"/oncall/links/{resolve}", headers=HTML,
+                              data={"resolution": "confirmed", "reason": "resident fine, hub reset"})
     assert done.status_code == 200 and "Resolved" in done.text
     assert one(world.dsn, "SELECT resolved_by FROM incidents WHERE id = %s", incident_id) == "n-wang"
     assert one(world.dsn, "SELECT count(*) FROM oncall_pending WHERE incident_id = %s AND status = 'pending'",
                incident_id) == 0
     assert [a for a, *_ in audit_rows(world.dsn)] == ["oncall.link.refused.illegal_transition", "oncall.link.resolve"]
+
+
+def test_a_level1_resolve_link_needs_a_finding_and_a_reason_like_every_path(world: World,
+                                                                              oncall_client: TestClient) -> None:
+    incident_id = escalating_incident(world.dsn)  # Level 1
+    token = issue(world.dsn, incident_id, "resolve")
+    url = f"/oncall/links/{token}"
+    preview = oncall_client.get(url, headers=HTML)
+    assert '<select name="resolution" required>' in preview.text and 'name="reason"' in preview.text
+    assert oncall_client.get(url).json()["needs_reason"] is True
+
+    # One tap, nothing said: refused with the field named, in the phone's language(s); the link stays usable.
+    bare = oncall_client.post(url)
+    assert bare.status_code == 422
+    assert bare.json()["error"]["field"] == "body.resolution"
+    zh = oncall_client.post(url, json={"resolution": "false_alarm"}, headers={"Accept-Language": "zh-CN"})
+    assert zh.status_code == 422 and zh.json()["error"] == {
+        "code": "invalid", "field": "body.reason", "message": "输入有误：一级告警必须填写处理原因"}
+    en = oncall_client.post(url, json={"resolution": "false_alarm", "reason": "   "})
+    assert en.json()["error"]["message"] == "reason: a Level 1 alert needs the reason for its resolution"
+    page = oncall_client.post(url, headers=HTML, data={"resolution": "false_alarm", "reason": ""})
+    assert page.status_code == 422 and 'data-field="body.reason"' in page.text
+    assert "一级告警必须填写处理原因" in page.text and "needs the reason for its resolution" in page.text
+    assert '<option value="false_alarm" selected>' in page.text  # what was chosen is kept
+    odd = oncall_client.post(url, json={"resolution": "maybe", "reason": "x"})
+    assert (odd.status_code, odd.json()["error"]["field"]) == (422, "body.resolution")
+    assert one(world.dsn, "SELECT status FROM incidents WHERE id = %s", incident_id) == "open"
+    assert one(world.dsn, "SELECT count(*) FROM oncall_links WHERE used_at IS NOT NULL") == 0
+
+    done = oncall_client.post(url, headers=HTML, data={"resolution": "false_alarm", "reason": "pressed by mistake"})
+    assert done.status_code == 200, done.text
+    with psycopg.connect(world.dsn) as conn:
+        row = conn.execute("SELECT status, resolution, resolution_reason, false_alarm, resolved_by FROM incidents"
+                           " WHERE id = %s", (incident_id,)).fetchone()
+    assert row == ("resolved", "false_alarm", "pressed by mistake", True, "n-wang")
+
+
+def test_a_level2_resolve_link_still_resolves_in_one_tap(world: World, oncall_client: TestClient) -> None:
+    incident_id = open_incident(world.dsn, OWN, f"{OWN}-hub-2", tier=2)
+    token = issue(world.dsn, incident_id, "resolve")
+    assert oncall_client.get(f"/oncall/links/{token}").json()["needs_reason"] is False
+    assert oncall_client.post(f"/oncall/links/{token}").status_code == 200
+    assert one(world.dsn, "SELECT status FROM incidents WHERE id = %s", incident_id) == "resolved"
 
 
 def test_links_answer_404_when_no_secret_is_configured(world: World, client: TestClient) -> None:

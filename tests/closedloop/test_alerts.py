@@ -29,7 +29,15 @@ def test_acknowledge_then_resolve_with_timeline(conn: psycopg.Connection) -> Non
     assert (alert.status, alert.acknowledged_by, alert.acknowledged_at) == ("acknowledged", "wang", T0 + 2 * MIN)
     with pytest.raises(IllegalTransition, match="cannot acknowledge alert .*: it is acknowledged"):
         lifecycle.acknowledge(conn, incident_id=iid, actor="li", at=T0 + 3 * MIN)
-    alert = lifecycle.resolve(conn, incident_id=iid, actor="wang", at=T0 + 30 * MIN, note="passenger released")
+    # Level 1: closed only with what was found and why, on every path (this function is all of them).
+    with pytest.raises(InvalidInput, match="resolved as false_alarm, confirmed or duplicate") as refused:
+        lifecycle.resolve(conn, incident_id=iid, actor="wang", at=T0 + 30 * MIN, note="passenger released")
+    assert refused.value.field == "resolution"
+    with pytest.raises(InvalidInput, match="needs the reason") as refused:
+        lifecycle.resolve(conn, incident_id=iid, actor="wang", at=T0 + 30 * MIN, resolution="confirmed", reason=" ")
+    assert refused.value.field == "reason"
+    alert = lifecycle.resolve(conn, incident_id=iid, actor="wang", at=T0 + 30 * MIN, note="passenger released",
+                              resolution="confirmed", reason="trapped 20 min, released by the maintainer")
     assert (alert.status, alert.resolved_by) == ("resolved", "wang")
     for action in (lifecycle.acknowledge, lifecycle.resolve):
         with pytest.raises(IllegalTransition, match="it is resolved"):
@@ -37,7 +45,8 @@ def test_acknowledge_then_resolve_with_timeline(conn: psycopg.Connection) -> Non
     assert kinds(conn, iid) == [("opened", "detector"), ("work_order_created", "system"),
                                 ("acknowledged", "wang"), ("resolved", "wang")]
     resolved = lifecycle.get_alert(conn, incident_id=iid).timeline[-1]
-    assert resolved.detail == {"note": "passenger released"}
+    assert resolved.detail == {"note": "passenger released", "resolution": "confirmed",
+                               "reason": "trapped 20 min, released by the maintainer"}
 
 
 def test_ack_sla_is_computed_from_stored_times(conn: psycopg.Connection) -> None:

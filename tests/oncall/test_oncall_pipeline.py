@@ -22,6 +22,7 @@ from oncall_helpers import (
     wait_until,
 )
 
+from alerts.errors import InvalidInput
 from oncall.actions import apply_link
 from oncall.clock import ManualClock
 from oncall.links import LinkRefused
@@ -154,7 +155,10 @@ def test_acknowledgement_by_link_stops_the_chain_and_reminds_after_30_minutes(
 
     resolve = link_from(reminder.get_content(), "resolve")
     with psycopg.connect(configured_db) as conn:
-        apply_link(conn, resolve, clock.now(), secret=LINK_SECRET)
+        with pytest.raises(InvalidInput, match="needs the reason"):  # Level 1: a finding and a reason, as everywhere
+            apply_link(conn, resolve, clock.now(), secret=LINK_SECRET, resolution="confirmed")
+        conn.rollback()
+        apply_link(conn, resolve, clock.now(), secret=LINK_SECRET, resolution="confirmed", reason="passenger out")
     clock.advance(60 * MIN)
     service.scheduler.tick()
     assert len(mailbox.to("wang@c1.example")) == 2
