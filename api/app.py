@@ -7,7 +7,6 @@ other than the optional ``STEWARD_API_*`` settings.
 from __future__ import annotations
 
 import importlib
-import logging
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -26,27 +25,16 @@ from api.i18n import LocalizedErrors
 from api.errors import install_closed_loop_handlers, install_error_handlers
 from api.settings import ApiSettings
 
-log = logging.getLogger(__name__)
 
-# Routers always present, then the ones that wire other parts (alerts, work
-# orders, on-call): each is included only when its module imports, so the API
-# runs before those parts land. Listed in one visible place.
-CORE_ROUTERS = ("auth", "health", "devices", "events", "residents", "users", "audit", "stream", "ui")
-OPTIONAL_ROUTERS = ("alerts", "workorders", "oncall", "people", "demo", "tree")
+# Every router of the API, in one visible place. Imported outright: a router whose module or one of its
+# dependencies fails to import stops the API from starting, naming the import, instead of its routes
+# vanishing from a running API (they once were optional, while the parts they wire had not landed).
+ROUTERS = ("auth", "health", "devices", "events", "residents", "users", "audit", "stream", "ui",
+           "alerts", "workorders", "oncall", "people", "demo", "tree")
 
 
 def _routers() -> list[Any]:
-    found = []
-    for name in CORE_ROUTERS:
-        found.append(importlib.import_module(f"api.routes.{name}").router)
-    for name in OPTIONAL_ROUTERS:
-        try:
-            module = importlib.import_module(f"api.routes.{name}")
-        except ModuleNotFoundError as exc:
-            log.info("API routes %s not available (%s)", name, exc)
-            continue
-        found.append(module.router)
-    return found
+    return [importlib.import_module(f"api.routes.{name}").router for name in ROUTERS]
 
 
 def create_app(*, database_url: str, gateway_status: Callable[[], dict[str, Any]] | None = None,
@@ -116,10 +104,10 @@ def create_app(*, database_url: str, gateway_status: Callable[[], dict[str, Any]
     install_error_handlers(app)
     install_offline_docs(app)
     # Hostile input is refused before any route (api/edge.py); LocalizedErrors wraps it to translate its answers.
-    app.add_middleware(InputGuard, route_paths=lambda: [r.path for router in _routers() for r in router.routes])
+    routers = _routers()
+    app.add_middleware(InputGuard, route_paths=lambda: [r.path for router in routers for r in router.routes])
     app.add_middleware(LocalizedErrors)
     install_closed_loop_handlers(app)
-    routers = _routers()
     for router in routers:
         app.include_router(router)
     _document(app, routers)
