@@ -15,7 +15,11 @@ The chain of a round:
 * resolved: everything stops.
 
 Next times are counted from the step's due time, not from when it fired, so a
-restart after downtime catches up on the original timetable.
+restart after downtime catches up on the original timetable. Repeating
+reminders (``reminder``, ``ack_renotify``) do not replay a timetable missed
+during downtime: the ones due by then collapse into one, the latest, and the
+next stays on the original grid after now (reminders 8, 9 and 10 one second
+apart tell nobody anything new).
 """
 
 from __future__ import annotations
@@ -80,12 +84,15 @@ def decide(
     if pending.kind == "reminder":
         last = policy.steps[-1]
         people, notes = resolve_targets(last.targets, directory, now)
-        label = f"reminder {pending.step + 1}: tier {incident.tier} alert still unacknowledged"
+        number, due_at, missed = _latest_due(pending, policy.reminder_every, now)
+        label = f"reminder {number + 1}: tier {incident.tier} alert still unacknowledged"
         notify = tuple(Notify(p, f"{label}; {why}") for p, why in people)
+        if missed:
+            notes = [f"{_missed(missed)} missed while the scheduler was down, collapsed into this one", *notes]
         nxt = ()
         if policy.reminder_every > dt.timedelta(0):
-            due = pending.due_at + policy.reminder_every
-            nxt = (NextPending("reminder", pending.step + 1, 0, due, f"unacknowledged: remind again at {_fmt(due)}"),)
+            due = due_at + policy.reminder_every
+            nxt = (NextPending("reminder", number + 1, 0, due, f"unacknowledged: remind again at {_fmt(due)}"),)
         return Decision("fired", _join(label, notes, people), notify=notify, next=nxt)
 
     # kind == "step"
@@ -107,6 +114,9 @@ def decide(
         )
     elif policy.reminder_every > dt.timedelta(0):
         first = pending.due_at + max(step.delay, policy.reminder_every) if notify else now
+        if notify and first <= now:
+            # This step fired late (downtime): its people were told just now; remind them on the grid after now.
+            first += policy.reminder_every * ((now - first) // policy.reminder_every + 1)
         nxt = (NextPending("reminder", 0, 0, first, f"chain and repeats exhausted: remind at {_fmt(first)}"),)
     else:
         nxt = ()
@@ -118,7 +128,8 @@ def _ack_renotify(
 ) -> Decision:
     if incident.status != "acknowledged":
         return Decision("cancelled", f"incident is {incident.status}, no longer acknowledged")
-    label = f"acknowledged by {incident.acknowledged_by or 'someone'} but unresolved (re-notify {pending.step + 1})"
+    number, due_at, missed = _latest_due(pending, policy.ack_renotify_after, now)
+    label = f"acknowledged by {incident.acknowledged_by or 'someone'} but unresolved (re-notify {number + 1})"
     if incident.acknowledged_by:
         people = [(incident.acknowledged_by, "acknowledged it")]
         notify: tuple[Notify, ...] = (Notify(incident.acknowledged_by, label),)
@@ -127,9 +138,24 @@ def _ack_renotify(
         # Acknowledged outside on-call with no actor recorded: remind the first step's people.
         people, notes = resolve_targets(policy.steps[0].targets, directory, now)
         notify = tuple(Notify(p, f"{label}; {why}") for p, why in people)
-    due = pending.due_at + policy.ack_renotify_after
-    nxt = (NextPending("ack_renotify", pending.step + 1, 0, due, f"still unresolved: re-notify at {_fmt(due)}"),)
+    if missed:
+        notes = [f"{_missed(missed)} missed while the scheduler was down, collapsed into this one", *notes]
+    due = due_at + policy.ack_renotify_after
+    nxt = (NextPending("ack_renotify", number + 1, 0, due, f"still unresolved: re-notify at {_fmt(due)}"),)
     return Decision("fired", _join(label, notes, people), notify=notify, next=nxt)
+
+
+def _latest_due(pending: PendingStep, every: dt.timedelta, now: dt.datetime) -> tuple[int, dt.datetime, int]:
+    """(number, due time) of the latest reminder of ``pending``'s series due by ``now``, and how many earlier
+    ones of the series that one stands for (0 on time). Reminders are on a grid from the pending's due time."""
+    if every <= dt.timedelta(0) or now < pending.due_at + every:
+        return pending.step, pending.due_at, 0
+    missed = (now - pending.due_at) // every
+    return pending.step + missed, pending.due_at + missed * every, missed
+
+
+def _missed(n: int) -> str:
+    return "1 earlier reminder" if n == 1 else f"{n} earlier reminders"
 
 
 def _join(label: str, notes: list[str], people: list[tuple[str, str]]) -> str:

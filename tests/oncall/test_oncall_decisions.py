@@ -104,6 +104,25 @@ def test_last_step_repeats_the_chain_then_reminds() -> None:
     assert [(n.kind, n.step, n.due_at) for n in d.next] == [("reminder", 4, T + 15 * MIN)]
 
 
+def test_reminders_missed_during_downtime_collapse_into_the_latest() -> None:
+    # Reminder 4 (step 3) was due at T; the scheduler comes back at T + 47 min: 4, 5, 6 and 7 were due.
+    d = decide(pending(kind="reminder", step=3), OPEN, POLICY, DIRECTORY, (), T + 47 * MIN)
+    assert [n.staff_id for n in d.notify] == ["sup"]  # one reminder, not four
+    assert d.reason.startswith("reminder 7: tier 1 alert still unacknowledged")
+    assert "3 earlier reminders missed while the scheduler was down" in d.reason
+    assert [(n.kind, n.step, n.due_at) for n in d.next] == [("reminder", 7, T + 60 * MIN)]  # the grid, after now
+    on_time = decide(pending(kind="reminder", step=3), OPEN, POLICY, DIRECTORY, (), T + 14 * MIN)
+    assert "missed" not in on_time.reason and [n.due_at for n in on_time.next] == [T + 15 * MIN]
+    # The owner's re-notify collapses the same way.
+    acked = IncidentState(**{**OPEN.__dict__, "status": "acknowledged", "acknowledged_by": "a", "acknowledged_at": T})
+    r = decide(pending(kind="ack_renotify", due=T + 30 * MIN), acked, POLICY, DIRECTORY, (), T + 125 * MIN)
+    assert [n.staff_id for n in r.notify] == ["a"] and "(re-notify 4)" in r.reason
+    assert [(n.kind, n.step, n.due_at) for n in r.next] == [("ack_renotify", 4, T + 150 * MIN)]
+    # The last step fired late: its people were told now; the first reminder is on the grid after now.
+    late = decide(pending(step=1, repeat=1), OPEN, POLICY, DIRECTORY, (), T + 32 * MIN)
+    assert [(n.kind, n.step, n.due_at) for n in late.next] == [("reminder", 0, T + 45 * MIN)]
+
+
 def test_nobody_on_call_moves_on_at_once() -> None:
     empty = Directory(schedules={"eng": Schedule("eng")})
     d = decide(pending(), OPEN, POLICY, empty, (), T + MIN)

@@ -97,3 +97,30 @@ def test_two_schedulers_fire_each_step_once(configured_db: str) -> None:
         ).fetchone()
         mails = conn.execute("SELECT count(*) FROM oncall_outbox WHERE incident_id = ANY(%s)", (ids,)).fetchone()
     assert fired == (30, 30) and mails == (30,)
+
+
+def test_reminders_due_during_downtime_are_one_reminder_not_a_burst(configured_db: str) -> None:
+    """Nobody acknowledges; the chain runs out at T0 + 30 min and reminds every 10 min. The scheduler is down
+    from T0 + 41 to T0 + 75 min: reminders 2, 3 and 4 came due meanwhile; one goes out (the latest), not three
+    one tick apart, and the next one keeps the original timetable."""
+    clock = ManualClock(T0)
+    scheduler = EscalationScheduler(configured_db, SETTINGS, clock)
+    incident_id = open_incident(configured_db, at=T0)
+    for minute in (0, 5, 10, 20, 25, 30, 40):
+        clock.set(T0 + minute * MIN)
+        assert scheduler.tick() == 1
+    assert rows(configured_db, incident_id)[-1][:4] == ("reminder", 1, 0, "pending")
+
+    clock.set(T0 + 75 * MIN)  # back after downtime
+    while scheduler.tick():  # as the run loop does, tick after tick
+        pass
+    reminders = [r for r in rows(configured_db, incident_id) if r[0] == "reminder"]
+    assert [(step, status, due) for _, step, _, status, due in reminders] == [
+        (0, "fired", T0 + 40 * MIN), (1, "fired", T0 + 50 * MIN), (4, "pending", T0 + 80 * MIN)]
+    with psycopg.connect(configured_db) as conn:
+        sent = conn.execute(
+            "SELECT o.staff_id, p.reason FROM oncall_outbox o JOIN oncall_pending p USING (pending_id)"
+            " WHERE p.incident_id = %s AND p.kind = 'reminder' ORDER BY o.outbox_id", (incident_id,)).fetchall()
+    assert [who for who, _ in sent] == ["s-qian", "s-qian"]  # reminder 1 on time, then one for the downtime
+    assert sent[1][1].startswith("reminder 4: tier 1 alert still unacknowledged")
+    assert "2 earlier reminders missed while the scheduler was down, collapsed into this one" in sent[1][1]
