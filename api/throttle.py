@@ -21,8 +21,9 @@ An attempt that must wait is refused with 429 and Retry-After *before* the
 password is checked. The check and the counting are atomic: the three rows are
 locked (``FOR UPDATE``, always in the same order) for the attempt's whole
 evaluation, so 40 concurrent attempts are judged one after the other, each
-seeing the failures before it. Times are the database's clock, shared by every
-API process.
+seeing the failures before it. Times are the API's clock (`api.clock`), the
+time of the request: a failure is stamped when it was attempted, not when a
+slow password check let its transaction read the database's clock.
 """
 
 from __future__ import annotations
@@ -73,8 +74,9 @@ def _delay(failures: int, free: int, first: int, cap: int) -> int:
 class Attempt:
     """One login attempt's throttle state, locked from `begin` until the caller's transaction ends."""
 
-    def __init__(self, conn: psycopg.Connection, *, username: str, address: str, policy: ThrottlePolicy) -> None:
-        self.conn, self.policy = conn, policy
+    def __init__(self, conn: psycopg.Connection, *, username: str, address: str, policy: ThrottlePolicy,
+                 now: dt.datetime) -> None:
+        self.conn, self.policy, self.now = conn, policy, now
         self.keys = _keys(username, address)
         window = dt.timedelta(seconds=policy.window_seconds)
         rows: list[tuple] = []
@@ -84,13 +86,12 @@ class Attempt:
                 cur.executemany("INSERT INTO api_login_throttle (scope, key) VALUES (%s, %s) ON CONFLICT DO NOTHING",
                                 list(self.keys.items()))
             rows = conn.execute(
-                "SELECT scope, failures, last_failure_at, locked_until, now() FROM api_login_throttle "
+                "SELECT scope, failures, last_failure_at, locked_until FROM api_login_throttle "
                 "WHERE (scope, key) IN ((%s, %s), (%s, %s), (%s, %s)) ORDER BY scope, key FOR UPDATE",
                 [part for item in self.keys.items() for part in item],
             ).fetchall()
-        self.now: dt.datetime = rows[0][4]
         self.rows: dict[Scope, _Row] = {}
-        for scope, failures, last, locked, _ in rows:
+        for scope, failures, last, locked in rows:
             if last is not None and self.now - last > window:
                 failures, locked = 0, None  # a quiet window forgives
             self.rows[scope] = _Row(failures, last, locked)
@@ -138,9 +139,8 @@ class Attempt:
                                   (scope, self.keys[scope]))
         # Forget what no window remembers any more: the table holds only recent failures.
         self.conn.execute(
-            "DELETE FROM api_login_throttle WHERE last_failure_at < now() - %s "
-            "AND (locked_until IS NULL OR locked_until < now())",
-            (dt.timedelta(seconds=2 * self.policy.window_seconds),))
+            "DELETE FROM api_login_throttle WHERE last_failure_at < %s AND (locked_until IS NULL OR locked_until < %s)",
+            (self.now - dt.timedelta(seconds=2 * self.policy.window_seconds), self.now))
 
 
 def _ceil(delta: dt.timedelta) -> int:

@@ -12,6 +12,7 @@ from psycopg_pool import ConnectionPool
 from pydantic import BaseModel
 
 from api import audit
+from api.clock import Now
 from api.deps import Conn, Settings, allow, client_address, get_pool, oauth2
 from api.errors import ERROR_RESPONSES, ErrorResponse, TooManyAttempts, Unauthorized
 from api.security import ROLE_PERMISSIONS, Permission
@@ -45,7 +46,7 @@ class MePublic(BaseModel):
                               "description": "Too many failed logins for this account from this address, or from "
                               "this address; see Retry-After (api/throttle.py)"}})
 def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Request,
-          pool: Annotated[ConnectionPool, Depends(get_pool)], settings: Settings) -> TokenPublic:
+          pool: Annotated[ConnectionPool, Depends(get_pool)], settings: Settings, now: Now) -> TokenPublic:
     """Exchange username and password for a bearer token that expires (``token_ttl_minutes``).
 
     Throttled per account+address pair, per address and per account (`api.throttle`); every success,
@@ -55,7 +56,7 @@ def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Reques
     username = form.username[:MAX_USERNAME]
     # Its own transaction, committed whatever the answer: a failure must count although the request fails.
     with pool.connection() as conn, conn.transaction():
-        attempt = Attempt(conn, username=username, address=address, policy=settings.throttle_policy())
+        attempt = Attempt(conn, username=username, address=address, policy=settings.throttle_policy(), now=now)
         verdict = attempt.verdict()
         if verdict.allowed:
             user, why = authenticate(conn, username=username, password=form.password)
