@@ -28,6 +28,7 @@ The same run by hand against a running server::
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -35,13 +36,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
+import psycopg
 import pytest
 
 from api.app import create_app
 from api.settings import ApiSettings
+from api.users import issue_token
 from ingest.migrate import migrate
 from steward.databases import create_database, drop_database
-from tests.api.conftest import OWN, LiveServer, seed
+from tests.api.conftest import OWN, LiveServer, World, seed
 
 HERE = Path(__file__).resolve().parent
 SECRET = "schemathesis-secret-0123456789"
@@ -51,7 +55,13 @@ ROLES = ("admin", "manager")  # everything, and read-only
 @dataclass
 class Target:
     url: str
-    tokens: dict[str, str]
+    world: World
+
+    def token(self, role: str) -> str:
+        """A token that outlives the longest run (a run of an hour must not go on as an expired login)."""
+        with psycopg.connect(self.world.dsn) as conn:
+            token, _ = issue_token(conn, user_id=self.world.users[f"{role}-{OWN}"], ttl=dt.timedelta(hours=12))
+        return f"Bearer {token}"
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +73,7 @@ def target(admin_dsn: str) -> Iterator[Target]:
         app = create_app(database_url=dsn, oncall_link_secret=SECRET, demo_phone_secret=SECRET,
                          settings=ApiSettings(stream_keepalive_seconds=1.0))
         with LiveServer(app) as server:
-            tokens = {role: world.headers(f"{role}-{OWN}")["Authorization"] for role in ROLES}
-            yield Target(server.url, tokens)
+            yield Target(server.url, world)
     finally:
         drop_database(admin_dsn, dsn)
 
@@ -72,10 +81,11 @@ def target(admin_dsn: str) -> Iterator[Target]:
 def run_schemathesis(target: Target, role: str, tmp_path: Path, *, phases: str, examples: int,
                      seed: int) -> dict:
     report = tmp_path / f"schemathesis-{role}.json"
+    token = target.token(role)
     command = [
         str(Path(sys.executable).with_name("schemathesis")), "--config-file", str(HERE / "schemathesis.toml"),
         "run", f"{target.url}/openapi.json", "--checks", "all", "--mode", "all", "--phases", phases,
-        "-n", str(examples), "--seed", str(seed), "-H", f"Authorization: {target.tokens[role]}",
+        "-n", str(examples), "--seed", str(seed), "-H", f"Authorization: {token}",
         # The stream never ends by itself; logout would revoke the token the run uses.
         "--exclude-path", "/stream", "--exclude-path", "/auth/logout",
         "--generation-database", "none", "--workers", "1", "--no-color",
@@ -87,6 +97,10 @@ def run_schemathesis(target: Target, role: str, tmp_path: Path, *, phases: str, 
     assert result["complete"] and not result["errors"], done.stdout[-5000:]
     assert result["failures"] == [] and result["test_cases"]["with_failures"] == 0, done.stdout[-8000:]
     assert result["operations"]["tested"] >= 60, result["operations"]
+    # Still the same caller at the end (not expired, not deactivated or demoted by a generated PATCH /users):
+    # every case ran as this role, not as a refused token, which the checks above would let pass.
+    me = httpx.get(f"{target.url}/auth/me", headers={"Authorization": token}, timeout=30)
+    assert me.status_code == 200 and me.json()["role"] == role, me.text
     return result
 
 
