@@ -155,6 +155,18 @@ class Thresholds(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     anomaly_slack: float = 0.4  # ...or readings above this (one in 100) add up
     anomaly_evidence: float = 0.45  # ...to this much excess (statistical.Decision)
     anomaly_clear_after: int = 6  # readings in a row below statistical.Decision.clear_at that clear it
+    # Fields whose cycle does not follow the clock (a tank refills when drawn down to the pump's start
+    # level, at a different hour every day): no time-of-day profile, no run rule (telemetry_health.py).
+    anomaly_unclocked_fields: tuple[str, ...] = ("level_pct",)
+    anomaly_jump_factor: float = 2.0  # a step > this x the fastest normal rate of change is not the process
+    anomaly_jumps: int = 3  # ...and this many of them (a glitch out and back is 2)
+    anomaly_jump_window_s: float = 3600.0  # ...within this long: an erratic sensor
+    anomaly_envelope_half_life_s: float = 7 * 86400.0  # the fastest rate learned fades by half in a week
+    anomaly_run_spreads: float = 3.0  # a reading this many typical deviations off the usual for its hour...
+    anomaly_run_s: float = 1500.0  # ...with every reading since, on the same side, for this long...
+    anomaly_run_readings: int = 6  # ...and at least this many readings: a lasting offset (a drifted load cell)
+    anomaly_run_hold_s: float = 86400.0  # a run lasting this long is a new normal (learned, no longer holds)
+    anomaly_run_rest: int = 200  # readings after an incident before a run may start (2 / level_alpha)
 
     @property
     def zone(self) -> ZoneInfo:

@@ -19,23 +19,19 @@ Conditions (all Level 3 work orders, DOMAIN.md "Every device"):
   ``stuck_after_s`` and ``stuck_min_readings``; clears when it moves.
 - ``telemetry_anomaly.<field>`` (opt-in, ``anomaly_fields``): the learned
   baseline of statistical.py (level, steps and the time-of-day profile of the
-  community's local clock) scores each reading before learning it. Nothing is
+  community's local clock) scores each reading before learning it, plus two
+  rules from the physics (jumps the process cannot make: an erratic sensor; a
+  lasting offset from the usual for the hour: a drifted sensor). Nothing is
   decided while a stream is younger than ``anomaly_learn_s`` (its daily pattern
-  is not known yet). Opens on one reading scoring ``anomaly_raise_at`` or when
-  readings above ``anomaly_slack`` add up to ``anomaly_evidence``; clears after
-  ``anomaly_clear_after`` unremarkable readings (a new level that persists is
-  learned, so the condition does not stay open for ever). Maintained with
-  statistical.py (`_numeric_anomalies`).
+  is not known yet). See telemetry_health.py.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-
 import msgspec
 
 from domain.events import Event
-from detectors import statistical
+from detectors import statistical, telemetry_health
 from detectors.base import Changes, Ctx, Raised, clear, earliest, raise_
 
 
@@ -46,8 +42,8 @@ class HealthState(msgspec.Struct, array_like=True):
     stuck: dict[str, list[float]] = msgspec.field(default_factory=dict)
     raised: dict[str, Raised] = msgspec.field(default_factory=dict)
     stats: dict[str, statistical.StreamState] = msgspec.field(default_factory=dict)
-    # field -> [alarm state, first reading's event time]
-    alarms: dict[str, tuple[statistical.Alarm, float]] = msgspec.field(default_factory=dict)
+    # field -> its alarm and the rules' memory (telemetry_health.FieldWatch)
+    alarms: dict[str, telemetry_health.FieldWatch] = msgspec.field(default_factory=dict)
     last_ts: float = 0.0  # event time of the last message applied (in event-time order)
     back_ts: float = 0.0  # event time of the message that ended the last receive-time offline
 
@@ -121,40 +117,8 @@ def on_event(st: HealthState, ctx: Ctx, ev: Event) -> tuple[HealthState, Changes
             out += raise_(st.raised, ctx, "sensor_stuck", 3, ts, f"Sensor stuck at {value} ({name})", work_order=True,
                           detail={"field": name, "value": value, "since": track[1], "readings": int(track[2])})
     if th.anomaly_fields:
-        out += _numeric_anomalies(st, ctx, ev, ts)
+        out += telemetry_health.check(st.stats, st.alarms, st.raised, ctx, ev, ts)
     return st, out
-
-
-_PARAMS = statistical.Params()
-
-
-def _numeric_anomalies(st: HealthState, ctx: Ctx, ev: Event, ts: float) -> Changes:
-    th = ctx.th
-    out: Changes = []
-    offset = dt.datetime.fromtimestamp(ts, th.zone).utcoffset()
-    wall = ts + (offset.total_seconds() if offset else 0.0)  # the profile follows the community's clock
-    decision = statistical.Decision(raise_at=th.anomaly_raise_at, slack=th.anomaly_slack,
-                                    evidence=th.anomaly_evidence, clear_after=th.anomaly_clear_after)
-    for name in th.anomaly_fields:
-        value = ev.fields.get(name)
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            continue
-        x = float(value)
-        base = st.stats.setdefault(name, statistical.StreamState())
-        alarm, since = st.alarms.setdefault(name, (statistical.Alarm(), ts))
-        score = statistical.score_one(base, x, wall, _PARAMS)  # scored before it is learned
-        expected = base.level + (base.profile[int(wall % 86400 / 86400 * _PARAMS.slots)] if base.profile else 0.0)
-        statistical.learn_one(base, x, wall, _PARAMS)
-        if ts - since < th.anomaly_learn_s:
-            continue
-        opened, cleared = statistical.decide(alarm, score, decision)
-        cond = f"telemetry_anomaly.{name}"
-        if opened:
-            out += raise_(st.raised, ctx, cond, 3, ts, f"Unusual {name} readings", work_order=True,
-                          detail={"field": name, "value": value, "score": round(score, 3), "expected": round(expected, 3)})
-        elif cleared:
-            out += clear(st.raised, ctx, cond, ts, f"{name} back to its usual range")
-    return out
 
 
 __all__ = ["HealthState", "arrive", "on_event", "go_offline", "next_deadline", "earliest"]

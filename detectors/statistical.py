@@ -126,19 +126,43 @@ def _residuals(st: StreamState, x: float, t: float, p: Params) -> tuple[float, f
     return z_level, z_jump, z_season, run, slot
 
 
-def surprise(st: StreamState, x: float, t: float, p: Params) -> float:
-    """-log10 of the rarest expert's p-value for ``x`` at local wall-clock time ``t`` (seconds)."""
+ALL = tuple(range(NE))
+UNCLOCKED = (EXPERTS.index("level"), EXPERTS.index("jump"))  # for a cycle not tied to the clock (a tank)
+
+
+def surprise(st: StreamState, x: float, t: float, p: Params, experts: tuple[int, ...] = ALL) -> float:
+    """-log10 of the rarest expert's p-value for ``x`` at local wall-clock time ``t`` (seconds).
+
+    ``experts``: which experts have a say (all by default; device health leaves the
+    time-of-day ones out for a stream whose cycle does not follow the clock)."""
     if st.n < p.grace or st.calib_n <= 0.0:
         return 0.0
     zs = _residuals(st, x, t, p)
-    pmin = min(_tail(st.calib, e * NB, st.calib_n, zs[e], st.calib_max[e], p.tail_power) for e in range(NE))
+    pmin = min(_tail(st.calib, e * NB, st.calib_n, zs[e], st.calib_max[e], p.tail_power) for e in experts)
     return -math.log10(max(pmin, 1e-12))
 
 
-def score_one(st: StreamState, x: float, t: float, p: Params) -> float:
+def score_one(st: StreamState, x: float, t: float, p: Params, experts: tuple[int, ...] = ALL) -> float:
     """Anomaly score in [0, 1) of ``x`` at local wall-clock time ``t``; learns nothing."""
-    s = surprise(st, x, t, p)
+    s = surprise(st, x, t, p, experts)
     return s / (s + p.score_half)
+
+
+def slot_of(t: float, p: Params) -> int:
+    """The time-of-day profile's slot of local wall-clock time ``t`` (seconds)."""
+    return int((t % DAY) / DAY * p.slots)
+
+
+def usual(st: StreamState, t: float, p: Params) -> tuple[float, float] | None:
+    """(the usual value, its typical deviation) at local wall-clock time ``t`` by the
+    time-of-day profile, or None while that slot has not been seen ``profile_min`` times."""
+    if not st.profile:
+        return None
+    slot = slot_of(t, p)
+    if st.visits[slot] < p.profile_min:
+        return None
+    floor = max(1e-9, 1e-6 * abs(st.level), 0.5 * st.resolution if st.resolution < math.inf else 0.0)
+    return st.level + st.profile[slot], max(st.spread[slot], floor)
 
 
 def learn_one(st: StreamState, x: float, t: float, p: Params) -> StreamState:
@@ -215,11 +239,12 @@ class Alarm(msgspec.Struct, array_like=True):
     calm: int = 0  # consecutive readings < clear_at
 
 
-def decide(al: Alarm, score: float, d: Decision) -> tuple[bool, bool]:
-    """Feed one score; returns (opened now, cleared now)."""
+def decide(al: Alarm, score: float, d: Decision, holds: bool = False) -> tuple[bool, bool]:
+    """Feed one score; returns (opened now, cleared now). ``holds``: another rule says
+    the condition is true now (it opens, and nothing clears while it holds)."""
     al.excess = max(0.0, al.excess + score - d.slack)
-    al.calm = al.calm + 1 if score < d.clear_at else 0
-    if not al.active and (score >= d.raise_at or al.excess >= d.evidence):
+    al.calm = al.calm + 1 if score < d.clear_at and not holds else 0
+    if not al.active and (holds or score >= d.raise_at or al.excess >= d.evidence):
         al.active, al.calm = True, 0
         return True, False
     if al.active and al.calm >= d.clear_after:
