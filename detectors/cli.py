@@ -65,7 +65,8 @@ def eval_command(
         console.print(f"detector state on {sizes.devices} devices after {sizes.hours:g} h ({sizes.messages:,} messages): "
                       f"mean {sizes.measured_mean:.0f} B, max {sizes.measured_max} B per device")
         console.print(f"with every learned history full (the worst case): mean {sizes.saturated_mean:.0f} B, "
-                      f"max {sizes.saturated_max} B; by family {sizes.by_type}")
+                      f"max {sizes.saturated_max} B; by family (mean) {sizes.by_type}, (max) {sizes.saturated_max_by_type}")
+        console.print(f"measured max by family: {sizes.measured_max_by_type}")
         return
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("simulating and detecting", total=1.0)

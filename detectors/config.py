@@ -52,6 +52,10 @@ class Thresholds(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     inferred_entrapment_s: float = 180.0
     inferred_entrapment_outside_zone_s: float = 5.0  # between floors the doors cannot open at all
     door_open_fail_s: float = 10.0  # doors "opening" that never reach "open" (a door operator opens in 2-4 s)
+    # Nobody walks into a shut car: occupancy first reported longer than this after the doors
+    # shut at a floor is a sensor (a flicker, a drifting load cell), not a passenger. A camera
+    # or load cell reports a passenger at once, a PIR within its few seconds of hold time.
+    entrapment_boarding_s: float = 30.0
     entrapment_evidence_s: float = 90.0  # the car's latest status must be this recent when inference decides
     fault_rate_min_per_day: int = 3  # proactive order when a day's faults reach this...
     fault_rate_factor: float = 3.0  # ...and this many times the learned daily rate

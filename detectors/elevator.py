@@ -9,13 +9,20 @@ Entrapment (Level 1) is a car that **cannot release its passengers**:
   ``alarm_press_window_s`` (field practice: a passenger who keeps pressing);
 - inferred from raw status, only where the car cannot let people out:
   * stopped **outside the door zone** with doors closed and somebody inside for
-    ``inferred_entrapment_outside_zone_s`` (doors cannot open between floors);
+    ``inferred_entrapment_outside_zone_s`` (doors cannot open between floors). A
+    car gets there only by moving: a stop reported right after a movement counts
+    at once; "outside the zone" from a car that was standing at a floor is a
+    door-zone sensor flicker until a second report says so too;
   * in the door zone with a **failed door opening**: fault 11 (door fails to
     open) while occupied, confirmed like any fault; or the doors reported
-    ``opening`` without ever reaching ``open`` for ``door_open_fail_s``;
+    ``opening`` and a report ``door_open_fail_s`` later still shows them not
+    open ("opening" is a state every door passes through for a few seconds: a
+    snapshot of it alone is nothing);
   * in the door zone, doors shut, car idle and continuously occupied for
     ``inferred_entrapment_s`` (default 3 min: far beyond any ride or a slow
-    passenger, see detectors/README.md).
+    passenger, see detectors/README.md), by somebody who was inside when the
+    doors shut (occupancy first reported ``entrapment_boarding_s`` after that
+    is the sensor: nobody walks into a shut car).
   Raw-status inference needs current evidence: the car's latest status must be
   at most ``entrapment_evidence_s`` old at the deadline (terminals report every
   few seconds while a car is in use); a single "occupied" snapshot followed by
@@ -87,6 +94,10 @@ class ElevatorState(msgspec.Struct, array_like=True):
     vib_fast: float = 0.0
     vib_slow: float = 0.0
     raised: dict[str, Raised] = msgspec.field(default_factory=dict)
+    # (appended: snapshots written before these fields decode with the defaults)
+    out_since: float | None = None  # stopped and shut outside the door zone (since)
+    out_trusted: bool = False  # ...the car stopped there after moving, or a second report confirmed it
+    moved: bool = False  # the latest status before this stop said the car was moving
 
 
 def _silenced(st: ElevatorState, ctx: Ctx) -> Ctx:
@@ -140,10 +151,18 @@ def instant(st: ElevatorState, ctx: Ctx, ev: Event) -> Changes:
 def _restart_inference(st: ElevatorState, ts: float) -> None:
     """After an explicit entrapment ends, raw-status inference starts again from now:
     the time the car stood shut while the code was active is not counted twice."""
-    for name in ("shut_since", "occupied_since", "opening_since"):
+    for name in ("shut_since", "occupied_since", "opening_since", "out_since"):
         since = getattr(st, name)
         if since is not None:
             setattr(st, name, max(since, ts))
+
+
+def _boarded(st: ElevatorState, ctx: Ctx) -> bool:
+    """Somebody was in the car when its doors shut: nobody walks into a shut car, so
+    occupancy first reported long after the doors shut at a floor is the sensor (a
+    flicker, a drifting load cell), not a passenger."""
+    assert st.shut_since is not None and st.occupied_since is not None
+    return st.occupied_since - st.shut_since <= ctx.th.entrapment_boarding_s
 
 
 def _inferred_due(st: ElevatorState, ctx: Ctx) -> tuple[float, str] | None:
@@ -152,13 +171,15 @@ def _inferred_due(st: ElevatorState, ctx: Ctx) -> tuple[float, str] | None:
         return None
     th = ctx.th
     found: list[tuple[float, str]] = []
-    if not st.shut_in_zone:
-        found.append((max(st.shut_since, st.occupied_since) + th.inferred_entrapment_outside_zone_s, "outside_door_zone"))
-    else:
+    if st.out_since is not None and st.out_trusted:
+        found.append((max(st.out_since, st.occupied_since) + th.inferred_entrapment_outside_zone_s, "outside_door_zone"))
+    if _boarded(st, ctx):
         found.append((max(st.shut_since, st.occupied_since) + th.inferred_entrapment_s, "occupied_shut_idle"))
-    if st.opening_since is not None:
+    if st.opening_since is not None and st.status_at >= st.opening_since + th.door_open_fail_s:
+        # "opening" is a state every door passes through for 2-4 s: a snapshot of it says
+        # nothing until a report door_open_fail_s later still shows the doors not open.
         found.append((st.opening_since + th.door_open_fail_s, "doors_do_not_open"))
-    return min(found)
+    return min(found) if found else None
 
 
 def next_deadline(st: ElevatorState, ctx: Ctx) -> float | None:
@@ -191,14 +212,14 @@ def on_tick(st: ElevatorState, ctx: Ctx, now: float) -> tuple[ElevatorState, Cha
     if inferred is not None and now >= inferred[0]:
         due, source = inferred
         if due - st.status_at <= ctx.th.entrapment_evidence_s:
-            out += _entrapment(st, ctx, due, source, TITLES[source], in_door_zone=st.shut_in_zone,
+            out += _entrapment(st, ctx, due, source, TITLES[source], in_door_zone=st.out_since is None,
                                shut_since=st.shut_since, occupied_since=st.occupied_since)
             if "entrapment" not in st.raised:  # silenced: do not retry until the situation changes
                 st.occupied_since = None
         elif now - st.status_at <= ctx.th.entrapment_evidence_s:
             # The car's reports had gone quiet at the deadline: one stale "occupied" reading is
             # not a passenger. A fresh report that still says so decides, at its own time.
-            out += _entrapment(st, ctx, now, source, TITLES[source], in_door_zone=st.shut_in_zone,
+            out += _entrapment(st, ctx, now, source, TITLES[source], in_door_zone=st.out_since is None,
                                shut_since=st.shut_since, occupied_since=st.occupied_since)
     return st, out
 
@@ -313,10 +334,20 @@ def _status(st: ElevatorState, ctx: Ctx, live: Ctx, f: dict, ts: float) -> Chang
     moving, door, occupied = bool(f["moving"]), f["door"], bool(f["occupied"])
     st.status_at = max(st.status_at, ts)
     if not moving and door != "open":  # shut: closed, or closing, or asked to open and not open yet
-        if st.shut_since is None:
-            st.shut_since, st.shut_in_zone = ts, bool(f["door_zone"])
-        elif not f["door_zone"]:
-            st.shut_in_zone = False
+        in_zone = bool(f["door_zone"])
+        arrived = st.shut_since is None  # the first report of this stop
+        if arrived:
+            st.shut_since = ts
+        st.shut_in_zone = in_zone
+        if in_zone:
+            st.out_since, st.out_trusted = None, False
+        elif st.out_since is None:
+            # A car stops between floors only after moving; "outside the zone" from a car
+            # that stood at a floor (or opened its doors there) is a door-zone sensor
+            # flicker until a second report says so too.
+            st.out_since, st.out_trusted = ts, arrived and st.moved
+        else:
+            st.out_trusted = True
         if occupied:
             if st.occupied_since is None:
                 st.occupied_since = ts
@@ -331,6 +362,7 @@ def _status(st: ElevatorState, ctx: Ctx, live: Ctx, f: dict, ts: float) -> Chang
             out += _entrapment(st, live, ts, "door_fails_to_open", "Passenger trapped: the doors fail to open (fault 11)")
     else:  # moving, or doors open: nobody is held in the car
         st.shut_since, st.occupied_since, st.opening_since = None, None, None
+        st.out_since, st.out_trusted, st.moved = None, False, moving
         ent = st.raised.get("entrapment")
         if ent is not None and ts >= ent.since and not any(c in st.active or c in st.pending for c in ENTRAPMENT_CODES):
             out += clear(st.raised, ctx, "entrapment", ts, "Car moving or doors open: passengers released")

@@ -68,17 +68,20 @@ class StateSizes:
     saturated_mean: float
     saturated_max: int
     by_type: dict[str, float]
+    measured_max_by_type: dict[str, int]
+    saturated_max_by_type: dict[str, int]
 
 
-def state_sizes(*, devices: int = 10_000, hours: float = 2.0, seed: int = 7) -> StateSizes:
+def state_sizes(*, devices: int = 10_000, hours: float = 2.0, seed: int = 7, **fleet_shape: Any) -> StateSizes:
     """Run ``hours`` of a ``devices``-device fleet's traffic through one engine and measure
-    each device's snapshot (msgpack) size; then the same with every history full."""
+    each device's snapshot (msgpack) size; then the same with every history full.
+    ``fleet_shape``: `simulators.fleet_for_devices`'s sizes (floors, units_per_floor, elderly_share)."""
     from simulators import fleet_for_devices
     from simulators.engine import Simulation
 
     from detectors.engine import _decode_state, _encode
 
-    fleet = fleet_for_devices(seed, devices)
+    fleet = fleet_for_devices(seed, devices, **fleet_shape)
     start = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
     sim = Simulation(fleet, seed=seed, start=start, duration=dt.timedelta(hours=hours), auto_incidents=False)
     engine = Engine(DetectorConfig(defaults=Thresholds(timezone=zone_for_offset(fleet.utc_offset_hours))),
@@ -100,15 +103,20 @@ def state_sizes(*, devices: int = 10_000, hours: float = 2.0, seed: int = 7) -> 
     measured = engine.state_sizes()
     saturated: list[int] = []
     per_type: dict[str, list[int]] = defaultdict(list)
+    measured_by_type: dict[str, int] = defaultdict(int)
     for device_id, st in engine.states.items():
+        family = str(engine.devices[device_id].device_type)
+        measured_by_type[family] = max(measured_by_type[family], len(_encode(st)))
         copy = _decode_state(_encode(st))
         saturate(copy, last.get(device_id))
         size = len(_encode(copy))
         saturated.append(size)
-        per_type[str(engine.devices[device_id].device_type)].append(size)
+        per_type[family].append(size)
     return StateSizes(
         devices=len(fleet.devices), hours=hours, messages=n,
         measured_mean=statistics.fmean(measured), measured_max=max(measured),
         saturated_mean=statistics.fmean(saturated), saturated_max=max(saturated),
         by_type={k: round(statistics.fmean(v), 1) for k, v in sorted(per_type.items())},
+        measured_max_by_type=dict(sorted(measured_by_type.items())),
+        saturated_max_by_type={k: max(v) for k, v in sorted(per_type.items())},
     )

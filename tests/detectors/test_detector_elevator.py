@@ -91,8 +91,32 @@ CASES = {
     ),
     "doors asked to open that never do, with a passenger inside": (
         [(T, LIFT, "status", status(occupied=True)), (T + 30, LIFT, "status", status(door="opening", occupied=True)),
-         (T + 50, "tick"), (T + 300, LIFT, "status", status(door="open", occupied=True))],
+         (T + 45, LIFT, "status", status(door="opening", occupied=True)), (T + 50, "tick"),
+         (T + 300, LIFT, "status", status(door="open", occupied=True))],
         [(T + 40, "opened", "entrapment", 1), (T + 300, "cleared", "entrapment", 1)],
+    ),
+    "hard negative: a report catches the doors opening, the next one 15 s later has them open": (
+        [(T - 10, LIFT, "status", status(moving=True, door_zone=False, occupied=True)),
+         (T, LIFT, "status", status(door="opening", occupied=True)), (T + 12, "tick"),
+         (T + 15, LIFT, "status", status(door="open", occupied=True)), (T + 30, LIFT, "status", status()), (T + 600, "tick")],
+        [],
+    ),
+    "hard negative: the door-zone sensor flickers once while a car stands shut at a floor": (
+        [(T - 10, LIFT, "status", status(moving=True, door_zone=False, occupied=True)),
+         (T, LIFT, "status", status(occupied=True)), (T + 10, LIFT, "status", status(occupied=True, door_zone=False)),
+         (T + 25, LIFT, "status", status(occupied=True)), (T + 40, LIFT, "status", status(occupied=True, moving=True, door_zone=False)),
+         (T + 600, "tick")],
+        [],
+    ),
+    "a car that stood at a floor reported outside the door zone twice: it slid off (re-levelling failed)": (
+        [(T, LIFT, "status", status(occupied=True)), (T + 10, LIFT, "status", status(occupied=True, door_zone=False)),
+         (T + 14, "tick"), (T + 25, LIFT, "status", status(occupied=True, door_zone=False)), (T + 40, "tick")],
+        [(T + 15, "opened", "entrapment", 1)],  # true since T + 15, known once the second report came
+    ),
+    "hard negative: a parked, shut car whose load cell drifts to 'occupied' long after the doors shut": (
+        [(T - 10, LIFT, "status", status(door="open", occupied=True)), (T, LIFT, "status", status())]
+        + [(T + 60 * k, LIFT, "status", status(occupied=k >= 5)) for k in range(1, 30)] + [(T + 3600, "tick")],
+        [],
     ),
     "fault 11 (doors fail to open) with a passenger inside is an entrapment": (
         [(T - 20, LIFT, "status", status(occupied=True)), (T, LIFT, "fault", {"code": 11, "active": True}), (T + 6, "tick"),
@@ -186,3 +210,52 @@ def test_fault_rate_is_per_trip_so_a_busy_day_is_not_a_degrading_lift() -> None:
     assert play(eng, steps) == []
     assert play(eng, day(4, 700, 3)) == []  # a busy day: 3.5 x the trips, 3 glitches
     assert kinds(play(eng, day(5, 200, 4))) == [("opened", "fault_rate", 3)]  # 4 glitches in an ordinary day
+
+
+# --- trends per unit of use: a busy day is not a degrading lift -----------------------------------
+
+
+def _traffic(day: int, rides_per_hour: dict[int, int], *, vib: float = 10.5, reopen_every: int = 20) -> list:
+    """One day of a lift's rides (``rides_per_hour`` by local hour): each ride is a moving
+    status with its vibration (7-14 mg around ``vib``), a trip (every ``reopen_every``-th
+    with a door re-open) and the stop; the terminal also reports every 5 minutes on its own
+    with the idle vibration (0.5-2.5 mg), so the share of moving readings follows the traffic
+    (an average over every reading rises at a peak: the issue's false vibration trend)."""
+    steps = [(at(0, day=day) + 300 * k + 150, LIFT, "status", status(vibration_mg=0.5 + (k % 3) * 0.8)) for k in range(288)]
+    n = 0
+    trip = dict(from_floor=1, to_floor=5, duration_s=20.0, door_cycles=1)
+    for hour, rides in sorted(rides_per_hour.items()):
+        for i in range(rides):
+            t = at(hour, day=day) + i * 3600 / rides
+            n += 1
+            wobble = ((n * 7919) % 8 - 3.5) / 3.5 * 3.5 * vib / 10.5
+            steps += [(t, LIFT, "status", status(moving=True, door_zone=False, occupied=True, vibration_mg=round(vib + wobble, 1))),
+                      (t + 15, LIFT, "trip", trip | {"door_reopens": 1 if n % reopen_every == 0 else 0}),
+                      (t + 16, LIFT, "status", status(door="open", occupied=True)), (t + 25, LIFT, "status", status())]
+    return sorted(steps, key=lambda s: s[0])
+
+
+ORDINARY = {h: 12 for h in range(7, 23)}  # about 190 rides a day
+PEAK = ORDINARY | {7: 60, 8: 80, 17: 60, 18: 80, 19: 60}  # a holiday's traffic: twice the rides, four times at the peaks
+
+
+def _learned_lift():
+    eng = engine(LIFT)
+    assert play(eng, [s for d in range(5) for s in _traffic(d, ORDINARY)]) == []
+    return eng
+
+
+TREND_CASES = {
+    "hard negative: a traffic peak, vibration and re-opens per ride unchanged": (dict(rides=PEAK), []),
+    "a real vibration rise (x1.9) at ordinary traffic": (dict(rides=ORDINARY, vib=20.0), [("opened", "vibration_trend", 3)]),
+    "door re-opens rising from one ride in 20 to one in 2 at ordinary traffic": (
+        dict(rides=ORDINARY, reopen_every=2), [("opened", "door_wear", 3)]),
+}
+
+
+@pytest.mark.parametrize("name", TREND_CASES)
+def test_trends_are_per_unit_of_use(name: str) -> None:
+    case, expected = TREND_CASES[name]
+    eng = _learned_lift()
+    got = play(eng, _traffic(5, case["rides"], vib=case.get("vib", 10.5), reopen_every=case.get("reopen_every", 20)))
+    assert sorted(set(kinds(got))) == expected

@@ -79,3 +79,19 @@ def test_state_stays_compact() -> None:
     eng = Engine(devices={d.device_id: d for d in devices})
     play(eng, steps)
     assert max(eng.state_sizes()) < 1024  # a week of learned profile fits in one kilobyte
+
+
+def test_every_detector_state_stays_under_2_kb_after_a_week() -> None:
+    """A small building's ordinary week through one engine: each device's snapshot (msgpack,
+    what the runtime stores) per family, as measured and with every bounded history full
+    (learned profiles, Bloom filter, run and night histories, a reorder window holding
+    messages, two raised conditions): the worst a long-lived device reaches."""
+    from detectors.state_size import state_sizes
+
+    sizes = state_sizes(devices=10, hours=24 * 7, seed=5, floors=3, units_per_floor=2, elderly_share=0.5)
+    assert set(sizes.measured_max_by_type) == {"access", "elderly", "elevator", "water"}
+    assert sizes.messages > 50_000
+    for family, size in sizes.measured_max_by_type.items():
+        assert 0 < size <= 2048, family
+    for family, size in sizes.saturated_max_by_type.items():
+        assert size <= 2048, family
