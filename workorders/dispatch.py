@@ -12,7 +12,9 @@ by, in order:
 4. fewest open orders (current load),
 5. staff id (so the choice is deterministic).
 
-The decision carries the reason it was taken, which is stored in the order's timeline.
+The decision carries the reason it was taken, as codes with parameters
+(``workorders.why``: rendered in each reader's language) and as the English
+sentence they make; both are stored in the order's timeline.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import enum
 from collections.abc import Mapping, Sequence
 
 import msgspec
+
+from workorders.why import Why, render
 
 
 class TeamKind(enum.StrEnum):
@@ -53,18 +57,19 @@ TEAM_BY_CONDITION: Mapping[str, TeamKind] = {
 
 def team_kind_for(
     *, device_family: str | None, condition: str | None, requested: str | None = None
-) -> tuple[TeamKind, str]:
+) -> tuple[TeamKind, Why]:
     """The team kind for a piece of work and why."""
     if requested is not None:
-        return TeamKind(requested), f"team {requested} requested"
+        return TeamKind(requested), Why("team_requested", {"team": requested})
     if condition:
         for key in (condition, condition.split(".")[0], condition.split(":")[0]):
             if key in TEAM_BY_CONDITION:
-                return TEAM_BY_CONDITION[key], f"condition {condition} goes to {TEAM_BY_CONDITION[key].value}"
+                return TEAM_BY_CONDITION[key], Why("team_by_condition",
+                                                   {"condition": condition, "team": TEAM_BY_CONDITION[key].value})
     if device_family in TEAM_BY_FAMILY:
         kind = TEAM_BY_FAMILY[device_family]
-        return kind, f"{device_family} devices go to {kind.value}"
-    return TeamKind.ENGINEERING, "no rule for this work: engineering by default"
+        return kind, Why("team_by_family", {"family": device_family, "team": kind.value})
+    return TeamKind.ENGINEERING, Why("team_default")
 
 
 class Candidate(msgspec.Struct, frozen=True, kw_only=True):
@@ -83,13 +88,21 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True):
     team_kind: TeamKind
     staff_id: str | None
     team_id: str | None
-    reason: str
+    why: tuple[Why, ...]
+
+    @property
+    def reason(self) -> str:
+        """The reason in English (the timeline keeps it next to ``why`` for readers without the templates)."""
+        return render(self.why, "en")
+
+    def why_json(self) -> list[dict[str, object]]:
+        return [w.to_json() for w in self.why]
 
 
 def choose(
     *,
     team_kind: TeamKind,
-    team_reason: str,
+    team_reason: Why,
     candidates: Sequence[Candidate],
     building_id: str | None,
     skills: Sequence[str],
@@ -97,7 +110,7 @@ def choose(
     """Pick the person for the work among ``candidates`` (active staff of ``team_kind``)."""
     if not candidates:
         return Decision(team_kind=team_kind, staff_id=None, team_id=None,
-                        reason=f"{team_reason}; nobody active in a {team_kind.value} team: left undispatched")
+                        why=(team_reason, Why("nobody_active", {"team": team_kind.value})))
     wanted = {s for s in skills if s}
 
     def coverage(c: Candidate) -> int:
@@ -113,16 +126,15 @@ def choose(
                 int(not (wanted & c.skills)), c.open_orders, c.staff_id)
 
     best = min(candidates, key=rank)
-    notes = []
-    notes.append("at capacity, but everyone is" if best.open_orders >= best.max_open_orders else "has capacity")
+    notes = [Why("at_capacity_all") if best.open_orders >= best.max_open_orders else Why("has_capacity")]
     if best.on_duty is not None:
-        notes.append("on duty" if best.on_duty else "off shift, but nobody on shift can take it")
+        notes.append(Why("on_duty") if best.on_duty else Why("off_shift"))
     cover = coverage(best)
     if building_id is not None:
-        notes.append({0: f"covers building {building_id}", 1: "covers the whole community",
-                      2: f"nobody covers building {building_id}"}[cover])
+        notes.append({0: Why("covers_building", {"building": building_id}), 1: Why("covers_community"),
+                      2: Why("nobody_covers", {"building": building_id})}[cover])
     matched = sorted(wanted & best.skills)
-    notes.append(f"skill {', '.join(matched)}" if matched else "no matching skill")
-    notes.append(f"{best.open_orders} open order(s)")
+    notes.append(Why("skill", {"skills": matched}) if matched else Why("no_skill"))
+    notes.append(Why("open_orders", {"count": best.open_orders}))
     return Decision(team_kind=team_kind, staff_id=best.staff_id, team_id=best.team_id,
-                    reason=f"{team_reason}; {best.staff_id}: {', '.join(notes)}")
+                    why=(team_reason, Why("chosen", {"staff": best.staff_id}), *notes))

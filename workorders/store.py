@@ -22,6 +22,8 @@ from psycopg.types.json import Jsonb
 from workorders import dispatch as dispatching
 from workorders import sla
 from workorders.errors import IllegalTransition, InvalidInput, NotFound
+from workorders.why import Why
+from workorders.why import render as render_why
 from workorders.machine import LOAD_STATES, TERMINAL_STATES, Action, OrderSnapshot, OrderState, transition as apply
 
 SOURCES = ("detection", "alert_follow_up", "resident_call", "complaint", "staff")
@@ -429,7 +431,8 @@ def create_order(
         ).fetchone()
     order = _row_to_order(row)
     _event(conn, order, at=at, kind="created", actor=actor, to_state=OrderState.CREATED.value,
-           detail={"source": source, "team_kind": kind.value, "team_reason": team_reason})
+           detail={"source": source, "team_kind": kind.value, "team_reason": render_why([team_reason]),
+                   "team_why": [team_reason.to_json()]})
     _link_repeat_failure(conn, order, policy)
     if auto_dispatch:
         order = dispatch(conn, order_id=order.id, at=at, actor=SYSTEM_ACTOR)
@@ -513,19 +516,21 @@ def dispatch(
     if assignee is None:
         candidates = dispatch_candidates(conn, community_id=order.community_id, team_kind=order.team_kind, at=at)
         skills = [s for s in (order.device_family, order.condition) if s]
-        decision = dispatching.choose(team_kind=dispatching.TeamKind(order.team_kind), team_reason="auto-dispatch",
+        decision = dispatching.choose(team_kind=dispatching.TeamKind(order.team_kind), team_reason=Why("auto_dispatch"),
                                       candidates=candidates, building_id=order.building_id, skills=skills)
         if decision.staff_id is None:
             if order.state is not OrderState.CREATED:
                 raise IllegalTransition(f"cannot dispatch a work order that is {order.state.value}",
                                         state=order.state.value, action=Action.DISPATCH.value)
-            _event(conn, order, at=at, kind="dispatch_failed", actor=actor, detail={"reason": decision.reason})
+            _event(conn, order, at=at, kind="dispatch_failed", actor=actor,
+                   detail={"reason": decision.reason, "why": decision.why_json()})
             return order
         return _transition(conn, order, Action.DISPATCH, at, actor, assignee=decision.staff_id,
-                           team_id=decision.team_id, detail={"reason": decision.reason})
+                           team_id=decision.team_id, detail={"reason": decision.reason, "why": decision.why_json()})
     team_id = _staff_team(conn, order, assignee)
+    by = Why("dispatched_by", {"actor": actor})
     return _transition(conn, order, Action.DISPATCH, at, actor, assignee=assignee, team_id=team_id,
-                       detail={"reason": f"dispatched by {actor}"})
+                       detail={"reason": render_why([by]), "why": [by.to_json()]})
 
 
 def _staff_team(conn: psycopg.Connection, order: WorkOrder, assignee: str) -> str | None:

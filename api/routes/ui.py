@@ -55,12 +55,13 @@ def config() -> JSONResponse:
     except ModuleNotFoundError:  # the work-order part is optional in the app; the page then hides its panel
         return JSONResponse({"work_orders": False, "transitions": {}, "conditions": conditions.for_the_page()},
                             headers=SECURITY_HEADERS)
+    from workorders import why
     for (state, action), target in TRANSITIONS.items():
         needs = [action_permission(action).value]
         transitions.setdefault(state.value, []).append({"action": action.value, "to": target.value,
                                                         "needs_any": needs})
-    return JSONResponse({"work_orders": True, "transitions": transitions, "conditions": conditions.for_the_page()},
-                        headers=SECURITY_HEADERS)
+    return JSONResponse({"work_orders": True, "transitions": transitions, "conditions": conditions.for_the_page(),
+                         "dispatch_reasons": why.for_the_page()}, headers=SECURITY_HEADERS)
 
 
 @router.get("/ui/{name}")

@@ -8,7 +8,7 @@ import { ApiError, openStream, request } from "./api.js";
 import { KPI_TEXT, LANG_KEY, ROLE_TEXT, TIMELINE_TEXT } from "./i18n.js";
 import {
   $, TOKEN_KEY, actionText, alertTitle, api, can, clearMessage, condition, h, localTime, placeName, scopeQuery,
-  showError, showInfo, staffName, staffPicker, state, stateText, t, tick, tn, whereText,
+  showError, showInfo, staffName, staffPicker, state, stateText, t, tick, tn, whereText, whyText,
 } from "./ui.js";
 import { showView, refreshView } from "./views.js";
 
@@ -354,10 +354,14 @@ function timelineText(e) {
   const extra = [];
   if (e.detail && e.detail.assignee) extra.push(`→ ${staffName(e.detail.assignee)}`);
   if (e.detail && e.detail.resolution) extra.push(t(e.detail.resolution));
-  if (e.detail && e.detail.reason) extra.push(`${t("reason")}: ${e.detail.reason}`);
+  // A system's reason is codes read in the page's language; a person's reason is their own words.
+  const why = e.detail && (whyText(e.detail.why) || whyText(e.detail.team_why));
+  if (why) extra.push(`${t("reason")}: ${why}`);
+  else if (e.detail && e.detail.reason) extra.push(`${t("reason")}: ${e.detail.reason}`);
   if (e.detail && e.detail.note) extra.push(`${t("note")}: ${e.detail.note}`);
   if (e.kind === "escalated" && e.tier) extra.push(t("tier" + e.tier));
-  const actor = e.actor === "detector" ? (state.lang === "zh" ? "检测器" : "detector") : staffName(e.actor);
+  const machines = { detector: ["检测器", "detector"], system: ["系统", "system"] };
+  const actor = machines[e.actor] ? machines[e.actor][state.lang === "zh" ? 0 : 1] : staffName(e.actor);
   return `${localTime(e.at)} · ${kind} · ${actor}${extra.length ? " · " + extra.join(" · ") : ""}`;
 }
 

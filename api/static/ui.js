@@ -2,7 +2,7 @@
 // translations, names of people and places, times, messages and the API call with the session's token.
 
 import { ApiError, request } from "./api.js";
-import { ACTION_TEXT, STATE_TEXT, TEXT, conditionName, initialLanguage } from "./i18n.js";
+import { ACTION_TEXT, STATE_TEXT, TEAM_TEXT, TEXT, conditionName, initialLanguage } from "./i18n.js";
 
 export const TOKEN_KEY = "steward.token";
 
@@ -57,6 +57,32 @@ export function whereText(communityId, buildingId, unitId) {
 }
 
 export function alertTitle(a) { return condition(a.condition); }
+
+// Why a work order went to whom: codes with parameters from the server (workorders/why.py, served in
+// /ui/config.json), read in the page's language with names of people, places, teams and conditions.
+const FAMILIES = ["elevator", "water", "access", "elderly"];
+export function whyText(parts) {
+  const table = state.config.dispatch_reasons;
+  if (!table || !Array.isArray(parts)) return null;
+  const locale = state.lang === "zh" ? "zh-CN" : "en";
+  const templates = table.templates[locale] || table.templates.en;
+  const j = table.joiners[locale] || table.joiners.en;
+  const named = (kind, v) => {
+    if (kind === "staff" || kind === "actor") return staffName(v);
+    if (kind === "building") return placeName(v);
+    if (kind === "team") return (TEAM_TEXT[state.lang] || TEAM_TEXT.en)[v] || v;
+    if (kind === "family") return t(v);
+    if (kind === "condition") return condition(v);
+    if (kind === "skills") return (v || []).map((s) => (FAMILIES.includes(s) ? t(s) : condition(s))).join(j.list);
+    return String(v ?? "");
+  };
+  const texts = parts.map((p) => (templates[p.code] || table.templates.en[p.code] || p.code)
+    .replace(/\{(\w+)\}/g, (_, k) => named(k, (p.params || {})[k])));
+  const at = parts.findIndex((p) => p.code === "chosen");
+  if (at < 0) return texts.join(j.part);
+  const notes = texts.slice(at + 1);
+  return texts.slice(0, at + 1).join(j.part) + (notes.length ? j.person + notes.join(j.note) : "");
+}
 
 // --- time ---------------------------------------------------------------------------------------------
 

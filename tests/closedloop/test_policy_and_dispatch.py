@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 
-from workorders import dispatch, sla
+from workorders import dispatch, sla, why
+from workorders.why import Why
 from workorders.errors import InvalidInput
 
 T0 = dt.datetime(2026, 11, 2, 8, 0, tzinfo=dt.timezone.utc)
 M = dt.timedelta(minutes=1)
+TEST = Why("auto_dispatch")
 
 
 @pytest.mark.parametrize(
@@ -107,14 +110,14 @@ def test_team_kind_by_condition_then_family() -> None:
     ],
 )
 def test_person_by_capacity_building_skill_load(candidates, chosen) -> None:
-    decision = dispatch.choose(team_kind=dispatch.TeamKind.ENGINEERING, team_reason="test", candidates=candidates,
+    decision = dispatch.choose(team_kind=dispatch.TeamKind.ENGINEERING, team_reason=TEST, candidates=candidates,
                                building_id="b1", skills=["elevator", "entrapment"])
     assert decision.staff_id == chosen
-    assert decision.reason.startswith(f"test; {chosen}: ")
+    assert decision.reason.startswith(f"auto-dispatch; {chosen}: ")
 
 
 def test_nobody_to_dispatch_to_says_so() -> None:
-    decision = dispatch.choose(team_kind=dispatch.TeamKind.SECURITY, team_reason="test", candidates=[],
+    decision = dispatch.choose(team_kind=dispatch.TeamKind.SECURITY, team_reason=TEST, candidates=[],
                                building_id=None, skills=[])
     assert decision.staff_id is None and "nobody active in a security team" in decision.reason
 
@@ -122,13 +125,37 @@ def test_nobody_to_dispatch_to_says_so() -> None:
 def test_somebody_on_shift_is_chosen_before_somebody_at_home() -> None:
     day, night = (dispatch.Candidate(staff_id=s, team_id="eng", skills=frozenset({"water"}), open_orders=n, on_duty=d)
                   for s, n, d in (("s-day", 0, False), ("s-night", 3, True)))
-    decision = dispatch.choose(team_kind=dispatch.TeamKind.ENGINEERING, team_reason="water", candidates=[day, night],
+    decision = dispatch.choose(team_kind=dispatch.TeamKind.ENGINEERING, team_reason=TEST, candidates=[day, night],
                                building_id=None, skills=["water"])
     assert decision.staff_id == "s-night" and "on duty" in decision.reason
     # Off shift is still better than nobody; somebody in no rotation at all is neither preferred nor passed over.
-    alone = dispatch.choose(team_kind=dispatch.TeamKind.ENGINEERING, team_reason="water", candidates=[day],
+    alone = dispatch.choose(team_kind=dispatch.TeamKind.ENGINEERING, team_reason=TEST, candidates=[day],
                             building_id=None, skills=["water"])
     assert alone.staff_id == "s-day" and "off shift" in alone.reason
     free = dispatch.Candidate(staff_id="s-free", team_id="eng", skills=frozenset({"water"}), open_orders=1)
-    assert dispatch.choose(team_kind=dispatch.TeamKind.ENGINEERING, team_reason="water", candidates=[free, night],
+    assert dispatch.choose(team_kind=dispatch.TeamKind.ENGINEERING, team_reason=TEST, candidates=[free, night],
                            building_id=None, skills=["water"]).staff_id == "s-free"
+
+
+def test_the_reason_is_codes_with_parameters_rendered_in_each_language() -> None:
+    """The "why you" an operator reads: the same decision in English and Chinese, names given by the reader."""
+    kind, team = dispatch.team_kind_for(device_family="elevator", condition="door_wear")
+    person = dispatch.Candidate(staff_id="s-wang", team_id="eng", skills=frozenset({"elevator"}),
+                                buildings=frozenset({"b1"}), open_orders=2, on_duty=True)
+    decision = dispatch.choose(team_kind=kind, team_reason=team, candidates=[person], building_id="b1",
+                               skills=["elevator", "door_wear"])
+    assert decision.why_json()[1:3] == [{"code": "chosen", "params": {"staff": "s-wang"}},
+                                        {"code": "has_capacity", "params": {}}]
+    assert decision.reason == ("work on elevator goes to engineering; s-wang: has capacity, on duty, covers building b1,"
+                               " skill elevator, 2 open order(s)")
+    names = {"s-wang": "王建国", "b1": "1号楼"}
+    zh = why.render(decision.why_json(), "zh-CN",
+                    lambda k, v: names.get(v, v) if k in ("staff", "building") else why.default_namer("zh-CN")(k, v))
+    assert zh == "电梯设备由工程处理；王建国：尚有余量，正在值班，负责1号楼，具备技能：电梯，手上 2 张未完成工单"
+    nobody = dispatch.choose(team_kind=dispatch.TeamKind.CLEANING, team_reason=Why("auto_dispatch"), candidates=[],
+                             building_id=None, skills=[])
+    assert why.render(nobody.why, "zh-CN") == "自动派单；保洁班组没有在岗人员：暂未派单"
+    # Every code reads in both languages with the same parameters.
+    assert set(why.TEMPLATES["en"]) == set(why.TEMPLATES["zh-CN"])
+    for code, text in why.TEMPLATES["en"].items():
+        assert sorted(re.findall(r"{(\w+)}", text)) == sorted(re.findall(r"{(\w+)}", why.TEMPLATES["zh-CN"][code]))

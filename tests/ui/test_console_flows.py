@@ -76,6 +76,11 @@ def names(dsn: str) -> None:
 
 def test_operator_in_a_chinese_browser(browser: Browser, server: LiveServer, world: World) -> None:
     names(world.dsn)
+    with psycopg.connect(world.dsn) as conn:  # somebody to dispatch to, covering building 1, who knows lifts
+        conn.execute("INSERT INTO teams (team_id, community_id, kind, name) VALUES ('n-eng', %s, 'engineering', '工程部')",
+                     (OWN,))
+        conn.execute("INSERT INTO staff (staff_id, community_id, team_id, name, skills, buildings)"
+                     " VALUES ('s-wang', %s, 'n-eng', '王建国', '{elevator}', '{b1}')", (OWN,))
     routine = detector_opens(world.dsn, OWN, world.meters[OWN], "battery_low", Tier.ROUTINE, "Meter battery low")
     page = open_room(browser, server.url, f"operator-{OWN}", locale="zh-CN")
     # Chinese by default because the browser prefers it; names of places, not ids.
@@ -146,6 +151,22 @@ def test_operator_in_a_chinese_browser(browser: Browser, server: LiveServer, wor
     page.locator('[data-view="history"]').click()
     expect(page.locator("#view-history")).to_contain_text("老人误按")
     shot(page, "operator-zh-history")
+
+    # Why the order went to whom, in Chinese with names: the reason is codes the page reads in its language.
+    token = page.evaluate("sessionStorage.getItem('steward.token')")
+    import httpx
+
+    created = httpx.post(f"{server.url}/work-orders", headers={"Authorization": f"Bearer {token}"}, timeout=10,
+                         json={"community_id": OWN, "title": "1号楼电梯异响", "tier": 3, "source": "staff",
+                               "building_id": "b1", "condition": "door_wear"})
+    assert created.status_code == 201 and created.json()["assignee"] == "s-wang", created.text
+    page.locator('[data-view="board"]').click()
+    page.locator(f'[data-order-id="{created.json()["id"]}"]').get_by_role("button", name="详情").click()
+    timeline = page.locator("#detail .order-timeline")
+    expect(timeline).to_contain_text("派单 · 系统 · → 王建国 · 原因: 自动派单；王建国：尚有余量，负责1号楼，没有匹配的技能，手上 0 张未完成工单")
+    expect(timeline).to_contain_text("创建 · operator-north · 原因: 没有对应规则：默认由工程处理")
+    expect(timeline).not_to_contain_text("auto-dispatch")
+    shot(page, "operator-zh-order-why")
     page.context.close()
 
 
