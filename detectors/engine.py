@@ -294,6 +294,7 @@ class Engine:
             if h.will_at is not None:
                 h.will_at += gap
         self._schedule_all()
+        self._schedule_releases()  # the windows' ends moved with the devices' receive times
 
     def next_timer(self) -> float | None:
         """The earliest receive time at which `advance` has something to do (approximate
@@ -601,15 +602,35 @@ class Engine:
                 continue
             if st.water is not None and st.water.wet_since is not None:
                 self.unit_wet.setdefault((device.building_id, device.unit_id), set()).add(did)
-            if st.clock.pending:
-                self._releases.append((self.clock, did))
             fam = st.family(device.device_type)
             if any(not r.paged for raised in (st.health.raised, fam.raised) for r in raised.values()):  # type: ignore[attr-defined]
                 self._unpaged.add(did)
         self._schedule_all()
+        self._schedule_releases()
         for bid, b in self.buildings.items():
             if b.pending():
                 self._active.setdefault(b.community_id, set()).add(bid)
+
+    def _schedule_releases(self) -> None:
+        """When each message held in a reorder window is released, from the states alone.
+
+        A snapshot is written in the transaction that stored its batch, so it holds the
+        messages that batch left waiting in their devices' windows; the times those
+        windows end live only in ``_releases``. Rebuilt here after a restore (a shard
+        taken over, a restart) and after `resume` moved the devices' receive times:
+        at the receive time the window of the device's newest message ends (every
+        older one is released by then). Without it a window open at the takeover was
+        polled once, at the snapshot's clock, before it ended, and never again: the
+        messages waited for the device's next one, and a lift's last alarm press,
+        with nothing after it, was never counted."""
+        due = []
+        for did, st in self.states.items():
+            c = st.clock
+            device = self.devices.get(did)
+            if c.pending and device is not None:
+                due.append((c.newest_rx + self._thresholds(device).allowed_lateness_s, did))
+        due.sort()
+        self._releases = deque(due)
 
     def _schedule_all(self) -> None:
         """Receive-time liveness and every device's timer, from the states."""

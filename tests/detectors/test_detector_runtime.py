@@ -216,6 +216,37 @@ def test_the_reorder_window_is_released_by_ticks(database_url: str) -> None:
         assert [(s.change.condition, s.change.ts.timestamp()) for s in stored] == [("entrapment", T + 5)]
 
 
+def test_a_message_waiting_in_its_reorder_window_at_a_takeover_is_released_by_the_next_owner(database_url: str) -> None:
+    """A lift's third alarm press is stored, and its batch's snapshot committed, while it
+    still waits in the 2 s reorder window; then the shard changes owner (a worker killed,
+    paused or handing it back). The lift sends nothing more. The next owner restores the
+    snapshot with the press held and must release it when the window ends: one entrapment."""
+    setup(database_url)
+    config = DetectorConfig(defaults=Thresholds(offline_after_s=900))
+    presses = [event(LIFT, "alarm_button", T + k * 20, floor=3) for k in range(3)]
+    first = DetectorRuntime(config=config, name="shard-0")
+    with psycopg.connect(database_url) as conn:
+        first.restore(conn)
+        conn.commit()
+        for press in presses[:2]:
+            batch(conn, first, [press])
+        with conn.transaction():
+            first.tick(conn, dt.datetime.fromtimestamp(T + 25, UTC))  # the first two applied
+        assert batch(conn, first, presses[2:]) == []  # held in the window; its snapshot committed
+    # The next owner takes over at once, 5 s later, or after a long pause.
+    for after in (0.5, 5.0, 600.0):
+        with psycopg.connect(database_url) as conn:  # one transaction, rolled back: each takeover alike
+            nxt = DetectorRuntime(config=config, name="shard-0")
+            nxt.restore(conn)
+            opened = []
+            for t in (0.0, 1.0, 2.0, 3.0, 5.0):
+                stored = nxt.tick(conn, dt.datetime.fromtimestamp(T + 40 + after + t, UTC))
+                opened += [s.change.condition for s in stored if s.change.kind == "opened"]
+            conn.rollback()
+            assert opened == ["entrapment"], f"the held press was never released (takeover {after} s after it)"
+            assert nxt.engine.states["lift1"].clock.pending == []
+
+
 _EVENTS_AND_CHUNKS = (
     "SELECT oid FROM pg_class WHERE relname = 'events' "
     "UNION SELECT inhrelid FROM pg_inherits WHERE inhparent = 'events'::regclass"
