@@ -16,9 +16,9 @@ checkpoint, and a fence that every commit checks:
 The lease loop runs every ``lease_ttl_s / 3``: heartbeat, renew, pick up new
 communities, then balance: with ``W`` live workers and ``S`` shards each worker
 aims at ``S // W`` shards (the first ``S % W`` workers by id at one more). A
-worker over its share hands one shard back per round after draining it (commit,
-acknowledge, checkpoint, disconnect); one under its share takes free or
-expired shards. A worker that dies stops renewing: its leases expire after at
+worker over its share hands one shard back at a time, in the background (drain:
+commit, acknowledge, disconnect; then release the lease, renewed until then);
+one under its share takes free or expired shards. A worker that dies stops renewing: its leases expire after at
 most ``lease_ttl_s``, and the others take them within one more round. So a
 takeover starts at most ``lease_ttl_s * 4/3`` after the last renewal (plus the
 database's ``idle_in_transaction_session_timeout`` when the worker was paused
@@ -82,6 +82,8 @@ class ShardWorker:
     make_sink: SinkFactory | None = None
     clock: Callable[[], dt.datetime] | None = None
     owned: dict[int, OwnedShard] = field(default_factory=dict)
+    # Shards being handed back: still this worker's (renewed) until their last commit.
+    leaving: dict[int, OwnedShard] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
@@ -120,6 +122,8 @@ class ShardWorker:
             owned, self.owned = dict(self.owned), {}
         for shard in owned.values():
             shard.gateway.stop(timeout)
+        for thread in self._stopping:  # hand-backs in progress release their own leases
+            thread.join(timeout)
         try:
             conn = self._connection()
             for shard in owned.values():
@@ -155,6 +159,7 @@ class ShardWorker:
     # --- one round --------------------------------------------------------------------------
 
     def _round(self) -> None:
+        self._stopping = [t for t in self._stopping if t.is_alive()]
         conn = self._connection()
         db.heartbeat(conn, self.worker_id, self.lease_ttl_s, socket.gethostname(), os.getpid())
         self._renew(conn)
@@ -165,12 +170,13 @@ class ShardWorker:
         with self._lock:
             owned = len(self.owned)
         if owned > share:
-            self._hand_back(conn, max(self.owned))
+            if not self.leaving:  # one at a time
+                self._hand_back(max(self.owned))
         elif owned < share:
             for shard in db.free_shards(conn, self.worker_id):
                 if len(self.owned) >= share or self._stop.is_set():
                     break
-                if shard not in self.owned:
+                if shard not in self.owned and shard not in self.leaving:
                     self._take(conn, shard)
         self.rounds += 1
 
@@ -181,6 +187,12 @@ class ShardWorker:
         return base + (1 if live.index(self.worker_id) < extra else 0)
 
     def _renew(self, conn: psycopg.Connection) -> None:
+        for number, shard in list(self.leaving.items()):
+            # Still ours while its gateway drains: a lease that lapsed now would let the
+            # next owner start while the last commit is still to come (it would be fenced,
+            # and the shard would change hands twice).
+            if not shard.gateway.writers.fenced and db.renew(conn, self.worker_id, shard.lease, self.lease_ttl_s):
+                shard.renewed_at = time.monotonic()
         for number, shard in list(self.owned.items()):
             gateway = shard.gateway
             if gateway.writers.fenced or not db.renew(conn, self.worker_id, shard.lease, self.lease_ttl_s):
@@ -217,9 +229,15 @@ class ShardWorker:
             db.check_fence(tx, self.worker_id, lease)
 
         def may_reconnect() -> bool:
-            # Only while the lease surely has not expired on this worker's own clock.
+            # Only while this gateway is still the shard's here (not dropped or handed
+            # back: a session that reconnects then takes the broker's session from the
+            # next owner) and the lease surely has not expired on this worker's own clock.
             owned = holder.get("shard")
-            return owned is not None and time.monotonic() - owned.renewed_at < self.lease_ttl_s * 0.9
+            return (
+                owned is not None
+                and self.owned.get(number) is owned
+                and time.monotonic() - owned.renewed_at < self.lease_ttl_s * 0.9
+            )
 
         config = replace(
             self.config,
@@ -252,13 +270,33 @@ class ShardWorker:
             thread.start()
             self._stopping.append(thread)
 
-    def _hand_back(self, conn: psycopg.Connection, number: int) -> None:
+    def _hand_back(self, number: int) -> None:
+        """Drain the shard (commit, acknowledge, disconnect), then release its lease, in
+        the background: the lease loop goes on renewing this worker's other shards (and
+        this one, until released) meanwhile. A drain that waited in the lease loop (a
+        commit on a loaded machine takes seconds) let every other lease of the worker
+        lapse, the other workers took them, and the shards changed hands over and over."""
         with self._lock:
             shard = self.owned.pop(number)
+            self.leaving[number] = shard
         log.info("handing shard %d back (rebalancing)", number)
-        shard.gateway.stop(max(self.round_s, 5.0))
-        if not shard.gateway.writers.fenced:
-            db.release(conn, self.worker_id, shard.lease)
+
+        def drain_and_release() -> None:
+            try:
+                shard.gateway.stop(max(self.round_s, 5.0))
+                if not shard.gateway.writers.fenced:  # a commit still under way is fenced from now on
+                    with psycopg.connect(self.config.database_url, autocommit=True, connect_timeout=5) as conn:
+                        db.release(conn, self.worker_id, shard.lease)
+            except psycopg.Error as exc:
+                log.warning("could not hand shard %d back (%s); its lease runs out by itself", number, exc)
+            finally:
+                with self._lock:
+                    if self.leaving.get(number) is shard:
+                        del self.leaving[number]
+
+        thread = threading.Thread(target=drain_and_release, name=f"hand-back-shard-{number}", daemon=True)
+        thread.start()
+        self._stopping.append(thread)
 
     # --- what /health and the tests read -------------------------------------------------------
 

@@ -9,9 +9,14 @@ import psycopg
 import pytest
 
 from domain.devices import Device, DeviceType
+from gateway.endpoint import MqttEndpoint
+from gateway.service import GatewayConfig
+from gateway.worker import ShardWorker
 from ingest import shards as db
 from ingest.registry import upsert_devices
+from steward.brokers import MosquittoBroker
 from steward.settings import ConfigError, load_settings
+from tests.gateway.helpers import wait_for
 
 
 def _register(dsn: str, *communities: str) -> None:
@@ -125,3 +130,43 @@ def test_a_takeover_waits_for_a_commit_already_past_the_fence(database_url: str)
     finally:
         leases.close()
         a.close()
+
+
+def _leases(dsn: str) -> dict[int, tuple[str | None, bool]]:
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute("SELECT shard, owner, expires_at > now() FROM shard_leases ORDER BY shard").fetchall()
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
+def test_handing_a_shard_back_does_not_hold_up_the_lease_loop(mosquitto: MosquittoBroker, database_url: str) -> None:
+    """A worker over its share drains a shard before releasing it; on a loaded machine the
+    drain (a commit in progress) takes seconds. Meanwhile its lease loop must go on
+    renewing every lease it holds, the one being handed back too: when it waited for the
+    drain, the worker's other leases lapsed, the other workers took them, and the shards
+    changed hands over and over (seen on a loaded CI machine)."""
+    _register(database_url, "a", "b")
+    config = GatewayConfig(mqtt=MqttEndpoint(mosquitto.url), database_url=database_url, client_id="steward-handback")
+    worker = ShardWorker(config, shard_count=2, lease_ttl_s=3.0, worker_id="A").start()
+    drained = threading.Event()
+    try:
+        wait_for(lambda: sorted(worker.owned) == [0, 1], 30, "worker A to own both shards")
+        slow = worker.owned[1].gateway
+        real_stop = slow.stop
+
+        def slow_stop(timeout: float = 10.0) -> None:  # a drain held up (a commit taking long)
+            drained.wait(120)
+            real_stop(timeout)
+
+        slow.stop = slow_stop  # type: ignore[method-assign]
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            db.heartbeat(conn, "B", 120, "elsewhere", 1)  # another live worker: A's share is one shard
+        wait_for(lambda: 1 not in worker.owned, 30, "worker A to start handing shard 1 back")
+        rounds = worker.rounds
+        wait_for(lambda: worker.rounds >= rounds + 6, 30, "lease rounds (two lease lifetimes) during the drain")
+        assert _leases(database_url) == {0: ("A", True), 1: ("A", True)}, "a lease lapsed while a shard drained"
+        drained.set()
+        wait_for(lambda: _leases(database_url)[1][0] is None, 30, "shard 1 released once drained")
+        assert sorted(worker.owned) == [0] and _leases(database_url)[0] == ("A", True)
+    finally:
+        drained.set()
+        worker.stop()
