@@ -37,6 +37,17 @@ def test_hard_negative_contact_bounce_after_a_granted_entry() -> None:
     assert play(engine(DOOR), steps) == []
 
 
+def test_the_bounce_window_is_configurable() -> None:
+    """A door whose leaf rebounds for up to 3 s (a heavy lobby door on a weak closer):
+    20 s after a grant: with door_bounce_s = 4 that is one closing; with the default 2 s it is an opening
+    nobody badged for. A real forced opening is still forced, confirmed 4 s later."""
+    bounce = passage(T) + [(T + 20, DOOR, "door", {"state": "open"}), (T + 23, DOOR, "door", {"state": "closed"}), (T + 600, "tick")]
+    assert play(engine(DOOR, door_bounce_s=4.0), bounce) == []
+    assert kinds(play(engine(DOOR), bounce)) == [("opened", "door_forced", 2)]
+    forced = [(T + 900, DOOR, "door", {"state": "open"}), (T + 920, DOOR, "door", {"state": "closed"})]
+    assert play(engine(DOOR, door_bounce_s=4.0), forced) == [(T + 904, "opened", "door_forced", 2)]
+
+
 def test_a_grant_reported_just_after_the_contact_still_covers_the_opening() -> None:
     steps = [(T, DOOR, "door", {"state": "open"}), grant(T + 0.6), (T + 9, DOOR, "door", {"state": "closed"}), (T + 60, "tick")]
     assert play(engine(DOOR), steps) == []
