@@ -12,6 +12,12 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "password", "xxx", "todo"}
+PLACEHOLDER_MESSAGE = "is still a placeholder of .env.example (change-me-...): set a secret of your own in .env"
+
+
+def is_placeholder(secret: str) -> bool:
+    """A value nobody chose: one of the usual stand-ins, or .env.example's ``change-me-...``."""
+    return secret.lower() in PLACEHOLDER_SECRETS or secret.lower().startswith("change-me")
 
 
 class OnCallSettings(BaseSettings):
@@ -52,7 +58,7 @@ class OnCallSettings(BaseSettings):
     @classmethod
     def _strong_link_secret(cls, value: SecretStr) -> SecretStr:
         raw = value.get_secret_value()
-        if len(raw) < 16 or raw.lower() in PLACEHOLDER_SECRETS:
+        if len(raw) < 16 or is_placeholder(raw):
             raise ValueError("link_secret must be a random string of at least 16 characters")
         return value
 
@@ -68,6 +74,8 @@ class OnCallSettings(BaseSettings):
     def _mqtt_url(cls, value: str | None) -> str | None:
         if value is not None and urlsplit(value).scheme not in ("mqtt", "mqtts"):
             raise ValueError("mqtt_url must start with mqtt:// or mqtts://")
+        if value is not None and is_placeholder(urlsplit(value).password or "-"):
+            raise ValueError(f"the password in mqtt_url {PLACEHOLDER_MESSAGE}")
         return value
 
     @model_validator(mode="after")

@@ -9,10 +9,13 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.endpoint import MqttEndpoint
+from oncall.settings import PLACEHOLDER_MESSAGE, is_placeholder
 
 
 class Settings(BaseSettings):
@@ -77,7 +80,8 @@ class Settings(BaseSettings):
     @classmethod
     def _check_mqtt_url(cls, v: str | None) -> str | None:
         if v is not None:
-            MqttEndpoint(v)
+            if is_placeholder(MqttEndpoint(v).password or "-"):
+                raise ValueError(f"the password {PLACEHOLDER_MESSAGE}")
         return v
 
     @field_validator("mqtt_client_id")
@@ -95,6 +99,22 @@ class Settings(BaseSettings):
     def _check_database_url(cls, v: str | None) -> str | None:
         if v is not None and not (v.startswith("postgresql://") or v.startswith("postgres://") or "=" in v):
             raise ValueError("must be a postgresql:// URL or a libpq key=value string")
+        if v is not None:
+            try:
+                password = conninfo_to_dict(v).get("password") or "-"
+            except psycopg.ProgrammingError as exc:
+                raise ValueError(f"not a valid connection string: {exc}") from None
+            if is_placeholder(str(password)):
+                raise ValueError(f"the password {PLACEHOLDER_MESSAGE}")
+        return v
+
+    @field_validator("admin_password")
+    @classmethod
+    def _check_admin_password(cls, v: str | None) -> str | None:
+        if v is not None and is_placeholder(v):
+            raise ValueError(PLACEHOLDER_MESSAGE.removeprefix("is still "))
+        if v is not None and len(v) < 12:
+            raise ValueError("the first admin's password needs at least 12 characters")
         return v
 
     @field_validator("mqtt_share_group")

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -49,12 +50,20 @@ from tests.production_broker import ProductionBroker
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def compose_config() -> dict:
+def operator_env(folder: Path) -> Path:
+    """.env as the README has the operator make it: .env.example with each change-me placeholder set."""
+    lines = [re.sub(r"=change-me.*$", lambda _: "=" + secrets.token_urlsafe(18), line)
+             for line in (ROOT / ".env.example").read_text().splitlines()]
+    (folder / ".env").write_text("\n".join(lines) + "\n")
+    return folder / ".env"
+
+
+def compose_config(env_file: Path = ROOT / ".env.example") -> dict:
     command = ["docker", "compose"] if shutil.which("docker") and subprocess.run(
         ["docker", "compose", "version"], capture_output=True).returncode == 0 else ["docker-compose"]
     if not shutil.which(command[0]):
         pytest.fail("docker compose (or Debian's docker-compose) is needed: run the README's test command")
-    done = subprocess.run([*command, "--env-file", str(ROOT / ".env.example"), "-f", str(ROOT / "docker-compose.yml"),
+    done = subprocess.run([*command, "--env-file", str(env_file), "-f", str(ROOT / "docker-compose.yml"),
                            "config"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     return yaml.safe_load(done.stdout)
@@ -107,11 +116,12 @@ def test_the_image_copies_every_package_the_service_imports() -> None:
 
 def test_the_production_service_starts_on_a_fresh_database_with_the_documented_env(
         fresh_database: str, server_has_timescale: bool, folders: Path, request: pytest.FixtureRequest) -> None:
-    service = compose_config()["services"]["steward"]
+    dot_env = operator_env(folders)
+    service = compose_config(dot_env)["services"]["steward"]
     cmd, image_env, _ = dockerfile()
     command = service.get("command") or cmd
     assert command == ["steward", "run", "--no-simulator"], command
-    env_file = dict(line.split("=", 1) for line in (ROOT / ".env.example").read_text().split() if "=" in line)
+    env_file = dict(line.split("=", 1) for line in dot_env.read_text().split() if "=" in line)
     environment = {**image_env, **{k: str(v) for k, v in service["environment"].items()}}
 
     # Only the containers' addresses, volumes and the published port become this machine's.
@@ -199,3 +209,23 @@ def test_the_production_service_starts_on_a_fresh_database_with_the_documented_e
     # The admin's password came from the environment and is never written to the log.
     assert env_file["STEWARD_ADMIN_PASSWORD"] not in output()
     assert "Traceback" not in output(), output()
+
+
+def test_the_env_example_placeholders_are_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Copying .env.example without setting the passwords fails the start naming each one, not a weak install."""
+    from oncall.settings import OnCallSettings
+    from steward.settings import ConfigError, load_settings
+
+    environment = {k: str(v) for k, v in compose_config()["services"]["steward"]["environment"].items()}
+    for key in [k for k in os.environ if k.startswith("STEWARD_")]:
+        monkeypatch.delenv(key)
+    for key, value in environment.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ConfigError) as refused:
+        load_settings()
+    message = str(refused.value)
+    for name in ("STEWARD_ADMIN_PASSWORD", "STEWARD_MQTT_URL", "STEWARD_DATABASE_URL"):
+        assert f"({name}): " in message and "placeholder of .env.example" in message.split(f"({name}): ")[1].split("\n")[0]
+    assert "change-me-" not in message.replace("(change-me-...)", "")  # the values themselves are not echoed
+    with pytest.raises(ValueError, match="the password in mqtt_url is still a placeholder"):
+        OnCallSettings(link_secret="x" * 32, mqtt_url=environment["STEWARD_ONCALL_MQTT_URL"])
