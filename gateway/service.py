@@ -157,6 +157,7 @@ class Gateway:
     def status(self) -> dict[str, Any]:
         return {
             "broker_connected": self.session.connected,
+            "broker_refused": self.session.refused,
             "database_ok": self.writers.database_ok,
             "last_commit_at": self.writers.last_commit_at,
             "ingest_lag_seconds": self.writers.ingest_lag_s,

@@ -73,6 +73,8 @@ class BrokerSession:
         # take the session back from the shard's new owner.
         self._may_reconnect = may_reconnect
         self.gave_up = False
+        # The broker's last "no" (CONNACK or SUBACK), until it lets us in: a start fails on it at once.
+        self.refused: str | None = None
         self._next_host = 0
         self._topics_lock = threading.Lock()
 
@@ -161,6 +163,7 @@ class BrokerSession:
     def on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
         if reason_code.is_failure:
             log.error("broker refused the connection: %s", reason_code)
+            self.refused = f"connection refused: {reason_code}"
             return
         self.generation += 1
         self.connected_at = time.monotonic()
@@ -169,6 +172,7 @@ class BrokerSession:
         if topics:
             client.subscribe([(topic, 1) for topic in topics])
         else:  # nothing to subscribe to yet (a shard without communities)
+            self.refused = None
             self.connected = True
         log.info("connected to %r as %s, session present: %s", self.endpoint, self.client_id, flags.session_present)
 
@@ -177,7 +181,9 @@ class BrokerSession:
         # between the CONNACK and the subscription is never delivered to us.
         if any(rc.is_failure for rc in reason_codes):
             log.error("broker refused the subscription to %s: %s", self.topics, reason_codes)
+            self.refused = f"subscription refused: {', '.join(str(rc) for rc in reason_codes if rc.is_failure)}"
             return
+        self.refused = None
         self.connected = True
         metrics.BROKER_CONNECTED.set(1)
 

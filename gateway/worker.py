@@ -309,6 +309,7 @@ class ShardWorker:
         lags = [s["ingest_lag_seconds"] for s in stats if s["ingest_lag_seconds"] is not None]
         return {
             "broker_connected": bool(stats) and all(s["broker_connected"] for s in stats),
+            "broker_refused": next((s["broker_refused"] for s in stats if s.get("broker_refused")), None),
             "database_ok": bool(stats) and all(s["database_ok"] for s in stats),
             "last_commit_at": max(commits) if commits else None,
             "ingest_lag_seconds": max(lags) if lags else None,

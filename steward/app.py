@@ -181,10 +181,13 @@ class Stack:
         # The broker answered; it must also let the gateway in (login, ACL, subscription),
         # for each shard this worker took (another worker may hold them all).
         deadline = time.monotonic() + s.start_timeout_seconds
+        setting = "STEWARD_MQTT_URL" if s.mqtt_url else "the private broker"
         while self.wait_for_broker_login and not self._gateway_let_in():
             self._go_on()
+            if answer := self.gateway.status().get("broker_refused"):
+                raise broker_refused(config.mqtt, setting, answer)  # the broker said no: waiting changes nothing
             if time.monotonic() > deadline:
-                raise broker_refused(config.mqtt, "STEWARD_MQTT_URL" if s.mqtt_url else "the private broker")
+                raise broker_refused(config.mqtt, setting)
             self.stopping.wait(0.05)
         return self.gateway
 

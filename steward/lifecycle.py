@@ -245,9 +245,10 @@ def wait_for_broker(endpoint: MqttEndpoint, *, timeout_s: float, stop: threading
         stop.wait(min(1.0, max(0.0, deadline - clock())))
 
 
-def broker_refused(endpoint: MqttEndpoint, setting: str = "STEWARD_MQTT_URL") -> StartError:
+def broker_refused(endpoint: MqttEndpoint, setting: str = "STEWARD_MQTT_URL", answer: str | None = None) -> StartError:
+    said = f"the broker said: {answer}" if answer else "the log above has the broker's answer"
     return StartError(
         f"{setting} ({endpoint!r}): the broker at {endpoint.host}:{endpoint.port} accepts connections but did not "
         "let the gateway in (login or subscription refused: check the user name and password in the URL and the "
-        "broker's ACL; the log above has the broker's answer)"
+        f"broker's ACL; {said})"
     )

@@ -362,10 +362,11 @@ def test_a_broker_that_refuses_the_login_fails_the_start_naming_the_setting(
     with MosquittoBroker(workdir=tmp_path / "mqtt", users={"steward-gateway": "right"},
                          superusers=("steward-gateway",)) as broker:
         run = start(runs, Path(tempfile.mkdtemp(prefix="steward-badlogin-")), "--no-simulator",
-                    env={"STEWARD_DATABASE_URL": database_url, "STEWARD_START_TIMEOUT_SECONDS": "3",
+                    env={"STEWARD_DATABASE_URL": database_url, "STEWARD_START_TIMEOUT_SECONDS": "300",
                          "STEWARD_MQTT_URL": f"mqtt://steward-gateway:wrong@127.0.0.1:{broker.port}"})
-        assert run.wait_exit(60) == 1
+        assert run.wait_exit(120) == 1  # not after the 300 s: the broker said no
     err = run.stderr()
     assert "STEWARD_MQTT_URL" in err and "did not let the gateway in" in err, err
+    assert "the broker said: connection refused: Not authorized" in err, err
     assert "wrong@" not in err
     no_traceback(err)

@@ -29,6 +29,8 @@ class HealthPublic(BaseModel):
     # than the database being away (a bug, a schema problem): nothing is stored meanwhile.
     write_error: str | None = None
     gateway_database_ok: bool | None = Field(default=None, description="The gateway's writers reach the database")
+    broker_refused: str | None = Field(default=None, description="The broker's last refusal of the gateway's login "
+                                       "or subscription, until it lets it in (credentials or ACL to fix)")
 
 
 @router.get("/health", response_model=HealthPublic, responses={503: {"model": HealthPublic}})
@@ -67,6 +69,7 @@ def health(request: Request, response: Response) -> HealthPublic:
         pending=gateway.get("pending") if gateway else None,
         write_error=gateway.get("write_error") if gateway else None,
         gateway_database_ok=gateway.get("database_ok") if gateway else None,
+        broker_refused=gateway.get("broker_refused") if gateway else None,
     )
 
 
