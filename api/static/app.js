@@ -29,6 +29,8 @@ const SINCE = { last1h: 3600e3, last24h: 86400e3, last7d: 7 * 86400e3, last30d: 
 async function login(event) {
   event.preventDefault();
   clearMessage();
+  unlockSound();  // the click is the gesture browsers want before sound and the notification question
+  askNotifications();
   const form = { username: $("username").value, password: $("password").value };
   try {
     const answer = await request("POST", "/auth/token", { form, lang: state.lang });
@@ -150,9 +152,12 @@ async function onChange(kind, change) {
     if (kind === "alert") {
       const id = Number(change.entity_id);
       const detail = await api("GET", "/alerts/" + id);
-      const isNew = !state.alerts.has(id);
+      const before = state.alerts.get(id);
       upsertAlert(detail.alert);
-      if (isNew && detail.alert.tier === 1 && detail.alert.status === "open") announceLevel1(detail.alert);
+      // New, or raised to Level 1 (escalated, or reopened): announce it once.
+      if (detail.alert.tier === 1 && detail.alert.status === "open" && (!before || before.tier !== 1 || before.status === "resolved")) {
+        announceLevel1(detail.alert);
+      }
       // Not under the hands of somebody filling a form in the detail: the card is updated, the detail waits.
       if (state.detailId === id && !detailDirty) renderDetail(detail);
     } else if (kind === "work_order") {
@@ -184,8 +189,16 @@ function upsertOrder(order) {
 }
 
 // --- Level 1: sound and notification, muted for a shift on request ------------------------------------
+// Browsers play sound and ask for notifications only after a gesture: the login click (or the first click
+// on the page) unlocks the audio and asks once; a button asks again while notifications are not granted.
+// An unacknowledged Level 1 on the board rings again every ALARM_REPEAT_MS until somebody owns it.
+
+const ALARM_REPEAT_MS = 30_000;
+let lastRing = 0;
 
 function mutedUntil() { return Number(localStorage.getItem(MUTE_KEY) || 0); }
+
+function notifications() { return "Notification" in window ? Notification.permission : "unsupported"; }
 
 function renderSound() {
   const button = $("sound");
@@ -194,19 +207,40 @@ function renderSound() {
   button.setAttribute("aria-pressed", String(muted));
   button.textContent = muted ? `${t("muted")} ${new Date(until).toLocaleTimeString(state.lang === "zh" ? "zh-CN" : "en-GB", { hour: "2-digit", minute: "2-digit" })}` : t("muteShift");
   button.title = t("notify");
+  const ask = $("notify");
+  const permission = notifications();
+  ask.hidden = permission === "granted" || permission === "unsupported";
+  ask.textContent = permission === "denied" ? t("notifyBlocked") : t("enableNotify");
+  ask.disabled = permission === "denied";
+  ask.title = permission === "denied" ? t("notifyBlockedHelp") : t("notify");
+}
+
+function askNotifications() {
+  if (notifications() !== "default") { renderSound(); return; }
+  try {
+    Promise.resolve(Notification.requestPermission()).then(renderSound, renderSound);
+  } catch { renderSound(); }
 }
 
 function toggleMute() {
   if (mutedUntil() > Date.now()) localStorage.removeItem(MUTE_KEY);
   else localStorage.setItem(MUTE_KEY, String(Date.now() + SHIFT_MS));
-  if ("Notification" in window && Notification.permission === "default") Notification.requestPermission().catch(() => {});
   renderSound();
 }
 
 let audio = null;
-function beep() {
+function unlockSound() {
   try {
     audio = audio || new AudioContext();
+    if (audio.state === "suspended") audio.resume().catch(() => {});
+  } catch { /* no audio here */ }
+}
+
+function beep() {
+  lastRing = Date.now();
+  document.body.dataset.rings = String(Number(document.body.dataset.rings || 0) + 1);
+  try {
+    unlockSound();
     const now = audio.currentTime;
     for (let i = 0; i < 3; i++) {  // three short two-tone pulses: distinct from any UI click
       const osc = audio.createOscillator();
@@ -225,12 +259,20 @@ function announceLevel1(alert) {
   document.body.dataset.lastLevel1 = String(alert.id);
   if (mutedUntil() > Date.now()) return;
   beep();
-  if ("Notification" in window && Notification.permission === "granted") {
+  if (notifications() === "granted") {
     const n = new Notification(`${t("newLevel1")}: ${alertTitle(alert)}`, {
       body: whereText(alert.community_id, alert.building_id), tag: "steward-alert-" + alert.id, requireInteraction: true,
     });
     n.onclick = () => { window.focus(); openDetail(alert.id); };
   }
+}
+
+// Every second (from tick): ring again while a Level 1 waits for somebody, unless muted for the shift.
+function alarmTick() {
+  if (!state.me || mutedUntil() > Date.now()) return;
+  const waiting = [...state.alerts.values()].some((a) => a.tier === 1 && a.status === "open");
+  document.body.dataset.level1Waiting = String(waiting);
+  if (waiting && Date.now() - lastRing >= ALARM_REPEAT_MS) beep();
 }
 
 // --- filters and bulk acknowledge ---------------------------------------------------------------------
@@ -586,6 +628,8 @@ async function start() {
   $("login-form").addEventListener("submit", login);
   $("logout").addEventListener("click", logout);
   $("sound").addEventListener("click", toggleMute);
+  $("notify").addEventListener("click", askNotifications);
+  document.addEventListener("pointerdown", unlockSound, { once: true });  // a session restored without a login click
   $("kiosk").addEventListener("click", () => {
     state.kiosk = !state.kiosk;
     const url = new URL(location.href);
@@ -611,7 +655,7 @@ async function start() {
     button.addEventListener("click", () => showView(button.dataset.view));
   }
   applyLanguage();
-  setInterval(tick, 1000);
+  setInterval(() => { tick(); alarmTick(); }, 1000);
   if (state.token) {
     try { await enter(); return; } catch { sessionStorage.removeItem(TOKEN_KEY); state.token = null; }
   }

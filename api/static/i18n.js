@@ -44,7 +44,8 @@ export const TEXT = {
     onDuty: "on duty", offDuty: "off duty", load: "open orders", resolvedAs: "resolved as",
     // sound
     notify: "Level 1 sound and notifications", enableNotify: "Enable notifications", muteShift: "Mute for this shift",
-    unmute: "Sound on", muted: "muted until", newLevel1: "New Level 1 alert",
+    unmute: "Sound on", muted: "muted until", newLevel1: "New Level 1 alert", notifyBlocked: "Notifications blocked",
+    notifyBlockedHelp: "This browser blocks Steward's notifications: allow them in the site settings (the lock icon by the address)",
     // history
     historyAlerts: "Alert history", historyOrders: "Work-order history", state: "state", created: "created",
     // devices
@@ -91,7 +92,8 @@ export const TEXT = {
     escalate: "升级", toTier: "升级到", pickStaff: "选择人员", onDuty: "值班中", offDuty: "非值班", load: "在办工单",
     resolvedAs: "处理结论",
     notify: "一级告警声音与通知", enableNotify: "开启浏览器通知", muteShift: "本班静音", unmute: "打开声音",
-    muted: "静音至", newLevel1: "新的一级告警",
+    muted: "静音至", newLevel1: "新的一级告警", notifyBlocked: "通知已被浏览器阻止",
+    notifyBlockedHelp: "浏览器阻止了 Steward 的通知：请在网站设置（地址栏的锁形图标）中允许",
     historyAlerts: "告警历史", historyOrders: "工单历史", state: "状态", created: "创建于",
     tree: "小区、楼栋、住户", online: "在线", offline: "离线", never_seen: "从未上线", battery: "电量",
     openIncidents: "未关闭告警", lastSeen: "最后上报", telemetry: "遥测曲线（5 分钟汇总）", noData: "此时段没有数据。",

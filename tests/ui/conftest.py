@@ -8,7 +8,7 @@ import datetime as dt
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -75,11 +75,14 @@ def server(world: World) -> Iterator[LiveServer]:
 
 
 def open_room(browser: Browser, url: str, username: str, *, locale: str = "en-US", shown_as: str | None = None,
-              path: str = "/") -> Page:
-    """Log in through the page's form (in a browser context of ``locale``) and wait for the live stream."""
+              path: str = "/", before: Callable[[Page], None] | None = None) -> Page:
+    """Log in through the page's form (in a browser context of ``locale``) and wait for the live stream.
+    ``before`` prepares the page before it loads (init scripts, Playwright's clock)."""
     context = browser.new_context(locale=locale, viewport={"width": 1366, "height": 820})
     page = context.new_page()
     page.set_default_timeout(LIVE_S)
+    if before is not None:
+        before(page)
     page.goto(url + path)
     page.locator("#username").fill(username)
     page.locator("#password").fill(PASSWORD)

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from playwright.sync_api import Browser, Route, expect
+from playwright.sync_api import Browser, Page, Route, expect
 
 from api.app import create_app
 from api.settings import ApiSettings
@@ -167,6 +167,59 @@ def test_operator_in_a_chinese_browser(browser: Browser, server: LiveServer, wor
     expect(timeline).to_contain_text("创建 · operator-north · 原因: 没有对应规则：默认由工程处理")
     expect(timeline).not_to_contain_text("auto-dispatch")
     shot(page, "operator-zh-order-why")
+    page.context.close()
+
+
+# Headless chromium has no speaker and shows no notification: the page's AudioContext and Notification are
+# replaced by recorders before it loads; permission is "default" until the page asks (at the login click).
+ALARM_RECORDERS = """
+window.__tones = 0; window.__notes = []; window.__asked = 0;
+window.AudioContext = class {
+  constructor() { this.state = "suspended"; this.currentTime = 0; this.destination = {}; }
+  resume() { this.state = "running"; return Promise.resolve(); }
+  createOscillator() { return { frequency: { setValueAtTime() {} }, connect: (g) => g, start() { window.__tones++; }, stop() {} }; }
+  createGain() { return { gain: { setValueAtTime() {}, exponentialRampToValueAtTime() {} }, connect: (d) => d }; }
+};
+let permission = "default";
+window.Notification = class {
+  constructor(title) { window.__notes.push(title); }
+  static get permission() { return permission; }
+  static requestPermission() { window.__asked++; permission = "granted"; return Promise.resolve(permission); }
+};
+"""
+
+
+def test_level1_rings_until_somebody_owns_it(browser: Browser, server: LiveServer, world: World) -> None:
+    def prepare(page: Page) -> None:
+        page.add_init_script(ALARM_RECORDERS)
+        page.clock.install()  # the page's timers, so 30 s of waiting take no 30 s
+
+    page = open_room(browser, server.url, f"operator-{OWN}", locale="zh-CN", before=prepare)
+    # Asked once, at the login click (a gesture, as browsers require); granted, so no button asks again.
+    assert page.evaluate("window.__asked") == 1
+    expect(page.locator("#notify")).to_be_hidden()
+    sos = detector_opens(world.dsn, OWN, world.devices[OWN], "sos", Tier.LIFE_SAFETY, "SOS button pressed")
+    expect(page.locator("body")).to_have_attribute("data-rings", "1")
+    assert page.evaluate("window.__notes") == ["新的一级告警: 一键呼叫 SOS"]
+    page.clock.fast_forward(31_000)  # nobody has acknowledged it: it rings again (no second notification)
+    expect(page.locator("body")).to_have_attribute("data-rings", "2")
+    assert page.evaluate("window.__tones") == 6 and len(page.evaluate("window.__notes")) == 1
+    page.locator(f'[data-alert-id="{sos}"]').get_by_role("button", name="确认").click()
+    expect(page.locator(f'[data-alert-id="{sos}"]')).to_have_attribute("data-status", "acknowledged")
+    page.clock.fast_forward(61_000)
+    expect(page.locator("body")).to_have_attribute("data-level1-waiting", "false")
+    expect(page.locator("body")).to_have_attribute("data-rings", "2")
+    # A Level 2 raised to Level 1 is a new Level 1 for the room: announced like one.
+    leak = detector_opens(world.dsn, OWN, world.meters[OWN], "burst", Tier.URGENT, "Pipe burst")
+    expect(page.locator(f'[data-alert-id="{leak}"]')).to_be_visible()
+    token = page.evaluate("sessionStorage.getItem('steward.token')")
+    import httpx
+
+    raised = httpx.post(f"{server.url}/alerts/{leak}/escalate", headers={"Authorization": f"Bearer {token}"},
+                        json={"tier": 1, "reason": "water into the switch room"}, timeout=10)
+    assert raised.status_code == 200, raised.text
+    expect(page.locator("body")).to_have_attribute("data-rings", "3")
+    assert page.evaluate("window.__notes")[-1] == "新的一级告警: 爆管"
     page.context.close()
 
 
