@@ -39,6 +39,13 @@ Actor = Annotated[Caller, Depends(allow(Permission.ALERT_ACT))]
 RECENT_EVENTS = 20
 
 
+class AlertDevice(BaseModel):
+    device_id: str
+    name: str | None
+    device_type: str | None
+    unit_id: str | None
+
+
 class AlertPublic(BaseModel):
     id: int
     dedup_key: str
@@ -68,6 +75,8 @@ class AlertPublic(BaseModel):
     duplicate_of: int | None = None
     ack_due_at: dt.datetime | None = None
     ack_overdue: bool | None = None
+    devices: list[AlertDevice] = Field(default_factory=list, description="The alert's devices by name, with their "
+                                       "unit (what a person reads; device_ids stays the stable list)")
 
 
 class AlertListPublic(BaseModel):
@@ -141,15 +150,30 @@ class EscalateBody(Body):
     reason: str | None = Field(default=None, max_length=4000)
 
 
-def _alert(value: lifecycle.Alert, scrub: Scrubber | None = None) -> AlertPublic:
+def _devices_of(conn: Conn, alerts: list[lifecycle.Alert]) -> dict[tuple[str, str], AlertDevice]:
+    """Names and units of the alerts' devices, each looked up in its alert's community only."""
+    communities = sorted({a.community_id for a in alerts})
+    ids = sorted({d for a in alerts for d in a.device_ids})
+    if not ids:
+        return {}
+    rows = conn.execute("SELECT community_id, device_id, name, device_type, unit_id FROM devices"
+                        " WHERE community_id = ANY(%s) AND device_id = ANY(%s)", (communities, ids)).fetchall()
+    return {(r[0], r[1]): AlertDevice(device_id=r[1], name=r[2], device_type=r[3], unit_id=r[4]) for r in rows}
+
+
+def _alert(value: lifecycle.Alert, scrub: Scrubber | None = None,
+           devices: dict[tuple[str, str], AlertDevice] | None = None) -> AlertPublic:
     public = AlertPublic(**msgspec.structs.asdict(value))
+    known = devices or {}
+    public.devices = [known.get((value.community_id, d)) or AlertDevice(device_id=d, name=None, device_type=None,
+                                                                          unit_id=None) for d in value.device_ids]
     if scrub is not None:  # free text as written only for roles with resident.pii (api/privacy.py)
         public.resolution_reason = scrub.text(public.resolution_reason)
     return public
 
 
 def _alert_for(conn: Conn, caller: Caller, value: lifecycle.Alert) -> AlertPublic:
-    return _alert(value, scrubber_for(conn, caller, [value.community_id]))
+    return _alert(value, scrubber_for(conn, caller, [value.community_id]), _devices_of(conn, [value]))
 
 
 @router.get("", response_model=AlertListPublic)
@@ -175,7 +199,8 @@ def list_alerts(
                                  since=start, until=end, family=family, device=device, search=q, sort=sort,
                                  after=cursor, limit=limit, now=now)
     scrub = scrubber_for(conn, caller, {a.community_id for a in page.items})
-    return AlertListPublic(data=[_alert(a, scrub) for a in page.items], next_cursor=page.next_cursor)
+    devices = _devices_of(conn, page.items)
+    return AlertListPublic(data=[_alert(a, scrub, devices) for a in page.items], next_cursor=page.next_cursor)
 
 
 @router.get("/{alert_id}", response_model=AlertDetailPublic)
@@ -200,7 +225,7 @@ def get_alert(now: Now, alert_id: RowId, caller: Reader, conn: Conn) -> AlertDet
         for made in comments:
             made.body = scrub.text(made.body) or ""
     return AlertDetailPublic(
-        alert=_alert(alert, scrub),
+        alert=_alert(alert, scrub, _devices_of(conn, [alert])),
         timeline=timeline,
         comments=comments,
         work_order_ids=detail.work_order_ids, recent_events=events, residents=residents,

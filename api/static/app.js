@@ -7,7 +7,7 @@
 import { ApiError, openStream, request } from "./api.js";
 import { KPI_TEXT, LANG_KEY, ROLE_TEXT, TIMELINE_TEXT } from "./i18n.js";
 import {
-  $, TOKEN_KEY, actionText, alertTitle, api, can, clearMessage, condition, h, localTime, placeName, scopeQuery,
+  $, TOKEN_KEY, actionText, alertTitle, alertWhere, api, can, clearMessage, condition, deviceNames, h, localTime, placeName, scopeQuery,
   showError, showInfo, staffName, staffPicker, state, stateText, t, tick, tn, whereText, whyText,
 } from "./ui.js";
 import { showView, refreshView } from "./views.js";
@@ -261,7 +261,7 @@ function announceLevel1(alert) {
   beep();
   if (notifications() === "granted") {
     const n = new Notification(`${t("newLevel1")}: ${alertTitle(alert)}`, {
-      body: whereText(alert.community_id, alert.building_id), tag: "steward-alert-" + alert.id, requireInteraction: true,
+      body: alertWhere(alert), tag: "steward-alert-" + alert.id, requireInteraction: true,
     });
     n.onclick = () => { window.focus(); openDetail(alert.id); };
   }
@@ -358,8 +358,8 @@ function alertCard(a) {
     h("div", { class: "alert-main" },
       h("h3", { class: "alert-title" }, alertTitle(a), state.lang === "en" && a.title !== alertTitle(a) ? h("small", { class: "sub" }, " — " + a.title) : ""),
       h("p", { class: "meta" },
-        h("span", { class: "where" }, whereText(a.community_id, a.building_id)), " · ",
-        h("span", {}, `${t("devices")}: ${a.device_ids.join(", ") || "—"}`)),
+        h("span", { class: "where" }, alertWhere(a)), " · ",
+        h("span", { title: a.device_ids.join(", ") }, `${t("devices")}: ${deviceNames(a)}`)),
       h("p", { class: "meta" },
         h("span", { class: `status status-${a.status}` }, t(a.status)),
         a.acknowledged_by ? h("span", {}, ` ${t("acknowledgedBy")} ${staffName(a.acknowledged_by)}`) : "",
@@ -448,7 +448,7 @@ function renderDetail(detail) {
   $("detail-body").oninput = () => { detailDirty = true; };
   $("detail-body").onchange = () => { detailDirty = true; };
   $("detail-body").replaceChildren(
-    h("p", { class: "meta" }, `${t(a.status)} · ${t("opened")} ${localTime(a.opened_at)} · ${whereText(a.community_id, a.building_id)} · ${a.device_ids.join(", ")}`),
+    h("p", { class: "meta" }, `${t(a.status)} · ${t("opened")} ${localTime(a.opened_at)} · ${alertWhere(a)} · ${deviceNames(a)} (${a.device_ids.join(", ")})`),
     a.resolution ? h("p", { class: "meta" }, `${t("resolvedAs")}: ${t(a.resolution)}${a.resolution_reason ? " · " + a.resolution_reason : ""}`) : "",
     detail.residents.length ? h("div", {}, h("h3", {}, t("residents")), h("ul", { class: "residents" }, detail.residents.map(residentItem))) : "",
     ...forms,

@@ -58,6 +58,16 @@ export function whereText(communityId, buildingId, unitId) {
 
 export function alertTitle(a) { return condition(a.condition); }
 
+// An alert's place down to the unit (a resident's SOS is somebody's home), and its devices by name.
+export function alertWhere(a) {
+  const unit = (a.devices || []).map((d) => d.unit_id).find(Boolean);
+  return whereText(a.community_id, a.building_id, unit);
+}
+export function deviceNames(a) {
+  const devices = a.devices && a.devices.length ? a.devices : a.device_ids.map((id) => ({ device_id: id }));
+  return devices.map((d) => d.name || d.device_id).join(", ") || "—";
+}
+
 // Why a work order went to whom: codes with parameters from the server (workorders/why.py, served in
 // /ui/config.json), read in the page's language with names of people, places, teams and conditions.
 const FAMILIES = ["elevator", "water", "access", "elderly"];

@@ -29,9 +29,15 @@ def test_alert_list_detail_acknowledge_and_audit(world: World, client: TestClien
     own = open_incident(world.dsn, OWN, world.devices[OWN])
     other = open_incident(world.dsn, OTHER, world.devices[OTHER])
     operator = world.headers(f"operator-{OWN}")
+    with psycopg.connect(world.dsn) as conn:
+        conn.execute("UPDATE devices SET name = '王奶奶家呼叫器' WHERE device_id = %s", (world.devices[OWN],))
     listed = client.get("/alerts", headers=operator).json()
     assert [a["id"] for a in listed["data"]] == [own]
+    # What a person reads: the device's name and its unit (a resident's alert is somebody's home), not only ids.
+    named = [{"device_id": world.devices[OWN], "name": "王奶奶家呼叫器", "device_type": "elderly", "unit_id": "u101"}]
+    assert listed["data"][0]["devices"] == named
     detail = client.get(f"/alerts/{own}", headers=operator).json()
+    assert detail["alert"]["devices"] == named
     assert detail["timeline"][0]["kind"] == "opened"
     assert detail["residents"][0]["full_name"] == "Wang Xiuying" and detail["residents"][0]["masked"] is False
     technician = client.get(f"/alerts/{own}", headers=world.headers(f"technician-{OWN}")).json()
@@ -42,7 +48,7 @@ def test_alert_list_detail_acknowledge_and_audit(world: World, client: TestClien
     assert client.post(f"/alerts/{other}/acknowledge", headers=operator).status_code == 404
 
     r = client.post(f"/alerts/{own}/acknowledge", headers=operator)
-    assert r.status_code == 200 and r.json()["status"] == "acknowledged"
+    assert r.status_code == 200 and r.json()["status"] == "acknowledged" and r.json()["devices"] == named
     assert r.json()["acknowledged_by"] == f"operator-{OWN}"
     again = client.post(f"/alerts/{own}/acknowledge", headers=operator)
     assert again.status_code == 409 and again.json()["error"]["code"] == "illegal_transition"

@@ -81,6 +81,7 @@ def test_operator_in_a_chinese_browser(browser: Browser, server: LiveServer, wor
                      (OWN,))
         conn.execute("INSERT INTO staff (staff_id, community_id, team_id, name, skills, buildings)"
                      " VALUES ('s-wang', %s, 'n-eng', '王建国', '{elevator}', '{b1}')", (OWN,))
+        conn.execute("UPDATE devices SET name = '0101 户水表' WHERE device_id = %s", (world.meters[OWN],))
     routine = detector_opens(world.dsn, OWN, world.meters[OWN], "battery_low", Tier.ROUTINE, "Meter battery low")
     page = open_room(browser, server.url, f"operator-{OWN}", locale="zh-CN")
     # Chinese by default because the browser prefers it; names of places, not ids.
@@ -88,7 +89,8 @@ def test_operator_in_a_chinese_browser(browser: Browser, server: LiveServer, wor
     expect(page.locator("#alerts-heading")).to_contain_text("告警")
     card = page.locator(f'[data-alert-id="{routine}"]')
     expect(card).to_contain_text("电量低")
-    expect(card).to_contain_text("星河湾 · 1号楼")
+    expect(card).to_contain_text("星河湾 · 1号楼 · 0101")  # down to the unit, by name
+    expect(card).to_contain_text("设备: 0101 户水表")
     # A new Level 1 over the stream: red, above the Level 3, with the sound/notification hook fired.
     # Record what the page notifies (headless chromium shows no notification itself).
     page.evaluate("() => { window.__notes = []; window.Notification = class { constructor(t) { window.__notes.push(t); } "
