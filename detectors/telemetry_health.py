@@ -15,8 +15,9 @@ from the tables that test it:
 - **jumps the process cannot make** (every watched field): a physical quantity moves
   at most as fast as its physics lets it (a tank fills at its pump's rate and drains at
   its outlets' rate; a load changes by the riders who step in). The field learns the
-  fastest rate it moved in normal readings (a fading maximum: half of it is forgotten
-  in ``anomaly_envelope_half_life_s``). A step more than ``anomaly_jump_factor`` times
+  fastest rate it moved in normal readings (the fastest of the learning days, then a
+  faster step moves it ``ENVELOPE_GAIN`` of the way: a process does not speed up from
+  one reading to the next; half of it is forgotten in ``anomaly_envelope_half_life_s``). A step more than ``anomaly_jump_factor`` times
   that is not the process; ``anomaly_jumps`` of them within ``anomaly_jump_window_s``
   is an erratic sensor (water in a probe's cable gland, a loose connector). One spike
   out and back is two such steps, so a single glitch is not a work order. Steps are
@@ -50,6 +51,7 @@ from detectors.config import Thresholds
 from domain.events import Event
 
 _PARAMS = statistical.Params()
+ENVELOPE_GAIN = 0.05  # after the learning days, a faster step moves the envelope 5 % of the way to it
 MIN_DT = 60.0  # readings closer than this are judged as this far apart (a rate needs time to show)
 
 
@@ -125,10 +127,14 @@ def _jump(w: FieldWatch, base: statistical.StreamState, x: float, ts: float, th:
         if ts - w.since >= th.anomaly_learn_s and step > allowed:
             w.jumps = (w.jumps + [ts])[-th.anomaly_jumps:]
         elif not _recent(w, ts, th) and not w.alarm.active:
-            # learn only from normal data, and no faster than a process speeds up: a sensor going
-            # erratic must not teach the envelope its own noise before it is caught
+            # learn only from normal data; once learned, a faster rate moves the envelope a little
+            # (a process does not speed up from one reading to the next; a sensor going erratic
+            # must not teach the envelope its own noise before it is caught)
             rate = step / dt_
-            w.envelope = max(w.envelope, min(rate, 1.25 * w.envelope) if ts - w.since >= th.anomaly_learn_s else rate)
+            if ts - w.since < th.anomaly_learn_s:
+                w.envelope = max(w.envelope, rate)
+            elif rate > w.envelope:
+                w.envelope += ENVELOPE_GAIN * (rate - w.envelope)
     recent = _recent(w, ts, th)
     # opens on `anomaly_jumps` within the window; once open, holds while any is that recent
     return recent >= th.anomaly_jumps or (recent > 0 and w.alarm.active)

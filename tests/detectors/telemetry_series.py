@@ -33,11 +33,11 @@ def pump_pressure(days: int, seed: int, fault: tuple[float, float] | None = None
 
 
 def tank_level(days: int, seed: int, leak: tuple[float, float] | None = None,
-               erratic_from: float | None = None) -> list[tuple[float, float]]:
+               erratic_from: float | None = None, erratic_points: float = 25.0) -> list[tuple[float, float]]:
     """A roof tank (%) every 5 min: drawn down by the residents (hardly at night, most at breakfast
     and dinner) and refilled by its pump from 40 % to 90 % at ~6 points a reading. ``leak``: from, points
     lost per reading: a leaking outlet drains the tank that much faster from then on. ``erratic_from``:
-    the level probe fails (water in its cable gland) and reads up to 25 points off from then on."""
+    the level probe fails (water in its cable gland) and reads up to ``erratic_points`` off from then on."""
     rng = random.Random(seed)
     out = []
     level, filling = 75.0, False
@@ -55,7 +55,7 @@ def tank_level(days: int, seed: int, leak: tuple[float, float] | None = None,
             if level >= 90.0:
                 filling = False
         level = min(100.0, max(0.0, level))
-        noise = rng.uniform(-25.0, 25.0) if erratic_from is not None and ts >= erratic_from else rng.gauss(0, 0.3)
+        noise = rng.uniform(-erratic_points, erratic_points) if erratic_from is not None and ts >= erratic_from else rng.gauss(0, 0.3)
         out.append((ts, round(min(100.0, max(0.0, level + noise)), 1)))
     return out
 

@@ -63,6 +63,15 @@ def test_failing_level_probe_opens_within_the_hour(seed: int) -> None:
 
 
 @pytest.mark.parametrize("seed", SEEDS)
+def test_a_milder_failing_probe_at_the_evening_draw_is_one_incident(seed: int) -> None:
+    # 15 points off while residents draw the most: measured 15-65 min, one incident for 4 days
+    start = at(19, day=10)
+    got = anomalies(TANK, "tank_level", "level_pct", tank_level(14, seed, erratic_from=start, erratic_points=15.0))
+    assert [k for _, k in got] == ["opened"]
+    assert start <= got[0][0] <= start + 2 * 3600
+
+
+@pytest.mark.parametrize("seed", SEEDS)
 def test_rush_hour_loads_are_normal_at_their_hour(seed: int) -> None:
     assert anomalies(LIFT, "status", "load_pct", lift_load(21, seed)) == []
 
