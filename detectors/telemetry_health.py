@@ -17,11 +17,13 @@ from the tables that test it:
   its outlets' rate; a load changes by the riders who step in). The field learns the
   fastest rate it moved in normal readings (the fastest of the learning days, then a
   faster step moves it ``ENVELOPE_GAIN`` of the way: a process does not speed up from
-  one reading to the next; half of it is forgotten in ``anomaly_envelope_half_life_s``). A step more than ``anomaly_jump_factor`` times
-  that is not the process; ``anomaly_jumps`` of them within ``anomaly_jump_window_s``
-  is an erratic sensor (water in a probe's cable gland, a loose connector). One spike
-  out and back is two such steps, so a single glitch is not a work order. Steps are
-  not learned while the sensor is erratic (learn only from normal data).
+  one reading to the next; half of it is forgotten in ``anomaly_envelope_half_life_s``).
+  A step more than ``anomaly_jump_factor`` times that is not the process;
+  ``anomaly_jumps`` of them within ``anomaly_jump_window_s``, up and down (a real process that outruns its envelope, a tank drained for
+  cleaning, goes one way), is an erratic sensor (water in a probe's cable gland, a
+  loose connector). One spike out and back is two such steps, so a single glitch is
+  not a work order. Steps are not learned while the sensor is erratic (learn only
+  from normal data), and none is judged in the envelope's own first learning days.
 - **a lasting offset** (fields with a clock-tied pattern): every reading for
   ``anomaly_run_s`` (and at least ``anomaly_run_readings``) beyond ``anomaly_run_spreads``
   typical deviations, on the same side, of the usual value for its hour (the
@@ -63,10 +65,12 @@ class FieldWatch(msgspec.Struct, array_like=True):
     since: float = 0.0  # event time of the stream's first reading
     last_ts: float = 0.0  # event time of the previous reading
     envelope: float = 0.0  # the fastest normal rate of change (units/s), fading
-    jumps: list[float] = msgspec.field(default_factory=list)  # times of the latest impossible steps
+    jumps: list[float] = msgspec.field(default_factory=list)  # times of the latest impossible steps...
+    jump_ups: list[bool] = msgspec.field(default_factory=list)  # ...and their directions
     run: int = 0  # readings in a row beyond the usual for their hour, on one side
     run_side: int = 0  # +1 above, -1 below
     run_from: float = 0.0  # event time of the run's first reading
+    envelope_from: float = 0.0  # when the envelope started learning (its own learning days)
     rest: int = 0  # readings to wait after an incident before judging offsets from the level again
     run_slot: int = -1  # the time-of-day slot the run is judged in...
     run_centre: float = 0.0  # ...its usual value and typical deviation when the run reached it
@@ -120,24 +124,30 @@ def _jump(w: FieldWatch, base: statistical.StreamState, x: float, ts: float, th:
     """Is the sensor erratic? Counts steps beyond the process's fastest normal rate and learns it."""
     if base.n > 0 and 0.0 < w.last_ts < ts:
         dt_ = max(ts - w.last_ts, MIN_DT)
-        step = abs(x - base.prev)
+        step = x - base.prev
         w.envelope *= 0.5 ** ((ts - w.last_ts) / th.anomaly_envelope_half_life_s)
+        if not w.envelope_from:
+            w.envelope_from = ts
+        learning = ts - w.envelope_from < th.anomaly_learn_s
         quantum = base.resolution if base.resolution < float("inf") else 0.0
         allowed = th.anomaly_jump_factor * max(w.envelope * dt_, 2.0 * quantum)
-        if ts - w.since >= th.anomaly_learn_s and step > allowed:
+        if not learning and abs(step) > allowed:
             w.jumps = (w.jumps + [ts])[-th.anomaly_jumps:]
+            w.jump_ups = (w.jump_ups + [step > 0])[-th.anomaly_jumps:]
         elif not _recent(w, ts, th) and not w.alarm.active:
             # learn only from normal data; once learned, a faster rate moves the envelope a little
             # (a process does not speed up from one reading to the next; a sensor going erratic
             # must not teach the envelope its own noise before it is caught)
-            rate = step / dt_
-            if ts - w.since < th.anomaly_learn_s:
+            rate = abs(step) / dt_
+            if learning:
                 w.envelope = max(w.envelope, rate)
             elif rate > w.envelope:
                 w.envelope += ENVELOPE_GAIN * (rate - w.envelope)
     recent = _recent(w, ts, th)
-    # opens on `anomaly_jumps` within the window; once open, holds while any is that recent
-    return recent >= th.anomaly_jumps or (recent > 0 and w.alarm.active)
+    ups = {up for t, up in zip(w.jumps, w.jump_ups) if ts - t <= th.anomaly_jump_window_s}
+    # opens on `anomaly_jumps` within the window, both ways (a real process that outruns its
+    # envelope, a tank drained for cleaning, goes one way); once open, holds while any is recent
+    return (recent >= th.anomaly_jumps and len(ups) == 2) or (recent > 0 and w.alarm.active)
 
 
 def _recent(w: FieldWatch, ts: float, th: Thresholds) -> int:
