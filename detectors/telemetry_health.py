@@ -19,10 +19,10 @@ from the tables that test it:
   faster step moves it ``ENVELOPE_GAIN`` of the way: a process does not speed up from
   one reading to the next; half of it is forgotten in ``anomaly_envelope_half_life_s``).
   A step more than ``anomaly_jump_factor`` times that is not the process;
-  ``anomaly_jumps`` of them within ``anomaly_jump_window_s``, up and down (a real process that outruns its envelope, a tank drained for
-  cleaning, goes one way), is an erratic sensor (water in a probe's cable gland, a
-  loose connector). One spike out and back is two such steps, so a single glitch is
-  not a work order. Steps are not learned while the sensor is erratic (learn only
+  ``anomaly_jumps`` of them within ``anomaly_jump_window_s``, up and down (a real
+  process that outruns its envelope, a tank drained for cleaning, goes one way), is
+  an erratic sensor (water in a probe's cable gland, a loose connector). One spike
+  out and back is two such steps, so a single glitch is not a work order. Steps are not learned while the sensor is erratic (learn only
   from normal data), and none is judged in the envelope's own first learning days.
 - **a lasting offset** (fields with a clock-tied pattern): every reading for
   ``anomaly_run_s`` (and at least ``anomaly_run_readings``) beyond ``anomaly_run_spreads``
