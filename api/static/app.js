@@ -69,13 +69,22 @@ async function loadDirectory() {
   state.places = new Map(places.map((p) => [p.id, p]));
 }
 
+function renderUser() {
+  if (state.me) $("user").textContent = `${state.me.staff_name || state.me.username} · ${(ROLE_TEXT[state.lang] || ROLE_TEXT.en)[state.me.role] || state.me.role}`;
+}
+
+function renderLive() {
+  const s = $("live").dataset.state;
+  $("live").textContent = s ? "● " + t(s) : "";
+}
+
 async function enter() {
   state.me = await api("GET", "/auth/me");
   state.config = await request("GET", "/ui/config.json");
   await loadDirectory();
   $("login-view").hidden = true;
   for (const id of ["room", "who", "nav"]) $(id).hidden = false;
-  $("user").textContent = `${state.me.staff_name || state.me.username} · ${(ROLE_TEXT[state.lang] || ROLE_TEXT.en)[state.me.role] || state.me.role}`;
+  renderUser();
   const select = $("community");
   select.replaceChildren(h("option", { value: "" }, t("all")),
     ...state.me.communities.map((c) => h("option", { value: c }, placeName(c))));
@@ -87,7 +96,7 @@ async function enter() {
   state.stream = openStream(state.token, {
     onOpen: () => { reloadAll().catch(showError); },
     onMessage: onChange,
-    onState: (s) => { $("live").textContent = "● " + t(s); $("live").dataset.state = s; },
+    onState: (s) => { $("live").dataset.state = s; renderLive(); },
     onEnd: () => endSession(t("sessionEnded")),
   });
   clearInterval(state.kpiTimer);
@@ -381,10 +390,10 @@ async function act(id, action, body) {
   } catch (err) { showError(err); return false; }
 }
 
-export async function openDetail(id) {
+export async function openDetail(id, { stay = false } = {}) {
   clearMessage();
   try {
-    if (state.view !== "board") showView("board");
+    if (state.view !== "board" && !stay) showView("board");
     state.detailId = id;
     renderDetail(await api("GET", "/alerts/" + id));
     renderAlerts();
@@ -613,13 +622,15 @@ function applyLanguage() {
   document.title = t("app");
   renderSound();
   applyKiosk();
+  renderLive();  // the live marker and the role follow the language too
   if (state.me) {
+    renderUser();
     $("community").options[0].textContent = t("all");
     renderFilters();
     renderAlerts();
     renderOrders();
     loadKpis().catch(() => {});
-    if (state.detailId !== null) openDetail(state.detailId);
+    if (state.detailId !== null) openDetail(state.detailId, { stay: true });  // redrawn where the user is
     if (state.view !== "board") showView(state.view);
   }
 }

@@ -54,6 +54,8 @@ export const TEXT = {
     noData: "No readings in this period.", chooseDevice: "Choose a device in the tree.", reading: "reading",
     period: "period", devicesCount: "devices", unitsOf: "units",
     // people
+    title: "name", inactive: "inactive", deactivate: "Deactivate", activate: "Reactivate", deactivated: "deactivated",
+    activated: "active again",
     staff: "Staff", teams: "Teams", team: "team", role: "role", skills: "skills", contacts: "contacts",
     addStaff: "Add a staff member", save: "Save", staffId: "staff id", name: "name", importRoster: "Import roster (TOML)",
     importIt: "Import", dryRun: "Check only", imported: "Imported", kind: "kind", members: "members", lead: "lead",
@@ -98,6 +100,7 @@ export const TEXT = {
     tree: "小区、楼栋、住户", online: "在线", offline: "离线", never_seen: "从未上线", battery: "电量",
     openIncidents: "未关闭告警", lastSeen: "最后上报", telemetry: "遥测曲线（5 分钟汇总）", noData: "此时段没有数据。",
     chooseDevice: "请在左侧选择设备。", reading: "读数", period: "时段", devicesCount: "台设备", unitsOf: "户",
+    title: "名称", inactive: "已停用", deactivate: "停用", activate: "恢复启用", deactivated: "已停用", activated: "已恢复启用",
     staff: "员工", teams: "班组", team: "班组", role: "岗位", skills: "技能", contacts: "联系方式",
     addStaff: "新增员工", save: "保存", staffId: "员工编号", name: "姓名", importRoster: "导入名册（TOML）",
     importIt: "导入", dryRun: "仅检查", imported: "已导入", kind: "类型", members: "人数", lead: "负责人",
@@ -175,4 +178,30 @@ export const TEAM_TEXT = {
         customer_service: "customer service", management: "management" },
   zh: { engineering: "工程", security: "秩序维护", cleaning: "保洁", elderly_care: "长者关怀", customer_service: "客服",
         management: "管理" },
+};
+
+// Words the People, Devices and Dead-letters views show for codes: contact channels, roster import counts,
+// the gateway's reasons for refusing a message (gateway/validate.py), units of time.
+export const CODE_TEXT = {
+  en: {
+    channel: { email: "e-mail", webhook: "SMS/IM gateway", push: "app push" },
+    counts: { teams: "teams", staff: "staff", contacts: "contacts", schedules: "schedules", policies: "policies",
+              maintenance: "maintenance windows", places: "places", users: "logins" },
+    rejected: { bad_topic: "bad topic", unknown_device_type: "unknown device type", unknown_stream: "unknown stream",
+                oversized: "too large", malformed_json: "not JSON", invalid_payload: "invalid content",
+                unknown_type: "unknown message type", future_timestamp: "timestamp in the future",
+                device_mismatch: "device does not match its topic", unknown_device: "unregistered device",
+                internal_error: "server error" },
+    hours: "h", minutes: "min",
+  },
+  zh: {
+    channel: { email: "邮件", webhook: "短信/IM 网关", push: "App 推送" },
+    counts: { teams: "班组", staff: "员工", contacts: "联系方式", schedules: "值班表", policies: "升级策略",
+              maintenance: "维护时段", places: "地点", users: "登录账号" },
+    rejected: { bad_topic: "主题格式错误", unknown_device_type: "未知设备类别", unknown_stream: "未知数据流",
+                oversized: "消息过大", malformed_json: "不是 JSON", invalid_payload: "内容不合规范",
+                unknown_type: "未知消息类型", future_timestamp: "时间戳在未来", device_mismatch: "设备与主题不符",
+                unknown_device: "未登记的设备", internal_error: "服务器错误" },
+    hours: "小时", minutes: "分钟",
+  },
 };

@@ -2,11 +2,16 @@
 // tree with each device's state and telemetry chart, people (staff, teams, roster import), the demo's staff
 // phone with the signed action links it received, and dead letters.
 
-import { ROLE_TEXT, TEAM_TEXT } from "./i18n.js";
+import { CODE_TEXT, ROLE_TEXT, TEAM_TEXT } from "./i18n.js";
 import {
   $, api, can, clearMessage, condition, h, lineChart, localTime, placeName, scopeQuery, showError, showInfo,
   staffName, state, stateText, t, whereText,
 } from "./ui.js";
+
+const codes = () => CODE_TEXT[state.lang] || CODE_TEXT.en;
+const FAMILIES = ["elevator", "water", "access", "elderly"];
+const skillName = (s) => (FAMILIES.includes(s) ? t(s) : condition(s));
+const listJoin = (items) => items.join(state.lang === "zh" ? "、" : ", ");
 
 const VIEWS = ["board", "history", "devices", "people", "phone", "dead"];
 const RENDER = { history: renderHistory, devices: renderDevices, people: renderPeople, phone: renderPhone, dead: renderDead };
@@ -98,7 +103,7 @@ async function renderDevices() {
     ]);
     panel.append(
       h("h2", {}, chosen.name || chosen.device_id),
-      h("p", { class: "meta" }, `${chosen.device_id} · ${t(chosen.device_type)} · ${t(chosen.state)} · ${t("battery")} ${chosen.battery ?? "—"}% · ${t("lastSeen")} ${localTime(chosen.last_seen_at)}`),
+      h("p", { class: "meta" }, `${chosen.device_id} · ${t(chosen.device_type)} · ${t(chosen.state)} · ${t("battery")} ${chosen.battery === null || chosen.battery === undefined ? "—" : Math.round(chosen.battery) + "%"} · ${t("lastSeen")} ${localTime(chosen.last_seen_at)}`),
       h("h3", {}, t("telemetry")),
       h("div", { class: "inline" }, [24, 168].map((hours) => h("button", { type: "button", "aria-pressed": String(hours === chartHours),
         onclick: () => { chartHours = hours; renderDevices().catch(showError); } }, hours === 24 ? t("last24h") : t("last7d")))),
@@ -124,29 +129,32 @@ async function renderPeople() {
   };
   const roles = ROLE_TEXT[state.lang] || ROLE_TEXT.en;
   const kinds = TEAM_TEXT[state.lang] || TEAM_TEXT.en;
+  const manage = can("oncall.manage");
   const sections = [
     h("section", { class: "card" }, h("h2", {}, t("staff")),
-      table([t("name"), t("team"), t("role"), t("onDuty"), t("load"), t("contacts"), t("linkedLogin")],
-        staff.map((p) => h("tr", { dataset: { staffId: p.id } },
-          h("td", {}, p.name), h("td", {}, p.team_name || "—"), h("td", {}, roles[p.role] || p.role),
+      table([t("name"), t("team"), t("role"), t("onDuty"), t("load"), t("contacts"), t("linkedLogin"), ...(manage ? [""] : [])],
+        staff.map((p) => h("tr", { dataset: { staffId: p.id, active: String(p.active) }, class: p.active ? "" : "inactive" },
+          h("td", {}, p.name, p.active ? "" : h("small", {}, ` (${t("inactive")})`)), h("td", {}, p.team_name || "—"), h("td", {}, roles[p.role] || p.role),
           h("td", { class: p.on_duty.length ? "on-duty" : "" }, p.on_duty.length ? `● ${p.on_duty.join(", ")}` : t("offDuty")),
-          h("td", {}, String(p.open_orders)), h("td", {}, p.contacts.map((c) => c.channel).join(", ") || "—"),
-          h("td", {}, p.username || "—"))))),
+          h("td", {}, String(p.open_orders)), h("td", {}, listJoin(p.contacts.map((c) => codes().channel[c.channel] || c.channel)) || "—"),
+          h("td", {}, p.username || "—"),
+          manage ? h("td", {}, h("button", { type: "button", onclick: () => setActive(p, !p.active) },
+            p.active ? t("deactivate") : t("activate"))) : "")))),
     h("section", { class: "card" }, h("h2", {}, t("teams")),
-      table([t("name"), t("kind"), t("skills"), t("members"), t("lead")],
-        teams.map((x) => h("tr", {}, h("td", {}, x.name), h("td", {}, kinds[x.kind] || x.kind), h("td", {}, x.skills.join(", ")),
+      table([t("title"), t("kind"), t("skills"), t("members"), t("lead")],
+        teams.map((x) => h("tr", {}, h("td", {}, x.name), h("td", {}, kinds[x.kind] || x.kind), h("td", {}, listJoin(x.skills.map(skillName)) || "—"),
           h("td", {}, String(x.members)), h("td", {}, staffName(x.lead_staff_id)))))),
     h("section", { class: "card" }, h("h2", {}, t("schedules")),
-      table([t("name"), t("onDuty"), t("rotation")],
+      table([t("title"), t("onDuty"), t("rotation")],
         schedules.data.map((x) => h("tr", { dataset: { scheduleId: x.id } }, h("td", {}, x.name || x.id),
           h("td", { class: "on-duty" }, x.on_call_now.staff_id ? `● ${staffName(x.on_call_now.staff_id)}` : "—"),
-          h("td", {}, x.rotations.map((r) => `${r.participants.map(staffName).join(" → ")} · ${r.shift_hours} h`).join("; ")))))),
+          h("td", {}, x.rotations.map((r) => `${r.participants.map(staffName).join(" → ")} · ${r.shift_hours} ${codes().hours}`).join("; ")))))),
     h("section", { class: "card" }, h("h2", {}, t("policies")),
-      table([t("tier"), t("name"), t("steps")],
+      table([t("tier"), t("title"), t("steps")],
         policies.data.map((x) => h("tr", { class: x.tier ? `tier-${x.tier}` : "" }, h("td", {}, x.tier ? "L" + x.tier : "*"),
           h("td", {}, x.name || x.id),
           h("td", {}, h("ol", { class: "steps" }, x.steps.map((st) => h("li", {},
-            `${st.targets.map(target).join(", ")} · ${t("thenWait")} ${st.delay_minutes} min`)))))))),
+            `${st.targets.map(target).join(", ")} · ${t("thenWait")} ${st.delay_minutes} ${codes().minutes}`)))))))),
   ];
   if (can("oncall.manage")) {
     const communities = state.community ? [state.community] : state.me.communities;
@@ -170,7 +178,7 @@ async function renderPeople() {
     const send = async (dryRun) => {
       try {
         const answer = await api("POST", "/roster/import", { json: { toml: text.value, dry_run: dryRun } });
-        showInfo(`${dryRun ? t("dryRun") : t("imported")}: ` + Object.entries(answer.counts).map(([k, v]) => `${k} ${v}`).join(", "));
+        showInfo(`${dryRun ? t("dryRun") : t("imported")}: ` + listJoin(Object.entries(answer.counts).map(([k, v]) => `${codes().counts[k] || k} ${v}`)));
         if (!dryRun) { await reloadStaff(); await renderPeople(); }
       } catch (err) { showError(err); }
     };
@@ -180,6 +188,19 @@ async function renderPeople() {
           h("button", { type: "button", class: "primary", onclick: () => send(false) }, t("importIt")))));
   }
   $("view-people").replaceChildren(...sections);
+}
+
+// Somebody leaves or comes back: inactive people are not dispatched or paged, and their action links die.
+async function setActive(p, active) {
+  clearMessage();
+  const body = { name: p.name, team_id: p.team_id, role: p.role, skills: p.skills, buildings: p.buildings, phone: p.phone,
+    email: p.email, max_open_orders: p.max_open_orders, active };
+  try {
+    await api("PUT", "/staff/" + encodeURIComponent(p.id), { json: body });
+    showInfo(`${p.name}: ${active ? t("activated") : t("deactivated")}`);
+    await reloadStaff();
+    await renderPeople();
+  } catch (err) { showError(err); }
 }
 
 async function reloadStaff() {
@@ -209,6 +230,6 @@ async function renderDead() {
   $("view-dead").replaceChildren(h("section", { class: "card" }, h("h2", {}, t("deadTitle")),
     page.data.length === 0 ? h("p", { class: "empty" }, t("noDead")) :
       table([t("receivedAt"), t("reason"), t("topic"), t("detail")],
-        page.data.map((d) => h("tr", {}, h("td", {}, localTime(d.received_at)), h("td", {}, d.reason),
+        page.data.map((d) => h("tr", {}, h("td", {}, localTime(d.received_at)), h("td", { title: d.reason }, codes().rejected[d.reason] || d.reason),
           h("td", {}, d.topic), h("td", {}, d.detail))))));
 }

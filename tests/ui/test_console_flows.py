@@ -263,7 +263,24 @@ def test_supervisor_runs_the_roster_and_the_board(browser: Browser, server: Live
     expect(page.locator("#view-devices .device-panel")).to_contain_text(world.meters[OWN])
     shot(page, "supervisor-devices")
     page.locator('[data-view="dead"]').click()
-    expect(page.locator("#view-dead")).to_contain_text("invalid_payload")
+    expect(page.locator("#view-dead")).to_contain_text("invalid content")  # the gateway's reason, in words
+
+    # The same views in Chinese: codes read as words, units too; a person who leaves is deactivated here.
+    page.locator("#lang").click()
+    expect(page.locator("#view-dead")).to_contain_text("内容不合规范")  # still on the view the user was on
+    expect(page.locator("#live")).to_have_text("● 实时")
+    expect(page.locator("#user")).to_have_text("supervisor-north · 主管")
+    page.locator('[data-view="people"]').click()
+    people = page.locator("#view-people")
+    expect(people).to_contain_text("供水、独居老人")
+    expect(people.locator('tr[data-staff-id="s-wang"]')).to_contain_text("短信/IM 网关")
+    expect(people.locator('tr[data-schedule-id="n-duty"]')).to_contain_text("王建国 · 8760 小时")
+    people.locator('tr[data-staff-id="s-li"]').get_by_role("button", name="停用").click()
+    expect(people.locator('tr[data-staff-id="s-li"]')).to_have_attribute("data-active", "false")
+    expect(people.locator('tr[data-staff-id="s-li"]')).to_contain_text("李明 (已停用)")
+    with psycopg.connect(world.dsn) as conn:
+        assert conn.execute("SELECT active FROM staff WHERE staff_id = 's-li'").fetchone() == (False,)
+    shot(page, "supervisor-people-zh")
     page.context.close()
 
 
