@@ -47,7 +47,7 @@ from api.security import ROLE_PERMISSIONS, Permission, Role
 from api.users import create_user, issue_token
 from ingest.migrate import migrate
 from steward.databases import create_database, drop_database
-from tests.api.conftest import PASSWORD, World, add_user, seed
+from tests.api.conftest import API_NOW, PASSWORD, SetClock, World, add_user, seed
 from tests.api.test_alerts_workorders import open_incident
 
 N, S, E = "north", "south", "east"
@@ -183,7 +183,7 @@ class Maker:
 
     def window_body(self, c: str) -> dict[str, Any]:
         self.meter(c)  # building b1 exists in c
-        start = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+        start = API_NOW + dt.timedelta(hours=1)
         return {"community_id": c, "scope": "building", "scope_id": "b1", "device_type": "water",
                 "starts_at": start.isoformat(), "ends_at": (start + dt.timedelta(hours=4)).isoformat()}
 
@@ -244,7 +244,7 @@ def _phone(m: Maker, cs: frozenset[str]) -> Req:
     c = one(cs)
     with psycopg.connect(m.dsn) as conn:
         conn.execute("INSERT INTO demo_phone_messages (received_at, community_id, staff_id, subject, body, links) "
-                     "VALUES (now(), %s, %s, 'page', 'text', '{}')", (c, f"{c}-staff-x"))
+                     "VALUES (%s, %s, %s, 'page', 'text', '{}')", (API_NOW, c, f"{c}-staff-x"))
     return Req("GET", f"/demo/phone?community={c}")
 
 
@@ -493,7 +493,8 @@ def run(admin_dsn: str) -> Iterator[Run]:
                 sql.Identifier(conninfo_to_dict(dsn)["dbname"])))
         migrate(dsn)
         world = seed(dsn)
-        app: FastAPI = create_app(database_url=dsn, oncall_link_secret=SECRET, demo_phone_secret=SECRET)
+        app: FastAPI = create_app(database_url=dsn, oncall_link_secret=SECRET, demo_phone_secret=SECRET,
+                                  clock=SetClock(API_NOW))
         with TestClient(app, raise_server_exceptions=False) as client, psycopg.connect(dsn, autocommit=True) as conn:
             root = create_user(conn, username="matrix-root", password=PASSWORD, role=Role.ADMIN, community_ids=[],
                                all_communities=True)
