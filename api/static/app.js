@@ -580,6 +580,7 @@ function kpiValue(name, k) {
   if (k.unit === "ratio") return `${Math.round(v * 1000) / 10} %`;
   if (k.unit === "rating") return `${v.toFixed(2)} / 5`;
   if (k.unit === "orders") return `${Math.round(v)} ${state.lang === "zh" ? "单" : "orders"}`;
+  if (name === "alerts_per_1000_devices") return `${Math.round(v * 10) / 10} ${state.lang === "zh" ? "条/千台" : "per 1,000"}`;
   return `${Math.round(v * 10) / 10}`;
 }
 
@@ -599,11 +600,15 @@ async function loadKpis() {
       const prev = before && before.kpis[name] ? before.kpis[name].value : null;
       let trend = "";
       if (k.value !== null && prev !== null) trend = k.value > prev ? "▲" : (k.value < prev ? "▼" : "＝");
-      const trendTitle = trend === "▲" ? t("trendUp") : (trend === "▼" ? t("trendDown") : (trend ? t("trendFlat") : ""));
+      // Up is worse for a KPI that warns above its threshold (response time, overdue, false alarms), better otherwise.
+      const worse = (trend === "▲" && k.warn_when === "above") || (trend === "▼" && k.warn_when !== "above");
+      const better = trend && trend !== "＝" && !worse;
+      const trendTitle = (trend === "▲" ? t("trendUp") : (trend === "▼" ? t("trendDown") : (trend ? t("trendFlat") : "")))
+        + (worse ? ` (${t("trendWorse")})` : (better ? ` (${t("trendBetter")})` : ""));
       const threshold = kpiValue(name, { ...k, value: k.threshold });
       return h("li", { class: "kpi" + (k.warning ? " warn" : ""), dataset: { kpi: name }, title: k.definition },
         h("span", { class: "kpi-name" }, names[name] || name),
-        h("span", { class: "kpi-value" }, kpiValue(name, k), trend ? h("span", { class: "trend", title: trendTitle, "aria-label": trendTitle }, " " + trend) : ""),
+        h("span", { class: "kpi-value" }, kpiValue(name, k), trend ? h("span", { class: "trend" + (worse ? " worse" : (better ? " better" : "")), title: trendTitle, "aria-label": trendTitle }, " " + trend) : ""),
         h("span", { class: "kpi-threshold" }, `${t("threshold")} ${k.warn_when === "above" ? "≤" : "≥"} ${threshold}`));
     }));
 }

@@ -68,7 +68,7 @@ export const TEXT = {
     deadTitle: "Rejected messages", topic: "topic", receivedAt: "received", detail: "detail", noDead: "No rejected messages.",
     // KPIs
     threshold: "threshold", trendUp: "up from the previous period", trendDown: "down from the previous period",
-    trendFlat: "same as the previous period", noSample: "no data", last30: "last 30 days",
+    trendFlat: "same as the previous period", trendWorse: "worse", trendBetter: "better", noSample: "no data", last30: "last 30 days",
   },
   zh: {
     app: "Steward 监控中心", skip: "跳到告警", login: "登录", logout: "退出", username: "用户名", password: "密码",
@@ -108,7 +108,7 @@ export const TEXT = {
     phoneTitle: "员工手机（演示通知接收端）", noPhone: "暂无消息。", ackLink: "确认（链接）", resolveLink: "解决（链接）",
     to: "发给", phoneNote: "值班系统发到员工手机的消息，每条带签名的操作链接。",
     deadTitle: "被拒收的消息", topic: "主题", receivedAt: "接收时间", detail: "详情", noDead: "没有被拒收的消息。",
-    threshold: "阈值", trendUp: "较上期上升", trendDown: "较上期下降", trendFlat: "与上期持平", noSample: "无数据",
+    threshold: "阈值", trendUp: "较上期上升", trendDown: "较上期下降", trendFlat: "与上期持平", trendWorse: "变差", trendBetter: "变好", noSample: "无数据",
     last30: "最近 30 天",
   },
 };

@@ -150,6 +150,10 @@ def test_operator_in_a_chinese_browser(browser: Browser, server: LiveServer, wor
             == ("false_alarm", "老人误按")
     expect(page.locator('[data-kpi="false_alarm_rate"]')).to_contain_text("误报率")
     expect(page.locator('[data-kpi="false_alarm_rate"] .kpi-threshold')).to_contain_text("≤ 10 %")
+    # Units on every KPI, and the trend says whether the change is for the worse (more alerts than last period).
+    per_1000 = page.locator('[data-kpi="alerts_per_1000_devices"]')
+    expect(per_1000.locator(".kpi-value")).to_contain_text("条/千台")
+    expect(per_1000.locator(".trend.worse")).to_have_attribute("title", "较上期上升 (变差)")
     page.locator('[data-view="history"]').click()
     expect(page.locator("#view-history")).to_contain_text("老人误按")
     shot(page, "operator-zh-history")
