@@ -37,6 +37,7 @@ from oncall.model import (
     Policy,
 )
 from oncall.schedule import resolve_targets, silencing_window
+from oncall.why import Reason
 
 
 def _fmt(t: dt.datetime) -> str:
@@ -85,8 +86,10 @@ def decide(
         last = policy.steps[-1]
         people, notes = resolve_targets(last.targets, directory, now)
         number, due_at, missed = _latest_due(pending, policy.reminder_every, now)
+        what = Reason("reminder_collapsed" if missed else "reminder",
+                      {"number": number + 1, "tier": incident.tier, "missed": missed})
         label = f"reminder {number + 1}: tier {incident.tier} alert still unacknowledged"
-        notify = tuple(Notify(p, f"{label}; {why}") for p, why in people)
+        notify = tuple(Notify(p, f"{label}; {why}", why=(what, why)) for p, why in people)
         if missed:
             notes = [f"{_missed(missed)} missed while the scheduler was down, collapsed into this one", *notes]
         nxt = ()
@@ -99,11 +102,11 @@ def decide(
     index = min(pending.step, len(policy.steps) - 1)
     step = policy.steps[index]
     people, notes = resolve_targets(step.targets, directory, now)
-    label = (
-        f"policy {policy.policy_id} step {index + 1}/{len(policy.steps)}"
-        f" (pass {pending.repeat + 1}/{policy.repeat + 1})"
-    )
-    notify = tuple(Notify(p, f"{label}; {why}") for p, why in people)
+    what = Reason("step", {"policy": policy.policy_id, "policy_name": policy.name or policy.policy_id,
+                           "step": index + 1, "steps": len(policy.steps), "pass": pending.repeat + 1,
+                           "passes": policy.repeat + 1})
+    label = str(what)
+    notify = tuple(Notify(p, f"{label}; {why}", why=(what, why)) for p, why in people)
     # Nobody reachable at this step: go on to the next one now rather than wait for nothing.
     due = pending.due_at + step.delay if notify else now
     if index + 1 < len(policy.steps):
@@ -129,15 +132,18 @@ def _ack_renotify(
     if incident.status != "acknowledged":
         return Decision("cancelled", f"incident is {incident.status}, no longer acknowledged")
     number, due_at, missed = _latest_due(pending, policy.ack_renotify_after, now)
-    label = f"acknowledged by {incident.acknowledged_by or 'someone'} but unresolved (re-notify {number + 1})"
+    who = incident.acknowledged_by or "someone"
+    what = Reason("ack_renotify", {"who": who, "number": number + 1})
+    label = str(what)
     if incident.acknowledged_by:
-        people = [(incident.acknowledged_by, "acknowledged it")]
-        notify: tuple[Notify, ...] = (Notify(incident.acknowledged_by, label),)
+        mine = Reason("acknowledged_it")
+        people: list[tuple[str, Reason]] = [(incident.acknowledged_by, mine)]
+        notify: tuple[Notify, ...] = (Notify(incident.acknowledged_by, label, why=(what, mine)),)
         notes: list[str] = []
     else:
         # Acknowledged outside on-call with no actor recorded: remind the first step's people.
         people, notes = resolve_targets(policy.steps[0].targets, directory, now)
-        notify = tuple(Notify(p, f"{label}; {why}") for p, why in people)
+        notify = tuple(Notify(p, f"{label}; {why}", why=(what, why)) for p, why in people)
     if missed:
         notes = [f"{_missed(missed)} missed while the scheduler was down, collapsed into this one", *notes]
     due = due_at + policy.ack_renotify_after
@@ -158,7 +164,7 @@ def _missed(n: int) -> str:
     return "1 earlier reminder" if n == 1 else f"{n} earlier reminders"
 
 
-def _join(label: str, notes: list[str], people: list[tuple[str, str]]) -> str:
+def _join(label: str, notes: list[str], people: list[tuple[str, Reason]]) -> str:
     parts = [label, "notify " + (", ".join(f"{p} ({why})" for p, why in people) or "nobody")]
     parts += notes
     return "; ".join(parts)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 TargetKind = Literal["staff", "schedule", "team"]
 PendingKind = Literal["step", "reminder", "ack_renotify"]
@@ -77,6 +77,7 @@ class Directory:
 
     schedules: dict[str, Schedule] = field(default_factory=dict)
     teams: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    team_names: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,8 @@ class PendingStep:
 class Notify:
     staff_id: str
     reason: str
+    # The same reason as codes (oncall.why): what fired, then why this person; rendered in their language.
+    why: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from oncall.model import Directory, IncidentState, MaintenanceWindow, Rotation, Schedule, Target
+from oncall.why import Reason
 
 
 def rotation_on_call(rotation: Rotation, now: dt.datetime) -> str | None:
@@ -21,34 +22,41 @@ def rotation_on_call(rotation: Rotation, now: dt.datetime) -> str | None:
 
 def on_call(schedule: Schedule, now: dt.datetime) -> tuple[str | None, str]:
     """The person on call for ``schedule`` at ``now`` and the reason (override or which layer)."""
+    person, why = on_call_why(schedule, now)
+    return person, str(why)
+
+
+def on_call_why(schedule: Schedule, now: dt.datetime) -> tuple[str | None, Reason | str]:
+    """``on_call`` with the reason as a ``Reason`` (code and parameters, for the person's own language)."""
+    names = {"schedule": schedule.schedule_id, "schedule_name": schedule.name or schedule.schedule_id}
     live = [o for o in schedule.overrides if o.starts_at <= now < o.ends_at]
     if live:
         chosen = max(live, key=lambda o: o.override_id)  # the latest override wins
-        return chosen.staff_id, f"override #{chosen.override_id} of schedule {schedule.schedule_id}"
+        return chosen.staff_id, Reason("override", {**names, "override": chosen.override_id})
     for rotation in sorted(schedule.rotations, key=lambda r: r.layer, reverse=True):
         person = rotation_on_call(rotation, now)
         if person is not None:
-            return person, f"on call for schedule {schedule.schedule_id} (layer {rotation.layer})"
+            return person, Reason("on_call", {**names, "layer": rotation.layer})
     return None, f"nobody on call for schedule {schedule.schedule_id}"
 
 
 def resolve_targets(
     targets: tuple[Target, ...], directory: Directory, now: dt.datetime
-) -> tuple[list[tuple[str, str]], list[str]]:
+) -> tuple[list[tuple[str, Reason]], list[str]]:
     """People (staff id, reason) for ``targets`` at ``now``, each once, plus notes on empty targets."""
-    people: dict[str, str] = {}
+    people: dict[str, Reason] = {}
     notes: list[str] = []
     for target in targets:
         if target.kind == "staff":
-            people.setdefault(target.id, "named in the policy step")
+            people.setdefault(target.id, Reason("named"))
         elif target.kind == "schedule":
             schedule = directory.schedules.get(target.id)
             if schedule is None:
                 notes.append(f"unknown schedule {target.id}")
                 continue
-            person, why = on_call(schedule, now)
-            if person is None:
-                notes.append(why)
+            person, why = on_call_why(schedule, now)
+            if person is None or not isinstance(why, Reason):
+                notes.append(str(why))
             else:
                 people.setdefault(person, why)
         else:
@@ -56,7 +64,8 @@ def resolve_targets(
             if not members:
                 notes.append(f"team {target.id} has no members")
             for member in members:
-                people.setdefault(member, f"member of team {target.id}")
+                people.setdefault(member, Reason("team_member", {
+                    "team": target.id, "team_name": directory.team_names.get(target.id) or target.id}))
     return list(people.items()), notes
 
 

@@ -129,13 +129,15 @@ def load_directory(conn: psycopg.Connection, community_id: str) -> Directory:
         )
         schedules[schedule_id] = Schedule(schedule_id=schedule_id, rotations=rotations, overrides=overrides, name=name)
     teams: dict[str, list[str]] = {}
-    for team_id, staff_id in conn.execute(
-        "SELECT t.team_id, s.staff_id FROM teams t JOIN staff s ON s.team_id = t.team_id"
+    team_names: dict[str, str] = {}
+    for team_id, team_name, staff_id in conn.execute(
+        "SELECT t.team_id, t.name, s.staff_id FROM teams t JOIN staff s ON s.team_id = t.team_id"
         " WHERE t.community_id = %s AND t.active AND s.active ORDER BY s.staff_id",
         (community_id,),
     ):
         teams.setdefault(team_id, []).append(staff_id)
-    return Directory(schedules=schedules, teams={k: tuple(v) for k, v in teams.items()})
+        team_names[team_id] = team_name
+    return Directory(schedules=schedules, teams={k: tuple(v) for k, v in teams.items()}, team_names=team_names)
 
 
 def load_windows(conn: psycopg.Connection, community_id: str, now: dt.datetime) -> tuple[MaintenanceWindow, ...]:
@@ -270,6 +272,7 @@ def apply_decision(
                     "device_ids": incident_row.get("device_ids") or [],
                     "opened_at": incident_row.get("opened_at"),
                     "reason": notify.reason,
+                    "why": [w.to_json() for w in notify.why],
                     "staff_id": notify.staff_id,
                     "ack_nonce": ack_nonce,
                     "resolve_nonce": resolve_nonce,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from domain.conditions import condition_name
+from oncall import why
 
 TIER_LABELS = {
     "zh-CN": {1: "一级（红色）", 2: "二级（橙色）", 3: "三级（黄色）"},
@@ -89,7 +90,8 @@ def render(locale: str, message: dict[str, Any], *, ack_url: str, resolve_url: s
         devices=", ".join(message.get("device_ids") or []) or none,
         opened_at=_local(message.get("opened_at")),
         incident_id=message.get("incident_id"),
-        reason=message.get("reason", ""),
+        # "Why you" in the person's language from its codes; messages stored before them keep their sentence.
+        reason=why.render(message["why"], locale) if message.get("why") else message.get("reason", ""),
         ack_url=ack_url,
         resolve_url=resolve_url,
         expires_at=_local(message.get("links_expire_at")),

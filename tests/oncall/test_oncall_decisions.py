@@ -179,3 +179,31 @@ def test_community_and_family_windows() -> None:
     assert silencing_window(level2, (lifts_only, water_only), T) == water_only
     assert silencing_window(level2, (whole, water_only), T) == whole  # wait for the longest covering window
     assert silencing_window(level2, (whole,), T + 2 * H) is None  # ended
+
+
+def test_why_you_is_codes_read_in_the_persons_language() -> None:
+    """The message says why this person, in their language and with names: not the English decision sentence."""
+    from oncall.templates import render
+
+    named = Directory(schedules={"eng": Schedule("eng", rotations=(DAILY, WEEKEND), name="工程部值班")},
+                      teams={"sec": ("g",)}, team_names={"sec": "秩序维护部"})
+    policy = Policy(policy_id="p1", community_id="c1", tier=1, name="一级告警",
+                    steps=(Step((Target("schedule", "eng"), Target("team", "sec")), 5 * MIN),), repeat=0)
+    d = decide(pending(), OPEN, policy, named, (), T)
+    assert [n.staff_id for n in d.notify] == ["a", "g"]
+    assert d.notify[0].reason == "policy p1 step 1/1 (pass 1/1); on call for schedule eng (layer 0)"  # as stored
+    message = {"kind": "step", "tier": 1, "condition": "entrapment", "title": "trapped", "incident_id": 7}
+    for notify, zh, en in (
+        (d.notify[0], "升级策略“一级告警”第 1/1 步（第 1/1 轮）；您正在“工程部值班”值班",
+         "policy 一级告警 step 1/1 (pass 1/1); on call for schedule 工程部值班 (layer 0)"),
+        (d.notify[1], "升级策略“一级告警”第 1/1 步（第 1/1 轮）；您是“秩序维护部”班组成员",
+         "policy 一级告警 step 1/1 (pass 1/1); member of team 秩序维护部"),
+    ):
+        why = [w.to_json() for w in notify.why]
+        assert f"通知原因：{zh}\n" in render("zh-CN", {**message, "why": why}, ack_url="a", resolve_url="r").text
+        assert f"Why you: {en}\n" in render("en", {**message, "why": why}, ack_url="a", resolve_url="r").text
+    # A reminder after downtime, in Chinese.
+    r = decide(pending(kind="reminder", step=3), OPEN, POLICY, DIRECTORY, (), T + 47 * MIN)
+    text = render("zh-CN", {**message, "kind": "reminder", "why": [w.to_json() for w in r.notify[0].why]},
+                  ack_url="a", resolve_url="r").text
+    assert "通知原因：第 7 次提醒：1级告警仍无人确认（系统停机期间漏发的 3 次提醒合并为本次）；升级策略中指定了您" in text

@@ -116,7 +116,9 @@ def test_no_ack_within_step_delay_reaches_next_step(
 
     clock.advance(1 * MIN)  # T0 + 5 min: step 2 is due
     mail = mailbox.wait_for("zhao@c1.example")[0]
-    assert "pass 1/2" in mail.get_content() and "step 2/3" in mail.get_content()
+    # "Why you" in the supervisor's language (zh-CN), from the decision's codes, not its English sentence.
+    assert "通知原因：升级策略“c1-l1”第 2/3 步（第 1/2 轮）；升级策略中指定了您" in mail.get_content()
+    assert "pass 1/2" not in mail.get_content()
     assert pending_status(configured_db, incident_id, "step", 1) == "fired"
 
     clock.advance(5 * MIN)  # T0 + 10 min: the manager
