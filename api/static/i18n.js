@@ -148,12 +148,12 @@ export const TIMELINE_TEXT = {
         accept: "accepted", arrive: "arrived on site", complete: "completed", verify: "verified", reject: "rejected",
         return_visit: "return visit", close: "closed", cancel: "cancelled", note: "note",
         condition_cleared: "condition cleared", condition_returned: "condition returned", repeat_failure: "repeat failure",
-        failed_again: "failed again", tier_raised: "tier raised" },
+        failed_again: "failed again", tier_raised: "tier raised", work_order_created: "work order created" },
   zh: { opened: "发生", updated: "更新", escalated: "升级", cleared: "状况解除", reopened: "再次发生", acknowledged: "确认",
         resolved: "解决", commented: "备注", assigned: "指派", created: "创建", dispatch: "派单", dispatch_failed: "派单失败",
         reassign: "改派", accept: "接单", arrive: "到场", complete: "完工", verify: "验收", reject: "退回", return_visit: "回访",
         close: "关闭", cancel: "取消", note: "跟进", condition_cleared: "状况解除", condition_returned: "状况再现",
-        repeat_failure: "重复故障", failed_again: "再次故障", tier_raised: "级别提高" },
+        repeat_failure: "重复故障", failed_again: "再次故障", tier_raised: "级别提高", work_order_created: "生成工单" },
 };
 
 export const KPI_TEXT = {

@@ -53,3 +53,24 @@ def test_config_carries_the_machines_transitions(client: TestClient) -> None:
 def test_the_page_is_not_part_of_the_api_document(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     assert "/" not in paths and not any(p.startswith("/ui") for p in paths)
+
+
+def test_every_timeline_entry_the_server_writes_reads_in_both_languages(client: TestClient) -> None:
+    """A zh-CN operator reads every alert and work-order timeline kind in Chinese, not as a code."""
+    import re
+    import typing
+
+    from domain.incidents import ChangeKind
+    from workorders.machine import Action
+
+    script = client.get("/ui/i18n.js").text
+    block = script[script.index("export const TIMELINE_TEXT"):script.index("export const KPI_TEXT")]
+    en, zh = block.split("\n  zh:")
+    # Detectors (opened/updated/escalated/cleared, reopened), staff on alerts, the closed loop's hook, and every
+    # work-order action and event (workorders/store.py).
+    kinds = {*typing.get_args(ChangeKind), "reopened", "acknowledged", "assigned", "commented", "resolved",
+             "work_order_created", "created", "dispatch_failed", "note", "condition_cleared", "condition_returned",
+             "repeat_failure", "failed_again", "tier_raised", *(a.value for a in Action)}
+    for language, text in (("en", en), ("zh", zh)):
+        named = set(re.findall(r"(\w+):\s*\"", text))
+        assert kinds <= named, (language, sorted(kinds - named))
