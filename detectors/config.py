@@ -141,7 +141,11 @@ class Thresholds(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     entrance_doors: tuple[str, ...] = ("entrance", "front", "main", "entry", "apartment", "home")
 
     # --- every device ---
-    offline_after_s: float = 900.0  # no message for this long = offline (3 missed 5-min heartbeats)
+    offline_after_s: float = 900.0  # no message for this long = offline (3 missed 5-min heartbeats)...
+    # ...or this many of the device's own (learned) heartbeat periods, when it beats more slowly
+    # (a battery meter every 30 min), at most offline_max_s (3 missed daily reports)
+    offline_missed_beats: int = 3
+    offline_max_s: float = 3 * 86400.0
     # After a last-will "offline" (the connection dropped): a reboot, a firmware update or a
     # radio hiccup is back within minutes; this is still three times faster than the
     # heartbeat rule for a Level 3 work order.

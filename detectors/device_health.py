@@ -3,13 +3,17 @@
 Conditions (all Level 3 work orders, DOMAIN.md "Every device"):
 
 - ``offline``: the one condition that *is* about silence, so the one decided
-  against receive time: no message received for ``offline_after_s`` (the engine
+  against receive time: no message received for three missed heartbeats
+  (`offline_after`: ``offline_missed_beats`` x the device's own heartbeat period,
+  learned as the median of its last 8 heartbeat gaps in whole minutes, never
+  below ``offline_after_s`` = 15 min nor above ``offline_max_s``: a battery meter
+  that reports every half hour is not offline after 15 minutes) (the engine
   keeps each device's receive time and fires the deadline to the second), or a
   last-will ``offline`` not followed by anything within ``offline_grace_s``.
   Late data can also show a gap: two consecutive messages of the device more
-  than ``offline_after_s`` apart in *event* time (a device that was off while
+  than that apart in *event* time (a device that was off while
   its data arrived later, or a whole log delivered at once) is the same
-  incident, opened at the earlier message + ``offline_after_s`` and cleared at
+  incident, opened at the earlier message + the limit and cleared at
   the later one. Either way the times are the device's own (event time): the
   incident is identical however the data was delivered. Clears on the next
   message.
@@ -28,11 +32,14 @@ Conditions (all Level 3 work orders, DOMAIN.md "Every device"):
 
 from __future__ import annotations
 
+from array import array
+
 import msgspec
 
 from domain.events import Event
 from detectors import statistical, telemetry_health
 from detectors.base import Changes, Ctx, Raised, clear, earliest, raise_
+from detectors.config import Thresholds
 
 
 class HealthState(msgspec.Struct, array_like=True):
@@ -46,6 +53,24 @@ class HealthState(msgspec.Struct, array_like=True):
     alarms: dict[str, telemetry_health.FieldWatch] = msgspec.field(default_factory=dict)
     last_ts: float = 0.0  # event time of the last message applied (in event-time order)
     back_ts: float = 0.0  # event time of the message that ended the last receive-time offline
+    beat_ts: float = 0.0  # event time of the latest heartbeat
+    beats: bytes = b""  # uint32 seconds between its last BEAT_HISTORY heartbeats, newest last
+
+
+BEAT_HISTORY = 8
+
+
+def offline_after(st: HealthState, th: Thresholds) -> float:
+    """Silence that makes this device offline: ``offline_missed_beats`` of its own heartbeat
+    period, never below ``offline_after_s`` (DOMAIN.md's 5-minute heartbeat: 15 min) nor
+    above ``offline_max_s``. The period is the median of its last heartbeat gaps (one gap
+    that was an outage does not move it), in whole minutes (devices are configured in
+    minutes; seconds of jitter are the network)."""
+    if not st.beats:
+        return th.offline_after_s
+    gaps = sorted(array("I", st.beats))
+    period = max(60, round(gaps[len(gaps) // 2] / 60) * 60)
+    return min(max(th.offline_after_s, th.offline_missed_beats * period), max(th.offline_max_s, th.offline_after_s))
 
 
 def next_deadline(st: HealthState, ctx: Ctx) -> float | None:
@@ -87,10 +112,16 @@ def on_event(st: HealthState, ctx: Ctx, ev: Event) -> tuple[HealthState, Changes
         return st, out
     gap_from = st.last_ts
     st.last_ts = max(st.last_ts, ts)
-    if gap_from and ts - gap_from > th.offline_after_s and ts > st.back_ts and "offline" not in st.raised:
+    limit = offline_after(st, th)
+    if gap_from and ts - gap_from > limit and ts > st.back_ts and "offline" not in st.raised:
         why = f"no message for {ts - gap_from:.0f} s (seen in event time: the data came late)"
-        out += go_offline(st, ctx, gap_from + th.offline_after_s, why)
+        out += go_offline(st, ctx, gap_from + limit, why)
         out += clear(st.raised, ctx, "offline", ts, "Device back online")
+    if ev.type == "heartbeat" and ts > st.beat_ts:
+        if st.beat_ts:
+            gap = min(int(ts - st.beat_ts), 2**32 - 1)
+            st.beats = (st.beats + array("I", [gap]).tobytes())[-4 * BEAT_HISTORY:]
+        st.beat_ts = ts
 
     battery = ev.fields.get("battery")
     if battery is not None and ev.type in ("heartbeat", "sensor_battery"):
@@ -121,4 +152,4 @@ def on_event(st: HealthState, ctx: Ctx, ev: Event) -> tuple[HealthState, Changes
     return st, out
 
 
-__all__ = ["HealthState", "arrive", "on_event", "go_offline", "next_deadline", "earliest"]
+__all__ = ["HealthState", "arrive", "on_event", "go_offline", "next_deadline", "offline_after", "earliest"]

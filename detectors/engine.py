@@ -224,7 +224,7 @@ class Engine:
         if ts >= c.newest_ts:
             c.newest_ts, c.newest_rx = ts, rx
         # (a message may take the reorder window to arrive: silence is counted from then)
-        self.last_seen.touch(did, rx, th.offline_after_s + th.allowed_lateness_s)
+        self.last_seen.touch(did, rx, device_health.offline_after(st.health, th) + th.allowed_lateness_s)
         instant = getattr(FAMILIES[device.device_type], "instant", None)
         if instant is not None:  # Level 1 on one message (SOS, fall, entrapment code): no reorder wait
             now_changes = instant(st.family(device.device_type), ctx, ev)
@@ -334,8 +334,14 @@ class Engine:
         due = self._next_due(device, st)
         out = self._fire(device, st, ts) if due is not None and due <= ts else []
         ctx = self._ctx(device, ts)
+        before = device_health.offline_after(st.health, ctx.th) if ev.type == "heartbeat" else None
         _, more = device_health.on_event(st.health, ctx, ev)
         out += more
+        if before is not None and st.health.last_seen:
+            limit = device_health.offline_after(st.health, ctx.th)
+            if limit != before:  # its heartbeat rhythm changed (rare): so does its offline limit, from its last message
+                # (placed behind devices heard from within the reorder window since: expiry checked <= 2 s late)
+                self.last_seen.touch(device.device_id, st.health.last_seen, limit + ctx.th.allowed_lateness_s)
         fam = st.family(device.device_type)
         if device.device_type == DeviceType.WATER:
             out += self._water_event(device, fam, ctx, ev)  # type: ignore[arg-type]
@@ -399,9 +405,10 @@ class Engine:
             return []
         c = st.clock
         th = self.config.for_device(device)
-        at = c.newest_ts + (received + th.offline_after_s - c.newest_rx)  # in the device's own time
+        silence = limit - th.allowed_lateness_s
+        at = c.newest_ts + (received + silence - c.newest_rx)  # in the device's own time
         self.dirty.add(did)
-        return device_health.go_offline(st.health, self._ctx(device, at), at, f"no message for {th.offline_after_s:.0f} s")
+        return device_health.go_offline(st.health, self._ctx(device, at), at, f"no message for {silence:.0f} s")
 
     # --- paging ---------------------------------------------------------------------------
 
@@ -640,7 +647,7 @@ class Engine:
                 continue
             th = self.config.for_device(device)
             if st.health.last_seen:
-                self.last_seen.touch(did, st.health.last_seen, th.offline_after_s + th.allowed_lateness_s)
+                self.last_seen.touch(did, st.health.last_seen, device_health.offline_after(st.health, th) + th.allowed_lateness_s)
             if st.health.will_at is not None:
                 self.timers.set((did, WILL), st.health.will_at + th.offline_grace_s)
             self._reschedule(device, st, th)

@@ -67,3 +67,26 @@ def test_learned_baseline_only_on_opt_in_fields() -> None:
     got = play(engine(lift, anomaly_fields=("vibration_mg",)), normal + shaking + back)
     assert kinds(got) == [("opened", "telemetry_anomaly.vibration_mg", 3), ("cleared", "telemetry_anomaly.vibration_mg", 3)]
     assert got[0][0] == T + 4 * 86400  # the first shaking reading
+
+
+def test_offline_is_three_missed_heartbeats_of_the_device_own_rhythm() -> None:
+    """A battery meter that reports every 30 minutes (seconds of network jitter): offline
+    once, while its rhythm is unknown (its first gap, as any device silent 15 min), then
+    quiet for a day; silent for good: offline three missed beats (90 min) after its last."""
+    eng = engine(METER, offline_after_s=900)
+    beats = [hb(T + k * 1800 + (k * 7) % 5) for k in range(49)]
+    assert kinds(play(eng, beats)) == [("opened", "offline", 3), ("cleared", "offline", 3)]
+    last = beats[-1][0]
+    assert play(eng, [(last + 5399, "tick")]) == []
+    assert play(eng, [(last + 6000, "tick")]) == [(last + 5400, "opened", "offline", 3)]
+
+
+def test_a_past_outage_does_not_slow_the_next_offline() -> None:
+    """A 5-minute device that was off for two hours once: its rhythm is the median of its
+    gaps, so the next silence is still offline after 15 minutes. Late data showing a gap
+    is judged against the same limit."""
+    eng = engine(METER, offline_after_s=900)
+    steps = [hb(T + k * 300) for k in range(10)] + [hb(T + 2700 + 7200 + k * 300) for k in range(10)]
+    assert kinds(play(eng, steps)) == [("opened", "offline", 3), ("cleared", "offline", 3)]
+    last = steps[-1][0]
+    assert play(eng, [(last + 1000, "tick")]) == [(last + 900, "opened", "offline", 3)]
