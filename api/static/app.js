@@ -410,6 +410,9 @@ function timelineText(e) {
   if (why) extra.push(`${t("reason")}: ${why}`);
   else if (e.detail && e.detail.reason) extra.push(`${t("reason")}: ${e.detail.reason}`);
   if (e.detail && e.detail.note) extra.push(`${t("note")}: ${e.detail.note}`);
+  if (e.detail && e.detail.text) extra.push(e.detail.text);  // a field note's own words
+  if (e.detail && e.detail.repeat_of) extra.push(`#${e.detail.repeat_of}`);
+  if (e.kind === "tier_raised" && e.detail) extra.push(`L${e.detail.from ?? "?"} → L${e.detail.to}`);
   if (e.kind === "escalated" && e.tier) extra.push(t("tier" + e.tier));
   const machines = { detector: ["检测器", "detector"], system: ["系统", "system"] };
   const actor = machines[e.actor] ? machines[e.actor][state.lang === "zh" ? 0 : 1] : staffName(e.actor);
@@ -556,10 +559,25 @@ export async function openOrder(id) {
     $("detail-body").replaceChildren(
       h("p", { class: "meta" }, `${stateText(o.state)} · ${whereText(o.community_id, o.building_id)} · ${t("assignee")}: ${staffName(o.assignee)}`),
       o.incident_id ? h("button", { type: "button", class: "link", onclick: () => openDetail(o.incident_id) }, `#${o.incident_id}`) : "",
+      can("workorder.work") && !TERMINAL.has(o.state) ? noteForm(o.id) : "",
       h("h3", {}, t("timeline")),
       h("ol", { class: "timeline order-timeline" }, detail.timeline.map((e) => h("li", {}, timelineText(e)))),
       h("button", { type: "button", onclick: closeDetail }, t("close")));
   } catch (err) { showError(err); }
+}
+
+// 跟进: a progress note from whoever works the order, on its timeline.
+function noteForm(id) {
+  const text = h("textarea", { name: "text", rows: 2, maxlength: 4000, required: true, "aria-label": t("progressNote"),
+    placeholder: t("progressNote") });
+  return h("form", { class: "inline", "aria-label": t("progressNote"), onsubmit: async (e) => {
+    e.preventDefault();
+    clearMessage();
+    try {
+      await api("POST", `/work-orders/${id}/notes`, { json: { text: text.value } });
+      await openOrder(id);
+    } catch (err) { showError(err); }
+  } }, text, h("button", { type: "submit" }, t("addNote")));
 }
 
 async function orderAction(id, action, body) {

@@ -54,6 +54,7 @@ export const TEXT = {
     noData: "No readings in this period.", chooseDevice: "Choose a device in the tree.", reading: "reading",
     period: "period", devicesCount: "devices", unitsOf: "units",
     // people
+    progressNote: "progress note (what was found, what was done)", addNote: "Add note",
     title: "name", inactive: "inactive", deactivate: "Deactivate", activate: "Reactivate", deactivated: "deactivated",
     activated: "active again",
     staff: "Staff", teams: "Teams", team: "team", role: "role", skills: "skills", contacts: "contacts",
@@ -100,6 +101,7 @@ export const TEXT = {
     tree: "小区、楼栋、住户", online: "在线", offline: "离线", never_seen: "从未上线", battery: "电量",
     openIncidents: "未关闭告警", lastSeen: "最后上报", telemetry: "遥测曲线（5 分钟汇总）", noData: "此时段没有数据。",
     chooseDevice: "请在左侧选择设备。", reading: "读数", period: "时段", devicesCount: "台设备", unitsOf: "户",
+    progressNote: "跟进记录（现场情况、处理进展）", addNote: "添加跟进",
     title: "名称", inactive: "已停用", deactivate: "停用", activate: "恢复启用", deactivated: "已停用", activated: "已恢复启用",
     staff: "员工", teams: "班组", team: "班组", role: "岗位", skills: "技能", contacts: "联系方式",
     addStaff: "新增员工", save: "保存", staffId: "员工编号", name: "姓名", importRoster: "导入名册（TOML）",

@@ -20,7 +20,7 @@ from api.app import create_app
 from api.settings import ApiSettings
 from domain.incidents import Tier
 from oncall.channels.webhook import signature
-from tests.api.conftest import OTHER, OWN, LiveServer, World
+from tests.api.conftest import OTHER, OWN, PASSWORD, LiveServer, World
 from tests.ui.conftest import detector_opens, open_room, shot
 
 SINK = "demo-phone-secret-for-the-browser-test"
@@ -326,6 +326,17 @@ def test_technician_acknowledges_from_the_phone_link(browser: Browser, server: L
     page.locator('[data-view="board"]').click()
     expect(page.locator(f'[data-alert-id="{sos}"]')).to_have_attribute("data-status", "acknowledged")
     expect(page.locator(f'[data-alert-id="{sos}"]')).to_contain_text("acknowledged by 周强")
+    # The technician's own work order: a progress note (跟进) from the page lands on its history.
+    token = httpx.post(f"{server.url}/auth/token", data={"username": f"supervisor-{OWN}", "password": PASSWORD},
+                       timeout=10).json()["access_token"]
+    order = httpx.post(f"{server.url}/work-orders", headers={"Authorization": f"Bearer {token}"}, timeout=10,
+                       json={"community_id": OWN, "title": "Lobby door closer loose", "tier": 3, "source": "staff",
+                             "auto_dispatch": False})
+    assert order.status_code == 201, order.text
+    page.locator(f'[data-order-id="{order.json()["id"]}"]').get_by_role("button", name="Details").click()
+    page.locator('#detail form[aria-label^="progress note"] textarea').fill("closer arm loose, tightened")
+    page.locator('#detail form[aria-label^="progress note"] button').click()
+    expect(page.locator("#detail .order-timeline")).to_contain_text("note · 周强 · closer arm loose, tightened")
     # People may be read but not changed by a technician: no import, no staff form.
     page.locator('[data-view="people"]').click()
     expect(page.locator("#view-people")).to_contain_text("周强")
