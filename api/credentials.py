@@ -18,6 +18,7 @@ runs ``docker kill -s HUP``).
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 from collections.abc import Callable
@@ -111,3 +112,78 @@ class MosquittoPasswordFile:
 
     def has_user(self, username: str) -> bool:
         return username in self._read()
+
+
+class RabbitMQUsers:
+    """Device credentials as RabbitMQ users, through its management API (the clustered
+    broker of ``docker-compose.cluster.yml``): a user per device, with the right to
+    publish to ``amq.topic`` (where the MQTT plugin routes) and a topic permission
+    that confines it to routing keys under its own id, as Mosquitto's
+    ``pattern write community/+/+/%u/#`` does. RabbitMQ keeps users in its own
+    replicated store (every node of the cluster knows them at once); it hashes the
+    password itself.
+
+    The MQTT plugin (3.10) turns a topic into a routing key by replacing each ``/``
+    with ``.`` and leaves dots as they are: ``community/c1/elevator/lift.7/event``
+    and ``community/c1.elevator/lift/7/event`` are the same key, and no pattern
+    could tell the two apart. So a device whose id has a dot gets no credentials
+    here (`set_password` refuses it: register it under an id without dots); for
+    the others the key must have exactly five dot-free segments, the fourth the
+    device's id, which only the topic ``community/<c>/<type>/<id>/<stream>`` gives.
+    (A regex ``{username}`` expansion would also not escape the id.)
+
+    ``url``: the management API with an administrator's credentials, e.g.
+    ``http://steward-admin:secret@rabbitmq-1:15672``; ``vhost``: the MQTT plugin's.
+    Deleting a user stops its next login; RabbitMQ also closes its open connections.
+    """
+
+    def __init__(self, url: str, *, vhost: str = "/", timeout_s: float = 10.0) -> None:
+        import httpx
+
+        parsed = httpx.URL(url)
+        if parsed.scheme not in ("http", "https") or not parsed.host:
+            raise ValueError("the RabbitMQ management URL must be http(s)://user:password@host:port")
+        auth = (parsed.username, parsed.password) if parsed.username else None
+        base = str(parsed.copy_with(username=None, password=None)).rstrip("/")
+        self.vhost = vhost
+        self._http = httpx.Client(base_url=base, auth=auth, timeout=timeout_s)
+
+    def _path(self, *parts: str) -> str:
+        from urllib.parse import quote
+
+        return "/api/" + "/".join(quote(p, safe="") for p in parts)
+
+    def _check(self, response: object, what: str) -> None:
+        status = response.status_code  # type: ignore[attr-defined]
+        if status >= 300:
+            text = response.text[:300]  # type: ignore[attr-defined]
+            raise RuntimeError(f"RabbitMQ management API: {what} answered {status}: {text}")
+
+    @staticmethod
+    def write_pattern(username: str) -> str:
+        return rf"^community\.[^.]+\.[^.]+\.{re.escape(username)}\.[^.]+$"
+
+    def set_password(self, username: str, password: str) -> None:
+        _refuse_service_accounts([username])
+        if "." in username:
+            raise ValueError(
+                f"device id {username!r} has a dot: on RabbitMQ a dot in a topic level is a level separator, so "
+                "the broker could not confine this device to its own topics; give it an id without dots"
+            )
+        self._check(self._http.put(self._path("users", username), json={"password": password, "tags": ""}),
+                    f"creating user {username}")
+        self._check(self._http.put(self._path("permissions", self.vhost, username),
+                                   json={"configure": "^$", "write": r"^amq\.topic$", "read": "^$"}),
+                    f"permissions of {username}")
+        self._check(self._http.put(self._path("topic-permissions", self.vhost, username),
+                                   json={"exchange": "amq.topic", "write": self.write_pattern(username), "read": "^$"}),
+                    f"topic permissions of {username}")
+
+    def revoke(self, username: str) -> None:
+        _refuse_service_accounts([username])
+        response = self._http.delete(self._path("users", username))
+        if response.status_code != 404:  # already gone: revoked
+            self._check(response, f"deleting user {username}")
+
+    def has_user(self, username: str) -> bool:
+        return self._http.get(self._path("users", username)).status_code == 200

@@ -221,6 +221,10 @@ class Stack:
             from api.credentials import MosquittoPasswordFile
 
             kwargs["broker"] = MosquittoPasswordFile(self.settings.mosquitto_password_file)
+        elif self.settings.rabbitmq_management_url:
+            from api.credentials import RabbitMQUsers
+
+            kwargs["broker"] = RabbitMQUsers(self.settings.rabbitmq_management_url)
         app = create_app(**kwargs)
         # Requests still running when a stop begins get a few seconds; live streams end
         # by themselves as soon as app.state.stopping is set (stop()).

@@ -40,6 +40,8 @@ class RabbitNode:
     epmd_port: int
     cookie: str
     process: subprocess.Popen[bytes] | None = None
+    management_port: int | None = None  # the management plugin (HTTP API) on this port when set
+    anonymous: bool = True  # MQTT logins without credentials (the guest account)
 
     @property
     def url(self) -> str:
@@ -74,13 +76,18 @@ class RabbitNode:
             cookie.write_text(self.cookie)
             cookie.chmod(0o400)
         (self.workdir / "rabbitmq-env.conf").write_text("")
-        (self.workdir / "enabled_plugins").write_text("[rabbitmq_mqtt].\n")
+        plugins = "rabbitmq_mqtt,rabbitmq_management" if self.management_port else "rabbitmq_mqtt"
+        (self.workdir / "enabled_plugins").write_text(f"[{plugins}].\n")
+        management = (
+            [f"management.tcp.port = {self.management_port}", "management.tcp.ip = 127.0.0.1"]
+            if self.management_port else []
+        )
         (self.workdir / "rabbitmq.conf").write_text(
             "\n".join(
                 [
                     f"listeners.tcp.default = 127.0.0.1:{self.amqp_port}",
                     f"mqtt.listeners.tcp.default = 127.0.0.1:{self.mqtt_port}",
-                    "mqtt.allow_anonymous = true",
+                    f"mqtt.allow_anonymous = {'true' if self.anonymous else 'false'}",
                     "mqtt.durable_queue_type = quorum",
                     "loopback_users = none",
                     "log.console = false",
@@ -88,6 +95,7 @@ class RabbitNode:
                     # A test machine's disk may be nearly full; the default 50 MB limit
                     # would block publishers for reasons that have nothing to do with us.
                     "disk_free_limit.absolute = 1MB",
+                    *management,
                     "",
                 ]
             )

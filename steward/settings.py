@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     mosquitto_password_file: Path | None = Field(
         None, description="Mosquitto password_file the API writes device credentials to (production broker)"
     )
+    rabbitmq_management_url: str | None = Field(
+        None,
+        description="RabbitMQ management API, http://user:password@host:15672 of an administrator, where the API "
+        "creates each device's user (the clustered broker; instead of mosquitto_password_file)",
+    )
     admin_communities: list[str] = Field(
         default_factory=list, description="communities the first admin may see (the demo adds its simulated ones)"
     )
@@ -115,6 +120,22 @@ class Settings(BaseSettings):
             raise ValueError(PLACEHOLDER_MESSAGE.removeprefix("is still "))
         if v is not None and len(v) < 12:
             raise ValueError("the first admin's password needs at least 12 characters")
+        return v
+
+    @field_validator("mosquitto_password_file", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, v: object) -> object:
+        return None if v == "" else v  # the cluster's compose file clears the main file's
+
+    @field_validator("rabbitmq_management_url")
+    @classmethod
+    def _check_rabbitmq_management_url(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is None:
+            return v
+        if info.data.get("mosquitto_password_file"):
+            raise ValueError("device credentials go to one broker: set this or mosquitto_password_file, not both")
+        if not v.startswith(("http://", "https://")) or "@" not in v:
+            raise ValueError("must be http(s)://user:password@host:port (an administrator of the RabbitMQ cluster)")
         return v
 
     @field_validator("mqtt_share_group")

@@ -147,6 +147,8 @@ def _issue(request: Request, conn: Any, row: store.DeviceRow) -> MqttCredentials
     if broker is not None:
         try:
             broker.set_password(row.device_id, password)
+        except ValueError as exc:  # an id this broker cannot confine (RabbitMQ: a dot); rolled back too
+            raise InvalidInput(str(exc), field="body.device_id") from exc
         except Exception as exc:  # the transaction rolls back: no credentials the broker does not know
             log.exception("could not apply credentials of %s to the broker", row.device_id)
             raise Unavailable("the broker did not take the device's credentials; nothing was changed") from exc

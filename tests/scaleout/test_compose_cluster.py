@@ -32,5 +32,9 @@ def test_the_cluster_file_gives_workers_every_node_and_a_fixed_shard_count() -> 
         env = services[name]["environment"]
         assert env["STEWARD_SHARDS"] == "64"
         assert env["STEWARD_MQTT_URL"].endswith("@rabbitmq-1:1883,rabbitmq-2:1883,rabbitmq-3:1883")
+    # Devices' credentials go to RabbitMQ (a user per device), not to Mosquitto's file.
+    env = services["steward"]["environment"]
+    assert env["STEWARD_RABBITMQ_MANAGEMENT_URL"].endswith("@rabbitmq-1:15672") and not env["STEWARD_MOSQUITTO_PASSWORD_FILE"]
+    assert "rabbitmq_management" in (ROOT / "deploy/rabbitmq/enabled_plugins").read_text()
     conf = (ROOT / "deploy/rabbitmq/rabbitmq.conf").read_text()
     assert "mqtt.durable_queue_type = quorum" in conf and "mqtt.allow_anonymous = false" in conf
