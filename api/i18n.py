@@ -42,6 +42,7 @@ CODES_ZH = {
     "link_expired": "链接已过期",
     "link_replayed": "链接已使用过",
     "link_unknown": "链接无效",
+    "link_revoked": "链接已失效：接收人已停用",
 }
 STATUS_ZH = {"open": "待确认", "acknowledged": "已确认", "resolved": "已解决", "created": "已创建",
              "dispatched": "已派单", "accepted": "已接单", "on_site": "已到场", "completed": "已完工",
@@ -59,6 +60,7 @@ DETAILS_ZH: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
                f"不能{ACTION_ZH.get(m.group(1), m.group(1))}"),
     (re.compile(r"cannot (\w+) a work order that is (\w+)"),
      lambda m: f"工单当前为“{STATUS_ZH.get(m.group(2), m.group(2))}”，不能{ACTION_ZH.get(m.group(1), m.group(1))}"),
+    (re.compile(r"Alert (\d+) is already (\w+)\."), lambda m: f"告警 {m.group(1)} 当前为“{STATUS_ZH.get(m.group(2), m.group(2))}”"),
     (re.compile(r"alert (\d+) does not exist"), lambda m: f"告警 {m.group(1)} 不存在"),
     (re.compile(r"work order (\d+) does not exist"), lambda m: f"工单 {m.group(1)} 不存在"),
     (re.compile(r"no staff member '([^']+)' in community (\S+)"), lambda m: f"小区 {m.group(2)} 没有员工 {m.group(1)}"),

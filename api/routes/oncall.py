@@ -601,8 +601,9 @@ def _page(title: str, body_html: str, status: int) -> HTMLResponse:
 
 
 def _refusal(request: Request, status: int, code: str, message: str) -> Response:
-    if _wants_html(request):
-        return _page("Steward", f"<h1>{status}</h1><p>{html.escape(message)}</p>", status)
+    if _wants_html(request):  # the phone's page says it in Chinese and English, like the confirmation page
+        return _page("Steward", f"<h1>{status}</h1><p><strong>{html.escape(to_chinese(code, message))}</strong></p>"
+                                f"<p>{html.escape(message)}</p>", status)
     return error_json(status, code, message, "path.token", headers=_PAGE_HEADERS)
 
 

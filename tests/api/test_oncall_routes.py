@@ -145,6 +145,8 @@ def test_forged_expired_malformed_and_unknown_links_are_refused(world: World, on
             assert (r.status_code, r.json()["error"]["code"]) == (status, code), (method, token, r.text)
         page = oncall_client.post(f"/oncall/links/{token}", headers=HTML)
         assert page.status_code == status and "text/html" in page.headers["content-type"]
+        if code == "link_expired":  # the phone's page in Chinese and English
+            assert "链接已过期" in page.text and "This link has expired" in page.text
     assert one(world.dsn, "SELECT status FROM incidents WHERE id = %s", seed) == "open"
     assert one(world.dsn, "SELECT count(*) FROM oncall_links WHERE used_at IS NOT NULL") == 0
     # Only signed refusals can be attributed to a person; forged and malformed ones are not audited.
@@ -161,6 +163,8 @@ def test_link_after_control_room_acknowledged_is_409_and_stays_unused(world: Wor
     assert one(world.dsn, "SELECT reason FROM oncall_pending WHERE incident_id = %s AND kind = 'step'",
                incident_id) == f"acknowledged by operator-{OWN} via control room; chain stopped"
     assert oncall_client.get(f"/oncall/links/{ack}").status_code == 409
+    late_page = oncall_client.get(f"/oncall/links/{ack}", headers=HTML).text
+    assert f"告警 {incident_id} 当前为“已确认”" in late_page and f"Alert {incident_id} is already acknowledged." in late_page
     late = oncall_client.post(f"/oncall/links/{ack}")
     assert late.status_code == 409 and late.json()["error"]["code"] == "illegal_transition"
     assert one(world.dsn, "SELECT count(*) FROM oncall_links WHERE used_at IS NOT NULL") == 0
