@@ -22,12 +22,14 @@ def saturate(state: Any, last: Any = None) -> None:
     reorder window: what the 2 KB budget must hold."""
     import numpy as np
 
-    from detectors import access, elderly, elevator, water
+    from detectors import access, device_health, elderly, elevator, water
     from detectors.base import Raised
 
     st = state
     st.health.raised = {"battery_low": Raised(3, 1, 1.8e9), "offline": Raised(3, 1, 1.8e9)}
     st.health.stuck = {"pressure_kpa": [331.5, 1.8e9, 120.0]}
+    st.health.beat_ts = 1.8e9
+    st.health.beats = np.full(device_health.BEAT_HISTORY, 1800, dtype=np.uint32).tobytes()
     if st.water is not None:
         st.water.trickle_runs = st.water.fixture_runs = np.full(water.RUN_HISTORY, 25, dtype=np.uint16).tobytes()
         st.water.nights = np.full(water.NIGHT_HISTORY, 0.05, dtype=np.float32).tobytes()
