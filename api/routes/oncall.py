@@ -44,6 +44,7 @@ from api.params import IDENT, MAX_ID, Instant, Limit
 from api.security import Permission
 from api.store import oncall as store
 from api.users import Caller
+from domain.conditions import condition_name
 from domain.devices import DeviceType
 from oncall import config as oncall_config
 from oncall.actions import apply_link
@@ -623,7 +624,8 @@ def _invalid_link_body(request: Request, token: str, now: dt.datetime, secret: s
     if _wants_html(request):
         brief = store.incident_brief(conn, incident_id=claims.i)
         if brief is not None:
-            return _confirmation(claims, title=brief[1], tier=brief[2], status=brief[3], problem=problem, filled=filled)
+            return _confirmation(claims, title=_both_names(conn, claims.i, brief[1]), tier=brief[2], status=brief[3],
+                                 problem=problem, filled=filled, who=_person(conn, claims.s))
     return error_json(422, "invalid", message, field, headers=_PAGE_HEADERS)
 
 
@@ -672,11 +674,29 @@ def preview_link(now: Now, token: Annotated[str, Path(max_length=MAX_TOKEN_LENGT
         public = LinkPublic(incident_id=claims.i, action=claims.a, staff_id=claims.s, expires_at=expires_at,
                             title=title, tier=tier, status=status, needs_reason=claims.a == "resolve" and tier == 1)
         return JSONResponse(public.model_dump(mode="json"), headers=_PAGE_HEADERS)
-    return _confirmation(claims, title=title, tier=tier, status=status)
+    return _confirmation(claims, title=_both_names(conn, claims.i, title), tier=tier, status=status,
+                         who=_person(conn, claims.s))
+
+
+_TIER_WORDS = {1: ("一级（红色）", "Level 1"), 2: ("二级（橙色）", "Level 2"), 3: ("三级（黄色）", "Level 3")}
+_STATUS_WORDS = {"open": ("待确认", "open"), "acknowledged": ("已确认", "acknowledged"), "resolved": ("已解决", "resolved")}
+
+
+def _both_names(conn: Conn, incident_id: int, title: str) -> str:
+    """The alert's condition in Chinese and English for a phone's page (the detector's title is English)."""
+    row = conn.execute("SELECT condition FROM incidents WHERE id = %s", (incident_id,)).fetchone()
+    zh = condition_name("zh-CN", row[0]) if row else None
+    en = condition_name("en", row[0]) if row else None
+    return f"{zh} / {en}" if zh and en else title
+
+
+def _person(conn: Conn, staff_id: str) -> str:
+    row = conn.execute("SELECT name FROM staff WHERE staff_id = %s", (staff_id,)).fetchone()
+    return str(row[0]) if row and row[0] else staff_id
 
 
 def _confirmation(claims: LinkClaims, *, title: str, tier: int, status: str, problem: tuple[str, str] | None = None,
-                  filled: LinkResolveBody | None = None) -> HTMLResponse:
+                  filled: LinkResolveBody | None = None, who: str | None = None) -> HTMLResponse:
     """The page a phone shows for a link: what it will do, and for a resolve link what was found and why
     (both required for Level 1, as everywhere). ``problem`` is (field, English message) of a refused POST."""
     zh, en = _ACTION_WORDS[claims.a]
@@ -704,8 +724,9 @@ def _confirmation(claims: LinkClaims, *, title: str, tier: int, status: str, pro
                  f"</strong><br>{html.escape(message)}</p>")
     body = (
         f"<h1>{zh} / {en}</h1>{alert}"
-        f"<p><strong>{html.escape(title)}</strong><br>#{claims.i} · Level {tier} · {html.escape(status)}</p>"
-        f"<p>{html.escape(claims.s)} · valid until {expires_local} (UTC+8)</p>"
+        f"<p><strong>{html.escape(title)}</strong><br>#{claims.i} · {' / '.join(_TIER_WORDS.get(tier, (str(tier),) * 2))}"
+        f" · {html.escape(' / '.join(_STATUS_WORDS.get(status, (status, status))))}</p>"
+        f"<p>{html.escape(who or claims.s)} · 有效期至 / valid until {expires_local} (UTC+8)</p>"
         f"<form method=\"post\">{fields}<button type=\"submit\">{zh} / {en}</button></form>"
     )
     return _page(f"{en} #{claims.i}", body, 200 if problem is None else 422)
@@ -787,5 +808,6 @@ def use_link(now: Now, token: Annotated[str, Path(max_length=MAX_TOKEN_LENGTH + 
     result = LinkResultPublic(incident_id=incident_id, action=action, staff_id=staff_id, status=brief[3], at=now)  # type: ignore[arg-type]
     if _wants_html(request):
         zh, en = {"ack": ("已确认接单", "Acknowledged"), "resolve": ("已标记解决", "Resolved")}[action]
-        return _page(en, f"<h1>{zh} / {en}</h1><p><strong>{html.escape(brief[1])}</strong><br>#{incident_id}</p>", 200)
+        named = _both_names(conn, incident_id, brief[1])
+        return _page(en, f"<h1>{zh} / {en}</h1><p><strong>{html.escape(named)}</strong><br>#{incident_id}</p>", 200)
     return JSONResponse(result.model_dump(mode="json"), headers=_PAGE_HEADERS)

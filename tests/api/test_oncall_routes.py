@@ -96,7 +96,9 @@ def test_link_preview_consumes_nothing_and_post_acknowledges_once(world: World, 
         page = oncall_client.get(url, headers=HTML)
         assert page.status_code == 200, page.text
         assert "text/html" in page.headers["content-type"]
-        assert "No activity since 07:30" in page.text and '<form method="post">' in page.text
+        assert "长时间无活动（独居老人） / No activity (elderly resident)" in page.text  # the phone reads both
+        assert "一级（红色） / Level 1 · 待确认 / open" in page.text and "Wang · 有效期至" in page.text
+        assert '<form method="post">' in page.text
         assert page.headers["referrer-policy"] == "no-referrer" and page.headers["cache-control"] == "no-store"
     as_json = oncall_client.get(url).json()
     assert (as_json["incident_id"], as_json["action"], as_json["staff_id"], as_json["status"]) == (
