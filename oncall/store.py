@@ -75,6 +75,23 @@ def place_names(conn: psycopg.Connection, community_id: str | None, building_id:
     return out
 
 
+def device_names(conn: psycopg.Connection, community_id: str | None, device_ids: list[str]) -> dict[str, Any]:
+    """``device_names`` and the first device's ``unit_name`` for the message: a resident's alert is a home."""
+    if not community_id or not device_ids:
+        return {}
+    rows = conn.execute(
+        "SELECT d.device_id, d.name, p.name FROM devices d LEFT JOIN places p ON p.place_id = d.unit_id"
+        " AND p.community_id = d.community_id WHERE d.community_id = %s AND d.device_id = ANY(%s)",
+        (community_id, list(device_ids)),
+    ).fetchall()
+    found = {r[0]: (r[1], r[2]) for r in rows}
+    out: dict[str, Any] = {"device_names": [found.get(d, (None, None))[0] or d for d in device_ids]}
+    unit = next((found[d][1] for d in device_ids if d in found and found[d][1]), None)
+    if unit:
+        out["unit_name"] = unit
+    return out
+
+
 def choose_policy(conn: psycopg.Connection, community_id: str, tier: int) -> str | None:
     """The policy for (community, tier): exact match first, then any-tier, then community '*'."""
     row = conn.execute(
@@ -269,6 +286,7 @@ def apply_decision(
                     "community_id": incident_row.get("community_id"),
                     "building_id": incident_row.get("building_id"),
                     **place_names(conn, incident_row.get("community_id"), incident_row.get("building_id")),
+                    **device_names(conn, incident_row.get("community_id"), incident_row.get("device_ids") or []),
                     "device_ids": incident_row.get("device_ids") or [],
                     "opened_at": incident_row.get("opened_at"),
                     "reason": notify.reason,

@@ -85,9 +85,10 @@ def render(locale: str, message: dict[str, Any], *, ack_url: str, resolve_url: s
     text = BODIES[locale].format(
         subject=subject,
         community_id=message.get("community_name") or message.get("community_id", none),
-        building=message.get("building_name") or message.get("building_id") or none,
+        building=" ".join(x for x in (message.get("building_name") or message.get("building_id"),
+                                      message.get("unit_name")) if x) or none,
         condition=named or message.get("condition") or none,
-        devices=", ".join(message.get("device_ids") or []) or none,
+        devices=", ".join(message.get("device_names") or message.get("device_ids") or []) or none,
         opened_at=_local(message.get("opened_at")),
         incident_id=message.get("incident_id"),
         # "Why you" in the person's language from its codes; messages stored before them keep their sentence.

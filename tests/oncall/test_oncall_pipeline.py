@@ -73,6 +73,10 @@ def link_from(text: str, action: str) -> str:
 def test_level1_pages_primary_on_every_channel(
     service: OnCallService, configured_db: str, mailbox: Mailbox, receiver: Receiver, staff_app: StaffApp
 ) -> None:
+    with psycopg.connect(configured_db) as conn:  # the lift by name, in a named building
+        conn.execute("INSERT INTO places (place_id, community_id, kind, name) VALUES ('b1', 'c1', 'building', '1号楼')")
+        conn.execute("INSERT INTO devices (device_id, community_id, device_type, kind, building_id, name)"
+                     " VALUES ('lift-1', 'c1', 'elevator', 'lift', 'b1', '1号楼1号梯')")
     incident_id = open_incident(configured_db, at=T0)
 
     mail = mailbox.wait_for("wang@c1.example")[0]
@@ -83,6 +87,8 @@ def test_level1_pages_primary_on_every_channel(
     assert mail["Subject"] == "【一级（红色）告警】1号楼1号电梯困人"
     body = mail.get_content()
     assert "事件编号：" + str(incident_id) in body and "确认接单：http://steward.test/oncall/links/" in body
+    assert "楼栋：1号楼\n类型：电梯困人  设备：1号楼1号梯\n" in body  # names, not ids
+    assert "通知原因：升级策略“c1-l1”第 1/3 步（第 1/2 轮）；您正在“Engineering on call”值班" in body
     # The SMS gateway call is signed over timestamp + body with the webhook secret.
     ts = call["headers"]["X-Steward-Timestamp"]
     expected = "sha256=" + hmac.new(WEBHOOK_SECRET.encode(), ts.encode() + b"." + call["body"], hashlib.sha256).hexdigest()
