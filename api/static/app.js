@@ -5,7 +5,7 @@
 // textContent; residents' data is shown exactly as the API returns it (masked for roles without resident.pii).
 
 import { ApiError, openStream, request } from "./api.js";
-import { KPI_TEXT, LANG_KEY, ROLE_TEXT, TIMELINE_TEXT } from "./i18n.js";
+import { KPI_DEFINITION_ZH, KPI_TEXT, LANG_KEY, ROLE_TEXT, TIMELINE_TEXT } from "./i18n.js";
 import {
   $, TOKEN_KEY, actionText, alertTitle, alertWhere, api, can, clearMessage, condition, deviceNames, h, localTime, placeName, scopeQuery,
   showError, showInfo, staffName, staffPicker, state, stateText, t, tick, tn, whereText, whyText,
@@ -624,7 +624,8 @@ async function loadKpis() {
       const trendTitle = (trend === "▲" ? t("trendUp") : (trend === "▼" ? t("trendDown") : (trend ? t("trendFlat") : "")))
         + (worse ? ` (${t("trendWorse")})` : (better ? ` (${t("trendBetter")})` : ""));
       const threshold = kpiValue(name, { ...k, value: k.threshold });
-      return h("li", { class: "kpi" + (k.warning ? " warn" : ""), dataset: { kpi: name }, title: k.definition },
+      const definition = state.lang === "zh" ? (KPI_DEFINITION_ZH[name] || k.definition) : k.definition;
+      return h("li", { class: "kpi" + (k.warning ? " warn" : ""), dataset: { kpi: name }, title: definition },
         h("span", { class: "kpi-name" }, names[name] || name),
         h("span", { class: "kpi-value" }, kpiValue(name, k), trend ? h("span", { class: "trend" + (worse ? " worse" : (better ? " better" : "")), title: trendTitle, "aria-label": trendTitle }, " " + trend) : ""),
         h("span", { class: "kpi-threshold" }, `${t("threshold")} ${k.warn_when === "above" ? "≤" : "≥"} ${threshold}`));

@@ -168,6 +168,19 @@ export const KPI_TEXT = {
         alerts_per_1000_devices: "每千台设备告警数", false_alarm_rate: "误报率" },
 };
 
+// What each KPI counts, for the tooltip: English comes from the server (workorders/kpis.py DEFINITIONS).
+export const KPI_DEFINITION_ZH = {
+  response_time_mean_s: "本期创建且已接单的工单，从创建到处理人首次接单的平均时长",
+  response_time_p90_s: "同上响应时长的 90 分位数",
+  completion_24h_rate: "本期创建（未取消）的工单中，创建后 24 小时内完工的比例；未满 24 小时且未完工的不计",
+  overdue_count: "本期创建、至今至少有一个时限已超（超时完成或超时未完成）的工单数",
+  first_time_fix_rate: "本期创建且已验收的工单中，验收时未被退回返工的比例",
+  repeat_failure_rate: "本期创建的故障工单中，同一设备（或楼栋）同一故障在重复窗口（默认 7 天）内再次发生的比例",
+  satisfaction: "本期创建工单的回访评分平均值（1-5）",
+  alerts_per_1000_devices: "本期新发生的告警数，按小区每千台在用设备计；阈值按 30 天折算到本期",
+  false_alarm_rate: "本期新发生的告警中，被处理人认定为误报的比例",
+};
+
 export const ROLE_TEXT = {
   en: { operator: "operator", technician: "technician", guard: "guard", steward: "care steward", cleaner: "cleaner",
         team_lead: "team lead", supervisor: "supervisor", manager: "manager", admin: "administrator" },

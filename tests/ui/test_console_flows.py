@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import time
 from collections.abc import Iterator
 
@@ -153,6 +154,7 @@ def test_operator_in_a_chinese_browser(browser: Browser, server: LiveServer, wor
     # Units on every KPI, and the trend says whether the change is for the worse (more alerts than last period).
     per_1000 = page.locator('[data-kpi="alerts_per_1000_devices"]')
     expect(per_1000.locator(".kpi-value")).to_contain_text("条/千台")
+    expect(per_1000).to_have_attribute("title", re.compile("^本期新发生的告警数"))  # what it counts, in Chinese
     expect(per_1000.locator(".trend.worse")).to_have_attribute("title", "较上期上升 (变差)")
     page.locator('[data-view="history"]').click()
     expect(page.locator("#view-history")).to_contain_text("老人误按")
