@@ -54,6 +54,8 @@ export const TEXT = {
     noData: "No readings in this period.", chooseDevice: "Choose a device in the tree.", reading: "reading",
     period: "period", devicesCount: "devices", unitsOf: "units",
     // people
+    unreachable: "the server cannot be reached: check the network; the page retries the live stream by itself",
+    httpError: "the server answered with an error page, status",
     progressNote: "progress note (what was found, what was done)", addNote: "Add note",
     title: "name", inactive: "inactive", deactivate: "Deactivate", activate: "Reactivate", deactivated: "deactivated",
     activated: "active again",
@@ -101,6 +103,8 @@ export const TEXT = {
     tree: "小区、楼栋、住户", online: "在线", offline: "离线", never_seen: "从未上线", battery: "电量",
     openIncidents: "未关闭告警", lastSeen: "最后上报", telemetry: "遥测曲线（5 分钟汇总）", noData: "此时段没有数据。",
     chooseDevice: "请在左侧选择设备。", reading: "读数", period: "时段", devicesCount: "台设备", unitsOf: "户",
+    unreachable: "无法连接服务器：请检查网络；实时连接会自动重试",
+    httpError: "服务器返回了错误页面，状态码",
     progressNote: "跟进记录（现场情况、处理进展）", addNote: "添加跟进",
     title: "名称", inactive: "已停用", deactivate: "停用", activate: "恢复启用", deactivated: "已停用", activated: "已恢复启用",
     staff: "员工", teams: "班组", team: "班组", role: "岗位", skills: "技能", contacts: "联系方式",

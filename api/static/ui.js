@@ -125,7 +125,9 @@ export function showError(err) {
   const box = $("message");
   box.className = "message error";
   if (err instanceof ApiError) {
-    box.replaceChildren(h("strong", {}, err.code), " ", err.message, err.field ? h("span", { class: "field" }, " (" + err.field + ")") : "");
+    // The API answers in the page's language; a server that cannot be reached (or a proxy's page) is said here.
+    const message = err.code === "network" ? t("unreachable") : (err.code.startsWith("http_") ? `${t("httpError")} ${err.status}` : err.message);
+    box.replaceChildren(h("strong", {}, err.code), " ", message, err.field ? h("span", { class: "field" }, " (" + err.field + ")") : "");
   } else {
     box.textContent = String(err && err.message ? err.message : err);
   }

@@ -175,6 +175,10 @@ def test_operator_in_a_chinese_browser(browser: Browser, server: LiveServer, wor
     expect(timeline).to_contain_text("创建 · operator-north · 原因: 没有对应规则：默认由工程处理")
     expect(timeline).not_to_contain_text("auto-dispatch")
     shot(page, "operator-zh-order-why")
+    # The server out of reach: the page says so in Chinese too (the browser's own message is English).
+    page.route("**/alerts/*", lambda route: route.abort())
+    page.locator(f'[data-alert-id="{routine}"]').get_by_role("button", name="详情").click()
+    expect(page.locator("#message")).to_contain_text("无法连接服务器")
     page.context.close()
 
 
