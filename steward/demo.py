@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import secrets
 import threading
 from dataclasses import dataclass
@@ -37,6 +38,23 @@ ROSTER = Path(__file__).resolve().parent / "demo_data" / "roster.toml"
 COMMUNITY_NAMES = {"c01": "星河湾"}
 # Demo logins: (username, role, staff member they are).
 LOGINS = (("operator", "operator", "s-xu"), ("supervisor", "supervisor", "s-zhao"), ("technician", "technician", "s-wang"))
+
+
+# The simulator's English device names, as a Chinese property's staff say them.
+DEVICE_NAMES_ZH: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p), r) for p, r in (
+    (r"^community gate$", "小区大门门禁"), (r"^garage barrier$", "车库道闸"), (r"^lift (\d+)$", r"\1号电梯"),
+    (r"^lobby entrance$", "单元门禁"), (r"^stairwell fire door (\S+)$", r"楼梯间防火门 \1"),
+    (r"^inlet pressure$", "进水压力表"), (r"^roof tank$", "屋顶水箱"), (r"^booster pump$", "二次供水加压泵"),
+    (r"^riser (\S+) top$", r"\1号立管顶部压力表"), (r"^water meter$", "户水表"), (r"^unit pressure$", "户内水压表"),
+    (r"^kitchen leak sensor$", "厨房漏水探测器"), (r"^elderly home hub$", "居家养老呼叫器"),
+))
+
+
+def device_name_zh(name: str | None) -> str | None:
+    for pattern, chinese in DEVICE_NAMES_ZH:
+        if name and pattern.match(name):
+            return pattern.sub(chinese, name)
+    return None
 
 
 @dataclass(frozen=True)
@@ -69,6 +87,7 @@ class DemoControlRoom:
         with psycopg.connect(self.database_url) as conn:
             apply_config(conn, config)
             self._places(conn, fleet)
+            self._device_names(conn, fleet)
             for username, role, staff_id in LOGINS:
                 user = get_user(conn, username=username)
                 if user is None:
@@ -93,6 +112,15 @@ class DemoControlRoom:
                 places.append(PlaceRecord(unit.unit_id, community, "unit", building.building_id,
                                           f"{unit.floor:02d}{unit.position:02d}"))
         upsert_places(conn, places)
+
+    @staticmethod
+    def _device_names(conn: psycopg.Connection, fleet: Any) -> None:
+        """The demo community is Chinese: its devices are named as its staff name them (the simulator's
+        fleet names them in English)."""
+        for device in fleet.devices:
+            name = device_name_zh(device.name)
+            if name is not None and name != device.name:
+                conn.execute("UPDATE devices SET name = %s WHERE device_id = %s", (name, device.device_id))
 
     # --- the first minutes ------------------------------------------------------------------------
 

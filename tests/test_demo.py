@@ -50,6 +50,9 @@ def test_demo_dispatches_pages_and_is_acknowledged_from_the_link(demo: Stack) ->
     assert rows(dsn, "SELECT name FROM staff WHERE staff_id = 's-zhao'") == [("赵敏",)]
     assert {r[0] for r in rows(dsn, "SELECT tier FROM oncall_policies WHERE community_id = 'c01'")} == {1, 2}
     assert rows(dsn, "SELECT name FROM places WHERE place_id = 'c01-b02'") == [("2号楼",)]
+    # Devices are named as the property's staff say them, every one of them (the simulator's names are English).
+    assert rows(dsn, "SELECT device_id, name FROM devices WHERE name IS NULL OR name ~ '^[ -~]*$'") == []
+    assert ("1号电梯",) in rows(dsn, "SELECT name FROM devices WHERE device_type = 'elevator'")
     assert rows(dsn, "SELECT s.name FROM api_users u JOIN staff s USING (staff_id) WHERE u.username = 'operator'") \
         == [("徐丽",)]
 
