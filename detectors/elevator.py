@@ -14,7 +14,8 @@ Entrapment (Level 1) is a car that **cannot release its passengers**:
     at once; "outside the zone" from a car that was standing at a floor is a
     door-zone sensor flicker until a second report says so too;
   * in the door zone with a **failed door opening**: fault 11 (door fails to
-    open) while occupied, confirmed like any fault; or the doors reported
+    open) while occupied, confirmed like any fault, or at once when the car's
+    status also shows its doors asked to open and not open; or the doors reported
     ``opening`` and a report ``door_open_fail_s`` later still shows them not
     open ("opening" is a state every door passes through for a few seconds: a
     snapshot of it alone is nothing);
@@ -128,6 +129,18 @@ def _raise_fault(st: ElevatorState, ctx: Ctx, code: int, ts: float) -> Changes:
     if code == DOOR_FAILS_TO_OPEN and _occupied(st) and st.shut_since is not None:
         out += _entrapment(st, ctx, ts, "door_fails_to_open", "Passenger trapped: the doors fail to open (fault 11)")
     return out
+
+
+def _door_failure_corroborated(st: ElevatorState, ctx: Ctx, ts: float) -> Changes:
+    """Fault 11 (doors fail to open) reported while the car's own status shows its doors
+    asked to open and not open, with somebody inside: two independent witnesses of a car
+    that cannot release its passenger, so no glitch window (the fault alone waits
+    ``fault_confirm_s``; a status snapshot of "opening" alone waits for a later report)."""
+    if ("entrapment" in st.raised or st.opening_since is None or st.occupied_since is None
+            or not any(c == DOOR_FAILS_TO_OPEN for c in (*st.pending, *st.active))):
+        return []
+    return _entrapment(st, ctx, ts, "door_fails_to_open",
+                       "Passenger trapped: the doors were asked to open and the controller reports they fail to (fault 11)")
 
 
 def _entrapment(st: ElevatorState, ctx: Ctx, ts: float, source: str, title: str, **detail: object) -> Changes:
@@ -308,6 +321,8 @@ def _fault(st: ElevatorState, ctx: Ctx, live: Ctx, code: int, active: bool, ts: 
             st.today_faults += 1
         if code not in st.pending and code not in st.active:
             st.pending[code] = ts
+        if code == DOOR_FAILS_TO_OPEN:
+            out += _door_failure_corroborated(st, live, ts)
         limit = _fault_limit(st, ctx, st.today_trips)
         if st.today_faults >= limit and "fault_rate" not in st.raised:
             out += raise_(st.raised, live, "fault_rate", 3, ts, "Rising lift fault rate: proactive maintenance",
@@ -360,6 +375,8 @@ def _status(st: ElevatorState, ctx: Ctx, live: Ctx, f: dict, ts: float) -> Chang
             st.opening_since = None
         if DOOR_FAILS_TO_OPEN in st.active and occupied and "entrapment" not in st.raised:
             out += _entrapment(st, live, ts, "door_fails_to_open", "Passenger trapped: the doors fail to open (fault 11)")
+        else:
+            out += _door_failure_corroborated(st, live, ts)
     else:  # moving, or doors open: nobody is held in the car
         st.shut_since, st.occupied_since, st.opening_since = None, None, None
         st.out_since, st.out_trusted, st.moved = None, False, moving

@@ -124,6 +124,20 @@ CASES = {
         [(T + 5, "opened", "fault.11", 2), (T + 5, "opened", "entrapment", 1), (T + 600, "cleared", "fault.11", 2),
          (T + 605, "cleared", "entrapment", 1)],
     ),
+    "fault 11 while the car shows its doors asked to open, a passenger inside: Level 1 at once": (
+        [(T - 12, LIFT, "status", status(moving=True, door_zone=False, occupied=True)), (T - 2, LIFT, "status", status(occupied=True)),
+         (T, LIFT, "status", status(door="opening", occupied=True)), (T + 6, LIFT, "fault", {"code": 11, "active": True}),
+         (T + 12, "tick"), (T + 300, LIFT, "fault", {"code": 11, "active": False}),
+         (T + 301, LIFT, "status", status(door="open", occupied=True))],
+        [(T + 6, "opened", "entrapment", 1), (T + 11, "opened", "fault.11", 2), (T + 300, "cleared", "fault.11", 2),
+         (T + 301, "cleared", "entrapment", 1)],
+    ),
+    "hard negative: a 2 s fault-11 glitch in an occupied car whose doors are shut, not asked to open": (
+        [(T - 12, LIFT, "status", status(moving=True, door_zone=False, occupied=True)), (T, LIFT, "status", status(occupied=True)),
+         (T + 3, LIFT, "fault", {"code": 11, "active": True}), (T + 5, LIFT, "fault", {"code": 11, "active": False}),
+         (T + 20, LIFT, "status", status(occupied=True, moving=True, door_zone=False)), (T + 600, "tick")],
+        [],
+    ),
     "fault 11 in an empty car is a fault, not an entrapment": (
         [(T - 20, LIFT, "status", status()), (T, LIFT, "fault", {"code": 11, "active": True}), (T + 6, "tick")],
         [(T + 5, "opened", "fault.11", 2)],
