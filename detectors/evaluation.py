@@ -105,9 +105,27 @@ def _family(fleet: Any, change: IncidentChange) -> str:
     return device.device_type.value if device is not None else ""
 
 
+def last_heard(messages: Any, outages: list[Outage], found: dict[tuple[str, float, float], float]) -> Any:
+    """Pass a log through, noting in ``found`` each outage's device's last message before
+    the outage began (event time): the receiver hears nothing from then until the outage
+    ends, which is what the offline rule judges."""
+    by_device: dict[str, list[Outage]] = defaultdict(list)
+    for o in outages:
+        by_device[o.device_id].append(o)
+    for m in messages:
+        mine = by_device.get(m.device_id)
+        if mine:
+            t = m.ts_ms / 1000
+            for o in mine:
+                if t < o.start:
+                    found[(o.device_id, o.start, o.end)] = t
+        yield m
+
+
 def detect(sim: Any, config: DetectorConfig, delivery: FieldDelivery, *, resume: list[float] | None = None,
-           progress: Callable[[float], None] | None = None) -> Detected:
-    """Run a simulation's log, delivered as ``delivery`` says, through one engine."""
+           progress: Callable[[float], None] | None = None, heard: dict[tuple[str, float, float], float] | None = None) -> Detected:
+    """Run a simulation's log, delivered as ``delivery`` says, through one engine (``heard``:
+    fill in each of the delivery's outages' last message before it, see `last_heard`)."""
     fleet = sim.fleet
     engine = Engine(config, {d.device_id: d for d in fleet.devices})
     engine.set_silences(silences_from_notices(sim.notices))
@@ -130,7 +148,8 @@ def detect(sim: Any, config: DetectorConfig, delivery: FieldDelivery, *, resume:
     first = sim.start_ms / 1000
     span = max(1.0, (sim.end_ms - sim.start_ms) / 1000)
     t0 = time.perf_counter()
-    driven = drive(engine, delivery.deliver(sim.messages()), until_s=sim.end_ms / 1000, on_changes=record,
+    log = sim.messages() if heard is None else last_heard(sim.messages(), delivery.outages, heard)
+    driven = drive(engine, delivery.deliver(log), until_s=sim.end_ms / 1000, on_changes=record,
                    resume=resume or [], progress=(lambda rx: progress(min(1.0, (rx - first) / span))) if progress else None)
     return Detected(openings, touches, driven.messages, driven.rejected, time.perf_counter() - t0, engine.state_sizes())
 
@@ -187,25 +206,29 @@ def run(
     if late:
         sim2 = simulation()
         field = late_field(sim2, seed, scored_from)
+        heard: dict[tuple[str, float, float], float] = {}
         late_run = detect(sim2, config, field, resume=[b.end for b in field.backlogs],
-                          progress=(lambda f: progress(0.5 + 0.5 * f)) if progress else None)
+                          progress=(lambda f: progress(0.5 + 0.5 * f)) if progress else None, heard=heard)
         extra = [o for o in field.outages if o not in sim_outages(sim2)]
         report.late = _report(sim2, late_run, fleet, scored_from, days, warmup_days, extra_outages=extra,
-                              offline_after=config.defaults.offline_after_s)
+                              offline_after=config.defaults.offline_after_s, heard=heard)
         report.late_delivery = {"lateness_s": field.lateness_s, "uplink_outages": len(extra),
                                 "receiver_outages": len(field.backlogs)}
-        report.identical = compare(live, late_run, scored_from, extra, config.defaults.offline_after_s)
+        report.identical = compare(live, late_run, scored_from, extra, config.defaults.offline_after_s, heard)
     if progress is not None:
         progress(1.0)
     return report
 
 
 def _report(sim: Any, found: Detected, fleet: Any, scored_from: float, days: int, warmup_days: int,
-            extra_outages: list[Outage] | None = None, offline_after: float = 900.0) -> Report:
+            extra_outages: list[Outage] | None = None, offline_after: float = 900.0,
+            heard: dict[tuple[str, float, float], float] | None = None) -> Report:
     end = sim.end_ms / 1000
     scenarios = [s for s in sim.scenarios if s.start_ms / 1000 < end]
     for k, o in enumerate(extra_outages or []):  # the late run's own uplink outages are labelled too
-        long = o.end - o.start >= offline_after
+        # What the receiver judges is the silence: from the device's last message before the
+        # outage (a meter quiet for 4 minutes, then 14 minutes of outage: 18 minutes) to its end.
+        long = o.end - (heard or {}).get((o.device_id, o.start, o.end), o.start) >= offline_after
         scenarios.append(SimpleNamespace(
             id=f"L{k:04d}-uplink", type="device_offline" if long else "uplink_store_and_forward", family="device",
             devices=[o.device_id], building_id=None, start_ms=int(o.start * 1000), end_ms=int(o.end * 1000),
@@ -224,13 +247,14 @@ def _report(sim: Any, found: Detected, fleet: Any, scored_from: float, days: int
     return report
 
 
-def compare(live: Detected, late: Detected, scored_from: float, outages: list[Outage], offline_after: float) -> dict[str, Any]:
+def compare(live: Detected, late: Detected, scored_from: float, outages: list[Outage], offline_after: float,
+            heard: dict[tuple[str, float, float], float] | None = None) -> dict[str, Any]:
     """Incidents of the late run against the live run's (opened or reopened, scored days):
     the same (scope, condition, event time), or a difference the delivery explains (offline
     during an uplink outage longer than the offline limit), or not."""
     a = {o.key: o for o in live.openings if o.ts >= scored_from}
     b = {o.key: o for o in late.openings if o.ts >= scored_from}
-    long = [o for o in outages if o.end - o.start >= offline_after]
+    long = [o for o in outages if o.end - (heard or {}).get((o.device_id, o.start, o.end), o.start) >= offline_after]
 
     def explained(o: Opening) -> bool:
         return o.condition == "offline" and any(x.device_id == o.scope_id and x.start <= o.ts <= x.end + 60 for x in long)

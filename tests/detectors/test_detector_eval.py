@@ -45,3 +45,24 @@ def test_scoring_counts_misses_and_false_alarms() -> None:
     assert s["false_alarms_by_tier"] == {"2": {"false_alarms": 1, "per_1000_device_days": 50.0},
                                          "3": {"false_alarms": 1, "per_1000_device_days": 50.0}}
     assert s["level1_false_alarms"] == 0 and s["level1_within_10s"] == 1
+
+
+def test_an_uplink_outage_is_judged_by_the_silence_the_receiver_saw() -> None:
+    """A meter quiet for 4 minutes, then 14 minutes of outage: 18 minutes without a message,
+    so the late run's offline there is expected (device_offline), not a false alarm."""
+    from types import SimpleNamespace
+
+    from detectors.delivery import Outage
+
+    outage = Outage("m1", 1000.0 + 240, 1000.0 + 240 + 840)
+    log = [SimpleNamespace(device_id=d, ts_ms=int(t * 1000)) for d, t in
+           [("m1", 700.0), ("x", 900.0), ("m1", 1000.0), ("m1", 1500.0), ("m1", 2100.0)]]
+    heard: dict = {}
+    assert list(evaluation.last_heard(iter(log), [outage], heard)) == log
+    assert heard == {("m1", 1240.0, 2080.0): 1000.0}
+    fa = evaluation.Opening(1, "offline", "m1", ("m1",), "b1", 3, 1900.0, "offline")
+    live = evaluation.Detected([], [], 0, 0, 0.0, [])
+    late = evaluation.Detected([fa], [fa], 0, 0, 0.0, [])
+    assert evaluation.compare(live, late, 0.0, [outage], 900.0)["only_late"] == ["offline@m1"]  # by the outage alone: 14 min
+    same = evaluation.compare(live, late, 0.0, [outage], 900.0, heard)
+    assert same["only_late"] == [] and same["explained_by_outages"] == 1
