@@ -136,7 +136,8 @@ async function renderPeople() {
         staff.map((p) => h("tr", { dataset: { staffId: p.id, active: String(p.active) }, class: p.active ? "" : "inactive" },
           h("td", {}, p.name, p.active ? "" : h("small", {}, ` (${t("inactive")})`)), h("td", {}, p.team_name || "—"), h("td", {}, roles[p.role] || p.role),
           h("td", { class: p.on_duty.length ? "on-duty" : "" }, p.on_duty.length ? `● ${p.on_duty.join(", ")}` : t("offDuty")),
-          h("td", {}, String(p.open_orders)), h("td", {}, listJoin(p.contacts.map((c) => codes().channel[c.channel] || c.channel)) || "—"),
+          h("td", {}, String(p.open_orders)), h("td", { class: "contacts" }, listJoin(p.contacts.map((c) => codes().channel[c.channel] || c.channel)) || "—",
+            manage ? [" ", h("button", { type: "button", class: "link", onclick: (e) => editContacts(e.target.closest("td"), p) }, t("edit"))] : ""),
           h("td", {}, p.username || "—"),
           manage ? h("td", {}, h("button", { type: "button", onclick: () => setActive(p, !p.active) },
             p.active ? t("deactivate") : t("activate"))) : "")))),
@@ -188,6 +189,29 @@ async function renderPeople() {
           h("button", { type: "button", class: "primary", onclick: () => send(false) }, t("importIt")))));
   }
   $("view-people").replaceChildren(...sections);
+}
+
+// How on-call reaches a person: which channels, in which language (addresses default to the person's phone
+// for the SMS/IM gateway and e-mail; the app needs none).
+function editContacts(cell, p) {
+  const had = new Map(p.contacts.map((c) => [c.channel, c]));
+  const boxes = ["webhook", "email", "push"].map((channel) => h("label", {},
+    h("input", { type: "checkbox", name: channel, checked: had.has(channel) }), " ", codes().channel[channel]));
+  const locale = h("select", { name: "locale", "aria-label": t("language") },
+    [["zh-CN", "中文"], ["en", "English"]].map(([v, label]) => h("option", { value: v, selected: (p.contacts[0] || {}).locale === v }, label)));
+  const form = h("form", { class: "inline", "aria-label": t("contacts"), onsubmit: async (e) => {
+    e.preventDefault();
+    const body = boxes.map((b) => b.querySelector("input")).filter((i) => i.checked)
+      .map((i) => ({ channel: i.name, address: (had.get(i.name) || {}).address || "", locale: locale.value }));
+    clearMessage();
+    try {
+      await api("PUT", `/staff/${encodeURIComponent(p.id)}/contacts`, { json: body });
+      showInfo(`${p.name}: ${t("saved")}`);
+      await reloadStaff();
+      await renderPeople();
+    } catch (err) { showError(err); }
+  } }, boxes, locale, h("button", { type: "submit", class: "primary" }, t("save")));
+  cell.replaceChildren(form);
 }
 
 // Somebody leaves or comes back: inactive people are not dispatched or paged, and their action links die.

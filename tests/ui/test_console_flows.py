@@ -290,6 +290,16 @@ def test_supervisor_runs_the_roster_and_the_board(browser: Browser, server: Live
     expect(people.locator('tr[data-staff-id="s-li"]')).to_contain_text("李明 (已停用)")
     with psycopg.connect(world.dsn) as conn:
         assert conn.execute("SELECT active FROM staff WHERE staff_id = 's-li'").fetchone() == (False,)
+    # How on-call reaches 王建国: the app too, in English.
+    wang = people.locator('tr[data-staff-id="s-wang"]')
+    wang.get_by_role("button", name="修改").click()
+    wang.get_by_label("App 推送").check()
+    wang.locator("select[name=locale]").select_option("en")
+    wang.get_by_role("button", name="保存").click()
+    expect(people.locator('tr[data-staff-id="s-wang"] td.contacts')).to_contain_text("App 推送、短信/IM 网关")
+    with psycopg.connect(world.dsn) as conn:
+        assert conn.execute("SELECT channel, locale FROM oncall_contacts WHERE staff_id = 's-wang' ORDER BY channel"
+                            ).fetchall() == [("push", "en"), ("webhook", "en")]
     shot(page, "supervisor-people-zh")
     page.context.close()
 
