@@ -10,7 +10,7 @@ import {
   $, TOKEN_KEY, actionText, alertTitle, alertWhere, api, can, clearMessage, condition, deviceNames, h, localTime, placeName, scopeQuery,
   showError, showInfo, staffName, staffPicker, state, stateText, t, tick, tn, whereText, whyText,
 } from "./ui.js";
-import { showView, refreshView } from "./views.js";
+import { openDevice, showView, refreshView } from "./views.js";
 
 const TERMINAL = new Set(["closed", "cancelled"]);
 const PAGE = 100;
@@ -460,7 +460,10 @@ function renderDetail(detail) {
   $("detail-body").oninput = () => { detailDirty = true; };
   $("detail-body").onchange = () => { detailDirty = true; };
   $("detail-body").replaceChildren(
-    h("p", { class: "meta" }, `${t(a.status)} · ${t("opened")} ${localTime(a.opened_at)} · ${alertWhere(a)} · ${deviceNames(a)} (${a.device_ids.join(", ")})`),
+    h("p", { class: "meta" }, `${t(a.status)} · ${t("opened")} ${localTime(a.opened_at)} · ${alertWhere(a)}`),
+    h("p", { class: "meta devices" }, `${t("devices")}: `, (a.devices && a.devices.length ? a.devices : a.device_ids.map((id) => ({ device_id: id })))
+      .map((d) => h("button", { type: "button", class: "link", dataset: { deviceId: d.device_id }, title: `${d.device_id} · ${t("showDevice")}`,
+        onclick: () => openDevice(d.device_id) }, d.name || d.device_id))),
     a.resolution ? h("p", { class: "meta" }, `${t("resolvedAs")}: ${t(a.resolution)}${a.resolution_reason ? " · " + a.resolution_reason : ""}`) : "",
     detail.residents.length ? h("div", {}, h("h3", {}, t("residents")), h("ul", { class: "residents" }, detail.residents.map(residentItem))) : "",
     ...forms,

@@ -18,6 +18,12 @@ const RENDER = { history: renderHistory, devices: renderDevices, people: renderP
 let deviceId = null;
 let chartHours = 24;
 
+// From an alert to its device: the tree with the device chosen, its state and its telemetry chart.
+export function openDevice(id) {
+  deviceId = id;
+  showView("devices");
+}
+
 export function showView(name) {
   state.view = VIEWS.includes(name) ? name : "board";
   for (const v of VIEWS) $("view-" + v).hidden = v !== state.view;

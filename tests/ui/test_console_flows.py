@@ -267,9 +267,10 @@ def test_supervisor_runs_the_roster_and_the_board(browser: Browser, server: Live
     expect(page.locator("#detail .timeline")).to_contain_text("assigned · supervisor-north · → 王建国")
     shot(page, "supervisor-board")
 
-    page.locator('[data-view="devices"]').click()
+    # From the alert to its device: the tree opens on it, with its state and telemetry chart.
+    page.locator(f'#detail .devices button[data-device-id="{world.meters[OWN]}"]').click()
     expect(page.locator("#view-devices .tree")).to_contain_text("星河湾")
-    page.locator(f'button.device[data-device-id="{world.meters[OWN]}"]').click()
+    expect(page.locator(f'#view-devices button.device.selected[data-device-id="{world.meters[OWN]}"]')).to_be_visible()
     expect(page.locator("#view-devices .device-panel")).to_contain_text(world.meters[OWN])
     shot(page, "supervisor-devices")
     page.locator('[data-view="dead"]').click()
