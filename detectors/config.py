@@ -137,8 +137,11 @@ class Thresholds(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     bathroom_night_s: float = 15 * 60.0  # the floor; learned: 1.25 x longest normal stay + 5 min
     bathroom_learn_stays: int = 5
     # words in a room's or door's name (any decoration: "front_door", "Bathroom 2")
-    bathroom_rooms: tuple[str, ...] = ("bathroom", "toilet", "washroom", "wc", "restroom", "shower", "bath")
-    entrance_doors: tuple[str, ...] = ("entrance", "front", "main", "entry", "apartment", "home")
+    # (and in Chinese, as installers in a Chinese community name them: 卫生间, 入户门...)
+    bathroom_rooms: tuple[str, ...] = ("bathroom", "toilet", "washroom", "wc", "restroom", "shower", "bath",
+                                       "卫生间", "浴室", "厕所", "洗手间", "淋浴", "卫浴")
+    entrance_doors: tuple[str, ...] = ("entrance", "front", "main", "entry", "apartment", "home",
+                                       "入户门", "进户门", "户门", "大门", "正门", "玄关")
 
     # --- every device ---
     offline_after_s: float = 900.0  # no message for this long = offline (3 missed 5-min heartbeats)...

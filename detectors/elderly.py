@@ -89,7 +89,10 @@ def named(name: str, words: tuple[str, ...]) -> bool:
     """Is a sensor's name one of ``words``, whatever its decoration ("front_door",
     "Bathroom 2", "main-entrance")?"""
     tokens = re.split(r"[^a-z]+", name.lower())
-    return any(t in words for t in tokens if t)
+    if any(t in words for t in tokens if t):
+        return True
+    # Chinese names have no spaces between words ("主卫生间", "入户门1"): a word is found inside.
+    return any(not w.isascii() and w in name for w in words)
 
 
 def learned_days(st: ElderlyState) -> int:

@@ -191,3 +191,24 @@ def test_coming_home_then_silence_is_judged_as_home() -> None:
              door(t + 7210, "closed"), (t + 7210 + 13 * 3600, "tick")]
     got = play(engine(HUB), steps)
     assert kinds(got) == [("opened", "inactivity", 2)] and got[0][0] == t + 7210 + 12 * 3600
+
+
+def test_rooms_and_doors_named_in_chinese() -> None:
+    """Installers in a Chinese community name sensors in Chinese (主卫生间, 入户门): a holiday
+    through the 入户门 is being out (no inactivity), a night exit through it is wandering,
+    and the names match words inside them, not whole tokens. A 阳台门 (balcony) is not
+    the entrance."""
+    from detectors.elderly import named
+    from detectors.config import Thresholds
+
+    th = Thresholds()
+    assert named("主卫生间", th.bathroom_rooms) and named("卫生间2", th.bathroom_rooms) and not named("厨房", th.bathroom_rooms)
+    assert named("入户门", th.entrance_doors) and not named("阳台门", th.entrance_doors)
+    eng = engine(HUB)
+    t = at(10)
+    away = [motion(t - 60, "客厅"), door(t, "open", "入户门"), door(t + 10, "closed", "入户门")] + [(t + h * 3600, "tick") for h in range(1, 30)]
+    assert play(eng, away) == []
+    n = at(2, day=3)
+    got = play(engine(HUB), [bed(n - 120, False), motion(n - 60, "走廊"), door(n, "open", "入户门"), door(n + 15, "closed", "入户门"),
+                             (n + 600, "tick")])
+    assert got == [(n + 15 + 300, "opened", "night_wandering", 2)]
