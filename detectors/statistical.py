@@ -66,6 +66,9 @@ class Params(msgspec.Struct, frozen=True, kw_only=True):
     score_half: float = 3.0  # surprise (-log10 p) that scores 0.5
     report_decay: float = 0.995  # report_once: how fast the last report's surprise fades (per reading)
     echo_damp: float = 0.3  # report_once: an echo of a recent report keeps this share of its score
+    # the time-of-day experts have a say only while the profile explains the stream: its slots'
+    # mean spread is below this share of the deviation from the level (1: better than no profile)
+    season_gate: float = 1.0
 
 
 class StreamState(msgspec.Struct, array_like=True):
@@ -138,6 +141,8 @@ def surprise(st: StreamState, x: float, t: float, p: Params, experts: tuple[int,
     if st.n < p.grace or st.calib_n <= 0.0:
         return 0.0
     zs = _residuals(st, x, t, p)
+    if p.season_gate and experts is ALL and not _profile_explains(st, p):
+        experts = UNCLOCKED  # the time-of-day experts would only add chances of a false surprise
     pmin = min(_tail(st.calib, e * NB, st.calib_n, zs[e], st.calib_max[e], p.tail_power) for e in experts)
     return -math.log10(max(pmin, 1e-12))
 
@@ -146,6 +151,16 @@ def score_one(st: StreamState, x: float, t: float, p: Params, experts: tuple[int
     """Anomaly score in [0, 1) of ``x`` at local wall-clock time ``t``; learns nothing."""
     s = surprise(st, x, t, p, experts)
     return s / (s + p.score_half)
+
+
+def _profile_explains(st: StreamState, p: Params) -> bool:
+    """Does the time-of-day profile explain the stream (its slots' spread below the level's)?"""
+    total, n = 0.0, 0
+    for sp, v in zip(st.spread, st.visits):
+        if v >= p.profile_min:
+            total += sp
+            n += 1
+    return n > 0 and total < p.season_gate * st.level_dev * n
 
 
 def slot_of(t: float, p: Params) -> int:
