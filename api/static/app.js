@@ -108,7 +108,19 @@ async function enter() {
 // --- data ---------------------------------------------------------------------------------------------
 
 async function reloadAll() {
-  await Promise.all([loadAlerts(), loadOrders(), loadKpis()]);
+  await Promise.all([loadAlerts(), loadOrders(), loadKpis(), loadLevel1Waiting()]);
+}
+
+// Unacknowledged Level 1 alerts of the user's scope, whatever the board's filters show: a filter never
+// silences the alarm. Kept current by the live stream (onChange).
+const level1Waiting = new Set();
+async function loadLevel1Waiting() {
+  const page = await api("GET", "/alerts?tier=1&status=open&limit=200" + scopeQuery());
+  level1Waiting.clear();
+  for (const a of page.data) level1Waiting.add(a.id);
+}
+function noteLevel1(alert) {
+  if (alert.tier === 1 && alert.status === "open") level1Waiting.add(alert.id); else level1Waiting.delete(alert.id);
 }
 
 function alertQuery() {
@@ -188,6 +200,7 @@ function scheduleKpis() {
 }
 
 function upsertAlert(alert) {
+  noteLevel1(alert);
   if (!matchesFilters(alert)) state.alerts.delete(alert.id); else state.alerts.set(alert.id, alert);
   renderAlerts();
 }
@@ -279,7 +292,7 @@ function announceLevel1(alert) {
 // Every second (from tick): ring again while a Level 1 waits for somebody, unless muted for the shift.
 function alarmTick() {
   if (!state.me || mutedUntil() > Date.now()) return;
-  const waiting = [...state.alerts.values()].some((a) => a.tier === 1 && a.status === "open");
+  const waiting = level1Waiting.size > 0;
   document.body.dataset.level1Waiting = String(waiting);
   if (waiting && Date.now() - lastRing >= ALARM_REPEAT_MS) beep();
 }
