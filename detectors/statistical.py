@@ -21,6 +21,11 @@ deviation in units of a learned scale):
   (``smooth_alpha``): a sustained, modest departure from the daily pattern
   (a slow drift, a day that does not follow the usual shape, a noisier regime).
 
+The two time-of-day experts have a say only while the profile explains the
+stream (``season_gate``: its slots' mean spread is below the deviation from the
+level); on a stream without a daily pattern they would only add chances of a
+false surprise.
+
 Every residual is *calibrated on the stream itself*: a decaying histogram of
 that expert's past residuals (``calib_alpha``: ~1,000 readings of memory) says
 how rare the new residual is (``p``: the share of past residuals at least as
