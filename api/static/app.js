@@ -118,6 +118,7 @@ async function loadLevel1Waiting() {
   const page = await api("GET", "/alerts?tier=1&status=open&limit=200" + scopeQuery());
   level1Waiting.clear();
   for (const a of page.data) level1Waiting.add(a.id);
+  renderHiddenLevel1();
 }
 function noteLevel1(alert) {
   if (alert.tier === 1 && alert.status === "open") level1Waiting.add(alert.id); else level1Waiting.delete(alert.id);
@@ -362,7 +363,22 @@ function renderAlerts() {
   $("alerts-empty").hidden = alerts.length > 0;
   $("alert-list").replaceChildren(...alerts.map(alertCard));
   renderBulk(alerts);
+  renderHiddenLevel1();
   tick();
+}
+
+// A waiting Level 1 the filters hide is said above the list, with one click to show everything.
+function renderHiddenLevel1() {
+  const hidden = [...level1Waiting].filter((id) => !state.alerts.has(id)).length;
+  const button = $("hidden-level1");
+  button.hidden = hidden === 0;
+  button.textContent = tn("level1Hidden", hidden);
+}
+
+function showEverything() {
+  Object.assign(state.filters, { tier: "", family: "", building: "", status: "active", since: "", q: "" });
+  renderFilters();
+  loadAlerts().catch(showError);
 }
 
 function alertCard(a) {
@@ -680,6 +696,7 @@ async function start() {
   $("logout").addEventListener("click", logout);
   $("sound").addEventListener("click", toggleMute);
   $("notify").addEventListener("click", askNotifications);
+  $("hidden-level1").addEventListener("click", showEverything);
   document.addEventListener("pointerdown", unlockSound, { once: true });  // a session restored without a login click
   $("kiosk").addEventListener("click", () => {
     state.kiosk = !state.kiosk;

@@ -113,7 +113,11 @@ def test_operator_in_a_chinese_browser(browser: Browser, server: LiveServer, wor
     # Filters and search go to the API: Level 3 only, then a search by building name.
     page.locator("#filters select[name=tier]").select_option("3")
     expect(page.locator("#alert-list > li")).to_have_count(1)
-    page.locator("#filters select[name=tier]").select_option("")
+    hidden = page.locator("#hidden-level1")
+    expect(hidden).to_have_text("有 1 条未确认的一级告警被筛选隐藏：点此显示全部")
+    hidden.click()  # one click shows everything again
+    expect(page.locator(f'[data-alert-id="{sos}"]')).to_be_visible()
+    expect(hidden).to_be_hidden()
     page.locator("#filters input[name=q]").fill("跌倒不存在")
     page.locator("#filters button[type=submit]").click()
     expect(page.locator("#alerts-empty")).to_be_visible()
@@ -219,7 +223,11 @@ def test_level1_rings_until_somebody_owns_it(browser: Browser, server: LiveServe
     page.clock.fast_forward(31_000)
     expect(page.locator("body")).to_have_attribute("data-rings", "2")
     assert page.evaluate("window.__tones") == 6 and len(page.evaluate("window.__notes")) == 1
-    page.locator("#filters select[name=tier]").select_option("")
+    hidden = page.locator("#hidden-level1")
+    expect(hidden).to_have_text("有 1 条未确认的一级告警被筛选隐藏：点此显示全部")
+    hidden.click()  # one click shows everything again
+    expect(page.locator(f'[data-alert-id="{sos}"]')).to_be_visible()
+    expect(hidden).to_be_hidden()
     page.locator(f'[data-alert-id="{sos}"]').get_by_role("button", name="确认").click()
     expect(page.locator(f'[data-alert-id="{sos}"]')).to_have_attribute("data-status", "acknowledged")
     page.clock.fast_forward(61_000)
