@@ -23,8 +23,10 @@ deviation in units of a learned scale):
 
 The two time-of-day experts have a say only while the profile explains the
 stream (``season_gate``: its slots' mean spread is below the deviation from the
-level); on a stream without a daily pattern they would only add chances of a
-false surprise.
+level), and the jump expert only while the previous reading predicts the next
+better than the level does (``jump_gate``: the typical step is below the
+deviation from the level); otherwise they would only add chances of a false
+surprise (the score is the rarest of the experts' p-values).
 
 Every residual is *calibrated on the stream itself*: a decaying histogram of
 that expert's past residuals (``calib_alpha``: ~1,000 readings of memory) says
@@ -74,6 +76,9 @@ class Params(msgspec.Struct, frozen=True, kw_only=True):
     # the time-of-day experts have a say only while the profile explains the stream: its slots'
     # mean spread is below this share of the deviation from the level (1: better than no profile)
     season_gate: float = 1.0
+    # the jump expert has a say only while the previous reading predicts the next better than the
+    # level does (typical step below this share of the deviation from the level; white noise: 1.4)
+    jump_gate: float = 1.0
 
 
 class StreamState(msgspec.Struct, array_like=True):
@@ -135,6 +140,7 @@ def _residuals(st: StreamState, x: float, t: float, p: Params) -> tuple[float, f
 
 
 ALL = tuple(range(NE))
+JUMP = EXPERTS.index("jump")
 UNCLOCKED = (EXPERTS.index("level"), EXPERTS.index("jump"))  # for a cycle not tied to the clock (a tank)
 
 
@@ -148,6 +154,8 @@ def surprise(st: StreamState, x: float, t: float, p: Params, experts: tuple[int,
     zs = _residuals(st, x, t, p)
     if p.season_gate and experts is ALL and not _profile_explains(st, p):
         experts = UNCLOCKED  # the time-of-day experts would only add chances of a false surprise
+    if p.jump_gate and st.step >= p.jump_gate * st.level_dev:
+        experts = tuple(e for e in experts if e != JUMP)  # the previous reading predicts nothing the level does not
     pmin = min(_tail(st.calib, e * NB, st.calib_n, zs[e], st.calib_max[e], p.tail_power) for e in experts)
     return -math.log10(max(pmin, 1e-12))
 
