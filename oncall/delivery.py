@@ -160,10 +160,12 @@ class ChannelWorker:
                 (row["outbox_id"], row["incident_id"], self.channel, row["staff_id"], attempt, outcome, error, now,
                  duration_ms),
             )  # fmt: skip
+            # A reminder superseded while this attempt ran stays superseded unless this attempt delivered it.
             await conn.execute(
-                "UPDATE oncall_outbox SET status = %s, next_attempt_at = coalesce(%s, next_attempt_at),"
+                "UPDATE oncall_outbox SET status = CASE WHEN status = 'superseded' AND %s <> 'sent' THEN status"
+                " ELSE %s END, next_attempt_at = coalesce(%s, next_attempt_at),"
                 " sent_at = CASE WHEN %s = 'sent' THEN %s ELSE sent_at END WHERE outbox_id = %s",
-                (status, next_at, status, now, row["outbox_id"]),
+                (status, status, next_at, status, now, row["outbox_id"]),
             )
 
     async def run(self, stop: threading.Event) -> None:

@@ -75,6 +75,10 @@ def place_names(conn: psycopg.Connection, community_id: str | None, building_id:
     return out
 
 
+# Reminders repeat what an earlier message said: a newer one supersedes one not yet delivered.
+REPEATING = ("reminder", "ack_renotify")
+
+
 def device_names(conn: psycopg.Connection, community_id: str | None, device_ids: list[str]) -> dict[str, Any]:
     """``device_names`` and the first device's ``unit_name`` for the message: a resident's alert is a home."""
     if not community_id or not device_ids:
@@ -306,6 +310,14 @@ def apply_decision(
                         contact["locale"], json.dumps(message), notify.reason, now, now,
                     ),
                 )  # fmt: skip
+                if pending.kind in REPEATING:
+                    # An earlier reminder still waiting for its channel says nothing this one does not: one goes out.
+                    conn.execute(
+                        "UPDATE oncall_outbox SET status = 'superseded' WHERE incident_id = %s AND staff_id = %s"
+                        " AND channel = %s AND status = 'pending' AND pending_id <> %s"
+                        " AND message->>'kind' = ANY(%s)",
+                        (pending.incident_id, notify.staff_id, channel, pending.pending_id, list(REPEATING)),
+                    )
                 queued_for_person += 1
             if not contacts:
                 notes.append(f"{notify.staff_id}: no contact channel")

@@ -124,3 +124,20 @@ def test_reminders_due_during_downtime_are_one_reminder_not_a_burst(configured_d
     assert [who for who, _ in sent] == ["s-qian", "s-qian"]  # reminder 1 on time, then one for the downtime
     assert sent[1][1].startswith("reminder 4: tier 1 alert still unacknowledged")
     assert "2 earlier reminders missed while the scheduler was down, collapsed into this one" in sent[1][1]
+
+
+def test_a_reminder_waiting_for_its_channel_is_superseded_by_the_next(configured_db: str) -> None:
+    """The channel is down (nothing here sends): reminders 1 and 2 queue for s-qian; when it is back only
+    reminder 2 goes out. The pages of the chain's steps are never superseded."""
+    clock = ManualClock(T0)
+    scheduler = EscalationScheduler(configured_db, SETTINGS, clock)
+    incident_id = open_incident(configured_db, at=T0)
+    for minute in (0, 5, 10, 20, 25, 30, 40, 50):
+        clock.set(T0 + minute * MIN)
+        assert scheduler.tick() == 1
+    with psycopg.connect(configured_db) as conn:
+        rows_ = conn.execute(
+            "SELECT p.kind, p.step, o.status FROM oncall_outbox o JOIN oncall_pending p USING (pending_id)"
+            " WHERE o.incident_id = %s AND o.staff_id = 's-qian' ORDER BY o.outbox_id", (incident_id,)).fetchall()
+    assert rows_ == [("step", 2, "pending"), ("step", 2, "pending"), ("reminder", 0, "superseded"),
+                     ("reminder", 1, "pending")]
