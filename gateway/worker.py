@@ -120,8 +120,10 @@ class ShardWorker:
             self._thread.join(timeout)
         with self._lock:
             owned, self.owned = dict(self.owned), {}
-        for shard in owned.values():
+        for number, shard in sorted(owned.items()):
             shard.gateway.stop(timeout)
+            inflight = shard.gateway.inflight
+            log.info("shard %d: %d batches stored, %d events new since taken", number, inflight.batches_stored, inflight.committed)
         for thread in self._stopping:  # hand-backs in progress release their own leases
             thread.join(timeout)
         try:

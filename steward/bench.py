@@ -521,6 +521,7 @@ def _sharded(
             result = bench_shards.drain(procs, broker, dsn, messages)
         finally:
             bench_shards.stop(procs)
+        batches, batched = bench_shards.batches(workdir, client_id)
         with psycopg.connect(dsn) as conn:
             stored, distinct = conn.execute(
                 "SELECT count(*), count(DISTINCT (device_id, msg_id)) FROM events WHERE left(msg_id, 5) <> 'probe'"
@@ -529,7 +530,8 @@ def _sharded(
         rows.append((f"{run + 1}", result.seconds, stored, result.cpu))
         console.print(
             f"run {run + 1}: {stored / result.seconds:,.0f} rows/s, lost {messages - distinct:,}, "
-            f"duplicated {stored - distinct:,}, incidents {incidents:,}"
+            f"duplicated {stored - distinct:,}, incidents {incidents:,}; "
+            f"{batches:,} batches committed, {batched / max(batches, 1):,.0f} messages a batch"
         )
         if peer is not None:
             console.print(f"run {run + 1} of {runs}: the Node-RED peer drains {messages:,} messages (storage only)...")

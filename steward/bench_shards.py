@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -99,7 +100,7 @@ def start_workers(
             STEWARD_DATA_DIR=str(workdir / f"w{i}"),
             STEWARD_ONCALL_LINK_SECRET="bench-link-secret-0123456789abcdef0123",
         )
-        log = (workdir / f"w{i}.log").open("ab")
+        log = (workdir / f"{client_id}-w{i}.log").open("ab")
         procs.append(subprocess.Popen([sys.executable, "-m", "gateway"], env=env, stdout=log, stderr=subprocess.STDOUT))
     return procs
 
@@ -158,6 +159,16 @@ def drain(
         if pg:
             after["postgresql"] = cpu_seconds(pg, children=True)
     return ShardedDrain(seconds, rows, {k: after[k] - before[k] for k in before})
+
+
+def batches(workdir: Path, client_id: str) -> tuple[int, int]:
+    """(batches, events) the workers of a run stored, from what each logged when it stopped."""
+    total_batches = total_events = 0
+    for path in workdir.glob(f"{client_id}-w*.log"):
+        for m in re.finditer(r"shard \d+: (\d+) batches stored, (\d+) events", path.read_text(errors="replace")):
+            total_batches += int(m[1])
+            total_events += int(m[2])
+    return total_batches, total_events
 
 
 def pause(procs: list[subprocess.Popen[bytes]]) -> None:
