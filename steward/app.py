@@ -326,8 +326,14 @@ class Stack:
         self.demo.seed(fleet, self.local_secret("demo-password"))
 
     def _extra_services(self) -> list[Any]:
-        """On-call escalation and delivery (its own settings: STEWARD_ONCALL_*)."""
+        """On-call escalation and delivery (its own settings: STEWARD_ONCALL_*), unless this
+        process is an extra worker (STEWARD_RUN_ONCALL=false): the incidents' hooks still
+        queue escalations in every worker's transactions, and the one process that runs
+        on-call sends them."""
         import os
+
+        if not self.settings.run_oncall:
+            return []
 
         try:
             from oncall.service import OnCallService

@@ -99,6 +99,8 @@ def start_workers(
             STEWARD_BATCH_SIZE=str(batch_size),
             STEWARD_DATA_DIR=str(workdir / f"w{i}"),
             STEWARD_ONCALL_LINK_SECRET="bench-link-secret-0123456789abcdef0123",
+            # As docker-compose.cluster.yml: on-call runs in one process, not in every worker.
+            STEWARD_RUN_ONCALL="true" if i == 0 else "false",
         )
         log = (workdir / f"{client_id}-w{i}.log").open("ab")
         procs.append(subprocess.Popen([sys.executable, "-m", "gateway"], env=env, stdout=log, stderr=subprocess.STDOUT))

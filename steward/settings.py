@@ -65,6 +65,11 @@ class Settings(BaseSettings):
     max_payload_bytes: int = Field(64 * 1024, ge=64, le=16 * 1024 * 1024)
     max_future_seconds: int = Field(300, ge=0, le=86_400)
     detectors: bool = Field(True, description="run the detectors in the gateway (false: a storage-only ingest worker)")
+    run_oncall: bool = Field(
+        True,
+        description="run on-call escalation and delivery in this process; false on extra scaled-out workers "
+        "(one process per installation does it; each one polls the database every second)",
+    )
     device_policy: Literal["registered", "auto"] = Field(
         "registered", description="registered: reject unknown devices; auto: register on first message"
     )

@@ -32,9 +32,31 @@ def test_the_cluster_file_gives_workers_every_node_and_a_fixed_shard_count() -> 
         env = services[name]["environment"]
         assert env["STEWARD_SHARDS"] == "64"
         assert env["STEWARD_MQTT_URL"].endswith("@rabbitmq-1:1883,rabbitmq-2:1883,rabbitmq-3:1883")
+    # On-call runs once (in the steward service), not in every scaled-out worker.
+    assert services["worker"]["environment"]["STEWARD_RUN_ONCALL"] == "false"
+    assert "STEWARD_RUN_ONCALL" not in services["steward"]["environment"]
     # Devices' credentials go to RabbitMQ (a user per device), not to Mosquitto's file.
     env = services["steward"]["environment"]
     assert env["STEWARD_RABBITMQ_MANAGEMENT_URL"].endswith("@rabbitmq-1:15672") and not env["STEWARD_MOSQUITTO_PASSWORD_FILE"]
     assert "rabbitmq_management" in (ROOT / "deploy/rabbitmq/enabled_plugins").read_text()
     conf = (ROOT / "deploy/rabbitmq/rabbitmq.conf").read_text()
     assert "mqtt.durable_queue_type = quorum" in conf and "mqtt.allow_anonymous = false" in conf
+
+
+def test_an_extra_worker_runs_no_on_call_of_its_own(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """STEWARD_RUN_ONCALL=false: the process starts no escalation scheduler and no channel
+    worker (each polls the database every second); the default runs them."""
+    from steward.app import Stack
+    from steward.settings import load_settings
+
+    monkeypatch.setenv("STEWARD_DATA_DIR", str(tmp_path))
+
+    def services() -> list:
+        stack = Stack(load_settings(), api=False, simulator=False)
+        stack.database_url, stack.mqtt_url = "postgresql://steward@127.0.0.1:1/steward", "mqtt://127.0.0.1:1"
+        return stack._extra_services()
+
+    monkeypatch.setenv("STEWARD_RUN_ONCALL", "false")
+    assert services() == []
+    monkeypatch.delenv("STEWARD_RUN_ONCALL")
+    assert len(services()) == 1
