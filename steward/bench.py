@@ -559,6 +559,11 @@ def _sharded(
     worker_cpu = [sum(v for k, v in cpu.items() if k.startswith("worker")) / messages * 1e6 for _, _, _, cpu in rows]
     console.print(f"worker CPU per message, all workers together: {', '.join(f'{v:.1f}' for v in worker_cpu)} us")
     if peer_rates:
-        ratios = [stored / seconds / p for (_, seconds, stored, _), p in zip(rows, peer_rates)]
-        console.print(f"Steward / Node-RED peer, median of {len(ratios)}: [bold]{statistics.median(ratios):.2f}[/bold] (target >= 1.5)")
+        # A peer drain that stored nothing (its broker dropped Node-RED, paused past 1.5 x its
+        # keepalive while a loaded machine queued the backlog) has no ratio.
+        ratios = [stored / seconds / p for (_, seconds, stored, _), p in zip(rows, peer_rates) if p > 0]
+        if ratios:
+            console.print(f"Steward / Node-RED peer, median of {len(ratios)}: [bold]{statistics.median(ratios):.2f}[/bold] (target >= 1.5)")
+        if len(ratios) < len(peer_rates):
+            console.print(f"[yellow]{len(peer_rates) - len(ratios)} peer drain(s) stored nothing (see its results folder)[/yellow]")
     console.print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
