@@ -85,6 +85,32 @@ def test_drifted_load_cell_opens_within_the_hour_even_at_night(seed: int) -> Non
     assert start <= got[0][0] <= start + 3600
 
 
+@pytest.mark.parametrize("case", ["probe", "load_cell"])
+def test_a_restart_from_snapshots_mid_fault_changes_nothing(case: str) -> None:
+    # the rules' memory (rate envelope, recent jumps, the run and its hour's profile) is in the snapshot
+    from test_detector_generic import restart
+
+    if case == "probe":
+        dev, type_, field = TANK, "tank_level", "level_pct"
+        series = tank_level(12, 1, erratic_from=at(2, day=10))
+    else:
+        dev, type_, field = LIFT, "status", "load_pct"
+        series = lift_load(12, 1, (at(2, day=10), 35.0))
+    extra = IDLE if type_ == "status" else {}
+    steps = [(t, dev, type_, extra | {field: v}) for t, v in series]
+    whole = play(engine(dev, anomaly_fields=(field,), stuck_fields=()), steps)
+    eng = engine(dev, anomaly_fields=(field,), stuck_fields=())
+    got: list = []
+    done = 0
+    starts = [t for t, *_ in steps]
+    cuts = [starts.index(at(2, minute=m, day=10)) for m in (5, 10, 20)] + [starts.index(at(3, day=10)), len(steps)]
+    for cut in cuts:
+        got += play(eng, steps[done:cut])
+        done = cut
+        eng = restart(eng)
+    assert got == whole and [k for _, k, c, _ in whole if c.startswith("telemetry_anomaly")][:1] == ["opened"]
+
+
 def test_nothing_is_decided_while_the_stream_learns_its_first_days() -> None:
     # A fault on day 1: the stream has not seen its daily pattern three times yet.
     got = anomalies(PRESSURE, "pressure", "pressure_kpa", pump_pressure(3, 1, (at(17, day=1), at(19, day=1))))
