@@ -63,6 +63,17 @@ class InFlight:
     # --- the network thread's side ------------------------------------------------------
 
     def put(self, inbound: list[Inbound]) -> None:
+        if self._stop.is_set():
+            # Stopping (a shard handed back, a worker told to stop): what is queued is
+            # drained, committed and acknowledged; what the broker keeps sending is left
+            # unacknowledged, and its session gives it to whoever connects with this
+            # client id next. Taken in, a stream that goes on would keep the drain busy
+            # until its timeout, and the last commit, under way when the lease is
+            # released, would be fenced and thrown away. QoS 0 messages are still
+            # taken: nobody would deliver them again.
+            inbound = [m for m in inbound if not m[2]]
+            if not inbound:
+                return
         with self._lock:
             # Backstop for brokers that ignore Receive Maximum: stop reading the socket.
             while self.queued + self.taken >= self.max_in_flight and not self._stop.is_set():

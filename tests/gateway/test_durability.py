@@ -126,3 +126,38 @@ def test_database_restart_mid_stream_loses_nothing(
         assert count(dsn, "SELECT count(DISTINCT (device_id, msg_id)) FROM events") == total
     finally:
         gw.stop()
+
+
+def test_a_stop_in_the_middle_of_a_backlog_drains_what_it_holds_and_leaves_the_rest_to_the_session(
+    mosquitto: MosquittoBroker, database_url: str
+) -> None:
+    """A gateway told to stop (a shard handed back, a worker stopped) while the broker is
+    still sending it a backlog: it commits and acknowledges what it had taken in and stops
+    taking more, instead of draining the whole backlog first (in a worker, past its drain
+    timeout, with the last commit fenced once the lease is released). What it left goes,
+    through the broker's session, to the next gateway with the client id: nothing lost or
+    doubled."""
+    meters = register_meters(database_url, 100)
+    config = GatewayConfig(mqtt=MqttEndpoint(mosquitto.url), database_url=database_url,
+                           client_id="steward-gw-stop-mid-backlog", batch_size=500, max_in_flight=1000)
+    session = Gateway(config).start()  # the persistent session, then away while the backlog queues
+    wait_for(lambda: session.session.connected, 30, "the gateway to subscribe")
+    session.stop()
+    total = 20_000
+    assert publish_all(mosquitto.url, (flow(meters[i % 100], i) for i in range(total))) == total
+    first = Gateway(config).start()
+    second = None
+    try:
+        wait_for(lambda: first.committed >= 1000, 60, "the backlog to start draining")
+        first.stop(timeout=60)
+        assert not any(t.is_alive() for t in first.writers.threads)
+        left = total - count(database_url, "SELECT count(*) FROM events")
+        assert left > 10_000, "the stopping gateway went on taking the backlog in"
+        second = Gateway(config).start()
+        wait_for(lambda: count(database_url, "SELECT count(*) FROM events") >= total, 120, "the rest from the session")
+        assert count(database_url, "SELECT count(*) FROM events") == total
+        assert count(database_url, "SELECT count(DISTINCT (device_id, msg_id)) FROM events") == total
+    finally:
+        if second is not None:
+            second.stop()
+        first.stop()
