@@ -370,3 +370,40 @@ def c_uplink_store_and_forward(c: Any, sid: str, st: ScenarioType, device: str, 
 
 
 CANDIDATES["uplink"] = _uplink_candidates
+
+
+# --- added later (registered last, so every earlier type keeps its seeded placement) -----------------
+
+
+@_type("lift_door_zone_flicker", "elevator", None, "lift", (7, 22), (2, 2), "lift_entrapment_raw",
+       "a car arrives at a floor with a passenger; while it stands shut in the door zone its door-zone sensor "
+       "reports 'outside' for one reading; the doors open and the passenger rides on")
+def c_lift_door_zone_flicker(c: Any, sid: str, st: ScenarioType, lift: str, at: int, dur: int, rng: random.Random) -> Scenario:
+    b = c.book
+    top, _ = c._lift(lift)
+    floor = rng.randint(1, top)
+    b.suppress(lift, at - 2 * MINUTE, at + 3 * MINUTE, "status", "trip")
+    b.inject(at, lift, "telemetry", "status", **_idle(floor, door="open", occupied=True))
+    b.inject(at + 6 * SECOND, lift, "telemetry", "status", **_idle(floor, occupied=True))
+    b.inject(at + 14 * SECOND, lift, "telemetry", "status", **_idle(floor, occupied=True, door_zone=False))
+    b.inject(at + 22 * SECOND, lift, "telemetry", "status", **_idle(floor, occupied=True))
+    done = _ride(c, lift, at + 30 * SECOND, floor, 1 if floor > 1 else top)
+    return c.scenario(sid, st, [lift], at, done)
+
+
+@_type("lift_doors_opening_report", "elevator", None, "lift", (7, 22), (2, 2), "lift_entrapment_door",
+       "a terminal that reports every 15 s catches the doors 'opening' as a car with a passenger arrives; "
+       "its next report has them open")
+def c_lift_doors_opening_report(c: Any, sid: str, st: ScenarioType, lift: str, at: int, dur: int,
+                                rng: random.Random) -> Scenario:
+    b = c.book
+    top, speed = c._lift(lift)
+    floor = rng.randint(2, top) if top > 1 else 1
+    b.suppress(lift, at - 2 * MINUTE, at + 3 * MINUTE, "status", "trip")
+    b.inject(at, lift, "telemetry", "status", **_lift_status(1, moving=True, door_zone=False, occupied=True, speed=speed,
+                                                              direction="up") | {"vibration_mg": 10.5})
+    arrive = at + int((4 + (floor - 1) * 3.0 / speed) * SECOND)
+    b.inject(arrive, lift, "telemetry", "status", **_idle(floor, door="opening", occupied=True))
+    b.inject(arrive + 15 * SECOND, lift, "telemetry", "status", **_idle(floor, door="open", occupied=True))
+    b.inject(arrive + 30 * SECOND, lift, "telemetry", "status", **_idle(floor))
+    return c.scenario(sid, st, [lift], at, arrive + 30 * SECOND)

@@ -298,6 +298,17 @@ def check_field(type_: str, gt: dict, seen: list[Seen]) -> None:
         assert gt["notices"] == []
     elif type_ == "uplink_store_and_forward":
         assert within(seen, dev, s, e), "it keeps recording (delivered late)"
+    elif type_ == "lift_door_zone_flicker":
+        stopped = [x for x in statuses if not x.body["moving"] and x.body["door"] == "closed" and x.body["occupied"]]
+        assert [x.body["door_zone"] for x in stopped[:3]] == [True, False, True]  # one reading "outside", standing at a floor
+        assert stopped[0].body["floor"] == stopped[1].body["floor"] == stopped[2].body["floor"]
+        assert within(seen, dev, s, e + SECOND, "trip")
+    elif type_ == "lift_doors_opening_report":
+        doors = [(x.body["door"], x.body["moving"]) for x in statuses]
+        assert doors[:3] == [("closed", True), ("opening", False), ("open", False)]
+        opening, opened = statuses[1], statuses[2]
+        assert opening.body["occupied"] and opening.body["door_zone"] and opened.ts - opening.ts == 15 * SECOND
+        assert not within(seen, dev, s - MINUTE, e + MINUTE, "fault", "alarm_button")
     else:  # pragma: no cover - a new type needs its own check
         pytest.fail(f"no check for {type_}")
 
