@@ -58,7 +58,14 @@ def count(dsn: str, sql: str, *args: object) -> int:
 
 
 def now_ms() -> int:
+    """The wall clock, for streams into real worker processes (their clock is this machine's):
+    a test of one in-process gateway sets its clock instead (GATEWAY_NOW)."""
     return int(dt.datetime.now(dt.timezone.utc).timestamp() * 1000)
+
+
+# Where a test gateway's clock stands (Gateway(clock=...)): a day after BASE_TS, never this machine's time.
+GATEWAY_NOW = dt.datetime.fromtimestamp(BASE_TS / 1000 + 86_400, dt.timezone.utc)
+GATEWAY_NOW_MS = BASE_TS + 86_400_000
 
 
 @contextmanager

@@ -16,13 +16,14 @@ from gateway.service import Gateway, GatewayConfig
 from steward.brokers import MosquittoBroker
 from steward.publisher import publish_all
 from steward.settings import MqttEndpoint
-from tests.gateway.helpers import BASE_TS, count, flow, now_ms, register_meters, running_gateway, wait_for
+from tests.gateway.helpers import BASE_TS, GATEWAY_NOW, GATEWAY_NOW_MS, count, flow, register_meters, running_gateway, wait_for
 
 
 @pytest.fixture
 def gateway(mosquitto: MosquittoBroker, database_url: str) -> Iterator[Gateway]:
     gw = Gateway(
-        GatewayConfig(mqtt=MqttEndpoint(mosquitto.url), database_url=database_url, client_id="gw-test", batch_size=500)
+        GatewayConfig(mqtt=MqttEndpoint(mosquitto.url), database_url=database_url, client_id="gw-test", batch_size=500),
+        clock=lambda: GATEWAY_NOW,
     )
     gw.start()
     wait_for(lambda: gw.status()["broker_connected"], 10, "the gateway to connect")
@@ -170,7 +171,7 @@ BAD_INPUTS = [
     ),
     (
         "community/c1/water/wm00000/telemetry",
-        json.dumps({"id": "a", "ts": now_ms() + 3_600_000, "type": "flow", "flow_lpm": 1}).encode(),
+        json.dumps({"id": "a", "ts": GATEWAY_NOW_MS + 3_600_000, "type": "flow", "flow_lpm": 1}).encode(),
         "future_timestamp",
         "ahead",
     ),
