@@ -62,7 +62,10 @@ class Thresholds(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     door_reopen_min_ratio: float = 0.3  # reopens per trip, short-term average
     door_reopen_factor: float = 3.0  # times the lift's learned ratio
     door_learn_trips: int = 200
-    door_trend_alpha: float = 0.05  # short-term average over about the last 20 trips
+    # Short-term average over about the last 100 trips: re-opens are rare (one ride in 10-20),
+    # so 20 trips hold one or two and a chance cluster of five looked like a worn door
+    # (seed 53: two false work orders in 30 lift-days); 100 trips hold 5-10.
+    door_trend_alpha: float = 0.01
     vibration_factor: float = 1.6  # short-term vibration over learned baseline
     vibration_learn_samples: int = 500
 

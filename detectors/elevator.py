@@ -399,7 +399,7 @@ def _door_trend(st: ElevatorState, ctx: Ctx, reopens: float, ts: float) -> Chang
     st.reopen_short += a_short * (reopens - st.reopen_short)
     worn = "door_wear" in st.raised
     if not worn:  # learn only from normal behaviour
-        a_long = max(0.005, 1.0 / st.trips)
+        a_long = max(0.001, 1.0 / st.trips)  # the lift's own rate over about the last 1,000 trips (days)
         st.reopen_long += a_long * (reopens - st.reopen_long)
     if st.trips < th.door_learn_trips:
         return []

@@ -172,9 +172,9 @@ def test_elevator_table(name: str) -> None:
 def test_rising_door_reopens_raise_a_proactive_work_order_once_learned() -> None:
     eng = engine(LIFT)
     trip = dict(from_floor=1, to_floor=5, duration_s=20.0, door_cycles=1)
-    steps = [(T + i * 60, LIFT, "trip", trip | {"door_reopens": 1 if i % 20 == 0 else 0}) for i in range(300)]
-    assert play(eng, steps) == []  # a normal lift: 5 % re-opens
-    worn = [(T + (300 + i) * 60, LIFT, "trip", trip | {"door_reopens": 1 if i % 2 == 0 else 0}) for i in range(40)]
+    steps = [(T + i * 60, LIFT, "trip", trip | {"door_reopens": 1 if i % 20 == 0 else 0}) for i in range(1200)]
+    assert play(eng, steps) == []  # a normal lift: 5 % re-opens, learned over its last ~1,000 trips
+    worn = [(T + (1200 + i) * 60, LIFT, "trip", trip | {"door_reopens": 1 if i % 2 == 0 else 0}) for i in range(150)]
     changes = play_changes(eng, worn)
     assert [(c.kind, c.condition, int(c.tier), c.work_order) for c in changes] == [("opened", "door_wear", 3, True)]
 
@@ -207,6 +207,17 @@ def test_vibration_trend_reads_the_machine_not_the_traffic() -> None:
     assert play(eng, steps) == []
     worn = [(t + 60 * k, LIFT, "status", status(moving=True, door_zone=False, occupied=True, vibration_mg=28.0)) for k in range(100)]
     assert kinds(play(eng, worn))[:1] == [("opened", "vibration_trend", 3)]
+
+
+def test_hard_negative_a_chance_cluster_of_door_reopens_is_not_wear() -> None:
+    """One ride in ten re-opens (a pram, a hand in the door); now and then ten of fifteen
+    rides in a row do (a school outing, a move). Wear is a lasting rise, not a cluster."""
+    eng = engine(LIFT)
+    trip = dict(from_floor=1, to_floor=5, duration_s=20.0, door_cycles=1)
+    steps = [(T + i * 60, LIFT, "trip", trip | {"door_reopens": 1 if i % 10 == 0 else 0}) for i in range(400)]
+    cluster = [(T + (400 + i) * 60, LIFT, "trip", trip | {"door_reopens": 1 if i in (0, 1, 2, 4, 5, 7, 8, 10, 12, 13) else 0}) for i in range(15)]
+    after = [(T + (415 + i) * 60, LIFT, "trip", trip | {"door_reopens": 1 if i % 10 == 0 else 0}) for i in range(200)]
+    assert play(eng, steps + cluster + after) == []
 
 
 def test_fault_rate_is_per_trip_so_a_busy_day_is_not_a_degrading_lift() -> None:
