@@ -638,12 +638,11 @@ async function loadKpis() {
   const list = $("kpi-list");
   const community = state.community || (state.me && state.me.communities[0]);
   if (!state.config.work_orders || !community) { list.replaceChildren(); return; }
-  const now = Date.now();
+  // The server's clock decides the period (its default: the last 30 days), not this PC's, which may be off.
+  const report = await api("GET", `/kpis?community=${encodeURIComponent(community)}`);
   const iso = (ms) => encodeURIComponent(new Date(ms).toISOString());
-  const [report, before] = await Promise.all([
-    api("GET", `/kpis?community=${encodeURIComponent(community)}&from=${iso(now - 30 * 86400e3)}&to=${iso(now)}`),
-    api("GET", `/kpis?community=${encodeURIComponent(community)}&from=${iso(now - 60 * 86400e3)}&to=${iso(now - 30 * 86400e3)}`).catch(() => null),
-  ]);
+  const start = Date.parse(report.start);
+  const before = await api("GET", `/kpis?community=${encodeURIComponent(community)}&from=${iso(start - 30 * 86400e3)}&to=${iso(start)}`).catch(() => null);
   const names = KPI_TEXT[state.lang] || KPI_TEXT.en;
   list.replaceChildren(h("li", { class: "kpi kpi-scope" }, h("span", { class: "kpi-name" }, t("last30")), h("span", { class: "kpi-value" }, placeName(report.community_id))),
     ...Object.entries(report.kpis).map(([name, k]) => {
