@@ -12,6 +12,7 @@ import sys
 import tempfile
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -30,22 +31,36 @@ def health(port: int) -> dict | None:
         return None
 
 
-def start(data_dir: Path, port: int, broker: str) -> subprocess.Popen[bytes]:
+@dataclass
+class Run:
+    process: subprocess.Popen[bytes]
+    log: Path  # its stdout and stderr, read while it runs
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def start(data_dir: Path, port: int, broker: str) -> Run:
     env = {k: v for k, v in os.environ.items() if not k.startswith("STEWARD_")}
     env.update(STEWARD_DATA_DIR=str(data_dir), STEWARD_DEMO_BROKER=broker)
-    return subprocess.Popen(
-        [sys.executable, "-m", "steward", "run", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    handle, name = tempfile.mkstemp(prefix="run-", suffix=".log", dir=data_dir.parent)
+    with os.fdopen(handle, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "steward", "run", "--port", str(port)],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    return Run(process, Path(name))
 
 
-def stop(process: subprocess.Popen[bytes]) -> str:
-    process.send_signal(signal.SIGINT)
-    out, _ = process.communicate(timeout=60)
-    return out.decode(errors="replace")
+def started(run: Run) -> bool:
+    """The banner is out: the start is over (the API answers before the simulator has started)."""
+    return "Steward is running." in run.output()
+
+
+def stop(run: Run) -> str:
+    run.process.send_signal(signal.SIGINT)
+    run.process.wait(timeout=60)
+    return run.output()
 
 
 @pytest.mark.parametrize("broker", ["mosquitto", "amqtt"])
@@ -54,8 +69,9 @@ def test_steward_run_starts_ingests_stops_and_keeps_its_data(broker: str) -> Non
     # pytest keeps its temporary folders private to root.
     tmp_path = Path(tempfile.mkdtemp(prefix="steward-run-"))
     port = free_port()
-    process = start(tmp_path / "data", port, broker)
+    run = start(tmp_path / "data", port, broker)
     try:
+        wait_for(lambda: started(run), 120, "the start to finish")
         wait_for(
             lambda: (h := health(port)) is not None and h["last_commit_at"] is not None,
             120,
@@ -69,17 +85,18 @@ def test_steward_run_starts_ingests_stops_and_keeps_its_data(broker: str) -> Non
             urllib.request.urlopen(f"http://127.0.0.1:{port}/oncall/links/{'A' * 40}.{'B' * 43}", timeout=5)
         assert refused.value.code in (400, 403), refused.value.read()
     finally:
-        output = stop(process)
-    assert process.returncode == 0, output
+        output = stop(run)
+    assert run.process.returncode == 0, output
     assert "Steward is running." in output and f"http://127.0.0.1:{port}/" in output
     assert "stopped" in output.splitlines()[-1]
     password = (tmp_path / "data" / "admin-password").read_text().strip()
     assert f"admin / {password}" in output
 
-    process = start(tmp_path / "data", port, broker)  # the same data folder: nothing is initialised again
+    run = start(tmp_path / "data", port, broker)  # the same data folder: nothing is initialised again
     try:
-        wait_for(lambda: (h := health(port)) is not None and h["database_reachable"], 120, "the second start")
+        wait_for(lambda: started(run), 120, "the second start to finish")
+        assert (h := health(port)) is not None and h["database_reachable"]
     finally:
-        output = stop(process)
-    assert process.returncode == 0, output
+        output = stop(run)
+    assert run.process.returncode == 0, output
     assert f"admin / {password}" in output
