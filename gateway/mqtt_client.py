@@ -28,6 +28,7 @@ real Mosquitto, with both protocol versions.
 from __future__ import annotations
 
 import struct
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -222,3 +223,16 @@ class BufferedClient(mqtt.Client):
         data = b"".join([pack(PUBACK, 2, mid) for mid in mids])
         if data:
             self._packet_queue(PUBACK, data, 0, 0)
+
+
+def stop_network(client: mqtt.Client) -> None:
+    """disconnect() and join paho's network thread. paho clears its thread attribute as the
+    thread ends, which races with loop_stop's own check-then-join: keep the thread and join it."""
+    network = getattr(client, "_thread", None)
+    client.disconnect()
+    try:
+        client.loop_stop()
+    except AttributeError:  # the thread ended between loop_stop's check and its join
+        pass
+    if network is not None and network is not threading.current_thread():
+        network.join()

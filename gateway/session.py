@@ -26,7 +26,7 @@ from domain.events import Rejection
 from gateway import metrics
 from gateway.endpoint import MqttEndpoint
 from gateway.inflight import Inbound
-from gateway.mqtt_client import BufferedClient, Publish
+from gateway.mqtt_client import BufferedClient, Publish, stop_network
 from gateway.validate import Limits, validate_publish
 
 log = logging.getLogger(__name__)
@@ -147,8 +147,7 @@ class BrokerSession:
 
     def stop(self) -> None:
         if self.client:
-            self.client.disconnect()
-            self.client.loop_stop()
+            stop_network(self.client)
 
     def ack(self, due: list[Inbound]) -> None:
         """PUBACK the QoS 1 messages of ``due`` that came on this connection; the broker

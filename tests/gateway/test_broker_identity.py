@@ -28,6 +28,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from api.app import create_app
 from api.credentials import MosquittoPasswordFile
 from gateway.endpoint import MqttEndpoint
+from gateway.mqtt_client import stop_network
 from gateway.service import Gateway, GatewayConfig
 from steward.brokers import mosquitto_binary
 from steward.identity import ServiceAccount, gateway_client_id, installation_id
@@ -82,8 +83,7 @@ class Client:
         assert info.is_published(), f"no PUBACK for {topic}"
 
     def close(self) -> None:
-        self.c.disconnect()
-        self.c.loop_stop()
+        stop_network(self.c)
 
 
 def stored(dsn: str, device_id: str) -> int:

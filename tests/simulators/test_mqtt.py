@@ -213,9 +213,11 @@ def test_live_publisher_stops_promptly_even_when_the_broker_is_gone(tmp_path: Pa
         while live.publisher.inflight < 50 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert live.publisher.inflight == 50, "publishing must block at the bound, not drop"
+        # Blocked at its bound with nobody acknowledging, it still ends when asked (not when its
+        # in-flight messages would time out): well inside a bound a loaded machine cannot miss.
         t0 = time.monotonic()
-        live.stop(timeout_s=2.0)
-        assert time.monotonic() - t0 < 2.0
+        live.stop(timeout_s=10.0)
+        assert time.monotonic() - t0 < 10.0
         assert live.done.wait(5)
     finally:
         broker.stop()
