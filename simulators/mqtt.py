@@ -38,6 +38,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from domain.topics import topic_for
+from gateway.mqtt_client import stop_network
 from simulators.engine import Message, Simulation
 from simulators.fleet import Fleet
 from simulators.scenarios import Placement
@@ -148,10 +149,7 @@ class _Connection:
         if getattr(self, "loop", None) is not None:
             self.client.disconnect()  # the shared loop writes DISCONNECT and closes the socket
             return
-        try:
-            self.client.disconnect()
-        finally:
-            self.client.loop_stop()
+        stop_network(self.client)
 
 
 class _NetworkLoop:

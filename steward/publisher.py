@@ -15,6 +15,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway.endpoint import MqttEndpoint
+from gateway.mqtt_client import stop_network
 
 
 class PublishError(RuntimeError):
@@ -78,5 +79,4 @@ def publish_all(
                 raise PublishError(f"only {acked} of {sent} messages acknowledged before the deadline")
             time.sleep(0.005)  # polling the counter; the deadline bounds the wait
     finally:
-        client.disconnect()
-        client.loop_stop()
+        stop_network(client)

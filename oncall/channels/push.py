@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 
+from gateway.mqtt_client import stop_network
 from oncall.channels.base import OutboundMessage, SendResult
 from oncall.settings import OnCallSettings
 
@@ -59,8 +60,7 @@ class PushSender:
         self._client.loop_start()  # paho's own thread reconnects in the background
 
     async def close(self) -> None:
-        self._client.disconnect()
-        self._client.loop_stop()
+        stop_network(self._client)
 
     async def send(self, message: OutboundMessage) -> SendResult:
         if not self._connected.is_set():

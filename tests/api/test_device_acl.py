@@ -20,10 +20,11 @@ from paho.mqtt.properties import Properties
 
 from api.app import create_app
 from api.credentials import MosquittoPasswordFile
+from gateway.mqtt_client import stop_network
 from gateway.service import Gateway, GatewayConfig
 from steward.brokers import MosquittoBroker
 from steward.settings import MqttEndpoint
-from tests.api.conftest import OWN, OTHER, World
+from tests.api.conftest import OTHER, OWN, World
 
 GATEWAY_PW, OBSERVER_PW = "gateway-secret-1", "observer-secret-1"
 
@@ -69,8 +70,7 @@ class Client:
             return self.acks[info.mid]
 
     def close(self) -> None:
-        self.c.disconnect()
-        self.c.loop_stop()
+        stop_network(self.c)
 
 
 def heartbeat(msg_id: str) -> dict[str, object]:

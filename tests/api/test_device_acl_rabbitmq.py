@@ -20,6 +20,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from api.app import create_app
 from api.credentials import RabbitMQUsers
+from gateway.mqtt_client import stop_network
 from steward import rabbitmq
 from steward.brokers import free_port, wait_for_port
 from tests.api.conftest import OWN, World
@@ -75,8 +76,7 @@ class Client:
         return self.c.publish(topic, json.dumps(body), qos=1).mid
 
     def close(self) -> None:
-        self.c.disconnect()
-        self.c.loop_stop()
+        stop_network(self.c)
 
 
 def test_device_credentials_on_rabbitmq_confine_each_device_to_its_own_id(world: World, node: rabbitmq.RabbitNode) -> None:

@@ -12,11 +12,21 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from gateway.mqtt_client import stop_network
 from gateway.service import Gateway, GatewayConfig
 from steward.brokers import MosquittoBroker
 from steward.publisher import publish_all
 from steward.settings import MqttEndpoint
-from tests.gateway.helpers import BASE_TS, GATEWAY_NOW, GATEWAY_NOW_MS, count, flow, register_meters, running_gateway, wait_for
+from tests.gateway.helpers import (
+    BASE_TS,
+    GATEWAY_NOW,
+    GATEWAY_NOW_MS,
+    count,
+    flow,
+    register_meters,
+    running_gateway,
+    wait_for,
+)
 
 
 @pytest.fixture
@@ -90,8 +100,7 @@ def test_mqtt5_messages_with_properties_are_stored_with_the_rest(mosquitto: Mosq
                 info.wait_for_publish(10)
             assert gw.wait_committed(400, timeout=60)
         finally:
-            publisher.disconnect()
-            publisher.loop_stop()
+            stop_network(publisher)
     assert count(database_url, "SELECT count(DISTINCT (device_id, msg_id)) FROM events") == 400
     assert count(database_url, "SELECT count(*) FROM events") == 400
     assert count(database_url, "SELECT count(*) FROM dead_letters") == 0

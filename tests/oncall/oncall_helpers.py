@@ -22,6 +22,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from domain.incidents import IncidentChange, StoredChange, Tier
+from gateway.mqtt_client import stop_network
 from ingest.migrate import migrate
 from oncall.clock import ManualClock
 from oncall.config import apply_config, validate
@@ -284,8 +285,7 @@ class StaffApp:
 
     def close(self) -> None:
         if self.client is not None:
-            self.client.disconnect()
-            self.client.loop_stop()
+            stop_network(self.client)
 
     def for_staff(self, staff_id: str) -> list[dict[str, Any]]:
         with self.cond:

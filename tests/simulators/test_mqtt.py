@@ -13,6 +13,7 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from gateway.mqtt_client import stop_network
 from simulators import build_fleet, simulate
 from simulators.mqtt import BulkPublisher, LivePublisher, Publisher
 from steward.brokers import MosquittoBroker
@@ -56,8 +57,7 @@ class Collector:
         return len(self.keys) >= n
 
     def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+        stop_network(self.client)
 
 
 def test_a_high_rate_run_loses_nothing_on_the_publisher_side(mosquitto: MosquittoBroker) -> None:
