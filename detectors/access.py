@@ -19,7 +19,10 @@ Conditions and tiers:
   for longer than ``door_held_open_s`` / ``fire_door_held_open_s`` since the
   opening or the last sign that somebody is using the door (a granted
   credential, the exit button, a people count): a door in use during a move is
-  attended, a door left open is not. Clears when closed.
+  attended, a door left open is not. Never later than ``door_attended_max_s``
+  after the opening: residents badging through a door that stands open are
+  passers-by, and at a busy lobby their grants would otherwise keep a door left
+  open quiet all day. Clears when closed.
 - ``repeated_denied`` (Level 2): ``denied_attempts`` denied credentials within
   ``denied_window_s`` on one reader; clears after 10 quiet minutes.
 - ``unusual_hour_access`` (Level 3): a credential this door does not know
@@ -81,7 +84,9 @@ def _held_limit(ctx: Ctx) -> float:
 def _held_due(st: AccessState, ctx: Ctx) -> float | None:
     if st.open_since is None or st.held_fired:
         return None
-    return max(st.open_since, st.attended) + _held_limit(ctx)
+    limit = _held_limit(ctx)
+    cap = st.open_since + max(limit, ctx.th.door_attended_max_s)
+    return min(max(st.open_since, st.attended) + limit, cap)
 
 
 def _contact_due(st: AccessState, ctx: Ctx) -> float | None:

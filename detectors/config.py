@@ -111,6 +111,11 @@ class Thresholds(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     # the exit button, a people count). A lobby door in use (a pram, a delivery, a move)
     # stays open a minute or three; five minutes with nobody badging is a door left open.
     door_held_open_s: float = 300.0
+    # ... but never longer than this after the opening: residents badging through a door
+    # that stands open (a wedge, a broken closer) are passers-by, not somebody holding it,
+    # and at a busy lobby their grants would keep a door left open quiet all day. Twice
+    # the limit lets a real attended use (a delivery trolley, a pram) finish.
+    door_attended_max_s: float = 600.0
     fire_door_held_open_s: float = 60.0  # a fire door must never be propped (closers; GB 50016)
     access_grant_window_s: float = 15.0  # a door may open this long after a valid access
     denied_attempts: int = 5

@@ -69,6 +69,26 @@ def test_hard_negative_removal_van_loading_through_the_lobby_door() -> None:
     assert play(engine(DOOR), steps + [(T + 6000, "tick")]) == []
 
 
+def test_residents_badging_through_a_door_left_open_do_not_keep_it_quiet() -> None:
+    """A busy lobby door wedged open: a grant every 3-4 minutes while it stands open.
+    Each is a passer-by, not somebody holding the door: it fires 10 minutes after
+    the opening (door_attended_max_s), not never."""
+    steps = [grant(T), (T + 2, DOOR, "door", {"state": "open"})]
+    steps += [grant(T + 2 + k * 200) for k in range(1, 9)]
+    steps += [(T + 1900, DOOR, "door", {"state": "closed"}), (T + 1905, "tick")]
+    assert play(engine(DOOR), steps) == [(T + 602, "opened", "door_held_open", 3), (T + 1900, "cleared", "door_held_open", 3)]
+
+
+def test_one_attended_use_still_extends_the_limit() -> None:
+    """The exit button pressed 4 minutes into an opening (a trolley going out): the
+    limit runs from it, 9 minutes after the opening, inside the cap."""
+    steps = [grant(T), (T + 2, DOOR, "door", {"state": "open"}), grant(T + 242, "button"), (T + 500, "tick"),
+             (T + 520, DOOR, "door", {"state": "closed"}), (T + 600, "tick")]
+    assert play(engine(DOOR), steps) == []
+    steps = [grant(T), (T + 2, DOOR, "door", {"state": "open"}), grant(T + 242, "button"), (T + 560, "tick")]
+    assert play(engine(DOOR), steps) == [(T + 542, "opened", "door_held_open", 3)]
+
+
 def test_a_short_close_while_propped_open_does_not_restart_the_clock() -> None:
     steps = [grant(T), (T + 2, DOOR, "door", {"state": "open"}), (T + 200, DOOR, "door", {"state": "closed"}),
              (T + 200.4, DOOR, "door", {"state": "open"}), (T + 400, "tick")]
