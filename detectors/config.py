@@ -57,6 +57,12 @@ class Thresholds(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     # or load cell reports a passenger at once, a PIR within its few seconds of hold time.
     entrapment_boarding_s: float = 30.0
     entrapment_evidence_s: float = 90.0  # the car's latest status must be this recent when inference decides
+    # An occupancy sensor that said "occupied" in every report for this long, through rides
+    # and door openings, before the doors shut is stuck (a jammed PIR, a load cell stuck
+    # high): a residential car in use is empty between rides many times an hour, even at
+    # the morning peak (it goes back up empty). Its "occupied" decides no entrapment until
+    # it reports an empty car again.
+    occupancy_stuck_s: float = 1800.0
     fault_rate_min_per_day: int = 3  # proactive order when a day's faults reach this...
     fault_rate_factor: float = 3.0  # ...and this many times the learned daily rate
     door_reopen_min_ratio: float = 0.3  # reopens per trip, short-term average

@@ -23,7 +23,10 @@ Entrapment (Level 1) is a car that **cannot release its passengers**:
     ``inferred_entrapment_s`` (default 3 min: far beyond any ride or a slow
     passenger, see detectors/README.md), by somebody who was inside when the
     doors shut (occupancy first reported ``entrapment_boarding_s`` after that
-    is the sensor: nobody walks into a shut car).
+    is the sensor: nobody walks into a shut car), unless the sensor had said
+    "occupied" in every report, rides and door openings included, for
+    ``occupancy_stuck_s`` before the doors shut (default 30 min): a stuck sensor,
+    trusted again once it reports an empty car.
   Raw-status inference needs current evidence: the car's latest status must be
   at most ``entrapment_evidence_s`` old at the deadline (terminals report every
   few seconds while a car is in use); a single "occupied" snapshot followed by
@@ -99,6 +102,7 @@ class ElevatorState(msgspec.Struct, array_like=True):
     out_since: float | None = None  # stopped and shut outside the door zone (since)
     out_trusted: bool = False  # ...the car stopped there after moving, or a second report confirmed it
     moved: bool = False  # the latest status before this stop said the car was moving
+    occupied_run_since: float | None = None  # "occupied" in every status, rides and openings included (since)
 
 
 def _silenced(st: ElevatorState, ctx: Ctx) -> Ctx:
@@ -178,6 +182,14 @@ def _boarded(st: ElevatorState, ctx: Ctx) -> bool:
     return st.occupied_since - st.shut_since <= ctx.th.entrapment_boarding_s
 
 
+def _occupancy_stuck(st: ElevatorState, ctx: Ctx) -> bool:
+    """The sensor said "occupied" in every report for ``occupancy_stuck_s`` before these
+    doors shut, through rides and door openings: a stuck sensor, not a passenger."""
+    assert st.shut_since is not None
+    run = st.occupied_run_since
+    return run is not None and st.shut_since - run >= ctx.th.occupancy_stuck_s
+
+
 def _inferred_due(st: ElevatorState, ctx: Ctx) -> tuple[float, str] | None:
     """When raw status alone says the car cannot release its passengers, and why."""
     if "entrapment" in st.raised or st.shut_since is None or st.occupied_since is None:
@@ -186,7 +198,7 @@ def _inferred_due(st: ElevatorState, ctx: Ctx) -> tuple[float, str] | None:
     found: list[tuple[float, str]] = []
     if st.out_since is not None and st.out_trusted:
         found.append((max(st.out_since, st.occupied_since) + th.inferred_entrapment_outside_zone_s, "outside_door_zone"))
-    if _boarded(st, ctx):
+    if _boarded(st, ctx) and not _occupancy_stuck(st, ctx):
         found.append((max(st.shut_since, st.occupied_since) + th.inferred_entrapment_s, "occupied_shut_idle"))
     if st.opening_since is not None and st.status_at >= st.opening_since + th.door_open_fail_s:
         # "opening" is a state every door passes through for 2-4 s: a snapshot of it says
@@ -348,6 +360,10 @@ def _status(st: ElevatorState, ctx: Ctx, live: Ctx, f: dict, ts: float) -> Chang
     out: Changes = []
     moving, door, occupied = bool(f["moving"]), f["door"], bool(f["occupied"])
     st.status_at = max(st.status_at, ts)
+    if not occupied:
+        st.occupied_run_since = None
+    elif st.occupied_run_since is None:
+        st.occupied_run_since = ts
     if not moving and door != "open":  # shut: closed, or closing, or asked to open and not open yet
         in_zone = bool(f["door_zone"])
         arrived = st.shut_since is None  # the first report of this stop

@@ -284,3 +284,43 @@ def test_trends_are_per_unit_of_use(name: str) -> None:
     eng = _learned_lift()
     got = play(eng, _traffic(5, case["rides"], vib=case.get("vib", 10.5), reopen_every=case.get("reopen_every", 20)))
     assert sorted(set(kinds(got))) == expected
+
+
+def _rides_with_occupancy(start: float, minutes: int, occupied: bool) -> list:
+    """A car in use: a ride every 2 minutes (doors open, shut, moving, arrived)."""
+    steps = []
+    for k in range(minutes // 2):
+        t = start + k * 120
+        steps += [(t, LIFT, "status", status(door="open", occupied=occupied)),
+                  (t + 8, LIFT, "status", status(occupied=occupied)),
+                  (t + 10, LIFT, "status", status(moving=True, occupied=occupied, door_zone=False)),
+                  (t + 30, LIFT, "status", status(floor=9, occupied=occupied)),
+                  (t + 32, LIFT, "status", status(floor=9, door="open", occupied=occupied))]
+    return steps
+
+
+def _parked_shut(start: float, occupied: bool, minutes: int = 10) -> list:
+    return [(start + k * 30, LIFT, "status", status(floor=9, occupied=occupied)) for k in range(minutes * 2)]
+
+
+def test_hard_negative_a_stuck_occupancy_sensor_in_a_car_that_parks_shut() -> None:
+    """The sensor says "occupied" through 40 minutes of rides and door openings (nobody
+    rides that long), then the car parks shut at a floor: not a trapped passenger."""
+    steps = _rides_with_occupancy(T, 40, occupied=True) + _parked_shut(T + 2400, occupied=True)
+    assert kinds(play(engine(LIFT), steps + [(T + 3100, "tick")])) == []
+
+
+def test_a_silent_passenger_after_the_occupancy_sensor_reported_an_empty_car_again() -> None:
+    """The same stuck sensor, but it reports an empty car once: trusted again, and a
+    passenger who then boards and stays shut in silently is inferred at 3 minutes."""
+    steps = _rides_with_occupancy(T, 40, occupied=True) + [(T + 2400, LIFT, "status", status(floor=9, door="open"))]
+    steps += [(T + 2410, LIFT, "status", status(floor=9, door="open", occupied=True))]
+    steps += _parked_shut(T + 2420, occupied=True)
+    assert play(engine(LIFT), steps + [(T + 3100, "tick")])[:1] == [(T + 2420 + 180, "opened", "entrapment", 1)]
+
+
+def test_a_passenger_who_rode_for_a_while_is_still_inferred() -> None:
+    """Occupied through 10 minutes of rides (well under occupancy_stuck_s), then shut in
+    silently at a floor: an entrapment at 3 minutes."""
+    steps = _rides_with_occupancy(T, 10, occupied=True) + _parked_shut(T + 600, occupied=True)
+    assert play(engine(LIFT), steps + [(T + 1300, "tick")])[:1] == [(T + 600 + 180, "opened", "entrapment", 1)]
