@@ -147,6 +147,15 @@ class Gateway:
         self.session.start()
         return self
 
+    def start_connecting(self) -> threading.Thread:
+        """`start`, with the first connection (retried while the broker is unreachable) in
+        a thread of its own, returned: for a caller that must not wait for the broker
+        (a shard worker's lease loop)."""
+        self.writers.start()
+        thread = threading.Thread(target=self.session.start, name=f"connect-{self.config.client_id}", daemon=True)
+        thread.start()
+        return thread
+
     def stop(self, timeout: float = 10.0) -> None:
         """Drain what was received, commit and acknowledge it, then disconnect."""
         self._stop.set()

@@ -77,6 +77,7 @@ class BrokerSession:
         self.refused: str | None = None
         self._next_host = 0
         self._topics_lock = threading.Lock()
+        self._lifecycle = threading.Lock()  # start's loop_start against stop's stop_network
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -104,10 +105,15 @@ class BrokerSession:
         return client
 
     def start(self) -> None:
+        """Connect (retrying while the broker is unreachable, until stopped) and start the
+        network thread; a stop during the retries leaves no thread behind."""
         self.client = self.make_client()
         self.client.host, self.client.port = self.endpoint.hosts[0]
         self._connect()
-        self.client.loop_start()
+        with self._lifecycle:
+            if self._stop.is_set():  # stopped while connecting: no thread that would reconnect
+                return
+            self.client.loop_start()
 
     def _connect(self) -> None:
         assert self.client is not None
@@ -146,8 +152,9 @@ class BrokerSession:
             self.client.subscribe([(topic, 1) for topic in fresh])
 
     def stop(self) -> None:
-        if self.client:
-            stop_network(self.client)
+        with self._lifecycle:
+            if self.client:
+                stop_network(self.client)
 
     def ack(self, due: list[Inbound]) -> None:
         """PUBACK the QoS 1 messages of ``due`` that came on this connection; the broker

@@ -260,7 +260,10 @@ class ShardWorker:
         with self._lock:
             self.owned[number] = holder["shard"]
         log.info("took shard %d (epoch %d, %d communities) as %s", number, lease.epoch, len(communities), config.client_id)
-        gateway.start()
+        # In the background: the first connection retries for as long as the broker is
+        # unreachable, and meanwhile the lease loop must go on renewing this worker's
+        # leases (this one's too), or they lapse and the shards change hands for nothing.
+        self._stopping.append(gateway.start_connecting())
 
     def _drop(self, number: int) -> None:
         """The shard is no longer ours: stop its gateway in the background (its commits

@@ -3,7 +3,9 @@ and the fence that keeps a worker that lost its shard from ever committing."""
 
 from __future__ import annotations
 
+import json
 import threading
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -14,9 +16,10 @@ from gateway.service import GatewayConfig
 from gateway.worker import ShardWorker
 from ingest import shards as db
 from ingest.registry import upsert_devices
-from steward.brokers import MosquittoBroker
+from steward.brokers import MosquittoBroker, free_port
+from steward.publisher import publish_all
 from steward.settings import ConfigError, load_settings
-from tests.gateway.helpers import wait_for
+from tests.gateway.helpers import GATEWAY_NOW, GATEWAY_NOW_MS, wait_for
 
 
 def _register(dsn: str, *communities: str) -> None:
@@ -170,3 +173,31 @@ def test_handing_a_shard_back_does_not_hold_up_the_lease_loop(mosquitto: Mosquit
     finally:
         drained.set()
         worker.stop()
+
+
+
+def test_an_unreachable_broker_does_not_hold_up_the_lease_loop(database_url: str, tmp_path: Path) -> None:
+    """A worker takes its shards while the broker is down (a restart, a network cut): each
+    shard's first connection retries until the broker is back, and meanwhile the lease
+    loop goes on renewing the worker's leases. When the first connection waited in the
+    lease loop, the worker's other leases lapsed while it retried."""
+    _register(database_url, "a", "b")
+    broker = MosquittoBroker(workdir=tmp_path / "mqtt", port=free_port())
+    config = GatewayConfig(
+        mqtt=MqttEndpoint(f"mqtt://127.0.0.1:{broker.port}"), database_url=database_url, client_id="steward-unreachable"
+    )
+    worker = ShardWorker(config, shard_count=2, lease_ttl_s=1.5, worker_id="A", clock=lambda: GATEWAY_NOW).start()
+    try:
+        wait_for(lambda: sorted(worker.owned) == [0, 1], 30, "worker A to take both shards")
+        rounds = worker.rounds
+        wait_for(lambda: worker.rounds >= rounds + 9, 30, "lease rounds (three lease lifetimes) with no broker")
+        assert _leases(database_url) == {0: ("A", True), 1: ("A", True)}, "a lease lapsed while the broker was down"
+        assert sorted(worker.owned) == [0, 1]
+        broker.start()
+        wait_for(lambda: worker.status()["broker_connected"], 30, "both shards' sessions to connect")
+        body = json.dumps({"id": "after", "ts": GATEWAY_NOW_MS - 1000, "type": "flow", "flow_lpm": 1.0, "total_l": 10.0})
+        publish_all(broker.url, [(f"community/{c}/water/{c}-m/telemetry", body.encode()) for c in ("a", "b")])
+        wait_for(lambda: worker.committed >= 2, 30, "a message of each shard stored")
+    finally:
+        worker.stop()
+        broker.stop()
