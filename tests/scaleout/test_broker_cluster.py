@@ -86,7 +86,13 @@ class DevicePublisher:
             i += 1
             if i % 50 == 0:
                 time.sleep(0.01)  # a fleet's pace, not a wait
-        time.sleep(0.5)  # late PUBACKs of a live node
+        # The last PUBACKs of a live node: until none is outstanding (a dead node's never come).
+        deadline = time.monotonic() + 10
+        while client.is_connected() and time.monotonic() < deadline:
+            with self._lock:
+                if not self._pending:
+                    break
+            time.sleep(0.01)  # polling for them, bounded by the deadline
         client.disconnect()
         client.loop_stop()
 
