@@ -140,9 +140,17 @@ def get_user(user_id: RowId, caller: Admin, conn: Conn) -> UserPublic:
     return _public(_user_or_404(conn, caller, user_id))
 
 
-@router.patch("/{user_id}", response_model=UserPublic)
+@router.patch("/{user_id}", response_model=UserPublic,
+              responses={409: {"model": ErrorResponse, "description": "An admin cannot deactivate or demote themselves"}})
 def update_user(user_id: RowId, body: UserUpdate, caller: Admin, conn: Conn) -> UserPublic:
     user = _user_or_404(conn, caller, user_id)
+    if user.id == caller.user_id:
+        # The last admin of a community (or of the installation) would lock everybody
+        # out of user management: another admin must do it.
+        if body.active is False:
+            raise Conflict("you cannot deactivate yourself; another admin can", field="body.active")
+        if body.role is not None and body.role is not Role.ADMIN:
+            raise Conflict("you cannot take the admin role from yourself; another admin can", field="body.role")
     _check_scope(caller, body.communities, body.all_communities, body.role)
     wide = user.all_communities if body.all_communities is None else body.all_communities
     if wide and (body.role or user.role) is not Role.ADMIN:

@@ -82,3 +82,26 @@ def test_an_installation_admin_sees_every_community_of_the_seeded_world(world: W
     for community_admin in ("admin-north", "admin-south"):
         listed = client.get("/users", headers=world.headers(community_admin)).json()
         assert "admin" not in {u["username"] for u in listed}
+
+
+def test_an_admin_cannot_lock_themselves_out(database_url: str) -> None:
+    """Deactivating or demoting yourself would leave a community (or the installation)
+    without anybody to manage its users: refused, naming the field; another admin can."""
+    first_admin(database_url)
+    with TestClient(create_app(database_url=database_url), raise_server_exceptions=False) as client:
+        admin = login(client, "admin")
+        me = client.get("/auth/me", headers=admin).json()["user_id"]
+        r = client.patch(f"/users/{me}", headers=admin, json={"active": False})
+        assert r.status_code == 409 and r.json()["error"]["field"] == "body.active", r.text
+        r = client.patch(f"/users/{me}", headers=admin, json={"role": "operator", "all_communities": False,
+                                                              "communities": ["harbour"]})
+        assert r.status_code == 409 and r.json()["error"]["field"] == "body.role", r.text
+        assert client.get("/auth/me", headers=admin).status_code == 200  # still in, still admin
+        assert client.patch(f"/users/{me}", headers=admin, json={"display_name": "Duty admin"}).status_code == 200
+
+        r = client.post("/users", headers=admin, json={"username": "second-admin", "password": "long-enough-password",
+                                                       "role": "admin", "all_communities": True})
+        assert r.status_code == 201, r.text
+        second = login(client, "second-admin", "long-enough-password")
+        assert client.patch(f"/users/{me}", headers=second, json={"active": False}).status_code == 200
+        assert client.get("/auth/me", headers=admin).status_code == 401
