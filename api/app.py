@@ -30,7 +30,7 @@ from api.settings import ApiSettings
 # dependencies fails to import stops the API from starting, naming the import, instead of its routes
 # vanishing from a running API (they once were optional, while the parts they wire had not landed).
 ROUTERS = ("auth", "health", "devices", "events", "residents", "users", "audit", "stream", "ui",
-           "alerts", "workorders", "oncall", "people", "demo", "tree")
+           "alerts", "workorders", "oncall", "oncall_links", "people", "demo", "tree")
 
 
 def _routers() -> list[Any]:

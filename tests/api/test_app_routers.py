@@ -17,8 +17,8 @@ ROUTES = Path(__file__).resolve().parents[2] / "api" / "routes"
 
 
 def test_a_router_whose_dependency_is_missing_fails_the_start_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The on-call routes need msgspec; an installation without it must not start without them.
-    monkeypatch.delitem(sys.modules, "api.routes.oncall", raising=False)
+    # The on-call action links need msgspec; an installation without it must not start without them.
+    monkeypatch.delitem(sys.modules, "api.routes.oncall_links", raising=False)
     monkeypatch.setitem(sys.modules, "msgspec", None)  # what `import msgspec` meets when it is not installed
     with pytest.raises(ModuleNotFoundError) as missing:
         create_app(database_url="postgresql://nobody@127.0.0.1:1/none")  # fails before any connection
