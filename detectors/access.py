@@ -52,7 +52,7 @@ import msgspec
 
 from domain.events import Event
 from detectors.base import Changes, Ctx, Raised, clear, earliest, once, raise_
-from detectors.config import in_window, local_day
+from detectors.config import in_window
 
 DENIED_QUIET_S = 600.0
 SEEN_BITS = 2048  # per generation: ~200 credentials a door knows at a 1.6 % false "known" rate (3 hashes)
@@ -218,7 +218,8 @@ def _unusual_hour(st: AccessState, ctx: Ctx, ts: float, f: dict) -> Changes:
     hours = array("H", st.hours or bytes(48))
     if not st.hours_since:
         st.hours_since = ts
-    h = _hour(ts, ctx)
+    local = dt.datetime.fromtimestamp(ts, th.zone)
+    h = local.hour
     days = (ts - st.hours_since) / 86400.0
     learned = days >= th.unusual_hour_learn_days
     rate = hours[h] / days if days > 0 else 0.0
@@ -227,7 +228,7 @@ def _unusual_hour(st: AccessState, ctx: Ctx, ts: float, f: dict) -> Changes:
     # QR code is an invitation a resident issued for that very time.
     exempt = f.get("method") in ("button", "qr") or f.get("role") == "staff"
     credential = str(f.get("credential", ""))
-    day = local_day(ts, th.zone)
+    day = local.toordinal()  # config.local_day, from the same local time
     unusual = door_unusual and not exempt and not _known(st, credential)
     if not exempt:
         _remember(st, credential, day)

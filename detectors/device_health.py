@@ -32,6 +32,7 @@ Conditions (all Level 3 work orders, DOMAIN.md "Every device"):
 
 from __future__ import annotations
 
+import functools
 from array import array
 
 import msgspec
@@ -68,9 +69,15 @@ def offline_after(st: HealthState, th: Thresholds) -> float:
     minutes; seconds of jitter are the network)."""
     if not st.beats:
         return th.offline_after_s
-    gaps = sorted(array("I", st.beats))
-    period = max(60, round(gaps[len(gaps) // 2] / 60) * 60)
+    period = _beat_period(st.beats)
     return min(max(th.offline_after_s, th.offline_missed_beats * period), max(th.offline_max_s, th.offline_after_s))
+
+
+@functools.lru_cache(maxsize=8192)
+def _beat_period(beats: bytes) -> int:
+    """(Its heartbeat gaps change at a heartbeat; the limit is asked at every message.)"""
+    gaps = sorted(array("I", beats))
+    return max(60, round(gaps[len(gaps) // 2] / 60) * 60)
 
 
 def next_deadline(st: HealthState, ctx: Ctx) -> float | None:

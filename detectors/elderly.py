@@ -45,7 +45,9 @@ Conditions and tiers:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
+from array import array
 
 import msgspec
 import numpy as np
@@ -87,7 +89,12 @@ class ElderlyState(msgspec.Struct, array_like=True):
 
 def named(name: str, words: tuple[str, ...]) -> bool:
     """Is a sensor's name one of ``words``, whatever its decoration ("front_door",
-    "Bathroom 2", "main-entrance")?"""
+    "Bathroom 2", "main-entrance")? (A home has a handful of names: each is parsed once.)"""
+    return _named(name, tuple(words))
+
+
+@functools.lru_cache(maxsize=4096)
+def _named(name: str, words: tuple[str, ...]) -> bool:
     tokens = re.split(r"[^a-z]+", name.lower())
     if any(t in words for t in tokens if t):
         return True
@@ -139,7 +146,7 @@ def _account(st: ElderlyState, ctx: Ctx, upto: float) -> None:
     a = st.acc_until
     if upto <= a:
         return
-    today = np.frombuffer(st.today or bytes(48), dtype=np.uint16).copy()
+    today = array("H", st.today or bytes(48))  # (not NumPy: 24 values, every message)
     steps = 0
     while a < upto and steps < 24 * 8:
         steps += 1
@@ -147,7 +154,7 @@ def _account(st: ElderlyState, ctx: Ctx, upto: float) -> None:
         day = local.toordinal()
         if day != st.day:
             _close_day(st, ctx, today)
-            today[:] = 0
+            today = array("H", bytes(48))
             st.day = day
         into = local.minute * 60 + local.second + local.microsecond / 1e6
         b = min(upto, a + 3600.0 - into)
@@ -158,7 +165,7 @@ def _account(st: ElderlyState, ctx: Ctx, upto: float) -> None:
     st.today = today.tobytes()
 
 
-def _close_day(st: ElderlyState, ctx: Ctx, today: np.ndarray) -> None:
+def _close_day(st: ElderlyState, ctx: Ctx, today: array) -> None:
     if not st.spoiled and st.last_act:
         st.hist = (st.hist + today.tobytes())[-48 * HISTORY_DAYS:]
         _relearn(st, ctx)
@@ -237,14 +244,21 @@ def _missed_bed(st: ElderlyState, ctx: Ctx) -> bool:
 def _usual_sleep_time(st: ElderlyState, ctx: Ctx, ts: float) -> bool:
     """Is ``ts`` within the resident's usual night (learned bedtime - 30 min to wake-up)?
     Quiet then, without a bed report, is most likely sleep the bed sensor missed."""
-    nights = np.frombuffer(st.nights, dtype=np.uint16).reshape(-1, 2).astype(np.float64)
-    if len(nights) < ctx.th.sleep_learn_nights:
+    if len(st.nights) // 4 < ctx.th.sleep_learn_nights:
         return False
-    wake = float(np.median(nights[:, 0]))
-    bedtime = (wake - float(np.median(nights[:, 1])) - 30) % 1440
+    wake, slept = _night_medians(st.nights)
+    bedtime = (wake - slept - 30) % 1440
     local = dt.datetime.fromtimestamp(ts, ctx.th.zone)
     minute = local.hour * 60 + local.minute
     return in_window(minute, bedtime, wake)
+
+
+@functools.lru_cache(maxsize=8192)
+def _night_medians(nights: bytes) -> tuple[float, float]:
+    """The median wake-up minute and night length of the learned nights (they change once
+    a day; asked at every message)."""
+    pairs = np.frombuffer(nights, dtype=np.uint16).reshape(-1, 2).astype(np.float64)
+    return float(np.median(pairs[:, 0])), float(np.median(pairs[:, 1]))
 
 
 def bathroom_limit(st: ElderlyState, ctx: Ctx) -> float:

@@ -311,8 +311,13 @@ class Engine:
         h = horizon(c, now, th)
         out: Changes = []
         pending = c.pending
-        while pending and (_ts(pending[0]) <= h or len(pending) > PENDING_MAX):
-            out += self._apply(device, st, pending.pop(0))
+        while pending:
+            first = pending[0]
+            ts = _ts(first)
+            if ts > h and len(pending) <= PENDING_MAX:
+                break
+            del pending[0]
+            out += self._apply(device, st, first, ts)
         due = self._next_due(device, st)
         if due is not None and due <= h:
             out += self._fire(device, st, h)
@@ -322,9 +327,9 @@ class Engine:
         self.dirty.add(device.device_id)
         return out
 
-    def _apply(self, device: Device, st: DeviceState, ev: Event) -> Changes:
+    def _apply(self, device: Device, st: DeviceState, ev: Event, ts: float) -> Changes:
+        """One message in the device's event-time order (``ts``: its event time)."""
         c = st.clock
-        ts = _ts(ev)
         if ts < c.state_time:
             # Too late: the device's detectors are already past this time (it was silent
             # and its clock ran on). Applied at the device's time, so no condition can end

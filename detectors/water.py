@@ -35,7 +35,9 @@ Conditions and tiers:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from array import array
+from zoneinfo import ZoneInfo
 
 import msgspec
 import numpy as np
@@ -74,10 +76,15 @@ class WaterState(msgspec.Struct, array_like=True):
 
 def _learned(runs: bytes, floor: float, ctx: Ctx) -> float:
     th = ctx.th
-    past = array("H", runs)
-    if len(past) < th.continuous_flow_learn_runs:
+    if len(runs) < 2 * th.continuous_flow_learn_runs:  # uint16 each
         return floor
-    return min(max(floor, 1.3 * max(past) * 60.0), max(floor, th.continuous_flow_max_learned_s))
+    return _learned_limit(runs, floor, th.continuous_flow_max_learned_s)
+
+
+@functools.lru_cache(maxsize=8192)
+def _learned_limit(runs: bytes, floor: float, max_learned_s: float) -> float:
+    """(The runs change when a run ends; the limit is asked at every reading.)"""
+    return min(max(floor, 1.3 * max(array("H", runs)) * 60.0), max(floor, max_learned_s))
 
 
 def trickle_limit_s(st: WaterState, ctx: Ctx) -> float:
@@ -173,10 +180,17 @@ def on_tick(st: WaterState, ctx: Ctx, now: float) -> tuple[WaterState, Changes]:
 def _night_window_end(ts: float, ctx: Ctx) -> float | None:
     """The end (epoch s) of the night window containing ``ts``, or None outside it."""
     th = ctx.th
-    local = dt.datetime.fromtimestamp(ts, th.zone)
-    if not th.night_start_hour <= local.hour < th.night_end_hour:
+    # The same for every reading of a quarter of an hour (UTC offsets are whole quarters),
+    # and asked at every flow reading: worked out once per quarter.
+    return _night_end_of_quarter(int(ts // 900), th.timezone, th.night_start_hour, th.night_end_hour)
+
+
+@functools.lru_cache(maxsize=4096)
+def _night_end_of_quarter(quarter: int, zone: str, start_hour: int, end_hour: int) -> float | None:
+    local = dt.datetime.fromtimestamp(quarter * 900, ZoneInfo(zone))
+    if not start_hour <= local.hour < end_hour:
         return None
-    return local.replace(hour=th.night_end_hour, minute=0, second=0, microsecond=0).timestamp()
+    return local.replace(hour=end_hour, minute=0, second=0, microsecond=0).timestamp()
 
 
 def _close_night(st: WaterState, ctx: Ctx) -> Changes:
