@@ -192,23 +192,25 @@ def _bits(credential: str) -> list[int]:
     return [(h1 + i * h2) % SEEN_BITS for i in range(3)]
 
 
-def _known(st: AccessState, credential: str) -> bool:
-    """Has this door granted this credential in the last two to four weeks?"""
+def _known(st: AccessState, bits: list[int]) -> bool:
+    """Has this door granted this credential (its ``_bits``) in the last two to four weeks?"""
     seen = st.seen
     if not seen:
         return False
     half = SEEN_BITS // 8
-    bits = _bits(credential)
     return any(all(seen[g * half + b // 8] >> (b % 8) & 1 for b in bits) for g in (0, 1))
 
 
-def _remember(st: AccessState, credential: str, day: int) -> None:
+def _remember(st: AccessState, bits: list[int], day: int) -> None:
     half = SEEN_BITS // 8
+    roll = day - st.seen_day >= SEEN_GENERATION_DAYS
+    if st.seen and not roll and all(st.seen[half + b // 8] >> (b % 8) & 1 for b in bits):
+        return  # already in the newer filter: nothing changes
     seen = bytearray(st.seen or bytes(2 * half))
-    if day - st.seen_day >= SEEN_GENERATION_DAYS:  # the older filter goes, a fresh one starts
+    if roll:  # the older filter goes, a fresh one starts
         seen = seen[half:] + bytearray(half)
         st.seen_day = day
-    for b in _bits(credential):
+    for b in bits:
         seen[half + b // 8] |= 1 << (b % 8)
     st.seen = bytes(seen)
 
@@ -229,9 +231,10 @@ def _unusual_hour(st: AccessState, ctx: Ctx, ts: float, f: dict) -> Changes:
     exempt = f.get("method") in ("button", "qr") or f.get("role") == "staff"
     credential = str(f.get("credential", ""))
     day = local.toordinal()  # config.local_day, from the same local time
-    unusual = door_unusual and not exempt and not _known(st, credential)
+    bits = _bits(credential)
+    unusual = door_unusual and not exempt and not _known(st, bits)
     if not exempt:
-        _remember(st, credential, day)
+        _remember(st, bits, day)
     out: Changes = []
     if unusual:
         st.unusual_at = ts

@@ -32,6 +32,7 @@ import math
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 
@@ -187,8 +188,8 @@ class Engine:
             th = self._th[device.device_id] = self.config.for_device(device)
         return th
 
-    def _ctx(self, device: Device, ts: float) -> Ctx:
-        return Ctx(device=device, th=self._thresholds(device), suppressed=self.silenced(device, ts))
+    def _ctx(self, device: Device, ts: float, th: Thresholds | None = None) -> Ctx:
+        return Ctx(device, th or self._thresholds(device), self.silenced(device, ts) if self.silences else False)
 
     def _next_due(self, device: Device, st: DeviceState) -> float | None:
         """The device's next event-time deadline (cached until its state changes)."""
@@ -242,7 +243,7 @@ class Engine:
             bisect.insort(pending, ev, key=_ts)
         if th.allowed_lateness_s > 0:
             self._releases.append((rx + th.allowed_lateness_s, did))
-        out += self._poll(device, st, now)
+        out += self._poll(device, st, now, th)
         self.dirty.add(did)
         return out
 
@@ -304,9 +305,9 @@ class Engine:
 
     # --- one device -----------------------------------------------------------------------
 
-    def _poll(self, device: Device, st: DeviceState, now: float) -> Changes:
+    def _poll(self, device: Device, st: DeviceState, now: float, th: Thresholds | None = None) -> Changes:
         """Apply what the device's reorder window releases and fire its timers up to its horizon."""
-        th = self._thresholds(device)
+        th = th or self._thresholds(device)
         c = st.clock
         h = horizon(c, now, th)
         out: Changes = []
@@ -317,17 +318,18 @@ class Engine:
             if ts > h and len(pending) <= PENDING_MAX:
                 break
             del pending[0]
-            out += self._apply(device, st, first, ts)
+            out += self._apply(device, st, first, ts, th)
         due = self._next_due(device, st)
         if due is not None and due <= h:
             out += self._fire(device, st, h)
-        self._reschedule(device, st, th)
+            due = self._next_due(device, st)
+        self._reschedule(device, st, th, due)
         if out or device.device_id in self._unpaged:
             out = self._settle(device, st, out, now, h)
         self.dirty.add(device.device_id)
         return out
 
-    def _apply(self, device: Device, st: DeviceState, ev: Event, ts: float) -> Changes:
+    def _apply(self, device: Device, st: DeviceState, ev: Event, ts: float, th: Thresholds) -> Changes:
         """One message in the device's event-time order (``ts``: its event time)."""
         c = st.clock
         if ts < c.state_time:
@@ -338,7 +340,7 @@ class Engine:
             ts = c.state_time
         due = self._next_due(device, st)
         out = self._fire(device, st, ts) if due is not None and due <= ts else []
-        ctx = self._ctx(device, ts)
+        ctx = self._ctx(device, ts, th)
         before = device_health.offline_after(st.health, ctx.th) if ev.type == "heartbeat" else None
         _, more = device_health.on_event(st.health, ctx, ev)
         out += more
@@ -382,9 +384,11 @@ class Engine:
         self._due[device.device_id] = due
         return out
 
-    def _reschedule(self, device: Device, st: DeviceState, th: Thresholds) -> None:
-        """The receive time at which the device's next deadline comes due if it stays silent."""
-        due = self._next_due(device, st)
+    def _reschedule(self, device: Device, st: DeviceState, th: Thresholds, due: Any = _UNKNOWN) -> None:
+        """The receive time at which the device's next deadline comes due if it stays silent
+        (``due``: its next deadline, when the caller has it)."""
+        if due is _UNKNOWN:
+            due = self._next_due(device, st)
         c = st.clock
         wake = None
         if due is not None and due > c.state_time and c.newest_rx:

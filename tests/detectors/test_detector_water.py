@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from domain.devices import DeviceType
 from detectors.engine import Silence
 from dtables import at, device, engine, kinds, play
@@ -122,3 +124,27 @@ def test_hard_negative_many_fixtures_at_once_is_not_a_burst() -> None:
     assert play(engine(METER), steps) == []
     sustained = steps[:4] + [(T + 90 + 60 * k, METER, "flow", {"flow_lpm": 42.0}) for k in range(1, 12)]
     assert kinds(play(engine(METER), sustained))[:1] == [("opened", "burst", 1)]
+
+
+@pytest.mark.parametrize("zone", ["Asia/Shanghai", "Asia/Kolkata", "America/New_York", "Australia/Adelaide"])
+def test_the_night_window_worked_out_per_quarter_hour_is_the_exact_one(zone: str) -> None:
+    """`_night_window_end` is cached per UTC quarter hour (offsets are whole quarters):
+    the same as working it out from each reading's own local time, DST changes included."""
+    import datetime as dt
+    import random
+    from zoneinfo import ZoneInfo
+
+    from detectors.base import Ctx
+    from detectors.config import Thresholds
+    from detectors.water import _night_window_end
+
+    th = Thresholds(timezone=zone)
+    ctx = Ctx(device=METER, th=th)
+    rng = random.Random(7)
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC).timestamp()
+    for _ in range(20_000):
+        ts = start + rng.uniform(0, 366 * 86400)
+        local = dt.datetime.fromtimestamp(ts, ZoneInfo(zone))
+        exact = (local.replace(hour=th.night_end_hour, minute=0, second=0, microsecond=0).timestamp()
+                 if th.night_start_hour <= local.hour < th.night_end_hour else None)
+        assert _night_window_end(ts, ctx) == exact, (zone, ts)
