@@ -14,7 +14,6 @@ late run use it.
 from __future__ import annotations
 
 import heapq
-import random
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
