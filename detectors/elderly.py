@@ -272,10 +272,9 @@ def bathroom_limit(st: ElderlyState, ctx: Ctx) -> float:
 def _morning_routine(st: ElderlyState, entered: dt.datetime) -> bool:
     """A bathroom visit from an hour before the resident's usual wake-up on is the
     morning routine (before 06:00 for an early riser), not a night-time stay."""
-    nights = np.frombuffer(st.nights, dtype=np.uint16).reshape(-1, 2)
-    if len(nights) < 3:
+    if len(st.nights) // 4 < 3:
         return False
-    usual = float(np.median(nights[:, 0]))
+    usual, _ = _night_medians(st.nights)
     minute = entered.hour * 60 + entered.minute
     return usual - 60 <= minute <= usual + 180
 

@@ -74,3 +74,15 @@ def mosquitto(tmp_path: Path) -> Iterator[MosquittoBroker]:
         pytest.fail("mosquitto is not installed: run the README's test command, which installs it")
     with MosquittoBroker(workdir=tmp_path / "mqtt") as broker:
         yield broker
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[EmbeddedPostgres]:
+    """A PostgreSQL server of the test's own, for tests that stop and restart it (an outage)."""
+    server = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="steward-pg-own-")))
+    server.start()
+    yield server
+    try:
+        server.stop()
+    except Exception:
+        pass

@@ -7,12 +7,8 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from gateway.service import Gateway, GatewayConfig
 from ingest.migrate import migrate
@@ -86,17 +82,6 @@ def test_gateway_killed_mid_stream_loses_nothing_and_stores_nothing_twice(
     finally:
         gw.terminate()
         gw.wait(10)
-
-
-@pytest.fixture
-def private_postgres() -> Iterator[EmbeddedPostgres]:
-    server = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="steward-pg-restart-")))
-    server.start()
-    yield server
-    try:
-        server.stop()
-    except Exception:
-        pass
 
 
 def test_database_restart_mid_stream_loses_nothing(
