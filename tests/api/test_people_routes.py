@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psycopg
@@ -16,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from oncall.channels.webhook import signature
-from tests.api.conftest import OTHER, OWN, World
+from tests.api.conftest import OTHER, OWN, SetClock, World
 from tests.api.test_alerts_workorders import open_incident
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "oncall" / "example.toml"
@@ -171,17 +170,21 @@ def test_triage_order_filters_and_search(world: World, client: TestClient) -> No
     assert client.get("/alerts?family=plumbing", headers=operator).status_code == 422
 
 
-def test_demo_phone_keeps_signed_messages_only(world: World) -> None:
+def test_demo_phone_keeps_signed_messages_only(world: World, clock: SetClock) -> None:
     secret = "demo-phone-secret-0123456789"
-    app = create_app(database_url=world.dsn, demo_phone_secret=secret)
+    app = create_app(database_url=world.dsn, demo_phone_secret=secret, clock=clock)
     message = {"to": "13800000001", "staff_id": "s-wang", "locale": "zh-CN", "subject": "【一级（红色）告警】SOS",
                "text": "…", "incident_id": 7, "community_id": OWN, "ack_url": "http://x/oncall/links/a",
                "resolve_url": "http://x/oncall/links/r"}
     body = json.dumps(message).encode()
-    ts = str(int(time.time()))
+    ts = str(int(clock().timestamp()))  # the API's clock, set by the test
     with TestClient(app, raise_server_exceptions=False) as client:
         unsigned = client.post("/demo/phone/inbox", content=body)
         assert unsigned.status_code == 403
+        stale = str(int(clock().timestamp()) - 3600)
+        old = client.post("/demo/phone/inbox", content=body,
+                          headers={"X-Steward-Timestamp": stale, "X-Steward-Signature": signature(secret, stale, body)})
+        assert old.status_code == 403 and old.json()["error"]["message"] == "stale timestamp"
         forged = client.post("/demo/phone/inbox", content=body,
                              headers={"X-Steward-Timestamp": ts, "X-Steward-Signature": signature("wrong", ts, body)})
         assert forged.status_code == 403
