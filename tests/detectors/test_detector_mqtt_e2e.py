@@ -28,9 +28,20 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.1)
 
 
+# Where the gateway's clock starts: a set instant, never this machine's date.
+START = dt.datetime(2026, 11, 20, 9, 0, tzinfo=dt.timezone.utc)
+
+
+def running_clock(start: dt.datetime) -> Callable[[], dt.datetime]:
+    """A clock that starts at ``start`` and runs at the machine's pace (the gateway's ticks
+    release the reorder window and the timers as time passes)."""
+    began = time.monotonic()
+    return lambda: start + dt.timedelta(seconds=time.monotonic() - began)
+
+
 def test_entrapment_published_over_mqtt_becomes_an_incident_row(mosquitto: MosquittoBroker, database_url: str) -> None:
     fleet = build_fleet(11, preset="building")
-    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    now = START
     fault_at = now - dt.timedelta(minutes=30)
     sim = Simulation(fleet, start=now - dt.timedelta(minutes=40), duration=dt.timedelta(minutes=35), auto_incidents=False,
                      placements=[Placement(type="lift_fault_7", at=fault_at, minutes=10)])
@@ -41,7 +52,7 @@ def test_entrapment_published_over_mqtt_becomes_an_incident_row(mosquitto: Mosqu
         upsert_devices(conn, fleet.devices)
 
     gw = Gateway(GatewayConfig(mqtt=MqttEndpoint(mosquitto.url), database_url=database_url, client_id="gw-detectors-e2e"),
-                 sink=DetectorRuntime())
+                 sink=DetectorRuntime(), clock=running_clock(now))
     gw.start()
     try:
         wait_for(lambda: gw.status()["broker_connected"], 10, "the gateway to connect")
