@@ -17,7 +17,13 @@ COPY steward steward
 COPY alerts alerts
 COPY workorders workorders
 COPY oncall oncall
-RUN pip install --no-cache-dir . && useradd --system --uid 10001 steward && mkdir -p /data && chown steward /data
+# The steward user is in a group of gid 1883, the mosquitto group of the eclipse-mosquitto
+# image, so it can write the devices' password file in the shared auth volume
+# (deploy/mosquitto/entrypoint.sh).
+RUN pip install --no-cache-dir . \
+ && groupadd --gid 1883 broker-auth \
+ && useradd --system --uid 10001 --groups broker-auth steward \
+ && mkdir -p /data && chown steward /data
 
 USER steward
 ENV STEWARD_DATA_DIR=/data \
