@@ -73,8 +73,12 @@ class Client:
         stop_network(self.c)
 
 
+# The device's event time: a set instant (2026-11-18), never this machine's clock.
+EVENT_TS_MS = 1_795_000_000_000
+
+
 def heartbeat(msg_id: str) -> dict[str, object]:
-    return {"id": msg_id, "ts": int(time.time() * 1000), "type": "heartbeat", "battery": 90}
+    return {"id": msg_id, "ts": EVENT_TS_MS, "type": "heartbeat", "battery": 90}
 
 
 def wait_for(query: str, params: tuple[object, ...], dsn: str, deadline_s: float = 15.0) -> list[tuple]:
