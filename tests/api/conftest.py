@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -165,9 +166,9 @@ class LiveServer:
 
     def __enter__(self) -> LiveServer:
         self.thread.start()
-        deadline = dt.datetime.now() + dt.timedelta(seconds=15)
+        deadline = time.monotonic() + 15  # a start-up deadline: the monotonic clock, not the calendar
         while not self.server.started:
-            if dt.datetime.now() > deadline or not self.thread.is_alive():
+            if time.monotonic() > deadline or not self.thread.is_alive():
                 raise RuntimeError("uvicorn did not start")
             threading.Event().wait(0.02)
         return self
