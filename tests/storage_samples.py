@@ -72,3 +72,23 @@ def rollups(dsn: str) -> list[tuple]:
 def daily(dsn: str) -> list[tuple]:
     with psycopg.connect(dsn) as conn:
         return conn.execute(WORK_ORDER_DAILY).fetchall()
+
+
+# timescaledb_information.jobs names a refresh policy's materialization hypertable
+# (_timescaledb_internal._materialized_hypertable_N), not the continuous aggregate:
+# the view's name comes from continuous_aggregates. Steward's tables only (TimescaleDB
+# has jobs of its own, e.g. telemetry, without a hypertable).
+STEWARD_JOBS = (
+    "SELECT j.job_id, j.proc_name, coalesce(c.view_name, j.hypertable_name) AS relation, j.config "
+    "FROM timescaledb_information.jobs j "
+    "LEFT JOIN timescaledb_information.continuous_aggregates c "
+    "  ON c.materialization_hypertable_schema = j.hypertable_schema "
+    " AND c.materialization_hypertable_name = j.hypertable_name "
+    "WHERE j.hypertable_name IS NOT NULL ORDER BY j.job_id"
+)
+
+
+def steward_jobs(conn: psycopg.Connection) -> list[tuple[int, str, str, dict]]:
+    """(job id, procedure, relation, config) of every policy job, the relation being the
+    hypertable (events) or the continuous aggregate (events_5m, work_order_daily)."""
+    return [(r[0], r[1], r[2], r[3]) for r in conn.execute(STEWARD_JOBS)]

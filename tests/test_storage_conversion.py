@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from psycopg import sql
-from storage_samples import daily, flow_events, rollups, store, store_work_order_changes
+from storage_samples import daily, flow_events, rollups, steward_jobs, store, store_work_order_changes
 from typer.testing import CliRunner
 
 from ingest.convert import ConversionError, convert_to_timescale
@@ -217,8 +217,7 @@ def _convert_and_check(empty_database: str, tmp_path: Path, reader_role: str) ->
         assert {r[0] for r in conn.execute("SELECT view_name FROM timescaledb_information.continuous_aggregates")} == {
             "events_5m", "work_order_daily"}
         assert conn.execute("SELECT count(*) FROM events").fetchone() == (600,)
-        jobs = conn.execute("SELECT proc_name, hypertable_name FROM timescaledb_information.jobs "
-                            "WHERE hypertable_name IS NOT NULL ORDER BY 1, 2").fetchall()
+        jobs = sorted((proc, relation) for _, proc, relation, _ in steward_jobs(conn))
         assert jobs == [("policy_compression", "events"), ("policy_refresh_continuous_aggregate", "events_5m"),
                         ("policy_refresh_continuous_aggregate", "work_order_daily"), ("policy_retention", "events")]
     assert rollups(empty_database) == events_5m

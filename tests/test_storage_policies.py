@@ -10,7 +10,7 @@ import datetime as dt
 
 import psycopg
 import pytest
-from storage_samples import daily, flow_events, rollups, store, store_work_order_changes
+from storage_samples import daily, flow_events, rollups, steward_jobs, store, store_work_order_changes
 
 from ingest.migrate import migrate
 from ingest.modes import StorageMode
@@ -102,9 +102,7 @@ def _server_midnight(dsn: str) -> dt.datetime:
 
 
 def _job_ids(conn: psycopg.Connection) -> dict[tuple[str, str], int]:
-    return {(proc, relation): job_id for job_id, proc, relation in conn.execute(
-        "SELECT job_id, proc_name, hypertable_name FROM timescaledb_information.jobs WHERE proc_name IN "
-        "('policy_compression', 'policy_retention', 'policy_refresh_continuous_aggregate') ORDER BY job_id")}
+    return {(proc, relation): job_id for job_id, proc, relation, _ in steward_jobs(conn)}
 
 
 def _run_job(conn: psycopg.Connection, proc: str, relation: str) -> None:
@@ -131,8 +129,7 @@ def test_policies_are_applied_once_and_altered_in_place(empty_database: str, ser
     assert sorted(a.verb for a in actions) == ["alter", "alter"]
     with psycopg.connect(empty_database) as conn:
         assert _job_ids(conn) == first
-        config = {r[0]: r[1] for r in conn.execute(
-            "SELECT proc_name || ':' || hypertable_name, config FROM timescaledb_information.jobs")}
+        config = {f"{proc}:{relation}": conf for _, proc, relation, conf in steward_jobs(conn)}
         intervals = conn.execute(
             "SELECT %s::interval = %s::interval, %s::interval = %s::interval",
             (config["policy_compression:events"]["compress_after"], "14 days",
