@@ -19,8 +19,20 @@ if ! command -v faketime >/dev/null 2>&1; then
   fi
 fi
 # Only the realtime clock moves; monotonic timers keep working (see future-clock/sitecustomize.py).
-# Servers the tests do not start themselves (the system PostgreSQL) keep today's date.
 export PYTHONPATH="$PWD/scripts/future-clock${PYTHONPATH:+:$PYTHONPATH}"
 export FAKETIME_DONT_FAKE_MONOTONIC=1
-echo "running the suite at $(faketime -f "$offset" date -u +%FT%TZ)"
-exec faketime -f "$offset" .venv/bin/pytest -p no:cacheprovider "$@"
+# The database's clock moves too: the tests' server is a private PostgreSQL started
+# under the same faked clock (future-clock/postgres.py), so SQL's now() is ahead as
+# well. A TEST_DATABASE_URL given by the caller (e.g. a TimescaleDB server) is used
+# as it is, and keeps its own date: the run then says so.
+if [ -z "${TEST_DATABASE_URL:-}" ]; then
+  pgdir=$(mktemp -d /tmp/steward-future-pg-XXXXXX)
+  trap 'faketime -f "$offset" .venv/bin/python scripts/future-clock/postgres.py stop "$pgdir" >/dev/null 2>&1 || true; rm -rf "$pgdir"' EXIT
+  TEST_DATABASE_URL=$(faketime -f "$offset" .venv/bin/python scripts/future-clock/postgres.py start "$pgdir" 2>/dev/null | tail -1)
+  export TEST_DATABASE_URL
+else
+  echo "TEST_DATABASE_URL is set: its server keeps its own date (only this side's clock moves)"
+fi
+echo "running the suite at $(faketime -f "$offset" date -u +%FT%TZ), database clock" \
+     "$(faketime -f "$offset" .venv/bin/python -c 'import os, psycopg; print(psycopg.connect(os.environ["TEST_DATABASE_URL"]).execute("SELECT now()::text").fetchone()[0])')"
+faketime -f "$offset" .venv/bin/pytest -p no:cacheprovider "$@"
