@@ -234,3 +234,46 @@ def _convert_and_check(empty_database: str, tmp_path: Path, reader_role: str) ->
     assert apply_policies(empty_database, **SETTINGS) == []
     status = CliRunner().invoke(build_app(), ["storage", "status", "--database-url", empty_database])
     assert "storage mode: timescale (converted)" in status.output
+
+
+@pytest.mark.timescale
+def test_a_database_an_older_steward_half_converted_stays_plain_until_the_command_converts_it(
+        empty_database: str, server_has_timescale: bool) -> None:
+    """What the old ``auto`` left of a plain database once its server had TimescaleDB: the
+    extension, ``events`` a hypertable (with TimescaleDB's default btree on time) with
+    compression enabled, the plain view ``events_5m`` still there, the start failing at
+    its refresh policy, and no record of the mode. It counts as plain (its roll-up
+    migration says so), keeps working, and the command completes the conversion."""
+    if not server_has_timescale:
+        pytest.skip("TEST_DATABASE_URL has no timescaledb extension")
+    migrate(empty_database, requested_mode="plain")
+    store(empty_database, flow_events(T0, 300))
+    with psycopg.connect(empty_database, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+        conn.execute("SELECT create_hypertable('events', by_range('time', INTERVAL '1 day'), migrate_data => TRUE)")
+        conn.execute("ALTER TABLE events SET (timescaledb.compress, timescaledb.compress_segmentby = 'device_id', "
+                     "timescaledb.compress_orderby = 'time DESC, msg_id')")
+        conn.execute("DROP TABLE storage_mode")  # from before modes were recorded
+
+    assert migrate(empty_database) == (StorageMode.PLAIN, [])
+    store(empty_database, flow_events(T0 + DAY, 300, prefix="after"))
+    before = rollups(empty_database)
+    assert sum(r[3] for r in before) == 600
+    with psycopg.connect(empty_database) as conn:
+        assert read_record(conn).how == "inferred"  # type: ignore[union-attr]
+
+    convert_to_timescale(empty_database, **SETTINGS)
+    with psycopg.connect(empty_database) as conn:
+        assert read_record(conn).mode is StorageMode.TIMESCALE  # type: ignore[union-attr]
+        assert {r[0] for r in conn.execute("SELECT view_name FROM timescaledb_information.continuous_aggregates")} == {
+            "events_5m", "work_order_daily"}
+        indexes = {r[0] for r in conn.execute(
+            "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "WHERE i.indrelid = 'events'::regclass")}
+        assert sorted((proc, relation) for _, proc, relation, _ in steward_jobs(conn)) == [
+            ("policy_compression", "events"), ("policy_refresh_continuous_aggregate", "events_5m"),
+            ("policy_refresh_continuous_aggregate", "work_order_daily"), ("policy_retention", "events")]
+    # TimescaleDB's btree on time went with 0007, as on a database created in TimescaleDB mode.
+    assert indexes == {"events_device_time_msg", "events_community_time", "events_received_brin", "events_time_brin"}
+    assert rollups(empty_database) == before
+    assert migrate(empty_database) == (StorageMode.TIMESCALE, [])
