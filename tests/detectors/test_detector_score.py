@@ -142,6 +142,47 @@ def test_decision_opens_on_evidence_and_clears() -> None:
     assert S.decide(al2, 0.7, d) == (True, False)  # one extreme reading opens at once
 
 
+def _write(path: Path, values: list[float]) -> None:
+    path.write_text("timestamp,value\n" + "\n".join(",".join(r) for r in rows(values)) + "\n")
+
+
+def test_command_scores_a_folder_in_one_process_at_full_precision(tmp_path: Path) -> None:
+    (tmp_path / "in" / "a").mkdir(parents=True)
+    _write(tmp_path / "in" / "a" / "one.csv", daily(2, 10))
+    _write(tmp_path / "in" / "two.csv", daily(2, 11))
+    assert main([str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--prefix", "x_"]) == 0
+    got = list(csv.reader(io.StringIO((tmp_path / "out" / "a" / "x_one.csv").read_text())))
+    assert got[0] == ["timestamp", "value", "anomaly_score"] and len(got) == 2 * DAY_READINGS + 1
+    assert (tmp_path / "out" / "x_two.csv").exists()
+    expected = scores(daily(2, 10))
+    assert any(0.0 < s < 1.0 and len(repr(s)) > 8 for s in expected)  # more digits than 4 decimals would keep
+    assert [float(r[2]) for r in got[1:]] == expected  # repr: every digit, reads back as the same float
+
+
+def test_command_names_the_bad_line_and_field(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "bad.csv"
+    src.write_text("timestamp,value\n2026-11-01T00:00:00Z,1.0\n2026-11-01T00:05:00Z,abc\n")
+    assert main([str(src)]) == 2
+    err = capsys.readouterr().err
+    assert "line 3" in err and "'value'" in err
+    src.write_text("timestamp,value\nyesterday,1.0\n")
+    assert main([str(src)]) == 2
+    assert "line 2" in capsys.readouterr().err
+
+
+def test_steward_score_does_not_import_the_service(tmp_path: Path) -> None:
+    src = tmp_path / "s.csv"
+    _write(src, daily(1, 12))
+    code = ("import sys; sys.argv = ['steward', 'score', %r]; from steward.cli import main\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('typer', 'fastapi', 'psycopg', 'gateway', 'api', 'simulators', 'rich', 'numpy', 'ingest', "
+            "'oncall', 'alerts', 'workorders', 'domain')), file=sys.stderr)") % str(src)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stderr.strip().splitlines()[-1] == "[]"
+    assert len(out.stdout.splitlines()) == DAY_READINGS + 1
+
+
 def test_another_rule_holding_opens_and_keeps_the_decision_open() -> None:
     d, al = S.Decision(), S.Alarm()
     assert S.decide(al, 0.1, d, holds=True) == (True, False)  # an unremarkable score, but a rule says so
