@@ -39,7 +39,8 @@ alike; floors on every scale (the data's own resolution, a relative epsilon) kee
 flat series from turning a rounding step into an alarm.
 
 Everything is deterministic (no randomness at all), parameters are global
-(`Params`), and the state is ~1.6 KB per stream as msgpack (`state_bytes`).
+(`Params`), and the state is at most 1,907 B per stream as msgpack (`state_bytes`; every
+slot, bin and counter at its cap).
 """
 
 from __future__ import annotations
@@ -228,7 +229,7 @@ def learn_one(st: StreamState, x: float, t: float, p: Params) -> StreamState:
         st.profile[slot] = offset
     st.spread[slot] += a_slot * (abs(x - st.level - st.profile[slot]) - st.spread[slot])
     st.profile[slot] += a_slot * (offset - st.profile[slot])
-    st.visits[slot] = min(v + 1, 255)
+    st.visits[slot] = min(v + 1, 127)  # one msgpack byte; past ~20 visits the slot learns at profile_alpha anyway
     st.prev = x
     st.n += 1
     return st

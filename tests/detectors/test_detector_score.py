@@ -125,12 +125,41 @@ def test_deterministic() -> None:
     assert scores(values) == scores(values)
 
 
-def test_state_fits_in_two_kilobytes() -> None:
+def saturated_state() -> S.StreamState:
+    """The largest a stream's state gets: every slot, every histogram bin and every counter at its cap."""
     p, st = S.Params(), S.StreamState()
     rng = random.Random(9)
     for k in range(20 * DAY_READINGS):
         S.learn_one(st, rng.uniform(-1e9, 1e9), k * STEP, p)  # every slot, every histogram bin used
+        S.report_once(st, 0.3, p)
+    for _ in range(200):  # every slot's visit counter at its cap
+        for slot in range(p.slots):
+            S.learn_one(st, rng.uniform(-1e9, 1e9), slot * 86400.0 / p.slots, p)
+    st.n = 2**63 - 1  # the counter's widest encoding
+    return st
+
+
+def test_state_fits_in_two_kilobytes() -> None:
+    st = saturated_state()
+    assert all(v == 127 for v in st.visits) and len(st.calib) == S.NE * S.NB  # (msgpack floats: always 9 bytes)
     assert S.state_bytes(st) <= 2048
+
+
+def test_score_one_learns_nothing() -> None:
+    p, st = S.Params(), S.StreamState()
+    values = daily(4, 13)
+    for k, x in enumerate(values):
+        S.learn_one(st, x, k * STEP, p)
+    before = S.state_bytes(st), st.n, list(st.calib), list(st.profile), st.level, st.prev
+    import msgspec
+
+    snapshot = msgspec.msgpack.encode(st)
+    for x in (values[-1], 0.0, 1e6, -50.0):
+        for t in (len(values) * STEP, 3 * 3600.0):
+            S.score_one(st, x, t, p)
+            S.score_one(st, x, t, p, S.UNCLOCKED)
+    assert msgspec.msgpack.encode(st) == snapshot
+    assert before == (S.state_bytes(st), st.n, list(st.calib), list(st.profile), st.level, st.prev)
 
 
 def test_decision_opens_on_evidence_and_clears() -> None:

@@ -115,3 +115,22 @@ def test_nothing_is_decided_while_the_stream_learns_its_first_days() -> None:
     # A fault on day 1: the stream has not seen its daily pattern three times yet.
     got = anomalies(PRESSURE, "pressure", "pressure_kpa", pump_pressure(3, 1, (at(17, day=1), at(19, day=1))))
     assert got == []
+
+
+def test_a_watched_fields_whole_state_fits_in_two_kilobytes() -> None:
+    # one stream's baseline (every slot, bin and counter at its cap) and its rules' memory at their widest
+    import msgspec
+
+    from detectors import statistical, telemetry_health
+    from test_detector_score import saturated_state
+
+    base = saturated_state()
+    watch = telemetry_health.FieldWatch(
+        alarm=statistical.Alarm(active=True, excess=0.123456789, calm=5), since=1.8e9 + 0.1, last_ts=1.8e9 + 0.2,
+        envelope=0.0123456789, jumps=[1.8e9 + 0.3] * 3, jump_ups=[True, False, True], run=2**31, run_side=-1,
+        run_from=1.8e9 + 0.4, envelope_from=1.8e9 + 0.5, rest=200, run_slot=47, run_centre=123.456789,
+        run_spread=1.23456789)
+    from detectors.config import Thresholds
+
+    assert len(watch.jumps) == Thresholds().anomaly_jumps
+    assert len(msgspec.msgpack.encode(base)) + len(msgspec.msgpack.encode(watch)) <= 2048
