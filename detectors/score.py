@@ -28,7 +28,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TextIO
 
-from detectors.statistical import Params, StreamState, learn_one, report_once, score_one
+from detectors.baseline import Params, Stream, learn_one, report_once, score_one
 
 _EPOCH = dt.datetime(1970, 1, 1)
 
@@ -45,7 +45,7 @@ def wall_seconds(text: str) -> float:
 
 def score_rows(rows: Iterable[list[str]], params: Params | None = None) -> Iterator[tuple[str, str, float]]:
     p = params or Params()
-    st = StreamState()
+    st = Stream()
     for line, row in enumerate(rows, start=1):
         if not row or all(not c.strip() for c in row):
             continue

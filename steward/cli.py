@@ -36,7 +36,7 @@ def build_app() -> typer.Typer:
 
 def main() -> None:
     if sys.argv[1:2] == ["score"]:
-        # The scorer needs none of the service: skip importing every part (~0.5 s) for it.
+        # The scorer needs none of the service (not even msgspec): skip importing every part (~0.5 s) for it.
         from detectors.score import main as score_main
 
         raise SystemExit(score_main(sys.argv[2:]))

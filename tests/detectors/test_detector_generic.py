@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from detectors import access, device_health, elderly, elevator, statistical, telemetry_health, water
+from detectors import access, baseline, device_health, elderly, elevator, statistical, telemetry_health, water
 from detectors.engine import Engine
 from dtables import play
 import test_detector_access as acc
@@ -68,8 +68,8 @@ def test_restart_from_snapshots_anywhere_changes_nothing(name: str) -> None:
     assert got == whole
 
 
-@pytest.mark.parametrize("module", [access, device_health, elderly, elevator, statistical, telemetry_health,
-                                    water])
+@pytest.mark.parametrize("module", [access, baseline, device_health, elderly, elevator, statistical,
+                                    telemetry_health, water])
 def test_detectors_read_no_clock_and_do_no_io(module: object) -> None:
     source = inspect.getsource(module)  # type: ignore[arg-type]
     assert not re.search(r"\b(time\.time|datetime\.now|dt\.datetime\.now|\.now\(|\.utcnow\(|open\(|psycopg|socket)", source)

@@ -145,6 +145,24 @@ def test_state_fits_in_two_kilobytes() -> None:
     assert S.state_bytes(st) <= 2048
 
 
+def test_the_stored_state_has_the_plain_states_fields_in_order() -> None:
+    # steward score learns into baseline.Stream; device health stores statistical.StreamState: the same state
+    import msgspec
+
+    from detectors import baseline
+
+    stored = S.StreamState()
+    assert msgspec.structs.asdict(stored) == {f: getattr(baseline.Stream(), f) for f in baseline.Stream.__slots__}
+    assert list(msgspec.structs.asdict(stored)) == list(baseline.Stream.__slots__)
+    p, plain, values = S.Params(), baseline.Stream(), daily(3, 14)
+    for k, x in enumerate(values):
+        t = k * STEP
+        assert S.score_one(plain, x, t, p) == S.score_one(stored, x, t, p)
+        S.learn_one(plain, x, t, p)
+        S.learn_one(stored, x, t, p)
+    assert msgspec.structs.asdict(stored) == {f: getattr(plain, f) for f in baseline.Stream.__slots__}
+
+
 def test_score_one_learns_nothing() -> None:
     p, st = S.Params(), S.StreamState()
     values = daily(4, 13)
@@ -205,7 +223,7 @@ def test_steward_score_does_not_import_the_service(tmp_path: Path) -> None:
     code = ("import sys; sys.argv = ['steward', 'score', %r]; from steward.cli import main\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in "
-            "('typer', 'fastapi', 'psycopg', 'gateway', 'api', 'simulators', 'rich', 'numpy', 'ingest', "
+            "('typer', 'fastapi', 'psycopg', 'gateway', 'api', 'simulators', 'rich', 'numpy', 'ingest', 'msgspec', "
             "'oncall', 'alerts', 'workorders', 'domain')), file=sys.stderr)") % str(src)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stderr.strip().splitlines()[-1] == "[]"
