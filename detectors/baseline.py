@@ -21,6 +21,19 @@ deviation in units of a learned scale):
   (``smooth_alpha``): a sustained, modest departure from the daily pattern
   (a slow drift, a day that does not follow the usual shape, a noisier regime).
 
+Before any expert sees a reading, a **day-of-week correction** takes the reading's weekday
+offset off it (`week_correction`; the weekday of the reading's own local timestamp, never
+the wall clock): at the end of each whole local day, the day's mean reading is learned into
+its weekday's offset from a slow reference (``week_alpha`` per visit of that weekday, ~3
+weeks; the reference, the deseasonalised mean of daily means, at ``week_base_alpha`` a day).
+The correction is used once every weekday has been seen ``week_min`` whole days and only
+while the seven offsets explain the daily means (their mean |offset from their mean| above
+``week_gate`` times the daily means' typical residual, learned at ``week_dev_alpha`` a day),
+so a stream without a weekly pattern, or one whose level just shifted, is not corrected.
+The level and the previous reading are kept on the corrected scale (when a day's correction
+changes they move with it), so a learned weekend is neither a level shift nor a jump, while a
+weekday at the weekend's level still is.
+
 The two time-of-day experts have a say only while the profile explains the
 stream (``season_gate``: its slots' mean spread is below the deviation from the
 level), and the jump expert only while the previous reading predicts the next
@@ -39,8 +52,9 @@ alike; floors on every scale (the data's own resolution, a relative epsilon) kee
 flat series from turning a rounding step into an alarm.
 
 Everything is deterministic (no randomness at all), parameters are global
-(`Params`), and the state is at most 1,907 B per stream as msgpack (`statistical.state_bytes`;
-every slot, bin and counter at its cap).
+(`Params`), and the state is at most 1,348 B per stream as msgpack (`statistical.state_bytes`;
+every slot, bin and counter at its cap): the calibration histograms count in millionths of a
+reading as integers (5 bytes each in msgpack, where a float takes 9).
 
 This module imports nothing beyond the standard library's ``math`` and ``typing`` so that
 ``steward score`` starts fast; `statistical` adds the stored form of the state (msgspec
@@ -59,6 +73,7 @@ NB = len(EDGES)
 EXPERTS = ("level", "jump", "season", "season_run")
 NE = len(EXPERTS)
 DAY = 86400.0
+UNIT = 1_000_000  # the calibration histograms count in millionths of a reading (a msgpack int: 5 bytes, not 9)
 
 
 class Params(NamedTuple):
@@ -83,6 +98,16 @@ class Params(NamedTuple):
     # the jump expert has a say only while the previous reading predicts the next better than the
     # level does (typical step below this share of the deviation from the level; white noise: 1.4)
     jump_gate: float = 1.0
+    # the day-of-week correction (see `week_correction`): each weekday's offset learns its day's mean
+    # at this pace per visit (~3 weeks of memory), the reference (the deseasonalised mean of daily
+    # means) at week_base_alpha per day, the daily means' typical residual at week_dev_alpha per day
+    week_alpha: float = 0.3
+    week_base_alpha: float = 0.15
+    week_dev_alpha: float = 0.1
+    week_min: int = 2  # whole days seen of every weekday before the correction is used
+    # ...and used only while it explains the daily means: the weekdays' mean |offset| above this
+    # many times their typical residual
+    week_gate: float = 1.0
 
 
 class Stream:
@@ -91,7 +116,8 @@ class Stream:
     (device health's snapshots); every function here takes either."""
 
     __slots__ = ("n", "level", "level_dev", "prev", "step", "resolution", "run", "peak", "profile", "spread",
-                 "visits", "calib", "calib_n", "calib_max")
+                 "visits", "calib", "calib_n", "calib_max", "week", "week_visits", "week_base", "week_dev", "day",
+                 "day_sum", "day_n")
 
     def __init__(self) -> None:
         self.n = 0
@@ -105,9 +131,16 @@ class Stream:
         self.profile: list[float] = []  # slot offset from the level
         self.spread: list[float] = []  # slot mean |residual|
         self.visits: list[int] = []  # readings seen per slot (capped)
-        self.calib: list[float] = []  # NE x NB decaying residual histograms
-        self.calib_n = 0.0  # their common (decayed) mass
+        self.calib: list[int] = []  # NE x NB decaying residual histograms, in millionths of a reading
+        self.calib_n = 0  # their common (decayed) mass, in millionths, decayed the same way
         self.calib_max: list[float] = []  # largest residual per expert, fading
+        self.week: list[float] = []  # day-of-week offset of the daily mean from week_base (Monday first)
+        self.week_visits: list[int] = []  # whole days folded in per weekday (capped)
+        self.week_base = 0.0  # deseasonalised mean of the daily means
+        self.week_dev = 0.0  # mean |daily mean - week_base - its weekday's offset|
+        self.day = 0  # the local day (days since 1970-01-01) being summed...
+        self.day_sum = 0.0  # ...the sum of its readings...
+        self.day_n = 0  # ...and their number
 
 
 def _bin(z: float) -> int:
@@ -135,10 +168,25 @@ def _tail(h: list[float], off: int, total: float, z: float, zmax: float, power: 
     else:
         above += h[off + b] * min(1.0, (EDGES[-1] / z) ** 2)
     extra = (zmax / z) ** power if z > zmax else 1.0
-    return (above + extra) / (total + 1.0)
+    return (above / UNIT + extra) / (total / UNIT + 1.0)
+
+
+def week_correction(st: Stream, d: int, p: Params) -> float:
+    """The day-of-week correction for local day ``d`` (days since 1970-01-01, a Thursday): its
+    weekday's offset from the mean of the seven, once every weekday has been seen ``week_min``
+    whole days and while the offsets explain the daily means better than no correction
+    (``week_gate``); 0 otherwise. Readings are deseasonalised by it before the other experts see them."""
+    if not st.week_visits or min(st.week_visits) < p.week_min:
+        return 0.0
+    mean = sum(st.week) / 7.0
+    spread = sum(abs(w - mean) for w in st.week) / 7.0
+    if spread <= p.week_gate * st.week_dev:
+        return 0.0
+    return st.week[(d + 3) % 7] - mean
 
 
 def _residuals(st: Stream, x: float, t: float, p: Params) -> tuple[float, float, float, float, int]:
+    x -= week_correction(st, int(t // DAY), p)
     floor = max(1e-9, 1e-6 * abs(st.level), 0.5 * st.resolution if st.resolution < math.inf else 0.0)
     z_level = abs(x - st.level) / max(st.level_dev, floor)
     z_jump = abs(x - st.prev) / max(st.step, floor)
@@ -161,7 +209,7 @@ def surprise(st: Stream, x: float, t: float, p: Params, experts: tuple[int, ...]
 
     ``experts``: which experts have a say (all by default; device health leaves the
     time-of-day ones out for a stream whose cycle does not follow the clock)."""
-    if st.n < p.grace or st.calib_n <= 0.0:
+    if st.n < p.grace or st.calib_n <= 0:
         return 0.0
     zs = _residuals(st, x, t, p)
     if p.season_gate and experts is ALL and not _profile_explains(st, p):
@@ -202,25 +250,37 @@ def usual(st: Stream, t: float, p: Params) -> tuple[float, float] | None:
     if st.visits[slot] < p.profile_min:
         return None
     floor = max(1e-9, 1e-6 * abs(st.level), 0.5 * st.resolution if st.resolution < math.inf else 0.0)
-    return st.level + st.profile[slot], max(st.spread[slot], floor)
+    return st.level + st.profile[slot] + week_correction(st, int(t // DAY), p), max(st.spread[slot], floor)
 
 
 def learn_one(st: Stream, x: float, t: float, p: Params) -> Stream:
     """Learn ``x`` (at local wall-clock time ``t``, seconds) into the baseline."""
     if not st.profile:
         st.profile, st.spread, st.visits = [0.0] * p.slots, [0.0] * p.slots, [0] * p.slots
-        st.calib, st.calib_max = [0.0] * (NE * NB), [0.0] * NE
-    zs = _residuals(st, x, t, p)
+        st.calib, st.calib_max = [0] * (NE * NB), [0.0] * NE
+    if not st.week:  # (also a state stored before the day-of-week correction existed)
+        st.week, st.week_visits = [0.0] * 7, [0] * 7
+    zs = _residuals(st, x, t, p)  # as scored, before anything below changes
     slot = zs[4]
     if st.n >= 10:  # the first residuals measure nothing yet
         keep = 1.0 - p.calib_alpha
         h = st.calib
         for i in range(NE * NB):
-            h[i] *= keep
+            h[i] = int(h[i] * keep)
         for e in range(NE):
-            h[e * NB + _bin(zs[e])] += 1.0
+            h[e * NB + _bin(zs[e])] += UNIT
             st.calib_max[e] = max(zs[e], st.calib_max[e] * p.max_fade)
-        st.calib_n = st.calib_n * keep + 1.0
+        st.calib_n = int(st.calib_n * keep) + UNIT
+    d = int(t // DAY)
+    new_day = d > st.day
+    if new_day:
+        if 0 < st.day_n < st.n:  # a whole day (not the stream's first, partial one) ends
+            _fold_day(st, p)
+        st.day, st.day_sum, st.day_n = d, 0.0, 0
+    st.day_sum += x
+    st.day_n += 1
+    raw = x
+    x -= week_correction(st, d, p)
     if st.n == 0:
         st.level = st.prev = x
     first = 1.0 / (st.n + 1)
@@ -229,7 +289,7 @@ def learn_one(st: Stream, x: float, t: float, p: Params) -> Stream:
     st.level_dev += a_scale * (abs(dev) - st.level_dev)
     st.level += a * dev
     step = abs(x - st.prev)
-    if step > 0.0:
+    if step > 0.0 and (not new_day or x == raw):  # the sensor's quantum from readings deseasonalised alike
         st.resolution = min(st.resolution, step)
     st.step += a_scale * (step - st.step)
     st.run = zs[3]
@@ -244,6 +304,29 @@ def learn_one(st: Stream, x: float, t: float, p: Params) -> Stream:
     st.prev = x
     st.n += 1
     return st
+
+
+def _fold_day(st: Stream, p: Params) -> None:
+    """Learn the day that just ended into its weekday's offset. The level and the previous reading
+    are kept in the deseasonalised scale: if the correction of that day changes (the offsets learn,
+    the gate opens or closes), they move by the change, so no step is seen where none was."""
+    before = week_correction(st, st.day, p)
+    m = st.day_sum / st.day_n
+    w = (st.day + 3) % 7
+    v = st.week_visits[w]
+    seen = sum(st.week_visits)
+    if seen == 0:
+        st.week_base = m
+    resid = m - st.week_base - st.week[w]
+    if seen > 0:
+        st.week_dev += max(p.week_dev_alpha, 1.0 / seen) * (abs(resid) - st.week_dev)
+    old = st.week[w]
+    st.week[w] += max(p.week_alpha, 1.0 / (v + 1)) * (m - st.week_base - old)
+    st.week_base += p.week_base_alpha * (m - old - st.week_base)
+    st.week_visits[w] = min(v + 1, 127)
+    moved = week_correction(st, st.day, p) - before
+    st.level -= moved
+    st.prev -= moved
 
 
 def report_once(st: Stream, score: float, p: Params) -> float:

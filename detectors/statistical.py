@@ -25,6 +25,7 @@ from detectors.baseline import (  # noqa: F401 (re-exported)
     NB,
     NE,
     UNCLOCKED,
+    UNIT,
     Params,
     Stream,
     learn_one,
@@ -33,6 +34,7 @@ from detectors.baseline import (  # noqa: F401 (re-exported)
     slot_of,
     surprise,
     usual,
+    week_correction,
 )
 
 
@@ -50,9 +52,22 @@ class StreamState(msgspec.Struct, array_like=True):
     profile: list[float] = msgspec.field(default_factory=list)  # slot offset from the level
     spread: list[float] = msgspec.field(default_factory=list)  # slot mean |residual|
     visits: list[int] = msgspec.field(default_factory=list)  # readings seen per slot (capped)
-    calib: list[float] = msgspec.field(default_factory=list)  # NE x NB decaying residual histograms
-    calib_n: float = 0.0  # their common (decayed) mass
+    calib: list[int | float] = msgspec.field(default_factory=list)  # NE x NB decaying residual histograms (millionths)
+    calib_n: int | float = 0  # their common (decayed) mass, in millionths
     calib_max: list[float] = msgspec.field(default_factory=list)  # largest residual per expert, fading
+    week: list[float] = msgspec.field(default_factory=list)  # day-of-week offset of the daily mean (Monday first)
+    week_visits: list[int] = msgspec.field(default_factory=list)  # whole days folded in per weekday (capped)
+    week_base: float = 0.0  # deseasonalised mean of the daily means
+    week_dev: float = 0.0  # mean |daily mean - week_base - its weekday's offset|
+    day: int = 0  # the local day being summed (days since 1970-01-01)...
+    day_sum: float = 0.0  # ...the sum of its readings...
+    day_n: int = 0  # ...and their number
+
+    def __post_init__(self) -> None:
+        # a snapshot from before the histograms counted in millionths of a reading (floats, in readings)
+        if self.calib and any(isinstance(v, float) for v in self.calib):
+            self.calib = [int(v * UNIT) for v in self.calib]
+            self.calib_n = int(self.calib_n * UNIT)
 
 
 class Decision(msgspec.Struct, frozen=True, kw_only=True):

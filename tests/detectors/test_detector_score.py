@@ -135,14 +135,80 @@ def saturated_state() -> S.StreamState:
     for _ in range(200):  # every slot's visit counter at its cap
         for slot in range(p.slots):
             S.learn_one(st, rng.uniform(-1e9, 1e9), slot * 86400.0 / p.slots, p)
+    for day in range(20, 20 + 7 * 128):  # every weekday's counter at its cap (one reading a day is enough)
+        S.learn_one(st, rng.uniform(-1e9, 1e9), day * 86400.0 + 0.5, p)
     st.n = 2**63 - 1  # the counter's widest encoding
+    st.day = st.day_n = 2**32 - 1  # days since 1970 and readings in a day: widest realistic (a uint32)
     return st
 
 
 def test_state_fits_in_two_kilobytes() -> None:
     st = saturated_state()
     assert all(v == 127 for v in st.visits) and len(st.calib) == S.NE * S.NB  # (msgpack floats: always 9 bytes)
+    assert all(v == 127 for v in st.week_visits) and len(st.week) == 7
+    assert all(isinstance(v, int) and v < 2**32 for v in st.calib) and max(st.calib) > 2**16  # 5 bytes each
     assert S.state_bytes(st) <= 2048
+
+
+def test_a_state_stored_before_the_histograms_counted_in_millionths_still_scores_the_same() -> None:
+    import msgspec
+
+    p, st = S.Params(), S.StreamState()
+    values = daily(3, 17)
+    for k, x in enumerate(values):
+        S.learn_one(st, x, k * STEP, p)
+    # the former layout: the first 14 fields, the histograms and their mass as floats, in readings
+    old = msgspec.structs.astuple(st)[:14]
+    old = old[:11] + ([v / S.UNIT for v in st.calib], st.calib_n / S.UNIT) + old[13:]
+    back = msgspec.msgpack.decode(msgspec.msgpack.encode(old), type=S.StreamState)
+    t = len(values) * STEP
+    for x in (values[-1], 80.0, 500.0):
+        assert S.score_one(back, x, t, p) == pytest.approx(S.score_one(st, x, t, p), abs=1e-6)
+    S.learn_one(back, values[-1], t, p)  # and it learns on
+    assert back.week_visits == [0] * 7 and all(isinstance(v, int) for v in back.calib)
+
+
+def weekly(weeks: int, seed: int, weekday_at_weekend_level: int | None = None) -> list[float]:
+    """5-minute readings starting on a Thursday (t = 0): a daily cycle around 100 on weekdays and
+    around 50 on Saturdays and Sundays (an office's load, a plant's pressure on a weekly schedule)."""
+    rng = random.Random(seed)
+    out = []
+    for k in range(weeks * 7 * DAY_READINGS):
+        day = k // DAY_READINGS
+        weekend = (day + 3) % 7 >= 5 or day == weekday_at_weekend_level
+        base = 50.0 if weekend else 100.0
+        out.append(base + 10 * math.sin(2 * math.pi * k / DAY_READINGS) + rng.gauss(0, 1))
+    return out
+
+
+def weekend_starts(weeks: int) -> list[int]:
+    return [d * DAY_READINGS for d in range(weeks * 7) if (d + 3) % 7 == 5]
+
+
+def test_a_weekly_schedule_is_learned_per_weekday() -> None:
+    for seed in (21, 22, 23):
+        values = weekly(7, seed)
+        raw = raw_scores(values)
+        first, *_, last = weekend_starts(7)
+        # the first weekend is a surprise (nothing knows Saturdays yet)...
+        assert max(raw[first:first + 12]) > THRESHOLD
+        # ...the last is not: its start, the whole weekend and Monday's return, as rare as noise alarms
+        learned = raw[last - DAY_READINGS:last + 3 * DAY_READINGS]
+        assert max(raw[last:last + 12]) < THRESHOLD, seed
+        assert sum(1 for s in learned if s > THRESHOLD) <= 0.005 * len(learned), seed
+        assert sum(1 for s in raw[5 * 7 * DAY_READINGS:] if s > THRESHOLD) <= 0.005 * 2 * 7 * DAY_READINGS, seed
+
+
+def test_a_weekday_at_the_weekend_level_is_still_anomalous_once_weekends_are_learned() -> None:
+    for seed in (21, 22, 23):
+        wednesday = 6 * 7 + 6  # the seventh week's Wednesday (day 0 is a Thursday)
+        assert (wednesday + 3) % 7 == 2
+        raw = raw_scores(weekly(7, seed, weekday_at_weekend_level=wednesday))
+        start = wednesday * DAY_READINGS
+        assert max(raw[start:start + 12]) > THRESHOLD, seed
+        # while the same drop into a learned Saturday scores like noise
+        saturday = start - 4 * DAY_READINGS
+        assert max(raw[saturday:saturday + 12]) < THRESHOLD, seed
 
 
 def test_the_stored_state_has_the_plain_states_fields_in_order() -> None:
