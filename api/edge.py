@@ -1,7 +1,8 @@
 """The edge every request passes before any route: hostile input is refused here, with the field named.
 
 One validator, `unstorable`, is applied to **every string the API takes** —
-path segments, query parameter names and values, header values, form fields,
+path segments, query parameter names and values, header values, form fields
+(URL-encoded and multipart),
 and every key and string value of a JSON body at any depth — because
 PostgreSQL cannot store some of what HTTP and JSON can carry: NUL (U+0000,
 in ``text`` and ``jsonb`` alike) and lone UTF-16 surrogates (``"\\ud800"``,
@@ -29,6 +30,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
+from starlette.datastructures import Headers
+from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -138,7 +141,7 @@ class InputGuard:
             self._check_headers(scope)
             body = await self._read_body(scope, receive)
             if body is not None:
-                self._check_body(scope, body)
+                await self._check_body(scope, body)
         except Refused as refused:
             response = error_json(refused.status, refused.code, refused.message, refused.field)
             await response(scope, receive, send)
@@ -216,7 +219,7 @@ class InputGuard:
                 break
         return b"".join(chunks)
 
-    def _check_body(self, scope: Scope, body: bytes) -> None:
+    async def _check_body(self, scope: Scope, body: bytes) -> None:
         if not body:
             return
         content_type = dict(scope.get("headers", [])).get(b"content-type", b"").split(b";")[0].strip().lower()
@@ -233,6 +236,31 @@ class InputGuard:
                     if reason:
                         field = f"body.{name}" if unstorable(name) is None else "body"
                         raise Refused(422, "invalid", f"{field}: {reason}", field)
+        elif content_type == b"multipart/form-data":
+            # The login form may come as multipart too (FastAPI reads both): its fields reach the database alike.
+            await _check_multipart(scope, body)
+
+
+async def _check_multipart(scope: Scope, body: bytes) -> None:
+    async def stream() -> Any:
+        yield body
+
+    try:
+        form = await MultiPartParser(Headers(scope=scope), stream()).parse()
+    except MultiPartException as exc:
+        raise Refused(400, "bad_request", f"the multipart body cannot be parsed: {exc.message}", "body") from None
+    try:
+        for name, value in form.multi_items():
+            texts = [value] if isinstance(value, str) else [value.filename or ""]  # a file: its name
+            for text in texts:
+                reason = unstorable(text)
+                if reason:
+                    field = f"body.{name}" if unstorable(name) is None else "body"
+                    raise Refused(422, "invalid", f"{field}: {reason}", field)
+            if unstorable(name):
+                raise Refused(422, "invalid", f"body: the field name {unstorable(name)}", "body")
+    finally:
+        await form.close()
 
 
 def _has_escaped_bytes(text: str) -> bool:
