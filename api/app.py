@@ -20,6 +20,7 @@ from api.clock import Clock, wall_clock
 from api.credentials import CredentialStore
 from api.docs import install_offline_docs
 from api.edge import InputGuard, document_common_responses
+from api.throttle import LoginGate
 from api.hub import ChangeHub
 from api.i18n import LocalizedErrors
 from api.errors import install_closed_loop_handlers, install_error_handlers
@@ -75,6 +76,9 @@ def create_app(*, database_url: str, gateway_status: Callable[[], dict[str, Any]
                         max_per_user=settings.stream_max_per_user)
         await hub.start()
         app.state.hub = hub
+        # Logins queue here, not on the pool (api/throttle.py): a flood of them leaves connections to the rest.
+        app.state.login_gate = LoginGate(total=min(settings.login_max_concurrent, max(1, settings.pool_max_size // 2)),
+                                         wait_s=settings.login_wait_seconds)
         try:
             yield
         finally:

@@ -30,6 +30,10 @@ class ApiSettings(BaseSettings):
                                              "(any address) before the addresses that failed for it wait")
     login_window_seconds: int = Field(default=15 * 60, ge=1, le=7 * 24 * 3600,
                                       description="A quiet window after which failures are forgotten")
+    login_max_concurrent: int = Field(default=4, ge=1, le=1000, description="Logins checked at once in this "
+                                      "process (each holds a pooled connection; at most half the pool), one at a "
+                                      "time per address; the others wait login_wait_seconds, then 429")
+    login_wait_seconds: float = Field(default=10.0, gt=0, le=60, description="Longest a login waits for its turn")
     trusted_proxies: list[str] = Field(default_factory=list, description="Addresses or networks (CIDR) of the "
                                        "reverse proxies whose X-Forwarded-For is believed; nobody else's is")
     pool_min_size: int = Field(default=1, ge=0)

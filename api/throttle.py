@@ -21,14 +21,25 @@ An attempt that must wait is refused with 429 and Retry-After *before* the
 password is checked. The check and the counting are atomic: the three rows are
 locked (``FOR UPDATE``, always in the same order) for the attempt's whole
 evaluation, so 40 concurrent attempts are judged one after the other, each
-seeing the failures before it. Times are the API's clock (`api.clock`), the
+seeing the failures before it.
+
+Waiting for those locks must not cost the rest of the API its connections:
+`LoginGate` lets one login per address and at most ``login_max_concurrent``
+in all reach the database at once; the others wait without a thread or a
+connection (an async wait) for at most ``login_wait_seconds``, then 429.
+(150 concurrent logins from one address used to hold every pooled connection
+while they queued for the address's row: the API answered 503 to everybody.)
+Times are the API's clock (`api.clock`), the
 time of the request: a failure is stamped when it was attempted, not when a
 slow password check let its transaction read the database's clock.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -146,3 +157,40 @@ class Attempt:
 def _ceil(delta: dt.timedelta) -> int:
     seconds = delta.total_seconds()
     return max(1, int(seconds) + (0 if seconds == int(seconds) else 1))
+
+
+class LoginGate:
+    """Logins that may reach the database at once: one per address, ``total`` in all (made in the server's loop)."""
+
+    def __init__(self, *, total: int, wait_s: float) -> None:
+        self.wait_s = wait_s
+        self._all = asyncio.Semaphore(total)
+        self._addresses: dict[str, tuple[asyncio.Lock, list[int]]] = {}  # address -> (its lock, [logins using it])
+
+    @contextlib.asynccontextmanager
+    async def slot(self, address: str) -> AsyncIterator[bool]:
+        """Yields True once this login may go on, False when it waited ``wait_s`` in vain (refuse it: 429)."""
+        lock, users = self._addresses.setdefault(address, (asyncio.Lock(), [0]))
+        users[0] += 1
+        held: list[asyncio.Lock | asyncio.Semaphore] = []
+        try:
+            try:
+                async with asyncio.timeout(self.wait_s):
+                    await lock.acquire()
+                    held.append(lock)
+                    await self._all.acquire()
+                    held.append(self._all)
+            except TimeoutError:
+                yield False
+                return
+            yield True
+        finally:
+            for primitive in reversed(held):
+                primitive.release()
+            users[0] -= 1
+            if users[0] == 0:
+                del self._addresses[address]
+
+    def in_use(self) -> int:
+        """Addresses with a login waiting or running (0 when the gate is idle)."""
+        return len(self._addresses)

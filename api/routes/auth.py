@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.security import OAuth2PasswordRequestForm
 from psycopg_pool import ConnectionPool
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
 from api import audit
 from api.clock import Now
@@ -17,7 +18,7 @@ from api.deps import Conn, Settings, allow, client_address, get_pool, oauth2
 from api.errors import ERROR_RESPONSES, ErrorResponse, TooManyAttempts, Unauthorized
 from api.security import ROLE_PERMISSIONS, Permission
 from api.settings import ApiSettings
-from api.throttle import Attempt
+from api.throttle import Attempt, LoginGate
 from api.users import Caller, as_caller, authenticate, get_user, issue_token, revoke_token
 
 router = APIRouter(prefix="/auth", tags=["auth"], responses=ERROR_RESPONSES)
@@ -44,22 +45,31 @@ class MePublic(BaseModel):
 @router.post("/token", response_model=TokenPublic,
              responses={429: {"model": ErrorResponse,
                               "description": "Too many failed logins for this account from this address, or from "
-                              "this address; see Retry-After (api/throttle.py)"}})
-def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Request,
-          pool: Annotated[ConnectionPool, Depends(get_pool)], settings: Settings, now: Now) -> TokenPublic:
+                              "this address, or too many logins at once; see Retry-After (api/throttle.py)"}})
+async def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Request,
+                pool: Annotated[ConnectionPool, Depends(get_pool)], settings: Settings, now: Now) -> TokenPublic:
     """Exchange username and password for a bearer token that expires (``token_ttl_minutes``).
 
     Throttled per account+address pair, per address and per account (`api.throttle`); every success,
-    failure and lock is audited.
+    failure and lock is audited. Logins take their turn at `api.throttle.LoginGate` before they reach the database.
     """
     address = client_address(request, settings)
-    username = form.username[:MAX_USERNAME]
+    gate: LoginGate = request.app.state.login_gate
+    async with gate.slot(address) as started:
+        if not started:
+            raise TooManyAttempts("too many logins at once; try again in 1 s", headers={"Retry-After": "1"})
+        return await run_in_threadpool(_login, form.username, form.password, address, pool, settings, now)
+
+
+def _login(username: str, password: str, address: str, pool: ConnectionPool, settings: ApiSettings,
+           now: dt.datetime) -> TokenPublic:
+    username = username[:MAX_USERNAME]
     # Its own transaction, committed whatever the answer: a failure must count although the request fails.
     with pool.connection() as conn, conn.transaction():
         attempt = Attempt(conn, username=username, address=address, policy=settings.throttle_policy(), now=now)
         verdict = attempt.verdict()
         if verdict.allowed:
-            user, why = authenticate(conn, username=username, password=form.password)
+            user, why = authenticate(conn, username=username, password=password)
             if user is None:
                 locked = attempt.failed()
                 _audit_failure(conn, username, address, why, locked, settings)

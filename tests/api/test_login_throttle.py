@@ -140,6 +140,29 @@ def test_concurrent_attempts_are_judged_one_after_the_other(world: World) -> Non
     assert len(audit(world.dsn, "auth.login_failed")) == 3
 
 
+def test_a_flood_of_logins_leaves_the_database_connections_to_everybody_else(world: World) -> None:
+    # 150 concurrent logins of unknown users from one address: each used to hold a pooled connection while it
+    # queued for the address's row (and the password check ahead of it), so the pool ran dry and the API
+    # answered 503 to everybody, logins included. Now they wait their turn without a connection.
+    settings = ApiSettings(**POLICY, pool_max_size=6, pool_timeout_seconds=1.0, login_max_concurrent=2)
+    app = create_app(database_url=world.dsn, settings=settings, clock=SetClock(API_NOW))
+    reader = world.headers(f"manager-{OWN}")
+    with LiveServer(app) as live, concurrent.futures.ThreadPoolExecutor(max_workers=160) as pool:
+        def one(i: int) -> int:
+            return httpx.post(f"{live.url}/auth/token", data={"username": f"spray-{i}", "password": "guess"},
+                              timeout=60).status_code
+
+        def read(_: int) -> int:
+            return httpx.get(f"{live.url}/alerts", headers=reader, timeout=60).status_code
+
+        logins = [pool.submit(one, i) for i in range(150)]
+        reads = [pool.submit(read, i) for i in range(5)]
+        codes, read_codes = [f.result() for f in logins], [f.result() for f in reads]
+    assert read_codes == [200] * 5, read_codes
+    assert set(codes) <= {401, 429} and codes.count(401) >= 1, sorted(codes)
+    assert app.state.login_gate.in_use() == 0  # every address's turn given back
+
+
 def test_x_forwarded_for_is_believed_only_from_a_configured_proxy(world: World) -> None:
     # No proxy configured: the header is the attacker's own words; every attempt is the peer's.
     with client_at(world, ATTACKER) as direct:
