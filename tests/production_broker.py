@@ -24,7 +24,8 @@ class ProductionBroker:
     gateway_password: str
     push_password: str
     device_port: int = 0
-    service_port: int = 0
+    service_port: int = 0  # the gateway's listener
+    push_port: int = 0  # on-call push's listener
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -44,6 +45,7 @@ class ProductionBroker:
         replacements = [
             ("listener 1883\n", f"listener {self.device_port} 127.0.0.1\n"),
             ("listener 1884\n", f"listener {self.service_port} 127.0.0.1\n"),
+            ("listener 1885\n", f"listener {self.push_port} 127.0.0.1\n"),
             ("/mosquitto/config/auth/", f"{auth}/"),
             ("/mosquitto/config/", f"{config}/"),
             ("/mosquitto/data/", f"{data}/"),
@@ -56,23 +58,24 @@ class ProductionBroker:
             text += "\nuser root\n"  # keep this private folder's files readable
         for acl in ("acl-devices", "acl-services"):
             (config / acl).write_text((DEPLOY / acl).read_text())
-        # What entrypoint.sh writes: the services' accounts, and an empty devices' file for the API.
-        (auth / "services.passwd").write_text(
-            f"{ServiceAccount.GATEWAY}:{mosquitto_password_hash(self.gateway_password)}\n"
-            f"{ServiceAccount.PUSH}:{mosquitto_password_hash(self.push_password)}\n")
+        # What entrypoint.sh writes: each service's account in its listener's file, an empty devices' file.
+        (auth / "gateway.passwd").write_text(
+            f"{ServiceAccount.GATEWAY}:{mosquitto_password_hash(self.gateway_password)}\n")
+        (auth / "push.passwd").write_text(f"{ServiceAccount.PUSH}:{mosquitto_password_hash(self.push_password)}\n")
         self.devices_passwd.touch()
         conf = self.workdir / "mosquitto.conf"
         conf.write_text(text)
         return conf
 
     def start(self) -> ProductionBroker:
-        self.device_port, self.service_port = free_port(), free_port()
+        self.device_port, self.service_port, self.push_port = free_port(), free_port(), free_port()
         conf = self.render()
         self.process = subprocess.Popen([mosquitto_binary() or "mosquitto", "-c", str(conf)],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         try:
             wait_for_port("127.0.0.1", self.device_port)
             wait_for_port("127.0.0.1", self.service_port)
+            wait_for_port("127.0.0.1", self.push_port)
         except TimeoutError:
             self.stop()
             raise RuntimeError(f"mosquitto did not start with the production config: {self.log[-2000:]}") from None

@@ -128,11 +128,11 @@ def test_the_production_service_starts_on_a_fresh_database_with_the_documented_e
     database = conninfo_to_dict(environment["STEWARD_DATABASE_URL"])
     assert (database["host"], database["port"], database["password"]) == (
         "timescaledb", "5432", env_file["POSTGRES_PASSWORD"])
-    # The services' listener (1884) for the gateway and on-call push, with their own accounts.
+    # The services' listeners, with their own accounts: the gateway's (1884) and on-call push's (1885).
     broker_url = urllib.parse.urlsplit(environment["STEWARD_MQTT_URL"])
     push_url = urllib.parse.urlsplit(environment["STEWARD_ONCALL_MQTT_URL"])
     assert (broker_url.hostname, broker_url.port, broker_url.username) == ("mosquitto", 1884, "steward-gateway")
-    assert (push_url.hostname, push_url.port, push_url.username) == ("mosquitto", 1884, "steward-push")
+    assert (push_url.hostname, push_url.port, push_url.username) == ("mosquitto", 1885, "steward-push")
     broker = ProductionBroker(folders / "mosquitto", broker_url.password or "", push_url.password or "").start()
     request.addfinalizer(broker.stop)  # also when an assertion below fails before the try
     mosquitto, broker_port, passwd = broker.process, broker.device_port, broker.devices_passwd
@@ -141,7 +141,8 @@ def test_the_production_service_starts_on_a_fresh_database_with_the_documented_e
     api_port = free_port()
 
     def local(url: urllib.parse.SplitResult) -> str:
-        return url._replace(netloc=f"{url.netloc.rsplit('@', 1)[0]}@127.0.0.1:{broker.service_port}").geturl()
+        port = {1884: broker.service_port, 1885: broker.push_port}[url.port or 0]
+        return url._replace(netloc=f"{url.netloc.rsplit('@', 1)[0]}@127.0.0.1:{port}").geturl()
 
     environment.update(
         STEWARD_DATABASE_URL=fresh_database,

@@ -1,6 +1,6 @@
 #!/bin/sh
-# Writes the services' broker accounts (steward-gateway, steward-push) from the
-# .env secrets on every start, makes sure the devices' password file exists
+# Writes the services' broker accounts (steward-gateway, steward-push), each in
+# the password file of its own listener, from the .env secrets on every start, makes sure the devices' password file exists
 # (the API writes it), then runs Mosquitto.
 #
 # The auth folder is a volume shared with the steward service, which runs as its
@@ -17,13 +17,16 @@ conf=${MOSQUITTO_CONF:-/mosquitto/config/mosquitto.conf}
 mkdir -p "$auth"
 : "${STEWARD_MQTT_PASSWORD:?set STEWARD_MQTT_PASSWORD in .env}"
 : "${STEWARD_MQTT_PUSH_PASSWORD:?set STEWARD_MQTT_PUSH_PASSWORD in .env}"
-services="$auth/services.passwd"
-rm -f "$services.tmp"
-touch "$services.tmp"
-chmod 0700 "$services.tmp"
-mosquitto_passwd -b "$services.tmp" steward-gateway "$STEWARD_MQTT_PASSWORD"
-mosquitto_passwd -b "$services.tmp" steward-push "$STEWARD_MQTT_PUSH_PASSWORD"
-mv "$services.tmp" "$services"
+account() {  # file, username, password
+  rm -f "$1.tmp"
+  touch "$1.tmp"
+  chmod 0700 "$1.tmp"
+  mosquitto_passwd -b "$1.tmp" "$2" "$3"
+  mv "$1.tmp" "$1"
+}
+account "$auth/gateway.passwd" steward-gateway "$STEWARD_MQTT_PASSWORD"
+account "$auth/push.passwd" steward-push "$STEWARD_MQTT_PUSH_PASSWORD"
+rm -f "$auth/services.passwd"  # both accounts in one file, on one listener (before the gateway's had its own)
 if [ ! -e "$auth/devices.passwd" ]; then
   touch "$auth/devices.passwd"
 fi

@@ -7,7 +7,8 @@ services' accounts are written as entrypoint.sh writes them. A device then
 tries what an attacker would: take the gateway's session (its client id,
 clean or persistent session, MQTT 3.1.1 and 5) between every ten messages of a
 publishing device; log in on the services' listener; read community/# and
-staff/#; be provisioned under a service account's name.
+staff/#; be provisioned under a service account's name. On-call push, the
+other service account, cannot take the gateway's session either.
 """
 
 from __future__ import annotations
@@ -166,14 +167,14 @@ def test_a_device_cannot_log_in_or_read_as_a_service(world: World, broker: Produ
     attacker_pw = provision(api, admin, "north-lock-9")
     meter_pw = provision(api, admin, "north-meter-7")
     # Its own credentials on the services' listener, or a service's name on its own: refused.
-    for port, username in ((broker.service_port, "north-lock-9"), (broker.device_port, ServiceAccount.GATEWAY),
-                           (broker.device_port, ServiceAccount.PUSH)):
+    for port, username in ((broker.service_port, "north-lock-9"), (broker.push_port, "north-lock-9"),
+                           (broker.device_port, ServiceAccount.GATEWAY), (broker.device_port, ServiceAccount.PUSH)):
         refused = Client(port, username, attacker_pw, "whoever")
         assert refused.connect() in (134, 135), (port, username)  # bad user name or password / not authorised
         refused.close()
     gateway, gateway_id = start_gateway(world, broker)
     spy = Client(broker.device_port, "north-lock-9", attacker_pw, gateway_id)
-    push = Client(broker.service_port, ServiceAccount.PUSH, PUSH_PW, "steward-push-test")
+    push = Client(broker.push_port, ServiceAccount.PUSH, PUSH_PW, "steward-push-test")
     meter = Client(broker.device_port, "north-meter-7", meter_pw, "north-meter-7")
     try:
         assert spy.connect() == 0 and push.connect() == 0 and meter.connect() == 0
@@ -190,6 +191,40 @@ def test_a_device_cannot_log_in_or_read_as_a_service(world: World, broker: Produ
         for c in (spy, push, meter):
             c.close()
         gateway.stop()
+
+
+def test_on_call_push_cannot_take_the_gateways_session(world: World, broker: ProductionBroker,
+                                                      api: TestClient) -> None:
+    # Client ids are one namespace across the broker's listeners: push on the services' listener used to be let
+    # in with the gateway's client id and closed the gateway's connection ("already connected, closing old").
+    gateway, gateway_id = start_gateway(world, broker)
+    try:
+        for port, username, password in ((broker.push_port, ServiceAccount.PUSH, PUSH_PW),
+                                         (broker.service_port, ServiceAccount.PUSH, PUSH_PW),
+                                         (broker.push_port, ServiceAccount.GATEWAY, GATEWAY_PW)):
+            intruder = Client(port, username, password, gateway_id, clean=False)
+            try:
+                code = intruder.connect()
+            except queue.Empty:
+                code = -1  # no CONNACK at all: not let in either
+            intruder.close()
+            # Push is let in only on its own listener, as itself; the other two are refused outright.
+            own = (port, username) == (broker.push_port, ServiceAccount.PUSH)
+            assert code == 0 if own else code in (134, 135), (port, username, code)  # bad password / not authorised
+        meter_pw = provision(api, world.headers(f"admin-{OWN}"), "north-meter-7")
+        meter = Client(broker.device_port, "north-meter-7", meter_pw, "north-meter-7")
+        try:
+            assert meter.connect() == 0
+            meter.publish_acked(f"community/{OWN}/water/north-meter-7/telemetry", reading(1))
+            assert wait_stored(world.dsn, "north-meter-7", 1) == 1  # the gateway still has its session
+        finally:
+            meter.close()
+    finally:
+        gateway.stop()
+    log = broker.log
+    assert f"Client {gateway_id} already connected" not in log, log[-3000:]
+    assert len(re.findall(rf"New client connected from .* as {re.escape(gateway_id)} ", log)) == 1, log[-3000:]
+    assert re.search(r"as steward-push .*u'steward-push'", log), log[-3000:]  # push's session is its name
 
 
 def test_a_device_id_in_the_service_namespace_is_refused(world: World, broker: ProductionBroker,
