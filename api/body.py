@@ -91,6 +91,8 @@ def _refuse(value: Any, kinds: set[type]) -> str | None:
     if kind is None or kind in kinds:
         return None
     wanted = " or ".join(sorted({_KINDS[k] for k in kinds}))
+    if kind is float and int in kinds:  # a number, but not one of the whole numbers the field takes
+        return f"must be {wanted.replace('a number', 'a whole number')}, not {value!r}"
     return f"must be {wanted}, not {_KINDS[kind]}"
 
 

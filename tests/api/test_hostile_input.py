@@ -229,6 +229,17 @@ def test_every_request_body_takes_json_types_as_json_has_them() -> None:
     assert checked >= 200, checked
 
 
+def test_a_fraction_for_a_whole_number_says_so(api: TestClient, admin: dict[str, str]) -> None:
+    # It said "must be a number or null, not a number".
+    r = api.post("/work-orders", headers=admin, json={"community_id": OWN, "title": "x", "tier": 2.5})
+    assert_named_message(r, "body.tier", "must be a whole number or null, not 2.5")
+
+
+def assert_named_message(r: Any, field: str, message: str) -> None:
+    assert r.status_code == 422, r.text[:300]
+    assert r.json()["error"]["field"] == field and message in r.json()["error"]["message"], r.text[:300]
+
+
 def test_reminder_minutes_false_is_not_zero(api: TestClient, world: World) -> None:
     r = api.post("/oncall/policies", headers=world.headers(f"supervisor-{OWN}"), json={
         "id": "n-any", "community_id": OWN, "tier": None, "reminder_minutes": False,
