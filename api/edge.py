@@ -3,7 +3,8 @@
 One validator, `unstorable`, is applied to **every string the API takes** —
 path segments, query parameter names and values, header values, form fields
 (URL-encoded and multipart),
-and every key and string value of a JSON body at any depth — because
+and every key and string value of a JSON body at any depth (a body without a
+Content-Type too, when it is JSON) — because
 PostgreSQL cannot store some of what HTTP and JSON can carry: NUL (U+0000,
 in ``text`` and ``jsonb`` alike) and lone UTF-16 surrogates (``"\\ud800"``,
 which are not UTF-8). Such input used to reach the database and answer 500;
@@ -225,6 +226,16 @@ class InputGuard:
         content_type = dict(scope.get("headers", [])).get(b"content-type", b"").split(b";")[0].strip().lower()
         if content_type == b"application/json" or content_type.endswith(b"+json"):
             check_json(parse_json(body, self.limits), self.limits)
+        elif not content_type:
+            # No Content-Type: a route may still read the body as JSON (an action link's POST does), so JSON is
+            # checked like JSON; anything else is left to the route, which refuses what it cannot read.
+            try:
+                document = parse_json(body, self.limits)
+            except Refused as refused:
+                if refused.status == 400:
+                    return
+                raise
+            check_json(document, self.limits)
         elif content_type == b"application/x-www-form-urlencoded":
             try:
                 text = body.decode("utf-8")

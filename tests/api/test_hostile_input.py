@@ -3,6 +3,7 @@ route table, so a new parameter or body is covered without being listed here."""
 
 from __future__ import annotations
 
+import json
 import typing
 from collections.abc import Iterator
 from typing import Any
@@ -15,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from api.app import _routers, create_app
 from api.body import Body
 from tests.api.conftest import OWN, World
+from tests.api.test_oncall_routes import escalating_incident, issue, oncall_client  # noqa: F401 (the fixture)
 
 SECRET = "hostile-input-secret-0123456789"
 NUL = "a\x00b"
@@ -227,6 +229,19 @@ def test_every_request_body_takes_json_types_as_json_has_them() -> None:
                 assert any(e["loc"][:1] == (name,) for e in refused.value.errors()), (model, name, wrong)
                 checked += 1
     assert checked >= 200, checked
+
+
+def test_a_json_body_without_a_content_type_is_checked_too(world: World, oncall_client: TestClient) -> None:
+    # An action link's POST reads a body without Content-Type as JSON: NUL in its reason reached the database (500).
+    token = issue(world.dsn, escalating_incident(world.dsn), "resolve", "n-wang")
+    raw = json.dumps({"resolution": "confirmed", "reason": NUL}).encode()
+    assert_named(oncall_client.post(f"/oncall/links/{token}", content=raw), "body.reason")
+    r = oncall_client.patch("/devices/north-meter-1", headers=world.headers(f"admin-{OWN}"),
+                            content=json.dumps({"name": NUL}).encode())
+    assert_named(r, "body.name")
+    # What is not JSON stays the route's to refuse (the edge does not guess a type it was not told).
+    r = oncall_client.post(f"/oncall/links/{token}", content=b"resolution=confirmed")
+    assert r.status_code == 422 and "Traceback" not in r.text, r.text[:300]
 
 
 def test_a_fraction_for_a_whole_number_says_so(api: TestClient, admin: dict[str, str]) -> None:
