@@ -192,6 +192,11 @@ class InputGuard:
                     raise Refused(422, "invalid", f"{field}: the {what} {reason}", field)
 
     def _check_headers(self, scope: Scope) -> None:
+        # Two Content-Types are ambiguous: this edge and the route could each read another one (the route reads
+        # the first), and a body checked as text would reach the route as JSON.
+        if sum(1 for name, _ in scope.get("headers", []) if name.lower() == b"content-type") > 1:
+            raise Refused(400, "bad_request", "the request has more than one Content-Type header",
+                          "header.content-type")
         for name, value in scope.get("headers", []):
             if b"\x00" in value:
                 field = f"header.{name.decode('latin-1')}"

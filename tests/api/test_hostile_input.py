@@ -8,6 +8,7 @@ import typing
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
@@ -242,6 +243,18 @@ def test_a_json_body_without_a_content_type_is_checked_too(world: World, oncall_
     # What is not JSON stays the route's to refuse (the edge does not guess a type it was not told).
     r = oncall_client.post(f"/oncall/links/{token}", content=b"resolution=confirmed")
     assert r.status_code == 422 and "Traceback" not in r.text, r.text[:300]
+
+
+def test_two_content_types_are_refused(api: TestClient, admin: dict[str, str]) -> None:
+    # The edge read the last Content-Type and let a "text/plain" body through unchecked; the route read the
+    # first, application/json, and NUL reached the database (500).
+    raw = json.dumps({"community_id": OWN, "title": NUL, "tier": 3, "auto_dispatch": False}).encode()
+    for first, last in (("application/json", "text/plain"), ("text/plain", "application/json")):
+        headers = [*admin.items(), ("Content-Type", first), ("Content-Type", last)]
+        r = api.post("/work-orders", headers=httpx.Headers(headers), content=raw)
+        assert r.status_code == 400, r.text[:300]
+        assert r.json()["error"] == {"code": "bad_request", "field": "header.content-type",
+                                     "message": "the request has more than one Content-Type header"}
 
 
 def test_a_fraction_for_a_whole_number_says_so(api: TestClient, admin: dict[str, str]) -> None:
