@@ -4,7 +4,7 @@ One validator, `unstorable`, is applied to **every string the API takes** —
 path segments, query parameter names and values, header values, form fields
 (URL-encoded and multipart),
 and every key and string value of a JSON body at any depth (a body without a
-Content-Type too, when it is JSON) — because
+Content-Type too, when it is JSON; two Content-Types are 400) — because
 PostgreSQL cannot store some of what HTTP and JSON can carry: NUL (U+0000,
 in ``text`` and ``jsonb`` alike) and lone UTF-16 surrogates (``"\\ud800"``,
 which are not UTF-8). Such input used to reach the database and answer 500;
