@@ -114,6 +114,29 @@ class MosquittoPasswordFile:
         return username in self._read()
 
 
+# Steward's own accounts on the clustered broker, least privilege each (the RabbitMQ
+# counterpart of deploy/mosquitto/acl-services). Vhost permissions are regexes on
+# resource names; topic permissions on routing keys of amq.topic (``/`` becomes ``.``).
+# The gateway: its MQTT plugin declares, binds and consumes the session queues
+# ``mqtt-subscription-<client id>qos0|qos1`` (client id ``steward-gateway-<installation>``,
+# shards add ``-shard-<n>``) and binds them to amq.topic for ``community/#``; it publishes
+# nothing. Push: publishes ``staff/<id>/alerts`` only, declares and reads nothing.
+RABBITMQ_SERVICE_PERMISSIONS: dict[str, dict[str, dict[str, str]]] = {
+    "steward-gateway": {
+        "permissions": {
+            "configure": r"^mqtt-subscription-steward-gateway-.*$",
+            "write": r"^mqtt-subscription-steward-gateway-.*$",
+            "read": r"^(mqtt-subscription-steward-gateway-.*|amq\.topic)$",
+        },
+        "topic": {"exchange": "amq.topic", "write": "^$", "read": r"^community\..*$"},
+    },
+    "steward-push": {
+        "permissions": {"configure": "^$", "write": r"^amq\.topic$", "read": "^$"},
+        "topic": {"exchange": "amq.topic", "write": r"^staff\.[^.]+\.alerts$", "read": "^$"},
+    },
+}
+
+
 class RabbitMQUsers:
     """Device credentials as RabbitMQ users, through its management API (the clustered
     broker of ``docker-compose.cluster.yml``): a user per device, with the right to
@@ -177,6 +200,17 @@ class RabbitMQUsers:
                     f"permissions of {username}")
         self._check(self._http.put(self._path("topic-permissions", self.vhost, username),
                                    json={"exchange": "amq.topic", "write": self.write_pattern(username), "read": "^$"}),
+                    f"topic permissions of {username}")
+
+    def set_service_account(self, username: str, password: str) -> None:
+        """Create or update one of Steward's own accounts (``RABBITMQ_SERVICE_PERMISSIONS``):
+        no tags (no management access), its own vhost and topic permissions only."""
+        grants = RABBITMQ_SERVICE_PERMISSIONS[username]
+        self._check(self._http.put(self._path("users", username), json={"password": password, "tags": ""}),
+                    f"creating user {username}")
+        self._check(self._http.put(self._path("permissions", self.vhost, username), json=grants["permissions"]),
+                    f"permissions of {username}")
+        self._check(self._http.put(self._path("topic-permissions", self.vhost, username), json=grants["topic"]),
                     f"topic permissions of {username}")
 
     def revoke(self, username: str) -> None:

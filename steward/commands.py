@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import warnings
 from typing import TYPE_CHECKING, Annotated
@@ -150,10 +151,47 @@ def migrate() -> None:
             folder_lock.release()
 
 
+def rabbitmq_accounts(
+    wait: float = typer.Option(120.0, help="seconds to wait for the management API to answer"),
+) -> None:
+    """Create or update Steward's own RabbitMQ accounts (clustered broker): steward-gateway
+    (STEWARD_MQTT_PASSWORD) and steward-push (STEWARD_MQTT_PUSH_PASSWORD), each with least
+    privilege, through STEWARD_RABBITMQ_MANAGEMENT_URL (the cluster's administrator)."""
+    import time
+
+    import httpx
+
+    from api.credentials import RabbitMQUsers
+
+    url = os.environ.get("STEWARD_RABBITMQ_MANAGEMENT_URL", "")
+    passwords = {"steward-gateway": os.environ.get("STEWARD_MQTT_PASSWORD", ""),
+                 "steward-push": os.environ.get("STEWARD_MQTT_PUSH_PASSWORD", "")}
+    missing = [name for name, value in {"STEWARD_RABBITMQ_MANAGEMENT_URL": url, "STEWARD_MQTT_PASSWORD":
+               passwords["steward-gateway"], "STEWARD_MQTT_PUSH_PASSWORD": passwords["steward-push"]}.items() if not value]
+    if missing:
+        typer.echo(f"steward rabbitmq-accounts: set {', '.join(missing)}", err=True)
+        raise typer.Exit(1)
+    users = RabbitMQUsers(url)
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            for username, password in passwords.items():
+                users.set_service_account(username, password)
+            break
+        except httpx.TransportError as exc:  # the node is not listening yet
+            if time.monotonic() >= deadline:
+                typer.echo(f"steward rabbitmq-accounts: the management API did not answer within {wait:g} s: {exc}",
+                           err=True)
+                raise typer.Exit(1) from None
+            time.sleep(1)  # a poll interval bounded by the deadline above, not a wait for a guess
+    typer.echo(f"rabbitmq accounts: {', '.join(passwords)}")
+
+
 def register(app: typer.Typer) -> None:
     app.command()(run)
     app.command()(gateway)
     app.command()(migrate)
+    app.command("rabbitmq-accounts")(rabbitmq_accounts)
     from oncall.bench import register as register_oncall_bench
     from steward import bench
 

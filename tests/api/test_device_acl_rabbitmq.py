@@ -145,3 +145,70 @@ def test_the_management_api_refuses_a_service_account() -> None:
         users.set_password("steward-gateway", "x")
     with pytest.raises(ValueError, match="http"):
         RabbitMQUsers("amqp://admin:pw@rabbitmq-1:5672")
+
+
+def test_service_accounts_on_rabbitmq_have_least_privilege(node: rabbitmq.RabbitNode) -> None:
+    """docker-compose.cluster.yml's rabbitmq-accounts: on-call push publishes staff alerts and
+    nothing else (no community/# subscription, no device topic); the gateway reads community/#
+    through its own session and cannot read staff/#."""
+    users = RabbitMQUsers(f"http://guest:guest@127.0.0.1:{node.management_port}")
+    users.set_service_account("steward-push", "push-pw")
+    users.set_service_account("steward-gateway", "gateway-pw")
+
+    def suback(client: Client, topic: str) -> str:
+        """'granted', 'refused' (SUBACK 0x80) or 'closed' (the broker closed the connection)."""
+        codes: queue.Queue[list[int]] = queue.Queue()
+        client.c.on_subscribe = lambda c, u, mid, rcs, p: codes.put([rc.value for rc in rcs])
+        client.c.subscribe(topic, qos=1)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                got = codes.get(timeout=0.1)
+                return "refused" if got[0] >= 0x80 else "granted"
+            except queue.Empty:
+                pass
+            try:
+                kind, _ = client.events.get_nowait()
+                if kind == "disconnect":
+                    return "closed"
+            except queue.Empty:
+                pass
+        raise AssertionError(f"no SUBACK nor disconnect for {topic} within 20 s")
+
+    observer = Client(node.mqtt_port, "guest", "guest", "svc-observer")
+    try:
+        assert observer.connect() == 0
+        assert suback(observer, "#") == "granted"
+
+        push = Client(node.mqtt_port, "steward-push", "push-pw", "steward-push-inst-1")
+        try:
+            assert push.connect() == 0
+            mid = push.publish("staff/s1/alerts", "alert-1")
+            assert push.next("puback") == mid
+            assert observer.next("message") == "staff/s1/alerts"
+            assert suback(push, "community/#") in ("refused", "closed")
+        finally:
+            push.close()
+        push = Client(node.mqtt_port, "steward-push", "push-pw", "steward-push-inst-2")
+        try:
+            assert push.connect() == 0
+            push.publish(f"community/{OWN}/elevator/lift-7/status", "forged-by-push")
+            push.next("disconnect")
+        finally:
+            push.close()
+        # Had the forged message been routed, the observer would get it before this marker.
+        observer.c.publish("community/marker/elevator/none/status", b"{}", qos=1)
+        assert observer.next("message") == "community/marker/elevator/none/status"
+
+        gateway = Client(node.mqtt_port, "steward-gateway", "gateway-pw", "steward-gateway-inst")
+        gateway.c._clean_session = False  # the gateway's persistent session
+        try:
+            assert gateway.connect() == 0
+            assert suback(gateway, "community/#") == "granted"
+            observer.c.publish(f"community/{OWN}/elevator/lift-7/status", b"{}", qos=1)
+            assert gateway.next("message") == f"community/{OWN}/elevator/lift-7/status"
+            assert suback(gateway, "staff/#") in ("refused", "closed")
+        finally:
+            gateway.close()
+    finally:
+        observer.close()

@@ -38,6 +38,18 @@ def test_the_cluster_file_gives_workers_every_node_and_a_fixed_shard_count() -> 
     # Devices' credentials go to RabbitMQ (a user per device), not to Mosquitto's file.
     env = services["steward"]["environment"]
     assert env["STEWARD_RABBITMQ_MANAGEMENT_URL"].endswith("@rabbitmq-1:15672") and not env["STEWARD_MOSQUITTO_PASSWORD_FILE"]
+    # One account per service: the administrator only manages; push and the gateway each log in as themselves.
+    assert env["STEWARD_RABBITMQ_MANAGEMENT_URL"].startswith("http://steward-admin:")
+    assert env["STEWARD_ONCALL_MQTT_URL"].startswith("mqtt://steward-push:change-me-push@")
+    for name in ("steward", "worker"):
+        assert services[name]["environment"]["STEWARD_MQTT_URL"].startswith("mqtt://steward-gateway:change-me-broker@")
+        assert services[name]["depends_on"]["rabbitmq-accounts"]["condition"] == "service_completed_successfully"
+    for i in (1, 2, 3):
+        assert services[f"rabbitmq-{i}"]["environment"]["RABBITMQ_DEFAULT_USER"] == "steward-admin"
+    accounts = services["rabbitmq-accounts"]
+    assert accounts["command"] == ["steward", "rabbitmq-accounts"]
+    assert accounts["environment"]["STEWARD_RABBITMQ_MANAGEMENT_URL"] == env["STEWARD_RABBITMQ_MANAGEMENT_URL"]
+    assert accounts["environment"]["STEWARD_MQTT_PUSH_PASSWORD"] == "change-me-push"
     assert "rabbitmq_management" in (ROOT / "deploy/rabbitmq/enabled_plugins").read_text()
     conf = (ROOT / "deploy/rabbitmq/rabbitmq.conf").read_text()
     assert "mqtt.durable_queue_type = quorum" in conf and "mqtt.allow_anonymous = false" in conf
