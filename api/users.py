@@ -96,6 +96,11 @@ def get_user(conn: psycopg.Connection, *, user_id: int | None = None, username: 
     return _user(row) if row else None
 
 
+def username_taken(conn: psycopg.Connection, username: str) -> bool:
+    """True when a user has this name in any case (unique index on lower(username), migration 0063)."""
+    return conn.execute("SELECT 1 FROM api_users WHERE lower(username) = lower(%s)", (username,)).fetchone() is not None
+
+
 def list_users(conn: psycopg.Connection) -> list[UserRecord]:
     """Every user, by id; `api.tenancy.administers` decides which of them a caller gets."""
     rows = conn.execute(_USER_SELECT + "GROUP BY u.id ORDER BY u.id").fetchall()

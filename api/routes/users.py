@@ -124,11 +124,16 @@ def create_user(body: UserCreate, caller: Admin, conn: Conn) -> UserPublic:
     _check_scope(caller, body.communities, body.all_communities, body.role)
     if not body.communities and not body.all_communities:
         raise InvalidInput("a user needs at least one community", field="body.communities")
-    if store.get_user(conn, username=body.username) is not None:
-        raise Conflict(f"username {body.username!r} is taken", field="body.username")
-    user = store.create_user(conn, username=body.username, password=body.password, role=body.role,
-                             community_ids=body.communities, display_name=body.display_name,
-                             all_communities=body.all_communities)
+    if store.username_taken(conn, body.username):  # in any case: Admin-South is admin-south
+        raise Conflict(f"username {body.username!r} is taken (usernames are unique regardless of case)",
+                       field="body.username")
+    try:
+        user = store.create_user(conn, username=body.username, password=body.password, role=body.role,
+                                 community_ids=body.communities, display_name=body.display_name,
+                                 all_communities=body.all_communities)
+    except psycopg.errors.UniqueViolation:  # created concurrently between the check and here
+        raise Conflict(f"username {body.username!r} is taken (usernames are unique regardless of case)",
+                       field="body.username") from None
     audit.record_about_user(conn, caller=caller, action="user.create", user=user,
                             detail={"username": user.username, "role": user.role.value,
                                     "communities": list(user.communities), "all_communities": user.all_communities})
