@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import queue
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -151,9 +153,14 @@ def test_service_accounts_on_rabbitmq_have_least_privilege(node: rabbitmq.Rabbit
     """docker-compose.cluster.yml's rabbitmq-accounts: on-call push publishes staff alerts and
     nothing else (no community/# subscription, no device topic); the gateway reads community/#
     through its own session and cannot read staff/#."""
-    users = RabbitMQUsers(f"http://guest:guest@127.0.0.1:{node.management_port}")
-    users.set_service_account("steward-push", "push-pw")
-    users.set_service_account("steward-gateway", "gateway-pw")
+    # As the compose file's rabbitmq-accounts service runs it.
+    env = {**os.environ, "STEWARD_RABBITMQ_MANAGEMENT_URL": f"http://guest:guest@127.0.0.1:{node.management_port}",
+           "STEWARD_MQTT_PASSWORD": "gateway-pw", "STEWARD_MQTT_PUSH_PASSWORD": "push-pw"}
+    done = subprocess.run([sys.executable, "-m", "steward", "rabbitmq-accounts", "--wait", "60"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    users = RabbitMQUsers(env["STEWARD_RABBITMQ_MANAGEMENT_URL"])
+    assert users.has_user("steward-push") and users.has_user("steward-gateway")
 
     def suback(client: Client, topic: str) -> str:
         """'granted', 'refused' (SUBACK 0x80) or 'closed' (the broker closed the connection)."""
