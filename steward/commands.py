@@ -171,6 +171,16 @@ def rabbitmq_accounts(
     if missing:
         typer.echo(f"steward rabbitmq-accounts: set {', '.join(missing)}", err=True)
         raise typer.Exit(1)
+    from oncall.settings import PLACEHOLDER_MESSAGE, is_placeholder
+
+    admin_password = httpx.URL(url).password or "-"
+    weak = [name for name, value in {"STEWARD_MQTT_PASSWORD": passwords["steward-gateway"],
+                                     "STEWARD_MQTT_PUSH_PASSWORD": passwords["steward-push"],
+                                     "STEWARD_RABBITMQ_MANAGEMENT_URL's password": admin_password}.items()
+            if is_placeholder(value)]
+    if weak:
+        typer.echo(f"steward rabbitmq-accounts: {', '.join(weak)} {PLACEHOLDER_MESSAGE}", err=True)
+        raise typer.Exit(1)
     users = RabbitMQUsers(url)
     deadline = time.monotonic() + wait
     while True:

@@ -72,3 +72,18 @@ def test_an_extra_worker_runs_no_on_call_of_its_own(monkeypatch: pytest.MonkeyPa
     assert services() == []
     monkeypatch.delenv("STEWARD_RUN_ONCALL")
     assert len(services()) == 1
+
+
+def test_rabbitmq_accounts_refuses_the_env_example_placeholders() -> None:
+    """The one-shot service with .env.example as copied: no broker account gets a change-me password
+    (refused before any request: the management URL points nowhere)."""
+    import os
+    import sys
+
+    env = {**os.environ, "STEWARD_RABBITMQ_MANAGEMENT_URL": "http://steward-admin:change-me-rabbitmq-admin@127.0.0.1:1",
+           "STEWARD_MQTT_PASSWORD": "change-me-broker", "STEWARD_MQTT_PUSH_PASSWORD": "a-chosen-push-secret"}
+    done = subprocess.run([sys.executable, "-m", "steward", "rabbitmq-accounts", "--wait", "0"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "STEWARD_MQTT_PASSWORD, STEWARD_RABBITMQ_MANAGEMENT_URL's password is still a placeholder" in done.stderr
+    assert "change-me-broker" not in done.stderr
