@@ -53,3 +53,30 @@ def test_migration_refuses_an_existing_case_only_duplicate_and_says_how_to_fix(e
         conn.commit()
     _, applied = migrate(empty_database)
     assert applied == ["0063_usernames_case_insensitive.sql"]
+
+
+def test_a_look_alike_created_concurrently_is_a_409_not_a_500(world: World, client: TestClient) -> None:
+    """Another transaction inserts `Desk-West` and has not committed when POST /users `desk-west` checks:
+    the check sees nothing, the INSERT waits on the unique index, and once the other commits it fails
+    there — answered as the same 409."""
+    import threading
+    import time
+
+    admin = world.headers(f"admin-{OWN}")
+    answer: list[object] = []
+    with psycopg.connect(world.dsn) as other:
+        add_user(other, "Desk-West", Role.MANAGER, [OWN])  # uncommitted
+        waiter = threading.Thread(target=lambda: answer.append(client.post("/users", headers=admin, json={
+            "username": "desk-west", "password": "long-enough-password", "role": "manager", "communities": [OWN]})))
+        waiter.start()
+        blocked = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO api_users%%'"
+        deadline = time.monotonic() + 30
+        with psycopg.connect(world.dsn, autocommit=True) as watch:
+            while watch.execute(blocked).fetchone()[0] == 0:  # type: ignore[index]
+                assert time.monotonic() < deadline, "the API's INSERT never waited on the other transaction"
+                time.sleep(0.02)
+        other.commit()
+    waiter.join(30)
+    r = answer[0]
+    assert r.status_code == 409, r.text  # type: ignore[attr-defined]
+    assert r.json()["error"]["field"] == "body.username"  # type: ignore[attr-defined]
