@@ -640,6 +640,7 @@ async function loadKpis() {
   if (!state.config.work_orders || !community) { list.replaceChildren(); return; }
   // The server's clock decides the period (its default: the last 30 days), not this PC's, which may be off.
   const report = await api("GET", `/kpis?community=${encodeURIComponent(community)}`);
+  state.serverSkewMs = Date.parse(report.now) - Date.now() || 0;  // the charts' periods end at the server's now too
   const iso = (ms) => encodeURIComponent(new Date(ms).toISOString());
   const start = Date.parse(report.start);
   const before = await api("GET", `/kpis?community=${encodeURIComponent(community)}&from=${iso(start - 30 * 86400e3)}&to=${iso(start)}`).catch(() => null);

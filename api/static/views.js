@@ -17,10 +17,26 @@ const VIEWS = ["board", "history", "devices", "people", "phone", "dead"];
 const RENDER = { history: renderHistory, devices: renderDevices, people: renderPeople, phone: renderPhone, dead: renderDead };
 let deviceId = null;
 let chartHours = 24;
+let quantity = null;  // the event type charted for the chosen device (its primary reading)
+
+// What a device's readings are, per event type: the type's primary value (domain/payloads.py PRIMARY_VALUE),
+// its name in both languages and its unit. Telemetry first; the battery (heartbeat) last.
+const QUANTITIES = {
+  flow: ["流量", "flow", "L/min"], pressure: ["水压", "pressure", "kPa"], tank_level: ["水位", "tank level", "%"],
+  status: ["轿厢速度", "car speed", "m/s"], trip: ["运行时长", "trip duration", "s"],
+  heartbeat: ["电量", "battery", "%"], sensor_battery: ["传感器电量", "sensor battery", "%"],
+};
+const CHARTED = {
+  water: ["flow", "pressure", "tank_level", "heartbeat"], elevator: ["status", "trip", "heartbeat"],
+  access: ["heartbeat"], elderly: ["heartbeat", "sensor_battery"],
+};
+const quantityName = (type) => (QUANTITIES[type] ? QUANTITIES[type][state.lang === "zh" ? 0 : 1] : type);
+const quantityLabel = (type) => `${quantityName(type)}${QUANTITIES[type] ? ` (${QUANTITIES[type][2]})` : ""}`;
 
 // From an alert to its device: the tree with the device chosen, its state and its telemetry chart.
 export function openDevice(id) {
   deviceId = id;
+  quantity = null;
   showView("devices");
 }
 
@@ -75,7 +91,7 @@ function deviceButton(d) {
   const battery = d.battery === null || d.battery === undefined ? "" : ` · ${Math.round(d.battery)}%`;
   return h("li", {},
     h("button", { type: "button", class: `device state-${d.state}` + (d.device_id === deviceId ? " selected" : ""), dataset: { deviceId: d.device_id },
-      onclick: () => { deviceId = d.device_id; renderDevices().catch(showError); } },
+      onclick: () => { deviceId = d.device_id; quantity = null; renderDevices().catch(showError); } },
       h("span", { class: "dot", "aria-hidden": "true" }), `${d.name || d.device_id}`,
       h("small", {}, ` ${t(d.state)}${battery}`),
       d.open_incidents ? h("span", { class: `badge tier-${d.worst_tier}` }, `${d.open_incidents}`) : ""));
@@ -100,20 +116,29 @@ async function renderDevices() {
   const chosen = all.find((d) => d.device_id === deviceId);
   if (!chosen) panel.append(h("p", { class: "empty" }, t("chooseDevice")));
   else {
-    const to = new Date();
+    const to = new Date(Date.now() + (state.serverSkewMs || 0));  // the server's now, not this PC's clock
     const from = new Date(to.getTime() - chartHours * 3600e3);
     const bucket = chartHours <= 24 ? "5m" : "1h";
-    const [series, alerts] = await Promise.all([
-      api("GET", `/devices/${encodeURIComponent(chosen.device_id)}/series?bucket=${bucket}&from=${encodeURIComponent(from.toISOString())}&to=${encodeURIComponent(to.toISOString())}`).catch(() => ({ points: [] })),
+    // One series per quantity the device reports (a meter's value is its flow on one type and its battery on
+    // another: the API charts one type at a time); those without readings in the period are not offered.
+    const types = CHARTED[chosen.device_type] || ["heartbeat"];
+    const range = `bucket=${bucket}&from=${encodeURIComponent(from.toISOString())}&to=${encodeURIComponent(to.toISOString())}`;
+    const [found, alerts] = await Promise.all([
+      Promise.all(types.map((type) => api("GET", `/devices/${encodeURIComponent(chosen.device_id)}/series?type=${type}&${range}`))),
       api("GET", `/alerts?device=${encodeURIComponent(chosen.device_id)}&sort=newest&limit=10`),
     ]);
+    const offered = found.filter((s) => s.points.some((p) => p.avg !== null));
+    const series = offered.find((s) => s.type === quantity) || offered[0] || { type: null, points: [] };
     panel.append(
       h("h2", {}, chosen.name || chosen.device_id),
       h("p", { class: "meta" }, `${chosen.device_id} · ${t(chosen.device_type)} · ${t(chosen.state)} · ${t("battery")} ${chosen.battery === null || chosen.battery === undefined ? "—" : Math.round(chosen.battery) + "%"} · ${t("lastSeen")} ${localTime(chosen.last_seen_at)}`),
       h("h3", {}, t("telemetry")),
       h("div", { class: "inline" }, [24, 168].map((hours) => h("button", { type: "button", "aria-pressed": String(hours === chartHours),
         onclick: () => { chartHours = hours; renderDevices().catch(showError); } }, hours === 24 ? t("last24h") : t("last7d")))),
-      series.points.length ? lineChart(series.points, { label: `${chosen.device_id} ${t("reading")}` }) : h("p", { class: "empty" }, t("noData")),
+      offered.length > 1 ? h("div", { class: "inline quantities" }, offered.map((s) => h("button", { type: "button", dataset: { quantity: s.type },
+        "aria-pressed": String(s.type === series.type), onclick: () => { quantity = s.type; renderDevices().catch(showError); } }, quantityName(s.type)))) : "",
+      series.type ? h("p", { class: "meta chart-label", dataset: { quantity: series.type } }, quantityLabel(series.type)) : "",
+      series.type ? lineChart(series.points, { label: `${chosen.name || chosen.device_id} · ${quantityLabel(series.type)}` }) : h("p", { class: "empty" }, t("noData")),
       h("h3", {}, t("alerts")),
       h("ul", { class: "plain" }, alerts.data.map((a) => h("li", { class: `tier-${a.tier}` },
         h("button", { type: "button", class: "link", onclick: () => openAlert(a.id) }, `L${a.tier} ${condition(a.condition)} · ${t(a.status)} · ${localTime(a.opened_at)}`)))));

@@ -403,3 +403,46 @@ def test_wall_screen_and_offline_docs(browser: Browser, server: LiveServer, worl
     assert [u for u in elsewhere if not u.startswith("https://cdn.redoc.ly/redoc/logo-mini.svg")] == []
     context.close()
     assert OTHER  # (the other community is exercised by test_control_room)
+
+
+def _readings(dsn: str, device: str, event_type: str, stream: str, values: list[float], field: str) -> None:
+    """Readings in the last hour by the server's clock (this process's, as the page asks the server's period)."""
+    now = dt.datetime.now(dt.UTC)
+    with psycopg.connect(dsn) as conn:
+        for i, value in enumerate(values):
+            at = now - dt.timedelta(minutes=50 - 10 * i)
+            conn.execute(
+                "INSERT INTO events (time, received_at, community_id, device_id, device_type, stream, type, msg_id,"
+                " value, fields) VALUES (%s, %s, %s, %s, 'water', %s, %s, %s, %s, %s)",
+                (at, at, OWN, device, stream, event_type, f"{event_type}-{i}", value, json.dumps({field: value})))
+
+
+def test_a_device_charts_its_telemetry_and_names_the_quantity(browser: Browser, server: LiveServer,
+                                                             world: World) -> None:
+    # A water meter reports its flow (telemetry) and its battery (heartbeat) under one `value`: the chart
+    # asked for `value` without a type, the API answered 422 (two quantities) and the page said "no data".
+    names(world.dsn)
+    meter = world.meters[OWN]
+    _readings(world.dsn, meter, "flow", "telemetry", [2.0, 4.0, 6.0, 8.0, 3.0], "flow_lpm")
+    _readings(world.dsn, meter, "heartbeat", "status", [81.0, 80.0, 79.0], "battery")
+    leak = detector_opens(world.dsn, OWN, meter, "continuous_flow", Tier.ROUTINE, "Flow never stops")
+    page = open_room(browser, server.url, f"operator-{OWN}", locale="zh-CN")
+    page.locator(f'[data-alert-id="{leak}"]').get_by_role("button", name="详情").click()
+    page.locator(f'#detail .devices button[data-device-id="{meter}"]').click()
+    panel = page.locator("#view-devices .device-panel")
+    # The flow first, named with its unit, drawn from the readings (its axis spans 2..8 L/min).
+    expect(panel.locator(".chart-label")).to_have_text("流量 (L/min)")
+    expect(panel.locator("svg.chart polyline.line")).to_have_count(1)
+    expect(panel.locator("svg.chart text.axis").first).to_have_text("2")
+    expect(panel.locator("svg.chart")).to_contain_text("8")
+    expect(panel).not_to_contain_text("此时段没有数据")
+    shot(page, "operator-zh-device-flow")
+    # The battery is the other quantity the meter reports; the choice is the operator's.
+    expect(panel.locator("button[data-quantity]")).to_have_count(2)
+    panel.locator('button[data-quantity="heartbeat"]').click()
+    expect(panel.locator(".chart-label")).to_have_text("电量 (%)")
+    expect(panel.locator('button[data-quantity="heartbeat"]')).to_have_attribute("aria-pressed", "true")
+    expect(panel.locator("svg.chart text.axis").first).to_have_text("79")
+    page.locator("#lang").click()
+    expect(panel.locator(".chart-label")).to_have_text("battery (%)")
+    page.context.close()
