@@ -13,7 +13,7 @@ from api import audit, tenancy
 from api.clock import Now
 from api.body import Body
 from api.deps import Conn, Reader, allow, can, visible
-from api.errors import ERROR_RESPONSES, ErrorResponse, Forbidden
+from api.errors import ERROR_RESPONSES, Conflict, ErrorResponse, Forbidden
 from api.params import IDENT, IdCursor, Limit, RowId, Since, Until, time_range
 from api.privacy import Scrubber, scrubber_for
 from api.store import people
@@ -210,6 +210,8 @@ def act(now: Now, order_id: RowId, body: WorkOrderAction, conn: Conn,
     if not can(caller, needed):
         raise Forbidden(f"the {caller.role} role may not {body.action.value} a work order (needs {needed})")
     current = _get(conn, caller, order_id)
+    if body.action in FIELD_ACTIONS and not can(caller, Permission.WORKORDER_MANAGE):
+        _own_order_only(conn, caller, current)
     order = store.act(conn, order_id=current.id, action=body.action.value, at=now, actor=people.actor_for(conn, user_id=caller.user_id, username=caller.username),
                       assignee=body.assignee, rating=body.rating, reason=body.reason, note=body.note)
     audit.record(conn, caller=caller, action=f"work_order.{body.action.value}", community_id=order.community_id,
@@ -217,6 +219,18 @@ def act(now: Now, order_id: RowId, body: WorkOrderAction, conn: Conn,
                  detail={"assignee": body.assignee, "rating": body.rating, "from": current.state.value,
                          "to": order.state.value})
     return _order(order, scrubber_for(conn, caller, [order.community_id]))
+
+
+def _own_order_only(conn: Conn, caller: Caller, order: store.WorkOrder) -> None:
+    """A field step is the assignee's: a login linked to another person may not accept, arrive at or complete
+    somebody else's order (it stayed theirs, and "accepted" and the response time would credit the wrong
+    person). Whoever may manage orders reassigns it first. A login linked to nobody cannot be told apart."""
+    mine = people.staff_of_user(conn, user_id=caller.user_id)
+    if mine is None or order.assignee is None or order.assignee == mine:
+        return
+    row = conn.execute("SELECT name FROM staff WHERE staff_id = %s", (order.assignee,)).fetchone()
+    raise Conflict(f"work order {order.id} is assigned to {row[0] if row else order.assignee}; "
+                   "it must be reassigned before somebody else works it", code="not_assignee", field="body.action")
 
 
 @router.post("/work-orders/{order_id}/notes", status_code=204)

@@ -530,8 +530,13 @@ async function postComment(id, body) {
 
 // --- work orders --------------------------------------------------------------------------------------
 
+// A field step (accept, arrive, complete) is the assignee's: a person who cannot manage orders sees it only on
+// their own (the API refuses it on somebody else's, which stays theirs until reassigned).
+const FIELD_STEPS = new Set(["accept", "arrive", "complete"]);
 function actionsFor(order) {
-  return (state.config.transitions[order.state] || []).filter((tr) => tr.needs_any.some(can));
+  const mine = !state.me || !state.me.staff_id || !order.assignee || order.assignee === state.me.staff_id;
+  return (state.config.transitions[order.state] || []).filter((tr) => tr.needs_any.some(can)
+    && (mine || !FIELD_STEPS.has(tr.action) || can("workorder.manage")));
 }
 
 function renderOrders() {

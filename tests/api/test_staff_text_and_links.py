@@ -52,6 +52,43 @@ def test_field_steps_and_notes_need_workorder_work(role: Role, world: World, cli
     assert r.status_code == (204 if works else 403)
 
 
+def test_a_field_step_is_the_assignees(world: World, client: TestClient) -> None:
+    """A technician linked to one person cannot accept, arrive at or complete another's order (the demo's
+    engineer accepted the guard's tamper order: it stayed the guard's, and its response time credited him);
+    a supervisor, who reassigns orders, may step in; once reassigned, it is the technician's to take."""
+    order_id = dispatched(client, world)  # assigned to n-li ("Li")
+    with psycopg.connect(world.dsn) as conn:
+        conn.execute("INSERT INTO staff (staff_id, community_id, team_id, name) VALUES ('n-zhou', %s, 'n-eng', '周强')",
+                     (OWN,))
+        conn.execute("UPDATE api_users SET staff_id = 'n-zhou' WHERE username = %s", (f"technician-{OWN}",))
+        conn.execute("INSERT INTO staff (staff_id, community_id, name) VALUES ('n-zhao', %s, '赵敏')", (OWN,))
+        conn.execute("UPDATE api_users SET staff_id = 'n-zhao' WHERE username = %s", (f"supervisor-{OWN}",))
+    technician = world.headers(f"technician-{OWN}")
+    for action in ("accept", "arrive", "complete"):
+        r = client.post(f"/work-orders/{order_id}/actions", headers=technician, json={"action": action})
+        assert r.status_code == 409, r.text
+        assert r.json()["error"] == {"code": "not_assignee", "field": "body.action", "message":
+                                     f"work order {order_id} is assigned to Li; it must be reassigned before "
+                                     "somebody else works it"}
+    r = client.post(f"/work-orders/{order_id}/actions", headers={**technician, "Accept-Language": "zh-CN"},
+                    json={"action": "accept"})
+    assert r.json()["error"]["message"] == f"这张工单不是您的：工单 {order_id} 的处理人是 Li，须先改派才能由他人处理"
+    assert client.get(f"/work-orders/{order_id}", headers=technician).json()["order"]["state"] == "dispatched"
+
+    r = client.post(f"/work-orders/{order_id}/actions", headers=world.headers(f"admin-{OWN}"),
+                    json={"action": "reassign", "assignee": "n-zhou", "reason": "Li is off sick"})
+    assert r.status_code == 200, r.text
+    r = client.post(f"/work-orders/{order_id}/actions", headers=technician, json={"action": "accept"})
+    assert (r.status_code, r.json()["state"], r.json()["assignee"]) == (200, "accepted", "n-zhou")
+    timeline = client.get(f"/work-orders/{order_id}", headers=technician).json()["timeline"]
+    assert [e["actor"] for e in timeline if e["to_state"] == "accepted"] == ["n-zhou"]
+
+    other = dispatched(client, world)  # Li's again: the supervisor (workorder.manage) steps in for Li
+    r = client.post(f"/work-orders/{other}/actions", headers=world.headers(f"supervisor-{OWN}"),
+                    json={"action": "accept"})
+    assert r.status_code == 200, r.text
+
+
 def test_an_action_link_dies_with_its_staff_members_deactivation(world: World, oncall_client: TestClient) -> None:
     incident_id = escalating_incident(world.dsn)
     token = issue(world.dsn, incident_id, "ack", "n-wang")
