@@ -84,6 +84,9 @@ class AlertListPublic(BaseModel):
     next_cursor: str | None
 
 
+MAX_PAGES = 200
+
+
 class TimelineEntryPublic(BaseModel):
     at: dt.datetime
     kind: str
@@ -101,11 +104,27 @@ class CommentPublic(BaseModel):
     body: str
 
 
+class PagePublic(BaseModel):
+    """One notification on-call sent (or is sending) about the alert: to whom, how, and whether it arrived.
+    The address is not shown (it is the person's phone or e-mail)."""
+    at: dt.datetime = Field(description="When the step or reminder decided to notify")
+    kind: Literal["step", "reminder", "ack_renotify"]
+    step: int = Field(description="The escalation policy's step, from 1")
+    round: int
+    staff_id: str
+    channel: Literal["webhook", "email", "push"]
+    status: Literal["pending", "sent", "failed"]
+    sent_at: dt.datetime | None
+    attempts: int
+
+
 class AlertDetailPublic(BaseModel):
     alert: AlertPublic
     timeline: list[TimelineEntryPublic]
     comments: list[CommentPublic]
     work_order_ids: list[int]
+    pages: list[PagePublic] = Field(default_factory=list, description=f"Who on-call notified, oldest first "
+                                    f"(at most {MAX_PAGES})")
     recent_events: list[EventPublic] = Field(description=f"The latest {RECENT_EVENTS} events of the alert's devices")
     residents: list[ResidentPublic] = Field(description="Residents linked to the alert's devices (masked by role)")
 
@@ -229,7 +248,17 @@ def get_alert(now: Now, alert_id: RowId, caller: Reader, conn: Conn) -> AlertDet
         timeline=timeline,
         comments=comments,
         work_order_ids=detail.work_order_ids, recent_events=events, residents=residents,
+        pages=_pages(conn, alert.id),
     )
+
+
+def _pages(conn: Conn, incident_id: int) -> list[PagePublic]:
+    rows = conn.execute(
+        "SELECT o.created_at, p.kind, p.step + 1, p.round, o.staff_id, o.channel, o.status, o.sent_at, o.attempts"
+        " FROM oncall_outbox o JOIN oncall_pending p USING (pending_id) WHERE o.incident_id = %s"
+        " ORDER BY o.created_at, o.outbox_id LIMIT %s", (incident_id, MAX_PAGES)).fetchall()
+    return [PagePublic(at=r[0], kind=r[1], step=r[2], round=r[3], staff_id=r[4], channel=r[5], status=r[6],
+                       sent_at=r[7], attempts=r[8]) for r in rows]
 
 
 def _audit(conn: Conn, caller: Caller, action: str, alert: lifecycle.Alert, detail: dict[str, Any] | None = None) -> None:

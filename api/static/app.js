@@ -5,7 +5,7 @@
 // textContent; residents' data is shown exactly as the API returns it (masked for roles without resident.pii).
 
 import { ApiError, openStream, request } from "./api.js";
-import { KPI_DEFINITION_ZH, KPI_TEXT, LANG_KEY, ROLE_TEXT, TIMELINE_TEXT } from "./i18n.js";
+import { CODE_TEXT, KPI_DEFINITION_ZH, KPI_TEXT, LANG_KEY, ROLE_TEXT, TIMELINE_TEXT } from "./i18n.js";
 import {
   $, TOKEN_KEY, actionText, alertTitle, alertWhere, api, can, clearMessage, condition, deviceNames, h, localTime, placeName, scopeQuery,
   showError, showInfo, staffName, staffPicker, state, stateText, t, tick, tn, whereText, whyText,
@@ -501,7 +501,23 @@ function renderDetail(detail) {
       : h("p", { class: "empty" }, t("noComments")),
     h("h3", {}, t("timeline")),
     h("ol", { class: "timeline" }, detail.timeline.map((e) => h("li", {}, timelineText(e)))),
+    ...pagesOf(detail),
     h("button", { type: "button", onclick: closeDetail }, t("close")));
+}
+
+// Who on-call paged about the alert, step by step, by which channel, and whether it arrived; its work orders.
+function pagesOf(detail) {
+  const words = CODE_TEXT[state.lang] || CODE_TEXT.en;
+  const orders = detail.work_order_ids || [];
+  return [
+    orders.length ? h("p", { class: "meta work-orders" }, `${words.work_orders}: `,
+      orders.map((id) => h("button", { type: "button", class: "link", dataset: { orderId: id }, onclick: () => openOrder(id) }, `#${id}`))) : "",
+    h("h3", {}, words.pages),
+    (detail.pages || []).length ? h("ol", { class: "timeline pages" }, detail.pages.map((p) => h("li", { class: `page-${p.status}` },
+      [localTime(p.at), words.page[p.kind].replace("{n}", p.step), staffName(p.staff_id), words.channel[p.channel] || p.channel,
+        `${words.pageStatus[p.status]}${p.sent_at ? " " + localTime(p.sent_at) : ""}`].join(" · "))))
+      : h("p", { class: "empty" }, words.noPages),
+  ];
 }
 
 // As the API returns it: masked values stay masked, nothing is recomputed here.
@@ -628,13 +644,13 @@ async function orderAction(id, action, body) {
 
 // --- KPIs: names and units in the page's language, the threshold, and the trend over the previous period --
 
-function kpiValue(name, k) {
+export function kpiValue(name, k) {
   if (k.value === null) return t("noSample");
   const v = k.value;
   if (k.unit === "s") return v >= 3600 ? `${(v / 3600).toFixed(1)} ${state.lang === "zh" ? "小时" : "h"}` : `${Math.round(v / 60)} ${state.lang === "zh" ? "分钟" : "min"}`;
   if (k.unit === "ratio") return `${Math.round(v * 1000) / 10} %`;
   if (k.unit === "rating") return `${v.toFixed(2)} / 5`;
-  if (k.unit === "orders") return `${Math.round(v)} ${state.lang === "zh" ? "单" : "orders"}`;
+  if (k.unit === "orders") return `${Math.round(v)} ${state.lang === "zh" ? "单" : (Math.round(v) === 1 ? "order" : "orders")}`;
   if (name === "alerts_per_1000_devices") return `${Math.round(v * 10) / 10} ${state.lang === "zh" ? "条/千台" : "per 1,000"}`;
   return `${Math.round(v * 10) / 10}`;
 }

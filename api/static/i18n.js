@@ -216,6 +216,9 @@ export const CODE_TEXT = {
                 device_mismatch: "device does not match its topic", unknown_device: "unregistered device",
                 internal_error: "server error" },
     hours: "h", minutes: "min",
+    pages: "Paged by on-call", noPages: "Nobody paged yet.", work_orders: "Work orders",
+    page: { step: "step {n}", reminder: "reminder (step {n})", ack_renotify: "re-notified after acknowledgement" },
+    pageStatus: { sent: "delivered", pending: "sending", failed: "not delivered" },
   },
   zh: {
     channel: { email: "邮件", webhook: "短信/IM 网关", push: "App 推送" },
@@ -226,5 +229,8 @@ export const CODE_TEXT = {
                 unknown_type: "未知消息类型", future_timestamp: "时间戳在未来", device_mismatch: "设备与主题不符",
                 unknown_device: "未登记的设备", internal_error: "服务器错误" },
     hours: "小时", minutes: "分钟",
+    pages: "值班通知记录", noPages: "尚未通知任何人。", work_orders: "工单",
+    page: { step: "第 {n} 步", reminder: "提醒（第 {n} 步）", ack_renotify: "确认后未解决，再次通知" },
+    pageStatus: { sent: "已送达", pending: "发送中", failed: "发送失败" },
   },
 };

@@ -107,3 +107,39 @@ def test_work_order_create_and_transition_in_own_community_only(world: World, cl
     assert kpis.status_code == 200 and "completion_24h_rate" in kpis.json()["kpis"]
     assert client.get("/kpis", headers=world.headers(f"manager-{OWN}"),
                       params={"community": OTHER}).status_code == 404
+
+
+def page(dsn: str, incident_id: int, *, step: int, staff: dict[str, str], at: dt.datetime) -> None:
+    """What on-call's scheduler and delivery write when a step fires: the timer and one outbox row per person."""
+    with psycopg.connect(dsn) as conn:
+        pending = conn.execute(
+            "INSERT INTO oncall_pending (incident_id, round, kind, step, repeat, due_at, status, created_at, fired_at)"
+            " VALUES (%s, 1, 'step', %s, 0, %s, 'fired', %s, %s) RETURNING pending_id",
+            (incident_id, step, at, at, at)).fetchone()
+        assert pending is not None
+        for staff_id, status in staff.items():
+            conn.execute(
+                "INSERT INTO oncall_outbox (pending_id, incident_id, staff_id, channel, address, locale, message, reason,"
+                " status, attempts, next_attempt_at, created_at, sent_at) VALUES (%s, %s, %s, 'webhook',"
+                " '13800000000', 'zh-CN', '{}', 'on call', %s, 1, %s, %s, %s)",
+                (pending[0], incident_id, staff_id, status, at, at, at if status == "sent" else None))
+
+
+def test_an_alert_says_whom_on_call_paged(world: World, client: TestClient) -> None:
+    """The control room sees who was paged about an alert, at which step, by which channel, and whether it
+    arrived (the escalation ran, but the console showed none of it); the address is not shown."""
+    alert = open_incident(world.dsn, OWN, world.devices[OWN], tier=1)
+    first = API_NOW - dt.timedelta(seconds=50)
+    page(world.dsn, alert, step=0, staff={"s-wang": "sent", "s-chen": "failed"}, at=first)
+    page(world.dsn, alert, step=1, staff={"s-zhao": "pending"}, at=first + dt.timedelta(minutes=5))
+    r = client.get(f"/alerts/{alert}", headers=world.headers(f"operator-{OWN}"))
+    assert r.status_code == 200, r.text
+    pages = r.json()["pages"]
+    assert [(p["step"], p["staff_id"], p["channel"], p["status"], p["kind"]) for p in pages] == [
+        (1, "s-wang", "webhook", "sent", "step"), (1, "s-chen", "webhook", "failed", "step"),
+        (2, "s-zhao", "webhook", "pending", "step")]
+    assert pages[0]["sent_at"] is not None and pages[1]["sent_at"] is None
+    assert "13800000000" not in r.text
+    assert client.get(f"/alerts/{alert}", headers=world.headers(f"operator-{OTHER}")).status_code == 404
+    other = open_incident(world.dsn, OWN, world.meters[OWN], tier=3)
+    assert client.get(f"/alerts/{other}", headers=world.headers(f"operator-{OWN}")).json()["pages"] == []

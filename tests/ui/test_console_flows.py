@@ -417,7 +417,7 @@ def _readings(dsn: str, device: str, event_type: str, stream: str, values: list[
                 (at, at, OWN, device, stream, event_type, f"{event_type}-{i}", value, json.dumps({field: value})))
 
 
-def test_a_device_charts_its_telemetry_and_names_the_quantity(browser: Browser, server: LiveServer,
+def test_an_alert_shows_its_pages_and_its_device_charts_its_telemetry(browser: Browser, server: LiveServer,
                                                              world: World) -> None:
     # A water meter reports its flow (telemetry) and its battery (heartbeat) under one `value`: the chart
     # asked for `value` without a type, the API answered 422 (two quantities) and the page said "no data".
@@ -426,8 +426,19 @@ def test_a_device_charts_its_telemetry_and_names_the_quantity(browser: Browser, 
     _readings(world.dsn, meter, "flow", "telemetry", [2.0, 4.0, 6.0, 8.0, 3.0], "flow_lpm")
     _readings(world.dsn, meter, "heartbeat", "status", [81.0, 80.0, 79.0], "battery")
     leak = detector_opens(world.dsn, OWN, meter, "continuous_flow", Tier.ROUTINE, "Flow never stops")
+    with psycopg.connect(world.dsn) as conn:
+        conn.execute("INSERT INTO staff (staff_id, community_id, name) VALUES ('s-wang', %s, '王建国'),"
+                     " ('s-chen', %s, '陈刚')", (OWN, OWN))
+    from tests.api.test_alerts_workorders import page as paged  # what on-call writes when a step fires
+
+    paged(world.dsn, leak, step=0, staff={"s-wang": "sent", "s-chen": "failed"}, at=dt.datetime.now(dt.UTC))
     page = open_room(browser, server.url, f"operator-{OWN}", locale="zh-CN")
     page.locator(f'[data-alert-id="{leak}"]').get_by_role("button", name="详情").click()
+    # Whom on-call paged, by name, and whether it arrived.
+    pages = page.locator("#detail .pages li")
+    expect(pages).to_have_count(2)
+    expect(pages.first).to_contain_text("第 1 步 · 王建国 · 短信/IM 网关 · 已送达")
+    expect(pages.nth(1)).to_contain_text("第 1 步 · 陈刚 · 短信/IM 网关 · 发送失败")
     page.locator(f'#detail .devices button[data-device-id="{meter}"]').click()
     panel = page.locator("#view-devices .device-panel")
     # The flow first, named with its unit, drawn from the readings (its axis spans 2..8 L/min).
@@ -445,4 +456,8 @@ def test_a_device_charts_its_telemetry_and_names_the_quantity(browser: Browser, 
     expect(panel.locator("svg.chart text.axis").first).to_have_text("79")
     page.locator("#lang").click()
     expect(panel.locator(".chart-label")).to_have_text("battery (%)")
+    # KPI counts read as English: "1 order", not "1 orders" (issue 18's "1 orders").
+    said = page.evaluate("""() => import("/ui/app.js").then((m) => [0, 1, 2].map((value) =>
+        m.kpiValue("overdue_count", { value, unit: "orders" })))""")
+    assert said == ["0 orders", "1 order", "2 orders"]
     page.context.close()
