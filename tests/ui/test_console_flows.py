@@ -362,6 +362,20 @@ def test_technician_acknowledges_from_the_phone_link(browser: Browser, server: L
     page.locator('#detail form[aria-label^="progress note"] textarea').fill("closer arm loose, tightened")
     page.locator('#detail form[aria-label^="progress note"] button').click()
     expect(page.locator("#detail .order-timeline")).to_contain_text("note · 周强 · closer arm loose, tightened")
+    # Accept is offered on the technician's own orders only (the API refuses it on somebody else's).
+    with psycopg.connect(world.dsn) as conn:
+        conn.execute("INSERT INTO staff (staff_id, community_id, name) VALUES ('s-chen', %s, '陈刚')", (OWN,))
+    for assignee in ("s-chen", "s-zhou"):
+        r = httpx.post(f"{server.url}/work-orders", headers={"Authorization": f"Bearer {token}"}, timeout=10,
+                       json={"community_id": OWN, "title": f"Gate for {assignee}", "tier": 3, "auto_dispatch": False})
+        assert r.status_code == 201, r.text
+        dispatched = httpx.post(f"{server.url}/work-orders/{r.json()['id']}/actions", timeout=10,
+                                headers={"Authorization": f"Bearer {token}"},
+                                json={"action": "dispatch", "assignee": assignee})
+        assert dispatched.status_code == 200, dispatched.text
+        card = page.locator(f'[data-order-id="{r.json()["id"]}"]')
+        expect(card).to_have_attribute("data-state", "dispatched")
+        expect(card.get_by_role("button", name="Accept")).to_have_count(1 if assignee == "s-zhou" else 0)
     # People may be read but not changed by a technician: no import, no staff form.
     page.locator('[data-view="people"]').click()
     expect(page.locator("#view-people")).to_contain_text("周强")
