@@ -150,8 +150,9 @@ async function renderDevices() {
 
 async function renderPeople() {
   const scope = scopeQuery().replace("&", "?");
-  const [staff, teams, schedules, policies] = await Promise.all([api("GET", "/staff" + scope), api("GET", "/teams" + scope),
-    api("GET", "/oncall/schedules" + scope).catch(() => ({ data: [] })), api("GET", "/oncall/policies" + scope).catch(() => ({ data: [] }))]);
+  const [staff, teams, schedules, policies, users] = await Promise.all([api("GET", "/staff" + scope), api("GET", "/teams" + scope),
+    api("GET", "/oncall/schedules" + scope).catch(() => ({ data: [] })), api("GET", "/oncall/policies" + scope).catch(() => ({ data: [] })),
+    can("user.manage") ? api("GET", "/users") : null]);
   const target = (text) => {
     const [kind, id] = text.split(":");
     if (kind === "staff") return staffName(id);
@@ -169,7 +170,7 @@ async function renderPeople() {
           h("td", { class: p.on_duty.length ? "on-duty" : "" }, p.on_duty.length ? `● ${p.on_duty.join(", ")}` : t("offDuty")),
           h("td", {}, String(p.open_orders)), h("td", { class: "contacts" }, listJoin(p.contacts.map((c) => codes().channel[c.channel] || c.channel)) || "—",
             manage ? [" ", h("button", { type: "button", class: "link", onclick: (e) => editContacts(e.target.closest("td"), p) }, t("edit"))] : ""),
-          h("td", {}, p.username || "—"),
+          h("td", { class: "linked-login" }, users ? loginPicker(p, staff, users) : (p.username || "—")),
           manage ? h("td", {}, h("button", { type: "button", onclick: () => setActive(p, !p.active) },
             p.active ? t("deactivate") : t("activate"))) : "")))),
     h("section", { class: "card" }, h("h2", {}, t("teams")),
@@ -220,6 +221,29 @@ async function renderPeople() {
           h("button", { type: "button", class: "primary", onclick: () => send(false) }, t("importIt")))));
   }
   $("view-people").replaceChildren(...sections);
+}
+
+// Which login is this person (admins): what the login acknowledges and accepts is then done by them, by name.
+// A login linked to somebody else is not offered; choosing another one first unlinks the current one.
+function loginPicker(p, staff, users) {
+  const taken = new Set(staff.filter((x) => x.id !== p.id && x.username).map((x) => x.username));
+  const select = h("select", { name: "login", "aria-label": `${t("linkedLogin")} · ${p.name}` },
+    h("option", { value: "" }, "—"),
+    users.filter((u) => (u.active && !taken.has(u.username) && (u.all_communities || u.communities.includes(p.community_id)))
+      || u.username === p.username)
+      .map((u) => h("option", { value: u.username, selected: u.username === p.username }, u.username)));
+  select.onchange = async () => {
+    clearMessage();
+    const id = (name) => users.find((u) => u.username === name).id;
+    try {
+      if (p.username) await api("PUT", `/users/${id(p.username)}/staff`, { json: { staff_id: null } });
+      if (select.value) await api("PUT", `/users/${id(select.value)}/staff`, { json: { staff_id: p.id } });
+      showInfo(`${p.name}: ${t("saved")}`);
+      await reloadStaff();
+      await renderPeople();
+    } catch (err) { showError(err); await renderPeople().catch(() => {}); }
+  };
+  return select;
 }
 
 // How on-call reaches a person: which channels, in which language (addresses default to the person's phone

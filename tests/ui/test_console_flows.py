@@ -475,3 +475,42 @@ def test_an_alert_shows_its_pages_and_its_device_charts_its_telemetry(browser: B
         m.kpiValue("overdue_count", { value, unit: "orders" })))""")
     assert said == ["0 orders", "1 order", "2 orders"]
     page.context.close()
+
+
+def test_admin_links_a_login_to_a_person(browser: Browser, server: LiveServer, world: World) -> None:
+    """A user account is linked to a staff member from the People view (admins): what it acknowledges and
+    accepts is then done by that person. A login linked to somebody is not offered for anybody else."""
+    with psycopg.connect(world.dsn) as conn:
+        conn.execute("INSERT INTO staff (staff_id, community_id, name) VALUES ('s-wang', %s, '王建国'),"
+                     " ('s-li', %s, '李明')", (OWN, OWN))
+        conn.execute("INSERT INTO staff (staff_id, community_id, name) VALUES ('s-far', %s, 'Far')", (OTHER,))
+
+    def linked() -> dict[str, str]:
+        with psycopg.connect(world.dsn) as conn:
+            return dict(conn.execute("SELECT username, staff_id FROM api_users WHERE staff_id IS NOT NULL").fetchall())
+
+    page = open_room(browser, server.url, f"admin-{OWN}")
+    page.locator('[data-view="people"]').click()
+    wang = page.locator('#view-people tr[data-staff-id="s-wang"] select[name=login]')
+    li = page.locator('#view-people tr[data-staff-id="s-li"] select[name=login]')
+    expect(wang.locator("option", has_text=f"technician-{OTHER}")).to_have_count(0)  # another community's login
+    wang.select_option(f"technician-{OWN}")
+    expect(page.locator("#message")).to_contain_text("王建国")
+    assert linked() == {f"technician-{OWN}": "s-wang"}
+    expect(li.locator("option", has_text=f"technician-{OWN}")).to_have_count(0)  # taken by 王建国
+    shot(page, "admin-people-login-link")
+    wang.select_option("")
+    expect(page.locator("#message")).to_contain_text("王建国")
+    expect(li.locator("option", has_text=f"technician-{OWN}")).to_have_count(1)
+    assert linked() == {}
+    li.select_option(f"technician-{OWN}")
+    expect(page.locator("#message")).to_contain_text("李明")
+    expect(wang.locator("option", has_text=f"technician-{OWN}")).to_have_count(0)  # redrawn: now 李明's
+    assert linked() == {f"technician-{OWN}": "s-li"}
+    page.context.close()
+    # A supervisor reads the link but cannot change it (user.manage is the admin's).
+    page = open_room(browser, server.url, f"supervisor-{OWN}")
+    page.locator('[data-view="people"]').click()
+    expect(page.locator('#view-people tr[data-staff-id="s-li"] td.linked-login')).to_have_text(f"technician-{OWN}")
+    expect(page.locator("#view-people select[name=login]")).to_have_count(0)
+    page.context.close()
