@@ -740,6 +740,7 @@ async function start() {
     if (state.view !== "board") showView(state.view);
   });
   document.addEventListener("steward:open-alert", (e) => openDetail(e.detail));
+  document.addEventListener("steward:open-order", (e) => { showView("board"); openOrder(e.detail); });
   for (const button of document.querySelectorAll("[data-view]")) {
     button.addEventListener("click", () => showView(button.dataset.view));
   }

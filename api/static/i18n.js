@@ -47,7 +47,7 @@ export const TEXT = {
     unmute: "Sound on", muted: "muted until", newLevel1: "New Level 1 alert", notifyBlocked: "Notifications blocked",
     notifyBlockedHelp: "This browser blocks Steward's notifications: allow them in the site settings (the lock icon by the address)",
     // history
-    historyAlerts: "Alert history", historyOrders: "Work-order history", state: "state", created: "created",
+    historyAlerts: "Alert history", noHistoryAlerts: "No resolved alerts yet.", noHistoryOrders: "No work orders yet.", historyOrders: "Work-order history", state: "state", created: "created",
     // devices
     tree: "Community, buildings, units", online: "online", offline: "offline", never_seen: "never seen",
     battery: "battery", openIncidents: "open alerts", lastSeen: "last seen", telemetry: "Telemetry (5-minute roll-ups)",
@@ -101,7 +101,7 @@ export const TEXT = {
     notify: "一级告警声音与通知", enableNotify: "开启浏览器通知", muteShift: "本班静音", unmute: "打开声音",
     muted: "静音至", newLevel1: "新的一级告警", notifyBlocked: "通知已被浏览器阻止",
     notifyBlockedHelp: "浏览器阻止了 Steward 的通知：请在网站设置（地址栏的锁形图标）中允许",
-    historyAlerts: "告警历史", historyOrders: "工单历史", state: "状态", created: "创建于",
+    historyAlerts: "告警历史", noHistoryAlerts: "还没有已解决的告警。", noHistoryOrders: "还没有工单。", historyOrders: "工单历史", state: "状态", created: "创建于",
     tree: "小区、楼栋、住户", online: "在线", offline: "离线", never_seen: "从未上线", battery: "电量",
     openIncidents: "未关闭告警", lastSeen: "最后上报", telemetry: "遥测曲线（5 分钟汇总）", noData: "此时段没有数据。",
     chooseDevice: "请在左侧选择设备。", reading: "读数", period: "时段", devicesCount: "台设备", unitsOf: "户",

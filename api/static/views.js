@@ -56,6 +56,7 @@ export function refreshView(name) {
 }
 
 const openAlert = (id) => document.dispatchEvent(new CustomEvent("steward:open-alert", { detail: id }));
+const openOrder = (id) => document.dispatchEvent(new CustomEvent("steward:open-order", { detail: id }));
 
 function table(headers, rows) {
   return h("table", { class: "grid" }, h("thead", {}, h("tr", {}, headers.map((x) => h("th", { scope: "col" }, x)))),
@@ -76,13 +77,16 @@ async function renderHistory() {
           h("td", {}, "L" + a.tier), h("td", {}, h("button", { type: "button", class: "link", onclick: () => openAlert(a.id) }, `#${a.id} ${condition(a.condition)}`)),
           h("td", {}, whereText(a.community_id, a.building_id)), h("td", {}, localTime(a.opened_at)),
           h("td", {}, `${localTime(a.resolved_at)} · ${staffName(a.resolved_by)}`),
-          h("td", {}, a.resolution ? t(a.resolution) : "—"), h("td", {}, a.resolution_reason || ""))))),
+          h("td", {}, a.resolution ? t(a.resolution) : "—"), h("td", {}, a.resolution_reason || "")))),
+      alerts.data.length ? "" : h("p", { class: "empty" }, t("noHistoryAlerts"))),
     h("section", { class: "card" }, h("h2", {}, t("historyOrders")),
       table(["#", t("condition"), t("state"), t("assignee"), t("building"), t("created")],
         orders.data.map((o) => h("tr", { class: o.tier ? `tier-${o.tier}` : "" },
-          h("td", {}, String(o.id)), h("td", {}, o.condition ? condition(o.condition) : o.title),
+          h("td", {}, h("button", { type: "button", class: "link", dataset: { orderId: o.id }, onclick: () => openOrder(o.id) }, `#${o.id}`)),
+          h("td", {}, o.condition ? condition(o.condition) : o.title),
           h("td", {}, stateText(o.state)), h("td", {}, staffName(o.assignee)),
-          h("td", {}, whereText(o.community_id, o.building_id)), h("td", {}, localTime(o.created_at)))))));
+          h("td", {}, whereText(o.community_id, o.building_id)), h("td", {}, localTime(o.created_at))))),
+      orders.data.length ? "" : h("p", { class: "empty" }, t("noHistoryOrders"))));
 }
 
 // --- devices ------------------------------------------------------------------------------------------

@@ -175,6 +175,11 @@ def test_operator_in_a_chinese_browser(browser: Browser, server: LiveServer, wor
     expect(timeline).to_contain_text("创建 · operator-north · 原因: 没有对应规则：默认由工程处理")
     expect(timeline).not_to_contain_text("auto-dispatch")
     shot(page, "operator-zh-order-why")
+    # The same history from the History view: an order's number opens it.
+    page.locator('[data-view="history"]').click()
+    page.locator(f'#view-history button[data-order-id="{created.json()["id"]}"]').click()
+    expect(page.locator("#view-board")).to_be_visible()
+    expect(page.locator("#detail .order-timeline")).to_contain_text("派单 · 系统 · → 王建国")
     # The server out of reach: the page says so in Chinese too (the browser's own message is English).
     page.route("**/alerts/*", lambda route: route.abort())
     page.locator(f'[data-alert-id="{routine}"]').get_by_role("button", name="详情").click()
@@ -507,6 +512,9 @@ def test_admin_links_a_login_to_a_person(browser: Browser, server: LiveServer, w
     expect(page.locator("#message")).to_contain_text("李明")
     expect(wang.locator("option", has_text=f"technician-{OWN}")).to_have_count(0)  # redrawn: now 李明's
     assert linked() == {f"technician-{OWN}": "s-li"}
+    page.locator('[data-view="history"]').click()  # nothing resolved yet: said, not an empty table
+    expect(page.locator("#view-history")).to_contain_text("No resolved alerts yet.")
+    expect(page.locator("#view-history")).to_contain_text("No work orders yet.")
     page.context.close()
     # A supervisor reads the link but cannot change it (user.manage is the admin's).
     page = open_room(browser, server.url, f"supervisor-{OWN}")
