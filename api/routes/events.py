@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from api.deps import Conn, Reader, allow, visible
 from api.errors import ERROR_RESPONSES, InvalidInput
@@ -47,6 +47,8 @@ class DeadLetterPublic(BaseModel):
     device_id: str | None
     payload_text: str
     payload_size: int
+    device_name: str | None = Field(default=None, description="The registered device's name, when the topic "
+                                    "named one of the letter's community")
 
 
 class DeadLetterListPublic(BaseModel):

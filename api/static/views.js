@@ -312,7 +312,8 @@ async function renderDead() {
   const page = await api("GET", "/dead-letters?limit=100" + scopeQuery());
   $("view-dead").replaceChildren(h("section", { class: "card" }, h("h2", {}, t("deadTitle")),
     page.data.length === 0 ? h("p", { class: "empty" }, t("noDead")) :
-      table([t("receivedAt"), t("reason"), t("topic"), t("detail")],
-        page.data.map((d) => h("tr", {}, h("td", {}, localTime(d.received_at)), h("td", { title: d.reason }, codes().rejected[d.reason] || d.reason),
-          h("td", {}, d.topic), h("td", {}, d.detail))))));
+      table([t("receivedAt"), t("reason"), t("devices"), t("topic"), t("detail")],
+        page.data.map((d) => h("tr", { dataset: { deadId: d.id } }, h("td", {}, localTime(d.received_at)), h("td", { title: d.reason }, codes().rejected[d.reason] || d.reason),
+          h("td", { class: "device-name" }, d.device_name ? h("button", { type: "button", class: "link", onclick: () => openDevice(d.device_id) }, d.device_name) : (d.device_id || "—")),
+          h("td", {}, d.topic), h("td", { title: d.payload_text }, d.detail))))));
 }

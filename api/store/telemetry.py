@@ -64,20 +64,23 @@ class DeadLetterRow:
     device_id: str | None
     payload_text: str
     payload_size: int
+    device_name: str | None = None  # the registered device's name in the letter's community, if any
 
 
 def list_dead_letters(conn: psycopg.Connection, *, communities: list[str], include_unscoped: bool,
                       reason: str | None = None, before_id: int | None = None, limit: int = 100) -> list[DeadLetterRow]:
     """Newest first. Letters whose topic named no valid community only with ``include_unscoped``."""
     rows = conn.execute(
-        "SELECT id, received_at, topic, reason, detail, community_id, device_id, payload, payload_size "
-        "FROM dead_letters WHERE (community_id = ANY(%(c)s) OR (community_id IS NULL AND %(u)s)) "
-        "AND (%(r)s::text IS NULL OR reason = %(r)s) AND (%(b)s::bigint IS NULL OR id < %(b)s) "
-        "ORDER BY id DESC LIMIT %(limit)s",
+        "SELECT l.id, l.received_at, l.topic, l.reason, l.detail, l.community_id, l.device_id, l.payload,"
+        " l.payload_size, d.name FROM dead_letters l LEFT JOIN devices d"
+        " ON d.device_id = l.device_id AND d.community_id = l.community_id"
+        " WHERE (l.community_id = ANY(%(c)s) OR (l.community_id IS NULL AND %(u)s)) "
+        "AND (%(r)s::text IS NULL OR l.reason = %(r)s) AND (%(b)s::bigint IS NULL OR l.id < %(b)s) "
+        "ORDER BY l.id DESC LIMIT %(limit)s",
         {"c": communities, "u": include_unscoped, "r": reason, "b": before_id, "limit": limit},
     ).fetchall()
     return [
-        DeadLetterRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bytes(r[7]).decode("utf-8", "replace"), r[8])
+        DeadLetterRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bytes(r[7]).decode("utf-8", "replace"), r[8], r[9])
         for r in rows
     ]
 

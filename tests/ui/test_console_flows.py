@@ -286,8 +286,15 @@ def test_supervisor_runs_the_roster_and_the_board(browser: Browser, server: Live
     expect(page.locator(f'#view-devices button.device.selected[data-device-id="{world.meters[OWN]}"]')).to_be_visible()
     expect(page.locator("#view-devices .device-panel")).to_contain_text(world.meters[OWN])
     shot(page, "supervisor-devices")
+    with psycopg.connect(world.dsn) as conn:
+        conn.execute("UPDATE devices SET name = '0101 户水表' WHERE device_id = %s", (world.meters[OWN],))
     page.locator('[data-view="dead"]').click()
     expect(page.locator("#view-dead")).to_contain_text("invalid content")  # the gateway's reason, in words
+    letter = page.locator("#view-dead td.device-name").first
+    expect(letter).to_have_text("0101 户水表")  # the device by name; a click opens it in the tree
+    letter.get_by_role("button").click()
+    expect(page.locator(f'#view-devices button.device.selected[data-device-id="{world.meters[OWN]}"]')).to_be_visible()
+    page.locator('[data-view="dead"]').click()
 
     # The same views in Chinese: codes read as words, units too; a person who leaves is deactivated here.
     page.locator("#lang").click()
