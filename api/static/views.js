@@ -209,6 +209,24 @@ async function renderPeople() {
     h("select", { name: "role", "aria-label": t("role") }, Object.keys(roles).filter((r) => r !== "admin").map((r) => h("option", { value: r }, roles[r]))),
     h("input", { name: "phone", placeholder: t("phone"), "aria-label": t("phone") }),
     h("button", { type: "submit", class: "primary" }, t("save")));
+    // A team: its kind, the families it handles (dispatch matches them) and the buildings it covers.
+    const buildings = [...state.places.values()].filter((x) => x.kind === "building" && communities.includes(x.community_id));
+    const teamForm = h("form", { class: "stack", "aria-label": t("addTeam"), onsubmit: async (e) => {
+      e.preventDefault();
+      const data = new FormData(teamForm);
+      const body = { id: data.get("id"), community_id: data.get("community_id"), name: data.get("name"), kind: data.get("kind"),
+        skills: data.getAll("skills"), buildings: data.getAll("buildings") };
+      try { await api("POST", "/teams", { json: body }); showInfo(`${body.name}: ${t("saved")}`); await renderPeople(); } catch (err) { showError(err); }
+    } },
+    h("input", { name: "id", required: true, placeholder: t("teamId"), "aria-label": t("teamId"), pattern: "[A-Za-z0-9][A-Za-z0-9_.\\-]{0,63}" }),
+    h("input", { name: "name", required: true, maxlength: 200, placeholder: t("name"), "aria-label": t("name") }),
+    h("select", { name: "community_id", "aria-label": t("community") }, communities.map((c) => h("option", { value: c }, placeName(c)))),
+    h("select", { name: "kind", "aria-label": t("kind") }, Object.entries(kinds).map(([k, label]) => h("option", { value: k }, label))),
+    h("fieldset", { class: "inline" }, h("legend", {}, t("skills")), FAMILIES.map((f) => h("label", {},
+      h("input", { type: "checkbox", name: "skills", value: f }), " ", t(f)))),
+    h("select", { name: "buildings", multiple: true, "aria-label": t("wholeCommunity"), title: t("wholeCommunity") },
+      buildings.map((b) => h("option", { value: b.id }, b.name))),
+    h("button", { type: "submit", class: "primary" }, t("save")));
     const text = h("textarea", { name: "toml", rows: 10, "aria-label": t("importRoster"), spellcheck: "false" });
     const file = h("input", { type: "file", accept: ".toml,text/plain", "aria-label": t("importRoster"),
       onchange: async () => { if (file.files[0]) text.value = await file.files[0].text(); } });
@@ -220,6 +238,7 @@ async function renderPeople() {
       } catch (err) { showError(err); }
     };
     sections.push(h("section", { class: "card" }, h("h2", {}, t("addStaff")), form),
+      h("section", { class: "card" }, h("h2", {}, t("addTeam")), teamForm),
       h("section", { class: "card" }, h("h2", {}, t("importRoster")), file, text,
         h("div", { class: "inline" }, h("button", { type: "button", onclick: () => send(true) }, t("dryRun")),
           h("button", { type: "button", class: "primary", onclick: () => send(false) }, t("importIt")))));

@@ -529,3 +529,30 @@ def test_admin_links_a_login_to_a_person(browser: Browser, server: LiveServer, w
     expect(page.locator('#view-people tr[data-staff-id="s-li"] td.linked-login')).to_have_text(f"technician-{OWN}")
     expect(page.locator("#view-people select[name=login]")).to_have_count(0)
     page.context.close()
+
+
+def test_supervisor_adds_a_team_from_the_page(browser: Browser, server: LiveServer, world: World) -> None:
+    """Teams (kind, skills, buildings) are managed from the People view, not only by TOML."""
+    names(world.dsn)
+    page = open_room(browser, server.url, f"supervisor-{OWN}", locale="zh-CN")
+    page.locator('[data-view="people"]').click()
+    form = page.locator('#view-people form[aria-label="新增班组"]')
+    form.locator("input[name=id]").fill("n-sec")
+    form.locator("input[name=name]").fill("秩序维护部")
+    form.locator("select[name=kind]").select_option("security")
+    form.get_by_label("门禁").check()
+    form.locator("select[name=buildings]").select_option(["b1"])
+    form.get_by_role("button", name="保存").click()
+    expect(page.locator("#message")).to_contain_text("秩序维护部")
+    expect(page.locator("#view-people")).to_contain_text("秩序维护部")
+    with psycopg.connect(world.dsn) as conn:
+        assert conn.execute("SELECT community_id, kind, skills, buildings FROM teams WHERE team_id = 'n-sec'"
+                            ).fetchone() == (OWN, "security", ["access"], ["b1"])
+    # The same id again: the API's refusal, in Chinese.
+    form = page.locator('#view-people form[aria-label="新增班组"]')
+    form.locator("input[name=id]").fill("n-sec")
+    form.locator("input[name=name]").fill("又一个")
+    form.get_by_role("button", name="保存").click()
+    expect(page.locator("#message")).to_contain_text("与已有数据冲突")
+    shot(page, "supervisor-zh-add-team")
+    page.context.close()
