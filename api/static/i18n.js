@@ -50,7 +50,7 @@ export const TEXT = {
     historyAlerts: "Alert history", noHistoryAlerts: "No resolved alerts yet.", noHistoryOrders: "No work orders yet.", historyOrders: "Work-order history", state: "state", created: "created",
     // devices
     tree: "Community, buildings, units", online: "online", offline: "offline", never_seen: "never seen",
-    battery: "battery", openIncidents: "open alerts", lastSeen: "last seen", telemetry: "Telemetry (5-minute roll-ups)",
+    battery: "battery", openIncidents: "open alerts", lastSeen: "last seen", telemetry: "Telemetry (5-minute roll-ups)", telemetryHourly: "Telemetry (hourly)",
     noData: "No readings in this period.", chooseDevice: "Choose a device in the tree.", reading: "reading",
     period: "period", devicesCount: "devices", unitsOf: "units",
     // people
@@ -103,7 +103,7 @@ export const TEXT = {
     notifyBlockedHelp: "浏览器阻止了 Steward 的通知：请在网站设置（地址栏的锁形图标）中允许",
     historyAlerts: "告警历史", noHistoryAlerts: "还没有已解决的告警。", noHistoryOrders: "还没有工单。", historyOrders: "工单历史", state: "状态", created: "创建于",
     tree: "小区、楼栋、住户", online: "在线", offline: "离线", never_seen: "从未上线", battery: "电量",
-    openIncidents: "未关闭告警", lastSeen: "最后上报", telemetry: "遥测曲线（5 分钟汇总）", noData: "此时段没有数据。",
+    openIncidents: "未关闭告警", lastSeen: "最后上报", telemetry: "遥测曲线（5 分钟汇总）", telemetryHourly: "遥测曲线（每小时）", noData: "此时段没有数据。",
     chooseDevice: "请在左侧选择设备。", reading: "读数", period: "时段", devicesCount: "台设备", unitsOf: "户",
     unreachable: "无法连接服务器：请检查网络；实时连接会自动重试",
     httpError: "服务器返回了错误页面，状态码",

@@ -136,7 +136,7 @@ async function renderDevices() {
     panel.append(
       h("h2", {}, chosen.name || chosen.device_id),
       h("p", { class: "meta" }, `${chosen.device_id} · ${t(chosen.device_type)} · ${t(chosen.state)} · ${t("battery")} ${chosen.battery === null || chosen.battery === undefined ? "—" : Math.round(chosen.battery) + "%"} · ${t("lastSeen")} ${localTime(chosen.last_seen_at)}`),
-      h("h3", {}, t("telemetry")),
+      h("h3", {}, t(bucket === "5m" ? "telemetry" : "telemetryHourly")),
       h("div", { class: "inline" }, [24, 168].map((hours) => h("button", { type: "button", "aria-pressed": String(hours === chartHours),
         onclick: () => { chartHours = hours; renderDevices().catch(showError); } }, hours === 24 ? t("last24h") : t("last7d")))),
       offered.length > 1 ? h("div", { class: "inline quantities" }, offered.map((s) => h("button", { type: "button", dataset: { quantity: s.type },

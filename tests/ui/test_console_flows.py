@@ -480,6 +480,9 @@ def test_an_alert_shows_its_pages_and_its_device_charts_its_telemetry(browser: B
     expect(panel.locator(".chart-label")).to_have_text("电量 (%)")
     expect(panel.locator('button[data-quantity="heartbeat"]')).to_have_attribute("aria-pressed", "true")
     expect(panel.locator("svg.chart text.axis").first).to_have_text("79")
+    panel.get_by_role("button", name="最近 7 天").click()  # hourly buckets over the week, said so
+    expect(panel.locator("h3").first).to_have_text("遥测曲线（每小时）")
+    expect(panel.locator(".chart-label")).to_have_text("电量 (%)")
     page.locator("#lang").click()
     expect(panel.locator(".chart-label")).to_have_text("battery (%)")
     # KPI counts read as English: "1 order", not "1 orders" (issue 18's "1 orders").
