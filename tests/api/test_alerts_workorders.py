@@ -119,8 +119,8 @@ def page(dsn: str, incident_id: int, *, step: int, staff: dict[str, str], at: dt
         assert pending is not None
         for staff_id, status in staff.items():
             conn.execute(
-                "INSERT INTO oncall_outbox (pending_id, incident_id, staff_id, channel, address, locale, message, reason,"
-                " status, attempts, next_attempt_at, created_at, sent_at) VALUES (%s, %s, %s, 'webhook',"
+                "INSERT INTO oncall_outbox (pending_id, incident_id, staff_id, channel, address, locale, message,"
+                " reason, status, attempts, next_attempt_at, created_at, sent_at) VALUES (%s, %s, %s, 'webhook',"
                 " '13800000000', 'zh-CN', '{}', 'on call', %s, 1, %s, %s, %s)",
                 (pending[0], incident_id, staff_id, status, at, at, at if status == "sent" else None))
 
