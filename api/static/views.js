@@ -65,20 +65,39 @@ function table(headers, rows) {
 
 // --- history ------------------------------------------------------------------------------------------
 
+// The History view's own filters: tier and search over resolved alerts (the board's filters stay the board's).
+const historyFilter = { tier: "", q: "" };
+
+function historyForm() {
+  const tier = h("select", { name: "tier", "aria-label": t("tier") },
+    [["", t("anyTier")], ["1", t("tier1")], ["2", t("tier2")], ["3", t("tier3")]].map(([value, label]) =>
+      h("option", { value, selected: historyFilter.tier === value }, label)));
+  const q = h("input", { name: "q", type: "search", value: historyFilter.q, placeholder: t("search"), "aria-label": t("search"), maxlength: 100 });
+  const form = h("form", { class: "filters history-filters", onsubmit: (e) => {
+    e.preventDefault();
+    historyFilter.tier = tier.value;
+    historyFilter.q = q.value.trim();
+    renderHistory().catch(showError);
+  } }, tier, q, h("button", { type: "submit" }, t("apply")));
+  tier.onchange = () => form.requestSubmit();
+  return form;
+}
+
 async function renderHistory() {
+  const filters = (historyFilter.tier ? "&tier=" + historyFilter.tier : "") + (historyFilter.q ? "&q=" + encodeURIComponent(historyFilter.q) : "");
   const [alerts, orders] = await Promise.all([
-    api("GET", "/alerts?status=resolved&sort=newest&limit=100" + scopeQuery()),
+    api("GET", "/alerts?status=resolved&sort=newest&limit=100" + filters + scopeQuery()),
     state.config.work_orders ? api("GET", "/work-orders?limit=100" + scopeQuery()) : { data: [] },
   ]);
   $("view-history").replaceChildren(
-    h("section", { class: "card" }, h("h2", {}, t("historyAlerts")),
+    h("section", { class: "card" }, h("h2", {}, t("historyAlerts")), historyForm(),
       table([t("tier"), t("condition"), t("building"), t("opened"), t("resolved"), t("resolvedAs"), t("reason")],
         alerts.data.map((a) => h("tr", { class: `tier-${a.tier}` },
           h("td", {}, "L" + a.tier), h("td", {}, h("button", { type: "button", class: "link", onclick: () => openAlert(a.id) }, `#${a.id} ${condition(a.condition)}`)),
           h("td", {}, whereText(a.community_id, a.building_id)), h("td", {}, localTime(a.opened_at)),
           h("td", {}, `${localTime(a.resolved_at)} · ${staffName(a.resolved_by)}`),
           h("td", {}, a.resolution ? t(a.resolution) : "—"), h("td", {}, a.resolution_reason || "")))),
-      alerts.data.length ? "" : h("p", { class: "empty" }, t("noHistoryAlerts"))),
+      alerts.data.length ? "" : h("p", { class: "empty" }, t(filters ? "noAlerts" : "noHistoryAlerts"))),
     h("section", { class: "card" }, h("h2", {}, t("historyOrders")),
       table(["#", t("condition"), t("state"), t("assignee"), t("building"), t("created")],
         orders.data.map((o) => h("tr", { class: o.tier ? `tier-${o.tier}` : "" },

@@ -158,6 +158,16 @@ def test_operator_in_a_chinese_browser(browser: Browser, server: LiveServer, wor
     expect(per_1000.locator(".trend.worse")).to_have_attribute("title", "较上期上升 (变差)")
     page.locator('[data-view="history"]').click()
     expect(page.locator("#view-history")).to_contain_text("老人误按")
+    # History has its own filters: Level 3 has nothing resolved; a search by building name finds the SOS.
+    history = page.locator("#view-history form.history-filters")
+    history.locator("select[name=tier]").select_option("3")
+    expect(page.locator("#view-history")).to_contain_text("没有符合条件的告警")
+    history = page.locator("#view-history form.history-filters")
+    history.locator("select[name=tier]").select_option("")
+    history = page.locator("#view-history form.history-filters")
+    history.locator("input[name=q]").fill("1号楼")
+    history.get_by_role("button", name="应用").click()
+    expect(page.locator("#view-history")).to_contain_text("老人误按")
     shot(page, "operator-zh-history")
 
     # Why the order went to whom, in Chinese with names: the reason is codes the page reads in its language.
