@@ -77,7 +77,17 @@ DETAILS_ZH: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
     (re.compile(r"^log in \(POST /auth/token\)"),
      lambda m: "登录（POST /auth/token）后以 Authorization: Bearer 发送令牌，或发送 X-API-Key"),
     (re.compile(r"incorrect username or password", re.I), lambda m: "用户名或密码错误"),
+    (re.compile(r"schedule '([^']+)' is paged by escalation policy (.+); change those policies first"),
+     lambda m: f"值班表 {m.group(1)} 仍被升级策略 {m.group(2)} 使用，请先修改这些策略"),
+    (re.compile(r"community (\S+) already has policy '([^']+)' for tier (\w+)"),
+     lambda m: f"小区 {m.group(1)} 的{TIER_ZH.get(m.group(3), m.group(3))}已有升级策略 {m.group(2)}，请修改那一条"),
+    (re.compile(r"(schedule|policy) '([^']+)' already exists"),
+     lambda m: f"{'值班表' if m.group(1) == 'schedule' else '升级策略'}编号 {m.group(2)} 已存在"),
+    (re.compile(r"(body\.\S+): '([^']+)' is not (active staff|a schedule|an active team) of community (\S+)"),
+     lambda m: f"{m.group(1)}：{m.group(2)} 不是小区 {m.group(4)} 的"
+               f"{ {'active staff': '在职员工', 'a schedule': '值班表', 'an active team': '在用班组'}[m.group(3)]}"),
 ]
+TIER_ZH = {"1": "一级告警", "2": "二级告警", "3": "三级告警", "any": "通用（任何级别）"}
 
 
 def prefers_chinese(accept_language: str) -> bool:

@@ -308,6 +308,23 @@ def update_schedule(now: Now, schedule_id: ScheduleId, body: ScheduleUpdate, cal
     return _schedule_public(conn, community, schedule_id, now)
 
 
+@router.delete("/schedules/{schedule_id}", status_code=204,
+               responses={409: {"model": ErrorResponse,
+                                "description": "An escalation policy still pages this schedule"}})
+def delete_schedule(schedule_id: ScheduleId, caller: OnCallManager, conn: Conn) -> Response:
+    """Remove a schedule with its rotations and overrides. Refused (409, naming the policies) while a policy step
+    still pages it: the step would page nobody; change those policies first."""
+    community = _schedule_community(conn, caller, schedule_id)
+    users = store.policies_targeting(conn, community_id=community, target=f"schedule:{schedule_id}")
+    if users:
+        raise Conflict(f"schedule {schedule_id!r} is paged by escalation policy {', '.join(users)};"
+                       " change those policies first", field="path.schedule_id")
+    store.delete_schedule(conn, schedule_id=schedule_id)
+    audit.record(conn, caller=caller, action="oncall.schedule.delete", community_id=community,
+                 target_type="oncall_schedule", target_id=schedule_id)
+    return Response(status_code=204)
+
+
 @router.get("/schedules/{schedule_id}/on-call", response_model=OnCallPublic)
 def who_is_on_call(now: Now, schedule_id: ScheduleId, caller: Reader, conn: Conn,
                    at: Annotated[Instant | None, Query(description="Default: now")] = None) -> OnCallPublic:
@@ -432,6 +449,18 @@ def update_policy(policy_id: PolicyId, body: PolicyUpdate, caller: OnCallManager
     audit.record(conn, caller=caller, action="oncall.policy.update", community_id=community,
                  target_type="oncall_policy", target_id=policy_id, detail={"steps": len(body.steps)})
     return _policy_public(conn, policy_id)
+
+
+@router.delete("/policies/{policy_id}", status_code=204)
+def delete_policy(policy_id: PolicyId, caller: OnCallManager, conn: Conn) -> Response:
+    """Remove a policy and its steps; its (community, tier) slot is free again. Alerts already escalating under it
+    page nobody further (their next step finds no policy and is cancelled, with that reason)."""
+    community = tenancy.require(caller, store.policy_community(conn, policy_id=policy_id), field="path.policy_id",
+                                what=f"policy {policy_id!r}")
+    store.delete_policy(conn, policy_id=policy_id)
+    audit.record(conn, caller=caller, action="oncall.policy.delete", community_id=community,
+                 target_type="oncall_policy", target_id=policy_id)
+    return Response(status_code=204)
 
 
 # --------------------------------------------------------------------------------- maintenance windows

@@ -9,6 +9,7 @@ window listing live here.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Literal
@@ -72,6 +73,27 @@ def delete_override(conn: psycopg.Connection, *, schedule_id: str, override_id: 
     row = conn.execute("DELETE FROM oncall_overrides WHERE schedule_id = %s AND override_id = %s RETURNING 1",
                        (schedule_id, override_id)).fetchone()
     return row is not None
+
+
+def policies_targeting(conn: psycopg.Connection, *, community_id: str, target: str) -> list[str]:
+    """Policies of the community with a step paging ``target`` ('schedule:ID'), by id."""
+    kind, _, ident = target.partition(":")
+    return [r[0] for r in conn.execute(
+        "SELECT DISTINCT p.policy_id FROM oncall_policies p JOIN oncall_policy_steps s USING (policy_id)"
+        " WHERE p.community_id = %s AND s.targets @> %s::jsonb ORDER BY 1",
+        (community_id, json.dumps([{"kind": kind, "id": ident}])),
+    )]  # fmt: skip
+
+
+def delete_schedule(conn: psycopg.Connection, *, schedule_id: str) -> None:
+    conn.execute("DELETE FROM oncall_overrides WHERE schedule_id = %s", (schedule_id,))
+    conn.execute("DELETE FROM oncall_rotations WHERE schedule_id = %s", (schedule_id,))
+    conn.execute("DELETE FROM oncall_schedules WHERE schedule_id = %s", (schedule_id,))
+
+
+def delete_policy(conn: psycopg.Connection, *, policy_id: str) -> None:
+    conn.execute("DELETE FROM oncall_policy_steps WHERE policy_id = %s", (policy_id,))
+    conn.execute("DELETE FROM oncall_policies WHERE policy_id = %s", (policy_id,))
 
 
 def device_in_community(conn: psycopg.Connection, *, community_id: str, device_id: str) -> bool:

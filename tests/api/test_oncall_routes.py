@@ -438,3 +438,32 @@ def test_on_call_now_matches_a_hand_computed_rotation(world: World, oncall_clien
     detail = oncall_client.get("/oncall/schedules/n-eng-rota", headers=h).json()
     assert [(r["layer"], r["shift_hours"], r["participants"]) for r in detail["rotations"]] == [
         (0, 24.0, ["n-wang", "n-li"]), (1, 48.0, ["n-zhou"])]
+
+
+def test_delete_a_schedule_and_a_policy(world: World, oncall_client: TestClient) -> None:
+    """A schedule a policy still pages is refused (409, the policy named, in Chinese too); the policy first, then
+    the schedule; both audited, and the (community, tier) slot is free again. Another community's is 404."""
+    sup = world.headers(f"supervisor-{OWN}")
+    made = oncall_client.post("/oncall/schedules", headers=sup, json=schedule_body("n-eng-rota", OWN, "n"))
+    assert made.status_code == 201
+    assert oncall_client.post("/oncall/policies", headers=sup, json=policy_body("n-l2", OWN, "n")).status_code == 201
+    refused = oncall_client.delete("/oncall/schedules/n-eng-rota", headers=sup)
+    assert refused.status_code == 409 and refused.json()["error"]["field"] == "path.schedule_id"
+    assert "n-l2" in refused.json()["error"]["message"]
+    zh = oncall_client.delete("/oncall/schedules/n-eng-rota", headers=sup | {"Accept-Language": "zh-CN"})
+    assert zh.json()["error"]["message"] == "与已有数据冲突：值班表 n-eng-rota 仍被升级策略 n-l2 使用，请先修改这些策略"
+    other = world.headers(f"supervisor-{OTHER}")
+    assert oncall_client.delete("/oncall/policies/n-l2", headers=other).status_code == 404
+    assert oncall_client.delete("/oncall/policies/n-l2", headers=world.headers(f"operator-{OWN}")).status_code == 403
+    assert oncall_client.delete("/oncall/policies/n-l2", headers=sup).status_code == 204
+    assert oncall_client.get("/oncall/policies/n-l2", headers=sup).status_code == 404
+    assert oncall_client.delete("/oncall/schedules/n-eng-rota", headers=other).status_code == 404
+    assert oncall_client.delete("/oncall/schedules/n-eng-rota", headers=sup).status_code == 204
+    assert oncall_client.get("/oncall/schedules/n-eng-rota", headers=sup).status_code == 404
+    assert one(world.dsn, "SELECT count(*) FROM oncall_rotations WHERE schedule_id = 'n-eng-rota'") == 0
+    assert oncall_client.delete("/oncall/schedules/n-eng-rota", headers=sup).status_code == 404
+    again = policy_body("n-l2b", OWN, "n") | {"steps": [{"targets": ["staff:n-wang"], "delay_minutes": 5}]}
+    assert oncall_client.post("/oncall/policies", headers=sup, json=again).status_code == 201  # tier 2 free again
+    assert [r for r in audit_rows(world.dsn) if r[0].endswith(".delete")] == [
+        ("oncall.policy.delete", f"supervisor-{OWN}", OWN, "n-l2"),
+        ("oncall.schedule.delete", f"supervisor-{OWN}", OWN, "n-eng-rota")]

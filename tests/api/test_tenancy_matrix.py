@@ -349,6 +349,8 @@ ENTRIES: dict[tuple[str, str], Entry] = {
     ("PUT", "/oncall/schedules/{schedule_id}"): entry(P.ONCALL_MANAGE, lambda m, cs: Req(
         "PUT", f"/oncall/schedules/{m.schedule(one(cs))}", {"name": "Eng", "rotations": m.rotations(one(cs))}),
         changes=True),
+    ("DELETE", "/oncall/schedules/{schedule_id}"): entry(P.ONCALL_MANAGE, lambda m, cs: Req(
+        "DELETE", f"/oncall/schedules/{m.schedule(one(cs))}"), changes=True),
     ("GET", "/oncall/schedules/{schedule_id}/on-call"): entry(P.READ, lambda m, cs: Req(
         "GET", f"/oncall/schedules/{m.schedule(one(cs))}/on-call")),
     ("POST", "/oncall/schedules/{schedule_id}/overrides"): entry(P.ONCALL_MANAGE, lambda m, cs: Req(
@@ -365,6 +367,8 @@ ENTRIES: dict[tuple[str, str], Entry] = {
     ("PUT", "/oncall/policies/{policy_id}"): entry(P.ONCALL_MANAGE, lambda m, cs: Req(
         "PUT", f"/oncall/policies/{m.policy(one(cs))}", {"steps": m.policy_body(one(cs), "x")["steps"]}),
         changes=True),
+    ("DELETE", "/oncall/policies/{policy_id}"): entry(P.ONCALL_MANAGE, lambda m, cs: Req(
+        "DELETE", f"/oncall/policies/{m.policy(one(cs))}"), changes=True),
     ("GET", "/oncall/maintenance-windows"): entry(P.READ, lambda m, cs: Req(
         "GET", f"/oncall/maintenance-windows?community={one(cs)}")),
     ("POST", "/oncall/maintenance-windows"): entry(P.ONCALL_MANAGE, lambda m, cs: Req(
