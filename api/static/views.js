@@ -1,5 +1,5 @@
 // The console's other views: history of alerts and work orders, the community → building → unit → device
-// tree with each device's state and telemetry chart, people (staff, teams, roster import), the demo's staff
+// tree with each device's state and telemetry chart, people (staff, teams, on-call schedules and escalation policies, roster import), the demo's staff
 // phone with the signed action links it received, and dead letters.
 
 import { CODE_TEXT, ROLE_TEXT, TEAM_TEXT } from "./i18n.js";
@@ -201,16 +201,20 @@ async function renderPeople() {
         teams.map((x) => h("tr", {}, h("td", {}, x.name), h("td", {}, kinds[x.kind] || x.kind), h("td", {}, listJoin(x.skills.map(skillName)) || "—"),
           h("td", {}, String(x.members)), h("td", {}, staffName(x.lead_staff_id)))))),
     h("section", { class: "card" }, h("h2", {}, t("schedules")),
-      table([t("title"), t("onDuty"), t("rotation")],
+      table([t("title"), t("onDuty"), t("rotation"), ...(manage ? [""] : [])],
         schedules.data.map((x) => h("tr", { dataset: { scheduleId: x.id } }, h("td", {}, x.name || x.id),
           h("td", { class: "on-duty" }, x.on_call_now.staff_id ? `● ${staffName(x.on_call_now.staff_id)}` : "—"),
-          h("td", {}, x.rotations.map((r) => `${r.participants.map(staffName).join(" → ")} · ${r.shift_hours} ${codes().hours}`).join("; ")))))),
+          h("td", {}, x.rotations.map((r) => `${r.participants.map(staffName).join(" → ")} · ${r.shift_hours} ${codes().hours}`).join("; ")),
+          manage ? h("td", { class: "row-actions" }, rowActions(x, "schedule", `/oncall/schedules/${encodeURIComponent(x.id)}`)) : ""))),
+      schedules.data.length ? "" : h("p", { class: "empty" }, t("noSchedules"))),
     h("section", { class: "card" }, h("h2", {}, t("policies")),
-      table([t("tier"), t("title"), t("steps")],
-        policies.data.map((x) => h("tr", { class: x.tier ? `tier-${x.tier}` : "" }, h("td", {}, x.tier ? "L" + x.tier : "*"),
+      table([t("tier"), t("title"), t("steps"), ...(manage ? [""] : [])],
+        policies.data.map((x) => h("tr", { class: x.tier ? `tier-${x.tier}` : "", dataset: { policyId: x.id } }, h("td", {}, x.tier ? "L" + x.tier : "*"),
           h("td", {}, x.name || x.id),
           h("td", {}, h("ol", { class: "steps" }, x.steps.map((st) => h("li", {},
-            `${st.targets.map(target).join(", ")} · ${t("thenWait")} ${st.delay_minutes} ${codes().minutes}`)))))))),
+            `${st.targets.map(target).join(", ")} · ${t("thenWait")} ${st.delay_minutes} ${codes().minutes}`)))),
+          manage ? h("td", { class: "row-actions" }, rowActions(x, "policy", `/oncall/policies/${encodeURIComponent(x.id)}`)) : ""))),
+      policies.data.length ? "" : h("p", { class: "empty" }, t("noPolicies"))),
   ];
   if (can("oncall.manage")) {
     const communities = state.community ? [state.community] : state.me.communities;
@@ -256,6 +260,7 @@ async function renderPeople() {
         if (!dryRun) { await reloadStaff(); await renderPeople(); }
       } catch (err) { showError(err); }
     };
+    sections.push(scheduleForm(communities, staff, editing.schedule), policyForm(communities, staff, teams, schedules.data, editing.policy));
     sections.push(h("section", { class: "card" }, h("h2", {}, t("addStaff")), form),
       h("section", { class: "card" }, h("h2", {}, t("addTeam")), teamForm),
       h("section", { class: "card" }, h("h2", {}, t("importRoster")), file, text,
@@ -263,6 +268,166 @@ async function renderPeople() {
           h("button", { type: "button", class: "primary", onclick: () => send(false) }, t("importIt")))));
   }
   $("view-people").replaceChildren(...sections);
+}
+
+// --- on-call schedules and escalation policies, from the page (supervisors, admins) ----------------------
+
+// The schedule or policy being edited in its form (null: the form adds a new one).
+const editing = { schedule: null, policy: null };
+
+// Edit fills the form below with the row; Delete asks once more in place (no browser dialog), then deletes.
+function rowActions(x, kind, path) {
+  const cell = h("span", { class: "inline" });
+  const edit = h("button", { type: "button", onclick: () => {
+    editing[kind] = x;
+    renderPeople().then(() => { const f = document.querySelector(`form[data-form="${kind}"]`); if (f) f.scrollIntoView({ block: "center" }); })
+      .catch(showError);
+  } }, t("edit"));
+  const del = h("button", { type: "button", class: "danger", onclick: () => {
+    cell.replaceChildren(
+      h("button", { type: "button", class: "danger", onclick: async () => {
+        clearMessage();
+        try {
+          await api("DELETE", path);
+          if (editing[kind] && editing[kind].id === x.id) editing[kind] = null;
+          showInfo(`${x.name || x.id}: ${t("deleted")}`);
+          await renderPeople();
+        } catch (err) { showError(err); renderPeople().catch(() => {}); }
+      } }, t("confirmDelete")),
+      h("button", { type: "button", onclick: () => renderPeople().catch(showError) }, t("cancelForm")));
+  } }, t("deleteIt"));
+  cell.append(edit, del);
+  return cell;
+}
+
+const pad = (n) => String(n).padStart(2, "0");
+// An instant as the browser's local date and time (an <input type=datetime-local> value), and back.
+function localInput(iso) {
+  const d = iso ? new Date(iso) : (() => { const x = new Date(); x.setHours(8, 0, 0, 0); return x; })();
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}
+const fromLocalInput = (value) => (value ? new Date(value).toISOString() : null);
+
+const NUMBER = (name, value, attrs) => h("input", { type: "number", name, value: String(value), required: true, "aria-label": t(attrs.label),
+  title: t(attrs.label), min: attrs.min, max: attrs.max, step: attrs.step || "any" });
+const field = (label, input) => h("label", { class: "field" }, h("span", {}, t(label)), input);
+
+// Who takes turns: one picker per place in the order, and "+ person" for one more.
+function participantList(people, chosen) {
+  const list = h("div", { class: "participants inline" });
+  const add = (value) => list.insertBefore(h("select", { name: "participant", "aria-label": t("participants") },
+    h("option", { value: "" }, "—"), people.map((p) => h("option", { value: p.id, selected: p.id === value }, p.name))), more);
+  const more = h("button", { type: "button", onclick: () => add("") }, t("addPerson"));
+  list.append(more);
+  for (const id of chosen.length ? chosen : [""]) add(id);
+  return list;
+}
+
+function rotationBox(people, r, i) {
+  const box = h("fieldset", { class: "rotation" }, h("legend", {}, `${t("rotation")} ${i + 1}`),
+    field("layer", NUMBER("layer", r ? r.layer : i, { label: "layer", min: 0, max: 100, step: 1 })),
+    field("handoffAt", h("input", { type: "datetime-local", name: "handoff_at", required: true, value: localInput(r && r.handoff_at), "aria-label": t("handoffAt") })),
+    field("shiftHours", NUMBER("shift_hours", r ? r.shift_hours : 12, { label: "shiftHours", min: 0.25, max: 744 })),
+    field("participants", participantList(people, r ? r.participants : [])),
+    h("button", { type: "button", onclick: () => box.remove() }, t("removeIt")));
+  return box;
+}
+
+// A schedule: its name and rotations (layer, first hand-off, shift length, people in turn order), as the API
+// models them (POST /oncall/schedules; PUT replaces the rotations and keeps the overrides).
+function scheduleForm(communities, staff, current) {
+  const community = current ? current.community_id : communities[0];
+  const people = staff.filter((p) => p.active);
+  const rotations = h("div", { class: "rotations" }, (current ? current.rotations : [null]).map((r, i) => rotationBox(people, r, i)));
+  const form = h("form", { class: "oncall-form", dataset: { form: "schedule" }, "aria-label": t(current ? "editSchedule" : "addSchedule"), onsubmit: async (e) => {
+    e.preventDefault();
+    clearMessage();
+    const body = { name: form.elements.name.value.trim(), rotations: [...rotations.querySelectorAll("fieldset.rotation")].map((box) => ({
+      layer: Number(box.querySelector("[name=layer]").value), handoff_at: fromLocalInput(box.querySelector("[name=handoff_at]").value),
+      shift_hours: Number(box.querySelector("[name=shift_hours]").value),
+      participants: [...box.querySelectorAll("select[name=participant]")].map((x) => x.value).filter(Boolean) })) };
+    try {
+      if (current) await api("PUT", `/oncall/schedules/${encodeURIComponent(current.id)}`, { json: body });
+      else await api("POST", "/oncall/schedules", { json: { id: form.elements.id.value.trim(), community_id: form.elements.community_id.value, ...body } });
+      editing.schedule = null;
+      showInfo(`${body.name || form.elements.id.value}: ${t("saved")}`);
+      await reloadStaff();
+      await renderPeople();
+    } catch (err) { showError(err); }
+  } },
+  h("div", { class: "stack" },
+    h("input", { name: "id", required: true, placeholder: t("scheduleId"), "aria-label": t("scheduleId"), value: current ? current.id : null,
+      readonly: Boolean(current), pattern: "[A-Za-z0-9][A-Za-z0-9_.\\-]{0,63}" }),
+    h("input", { name: "name", maxlength: 200, placeholder: t("name"), "aria-label": t("name"), value: current ? current.name : null }),
+    h("select", { name: "community_id", "aria-label": t("community"), disabled: Boolean(current) },
+      (current ? [community] : communities).map((c) => h("option", { value: c }, placeName(c))))),
+  rotations,
+  h("div", { class: "inline" },
+    h("button", { type: "button", onclick: () => rotations.append(rotationBox(people, null, rotations.children.length)) }, t("addRotation")),
+    h("button", { type: "submit", class: "primary" }, t("save")),
+    current ? h("button", { type: "button", onclick: () => { editing.schedule = null; renderPeople().catch(showError); } }, t("cancelForm")) : ""));
+  return h("section", { class: "card" }, h("h2", {}, current ? `${t("editSchedule")}: ${current.name || current.id}` : t("addSchedule")), form);
+}
+
+// Whom a step pages: a schedule (whoever is on duty then), a whole team, or named people.
+function targetPicker(schedules, teams, people, chosen) {
+  const option = (value, label) => h("option", { value, selected: chosen.includes(value) }, label);
+  return h("select", { name: "targets", multiple: true, size: 5, required: true, "aria-label": t("targets"), title: t("targets") },
+    h("optgroup", { label: t("schedules") }, schedules.map((x) => option(`schedule:${x.id}`, `${x.name || x.id} ${t("whoeverOnDuty")}`))),
+    h("optgroup", { label: t("teams") }, teams.filter((x) => x.active !== false).map((x) => option(`team:${x.id}`, `${x.name} ${t("wholeTeam")}`))),
+    h("optgroup", { label: t("staff") }, people.map((p) => option(`staff:${p.id}`, p.name))));
+}
+
+function stepBox(schedules, teams, people, st) {
+  const box = h("fieldset", { class: "step" }, h("legend", {}, t("step")),
+    field("targets", targetPicker(schedules, teams, people, st ? st.targets : [])),
+    field("waitMinutes", NUMBER("delay_minutes", st ? st.delay_minutes : 5, { label: "waitMinutes", min: 0, max: 1440 })),
+    h("button", { type: "button", onclick: () => box.remove() }, t("removeIt")));
+  return box;
+}
+
+// A policy: for a tier of a community, steps in order (whom to page, then how long to wait for an
+// acknowledgement before the next step), how often the chain repeats, and its reminders.
+function policyForm(communities, staff, teams, schedules, current) {
+  const people = staff.filter((p) => p.active);
+  const steps = h("div", { class: "steps" }, (current ? current.steps : [null]).map((st) => stepBox(schedules, teams, people, st)));
+  const tierNames = [["1", t("tier1")], ["2", t("tier2")], ["3", t("tier3")], ["", t("anyTierPolicy")]];
+  const form = h("form", { class: "oncall-form", dataset: { form: "policy" }, "aria-label": t(current ? "editPolicy" : "addPolicy"), onsubmit: async (e) => {
+    e.preventDefault();
+    clearMessage();
+    const el = form.elements;
+    const body = { name: el.name.value.trim(), repeat: Number(el.repeat.value), ack_renotify_minutes: Number(el.ack_renotify_minutes.value),
+      reminder_minutes: Number(el.reminder_minutes.value),
+      steps: [...steps.querySelectorAll("fieldset.step")].map((box) => ({
+        targets: [...box.querySelector("select[name=targets]").selectedOptions].map((o) => o.value),
+        delay_minutes: Number(box.querySelector("[name=delay_minutes]").value) })) };
+    try {
+      if (current) await api("PUT", `/oncall/policies/${encodeURIComponent(current.id)}`, { json: body });
+      else await api("POST", "/oncall/policies", { json: { id: el.id.value.trim(), community_id: el.community_id.value,
+        tier: el.tier.value ? Number(el.tier.value) : null, ...body } });
+      editing.policy = null;
+      showInfo(`${body.name || el.id.value}: ${t("saved")}`);
+      await renderPeople();
+    } catch (err) { showError(err); }
+  } },
+  h("div", { class: "stack" },
+    h("input", { name: "id", required: true, placeholder: t("policyId"), "aria-label": t("policyId"), value: current ? current.id : null,
+      readonly: Boolean(current), pattern: "[A-Za-z0-9][A-Za-z0-9_.\\-]{0,63}" }),
+    h("input", { name: "name", maxlength: 200, placeholder: t("name"), "aria-label": t("name"), value: current ? current.name : null }),
+    h("select", { name: "community_id", "aria-label": t("community"), disabled: Boolean(current) },
+      (current ? [current.community_id] : communities).map((c) => h("option", { value: c }, placeName(c)))),
+    h("select", { name: "tier", "aria-label": t("tier"), disabled: Boolean(current) },
+      tierNames.map(([v, label]) => h("option", { value: v, selected: current ? String(current.tier ?? "") === v : v === "1" }, label)))),
+  steps,
+  h("div", { class: "stack" },
+    field("repeatChain", NUMBER("repeat", current ? current.repeat : 0, { label: "repeatChain", min: 0, max: 10, step: 1 })),
+    field("ackRenotify", NUMBER("ack_renotify_minutes", current ? current.ack_renotify_minutes : 30, { label: "ackRenotify", min: 0, max: 1440 })),
+    field("reminderMinutes", NUMBER("reminder_minutes", current ? current.reminder_minutes : 15, { label: "reminderMinutes", min: 0, max: 1440 }))),
+  h("div", { class: "inline" },
+    h("button", { type: "button", onclick: () => steps.append(stepBox(schedules, teams, people, null)) }, t("addStep")),
+    h("button", { type: "submit", class: "primary" }, t("save")),
+    current ? h("button", { type: "button", onclick: () => { editing.policy = null; renderPeople().catch(showError); } }, t("cancelForm")) : ""));
+  return h("section", { class: "card" }, h("h2", {}, current ? `${t("editPolicy")}: ${current.name || current.id}` : t("addPolicy")), form);
 }
 
 // Which login is this person (admins): what the login acknowledges and accepts is then done by them, by name.

@@ -569,3 +569,77 @@ def test_supervisor_adds_a_team_from_the_page(browser: Browser, server: LiveServ
     expect(page.locator("#message")).to_contain_text("与已有数据冲突")
     shot(page, "supervisor-zh-add-team")
     page.context.close()
+
+
+def test_supervisor_manages_on_call_from_the_page(browser: Browser, server: LiveServer, world: World) -> None:
+    """On-call schedules (rotations: hand-off, shift, people in turn) and escalation policies (tier, steps: whom,
+    then how long to wait) are created, edited and deleted from the People view, in Chinese; the API has them."""
+    import httpx
+
+    names(world.dsn)
+    token = httpx.post(server.url + "/auth/token", data={"username": f"supervisor-{OWN}", "password": PASSWORD}
+                       ).json()["access_token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    roster = ROSTER.split("[[schedules]]")[0]  # the people and the team; the schedule is made from the page
+    assert httpx.post(server.url + "/roster/import", headers=auth, json={"toml": roster}).status_code == 200
+    page = open_room(browser, server.url, f"supervisor-{OWN}", locale="zh-CN")
+    page.locator('[data-view="people"]').click()
+    people = page.locator("#view-people")
+    expect(people).to_contain_text("还没有升级策略：告警不会通知任何人。")
+
+    form = people.locator('form[aria-label="新增值班表"]')
+    form.locator("input[name=id]").fill("n-night")
+    form.locator("input[name=name]").fill("夜班")
+    form.locator("input[name=handoff_at]").fill("2026-03-02T20:00")
+    form.locator("input[name=shift_hours]").fill("12")
+    form.locator("select[name=participant]").first.select_option("s-wang")
+    form.get_by_role("button", name="+ 人员").click()
+    form.locator("select[name=participant]").nth(1).select_option("s-li")
+    form.get_by_role("button", name="保存").click()
+    expect(page.locator("#message")).to_contain_text("夜班")
+    expect(people.locator('tr[data-schedule-id="n-night"]')).to_contain_text("王建国 → 李明 · 12 小时")
+
+    form = people.locator('form[aria-label="新增升级策略"]')
+    form.locator("input[name=id]").fill("n-l1")
+    form.locator("input[name=name]").fill("一级告警")
+    form.locator("select[name=tier]").select_option("1")
+    form.locator("select[name=targets]").select_option(["schedule:n-night"])
+    form.locator("input[name=delay_minutes]").fill("5")
+    form.get_by_role("button", name="+ 步骤").click()
+    form.locator("select[name=targets]").nth(1).select_option(["team:n-eng", "staff:s-wang"])
+    form.locator("input[name=delay_minutes]").nth(1).fill("10")
+    form.get_by_role("button", name="保存").click()
+    row = people.locator('tr[data-policy-id="n-l1"]')
+    expect(row).to_contain_text("L1")
+    expect(row).to_contain_text("夜班")
+    expect(row).to_contain_text("工程部")
+    row.scroll_into_view_if_needed()
+    shot(page, "supervisor-zh-oncall")
+    policy = httpx.get(server.url + "/oncall/policies/n-l1", headers=auth).json()
+    assert (policy["tier"], policy["name"]) == (1, "一级告警")
+    assert [(s["targets"], s["delay_minutes"]) for s in policy["steps"]] == [
+        (["schedule:n-night"], 5), (["team:n-eng", "staff:s-wang"], 10)]
+    schedule = httpx.get(server.url + "/oncall/schedules/n-night", headers=auth).json()
+    assert [(r["participants"], r["shift_hours"]) for r in schedule["rotations"]] == [(["s-wang", "s-li"], 12)]
+
+    # Edit: the form opens with the policy; a shorter first wait is saved.
+    row.get_by_role("button", name="修改").click()
+    form = people.locator('form[aria-label="修改升级策略"]')
+    expect(form.locator("input[name=id]")).to_have_value("n-l1")
+    form.locator("input[name=delay_minutes]").first.fill("3")
+    form.get_by_role("button", name="保存").click()
+    expect(people.locator('tr[data-policy-id="n-l1"]')).to_contain_text("之后等待 3 分钟")
+    assert httpx.get(server.url + "/oncall/policies/n-l1", headers=auth).json()["steps"][0]["delay_minutes"] == 3
+
+    # The schedule the policy pages cannot go first: the API's refusal, in Chinese; then the policy, then it.
+    people.locator('tr[data-schedule-id="n-night"]').get_by_role("button", name="删除").click()
+    people.locator('tr[data-schedule-id="n-night"]').get_by_role("button", name="确定删除").click()
+    expect(page.locator("#message")).to_contain_text("值班表 n-night 仍被升级策略 n-l1 使用")
+    people.locator('tr[data-policy-id="n-l1"]').get_by_role("button", name="删除").click()
+    people.locator('tr[data-policy-id="n-l1"]').get_by_role("button", name="确定删除").click()
+    expect(people.locator('tr[data-policy-id="n-l1"]')).to_have_count(0)
+    people.locator('tr[data-schedule-id="n-night"]').get_by_role("button", name="删除").click()
+    people.locator('tr[data-schedule-id="n-night"]').get_by_role("button", name="确定删除").click()
+    expect(people.locator('tr[data-schedule-id="n-night"]')).to_have_count(0)
+    assert httpx.get(server.url + "/oncall/schedules/n-night", headers=auth).status_code == 404
+    page.context.close()
