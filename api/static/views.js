@@ -516,7 +516,11 @@ async function renderDead() {
   $("view-dead").replaceChildren(h("section", { class: "card" }, h("h2", {}, t("deadTitle")),
     page.data.length === 0 ? h("p", { class: "empty" }, t("noDead")) :
       table([t("receivedAt"), t("reason"), t("devices"), t("topic"), t("detail")],
-        page.data.map((d) => h("tr", { dataset: { deadId: d.id } }, h("td", {}, localTime(d.received_at)), h("td", { title: d.reason }, codes().rejected[d.reason] || d.reason),
+        page.data.map((d) => h("tr", { dataset: { deadId: d.id } }, h("td", {}, localTime(d.received_at)),
+          h("td", { class: "reason", title: d.reason }, h("strong", {}, codes().rejected[d.reason] || d.reason), h("br"), h("small", { class: "secondary", lang: "en" }, d.reason)),
           h("td", { class: "device-name" }, d.device_name ? h("button", { type: "button", class: "link", onclick: () => openDevice(d.device_id) }, d.device_name) : (d.device_id || "—")),
-          h("td", {}, d.topic), h("td", { title: d.payload_text }, d.detail))))));
+          h("td", {}, d.topic),
+          // What the reason means in the page's language; the gateway's own words (English, exact) stay below it.
+          h("td", { class: "detail", title: d.payload_text }, (codes().rejectedHelp || {})[d.reason] || "", h("br"),
+            h("small", { class: "secondary" }, codes().gatewaySaid, h("span", { lang: "en" }, d.detail))))))));
 }

@@ -308,7 +308,14 @@ def test_supervisor_runs_the_roster_and_the_board(browser: Browser, server: Live
 
     # The same views in Chinese: codes read as words, units too; a person who leaves is deactivated here.
     page.locator("#lang").click()
-    expect(page.locator("#view-dead")).to_contain_text("内容不合规范")  # still on the view the user was on
+    # still on the view the user was on: the reason's Chinese name and what it means, the gateway's English below
+    dead = page.locator(f'#view-dead tr:has(td.device-name:has-text("0101 户水表"))')
+    expect(dead.locator("td.reason strong")).to_have_text("无效载荷")
+    expect(dead.locator("td.reason small")).to_have_text("invalid_payload")
+    expect(dead.locator("td.detail")).to_contain_text("载荷字段缺失、类型不对或超出范围")
+    expect(dead.locator("td.detail small")).to_have_text("网关原文：flow_lpm: expected a number")
+    expect(dead.locator('td.detail small span[lang="en"]')).to_have_text("flow_lpm: expected a number")
+    shot(page, "supervisor-zh-dead-letters")
     expect(page.locator("#live")).to_have_text("● 实时")
     expect(page.locator("#user")).to_have_text("supervisor-north · 主管")
     page.locator('[data-view="people"]').click()
