@@ -387,8 +387,12 @@ class Stack:
         elif self.admin_password:
             lines.append(f"  login          admin / {self.admin_password}  (from {self.data_dir / 'admin-password'})")
         if self.demo is not None and self.demo.logins_password:
+            from steward.demo import LOGINS
+
+            field = ", ".join(username for username, _, _ in LOGINS[3:])
             lines.append(f"  demo logins    operator, supervisor, technician / {self.demo.logins_password}"
                          f"  (from {self.data_dir / 'demo-password'}); the staff phone is the page's Phone panel")
+            lines.append(f"                 field staff, same password: {field}")
         lines.append("Press Ctrl-C to stop.")
         return lines
 

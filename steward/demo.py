@@ -6,8 +6,9 @@ given ``--no-demo-data``:
 - `seed` loads ``demo_data/roster.toml`` (teams, staff, day/night shifts,
   contacts, escalation policies per tier) through the same import as
   ``steward oncall load``, names the community, its buildings and units, and
-  creates three demo logins (operator, supervisor, technician) linked to staff
-  members, all upserts, so a restart changes nothing;
+  creates demo logins linked to staff members (operator, supervisor, and one
+  technician login for every field worker: ``LOGINS``), all upserts, so a
+  restart changes nothing;
 - `placements` scripts the first minutes: a Level 3 battery-low work order, a
   Level 1 SOS and a Level 2 reader tamper, each a few tens of seconds after the
   start, on the simulator's public `Placement` API;
@@ -36,8 +37,15 @@ log = logging.getLogger(__name__)
 
 ROSTER = Path(__file__).resolve().parent / "demo_data" / "roster.toml"
 COMMUNITY_NAMES = {"c01": "星河湾"}
-# Demo logins: (username, role, staff member they are).
-LOGINS = (("operator", "operator", "s-xu"), ("supervisor", "supervisor", "s-zhao"), ("technician", "technician", "s-wang"))
+# Demo logins: (username, role, staff member they are). Every member of a field team (engineering, security,
+# elderly care) has one, so whoever a work order is dispatched to can accept it from the page: an order of a
+# person without a login could only wait for a supervisor and went overdue (刘芳's Level 1 SOS orders did).
+# tests/test_demo.py checks that no field worker of the roster is left without one.
+LOGINS = (("operator", "operator", "s-xu"), ("supervisor", "supervisor", "s-zhao"), ("technician", "technician", "s-wang"),
+          ("liming", "technician", "s-li"), ("zhouqiang", "technician", "s-zhou"),
+          ("chengang", "technician", "s-chen"), ("sunlei", "technician", "s-sun"),
+          ("liufang", "technician", "s-liu"), ("hejing", "technician", "s-he"))
+FIELD_TEAM_KINDS = ("engineering", "security", "elderly_care")
 
 
 # The simulator's English device names, as a Chinese property's staff say them.

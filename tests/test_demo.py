@@ -55,6 +55,10 @@ def test_demo_dispatches_pages_and_is_acknowledged_from_the_link(demo: Stack) ->
     assert ("1号电梯",) in rows(dsn, "SELECT name FROM devices WHERE device_type = 'elevator'")
     assert rows(dsn, "SELECT s.name FROM api_users u JOIN staff s USING (staff_id) WHERE u.username = 'operator'") \
         == [("徐丽",)]
+    # Every field worker (engineering, security, elderly care) is a login, so whoever an order goes to can take it.
+    assert rows(dsn, "SELECT s.staff_id FROM staff s JOIN teams t USING (team_id)"
+                     " WHERE t.kind IN ('engineering', 'security', 'elderly_care') AND s.active"
+                     " AND NOT EXISTS (SELECT 1 FROM api_users u WHERE u.staff_id = s.staff_id AND u.active)") == []
 
     def dispatched() -> bool:
         found = rows(dsn, "SELECT DISTINCT i.tier FROM work_orders w JOIN incidents i ON i.id = w.incident_id"
@@ -80,6 +84,16 @@ def test_demo_dispatches_pages_and_is_acknowledged_from_the_link(demo: Stack) ->
         assert client.post(sos["links"]["ack"], headers={"Accept": "application/json"}).status_code == 403
         alert = client.get(f"/alerts/{sos['incident_id']}", headers=headers).json()["alert"]
         assert alert["status"] == "acknowledged" and alert["acknowledged_by"] == sos["staff_id"]
+    # The Level 1 order's assignee (an elderly-care steward, say) logs in as themselves and accepts it.
+    order_id, assignee = rows(dsn, "SELECT w.id, w.assignee FROM work_orders w JOIN incidents i ON i.id = w.incident_id"
+                                   " WHERE i.tier = 1 AND w.state = 'dispatched' ORDER BY w.id LIMIT 1")[0]
+    (username,) = rows(dsn, "SELECT username FROM api_users WHERE staff_id = %s", assignee)[0]
+    with httpx.Client(base_url=base, timeout=10) as client:
+        token = client.post("/auth/token", data={"username": username, "password": password}).json()["access_token"]
+        accepted = client.post(f"/work-orders/{order_id}/actions", json={"action": "accept"},
+                               headers={"Authorization": f"Bearer {token}"})
+        assert accepted.status_code == 200, accepted.text
+        assert accepted.json()["state"] == "accepted" and accepted.json()["assignee"] == assignee
     # The demo's guard acknowledges the Level 2 page from its link by themselves.
     wait_for(lambda: rows(dsn, "SELECT 1 FROM incidents WHERE tier = 2 AND status = 'acknowledged'"
                                " AND acknowledged_by LIKE 's-%%'"), 60, "the demo responder to acknowledge Level 2")
