@@ -224,9 +224,13 @@ def act(now: Now, order_id: RowId, body: WorkOrderAction, conn: Conn,
 def _own_order_only(conn: Conn, caller: Caller, order: store.WorkOrder) -> None:
     """A field step is the assignee's: a login linked to another person may not accept, arrive at or complete
     somebody else's order (it stayed theirs, and "accepted" and the response time would credit the wrong
-    person). Whoever may manage orders reassigns it first. A login linked to nobody cannot be told apart."""
+    person). Whoever may manage orders reassigns it first. A login linked to nobody is nobody's hands on site:
+    it may take no field step (its "accepted" would credit no person and it could take anybody's order)."""
     mine = people.staff_of_user(conn, user_id=caller.user_id)
-    if mine is None or order.assignee is None or order.assignee == mine:
+    if mine is None:
+        raise Conflict(f"login {caller.username!r} is linked to no staff member; an admin links it to its person "
+                       "(PUT /users/{id}/staff) before it takes field steps", code="not_linked", field="body.action")
+    if order.assignee is None or order.assignee == mine:
         return
     row = conn.execute("SELECT name FROM staff WHERE staff_id = %s", (order.assignee,)).fetchone()
     raise Conflict(f"work order {order.id} is assigned to {row[0] if row else order.assignee}; "

@@ -550,7 +550,8 @@ async function postComment(id, body) {
 // their own (the API refuses it on somebody else's, which stays theirs until reassigned).
 const FIELD_STEPS = new Set(["accept", "arrive", "complete"]);
 function actionsFor(order) {
-  const mine = !state.me || !state.me.staff_id || !order.assignee || order.assignee === state.me.staff_id;
+  // Field steps are the assignee's own; a login linked to nobody takes none (the API answers not_linked).
+  const mine = Boolean(state.me && state.me.staff_id) && (!order.assignee || order.assignee === state.me.staff_id);
   return (state.config.transitions[order.state] || []).filter((tr) => tr.needs_any.some(can)
     && (mine || !FIELD_STEPS.has(tr.action) || can("workorder.manage")));
 }

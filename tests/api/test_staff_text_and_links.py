@@ -41,6 +41,9 @@ def test_field_steps_and_notes_need_workorder_work(role: Role, world: World, cli
     headers = world.headers(f"{role.value}-{OWN}")
     works = Permission.WORKORDER_WORK in ROLE_PERMISSIONS[role]
     order_id = dispatched(client, world)
+    if role == Role.TECHNICIAN:  # field hands are people: the login is Li, whose order it is
+        with psycopg.connect(world.dsn) as conn:
+            conn.execute("UPDATE api_users SET staff_id = 'n-li' WHERE username = %s", (f"technician-{OWN}",))
     steps = []
     for action in ("accept", "arrive", "complete"):
         r = client.post(f"/work-orders/{order_id}/actions", headers=headers, json={"action": action})
@@ -87,6 +90,29 @@ def test_a_field_step_is_the_assignees(world: World, client: TestClient) -> None
     r = client.post(f"/work-orders/{other}/actions", headers=world.headers(f"supervisor-{OWN}"),
                     json={"action": "accept"})
     assert r.status_code == 200, r.text
+
+
+def test_a_login_linked_to_nobody_takes_no_field_step(world: World, client: TestClient) -> None:
+    """api/README "Field steps": a technician login that is nobody could accept any order and credit no person;
+    it is refused (409 not_linked, in Chinese too) until an admin links it. Supervisors, who manage orders,
+    still step in without being anybody's login."""
+    order_id = dispatched(client, world)
+    technician = world.headers(f"technician-{OWN}")
+    for action in ("accept", "arrive", "complete"):
+        r = client.post(f"/work-orders/{order_id}/actions", headers=technician, json={"action": action})
+        assert r.status_code == 409, r.text
+        assert r.json()["error"] == {"code": "not_linked", "field": "body.action", "message":
+                                     f"login 'technician-{OWN}' is linked to no staff member; an admin links it to "
+                                     "its person (PUT /users/{id}/staff) before it takes field steps"}
+    r = client.post(f"/work-orders/{order_id}/actions", headers={**technician, "Accept-Language": "zh-CN"},
+                    json={"action": "accept"})
+    assert r.json()["error"]["message"] == (f"此登录账号未关联员工：账号 technician-{OWN} 须由管理员在“人员”页关联到本人后，"
+                                            "才能接单、到场和完工")
+    assert client.get(f"/work-orders/{order_id}", headers=technician).json()["order"]["state"] == "dispatched"
+    assert client.post(f"/work-orders/{order_id}/notes", headers=technician, json={"text": "seen"}).status_code == 204
+    r = client.post(f"/work-orders/{order_id}/actions", headers=world.headers(f"supervisor-{OWN}"),
+                    json={"action": "accept"})
+    assert (r.status_code, r.json()["state"]) == (200, "accepted")
 
 
 def test_an_action_link_dies_with_its_staff_members_deactivation(world: World, oncall_client: TestClient) -> None:

@@ -405,6 +405,17 @@ def test_technician_acknowledges_from_the_phone_link(browser: Browser, server: L
         card = page.locator(f'[data-order-id="{r.json()["id"]}"]')
         expect(card).to_have_attribute("data-state", "dispatched")
         expect(card.get_by_role("button", name="Accept")).to_have_count(1 if assignee == "s-zhou" else 0)
+    # A login linked to nobody takes no field step, not even on 周强's order (the API says not_linked).
+    with psycopg.connect(world.dsn) as conn:
+        conn.execute("UPDATE api_users SET staff_id = NULL WHERE username = %s", (f"technician-{OWN}",))
+    page.reload()
+    expect(page.locator("#live")).to_have_attribute("data-state", "live")
+    expect(card).to_have_attribute("data-state", "dispatched")
+    expect(card.get_by_role("button", name="Accept")).to_have_count(0)
+    with psycopg.connect(world.dsn) as conn:
+        conn.execute("UPDATE api_users SET staff_id = 's-zhou' WHERE username = %s", (f"technician-{OWN}",))
+    page.reload()
+    expect(page.locator("#live")).to_have_attribute("data-state", "live")
     # People may be read but not changed by a technician: no import, no staff form.
     page.locator('[data-view="people"]').click()
     expect(page.locator("#view-people")).to_contain_text("周强")
