@@ -292,9 +292,9 @@ function rowActions(x, kind, path) {
           if (editing[kind] && editing[kind].id === x.id) editing[kind] = null;
           showInfo(`${x.name || x.id}: ${t("deleted")}`);
           await renderPeople();
-        } catch (err) { showError(err); renderPeople().catch(() => {}); }
+        } catch (err) { showError(err); cell.replaceChildren(edit, del); }  // refused: the row stays as it was
       } }, t("confirmDelete")),
-      h("button", { type: "button", onclick: () => renderPeople().catch(showError) }, t("cancelForm")));
+      h("button", { type: "button", onclick: () => cell.replaceChildren(edit, del) }, t("cancelForm")));
   } }, t("deleteIt"));
   cell.append(edit, del);
   return cell;
@@ -329,6 +329,9 @@ function rotationBox(people, r, i) {
     field("handoffAt", h("input", { type: "datetime-local", name: "handoff_at", required: true, value: localInput(r && r.handoff_at), "aria-label": t("handoffAt") })),
     field("shiftHours", NUMBER("shift_hours", r ? r.shift_hours : 12, { label: "shiftHours", min: 0.25, max: 744 })),
     field("participants", participantList(people, r ? r.participants : [])),
+    // Optional: a layer that holds only for a while (a holiday cover); kept as they are when the schedule is edited.
+    field("activeFrom", h("input", { type: "datetime-local", name: "active_from", value: r && r.active_from ? localInput(r.active_from) : null, "aria-label": t("activeFrom") })),
+    field("activeUntil", h("input", { type: "datetime-local", name: "active_until", value: r && r.active_until ? localInput(r.active_until) : null, "aria-label": t("activeUntil") })),
     h("button", { type: "button", onclick: () => box.remove() }, t("removeIt")));
   return box;
 }
@@ -345,7 +348,9 @@ function scheduleForm(communities, staff, current) {
     const body = { name: form.elements.name.value.trim(), rotations: [...rotations.querySelectorAll("fieldset.rotation")].map((box) => ({
       layer: Number(box.querySelector("[name=layer]").value), handoff_at: fromLocalInput(box.querySelector("[name=handoff_at]").value),
       shift_hours: Number(box.querySelector("[name=shift_hours]").value),
-      participants: [...box.querySelectorAll("select[name=participant]")].map((x) => x.value).filter(Boolean) })) };
+      participants: [...box.querySelectorAll("select[name=participant]")].map((x) => x.value).filter(Boolean),
+      active_from: fromLocalInput(box.querySelector("[name=active_from]").value),
+      active_until: fromLocalInput(box.querySelector("[name=active_until]").value) })) };
     try {
       if (current) await api("PUT", `/oncall/schedules/${encodeURIComponent(current.id)}`, { json: body });
       else await api("POST", "/oncall/schedules", { json: { id: form.elements.id.value.trim(), community_id: form.elements.community_id.value, ...body } });

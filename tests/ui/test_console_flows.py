@@ -613,6 +613,7 @@ def test_supervisor_manages_on_call_from_the_page(browser: Browser, server: Live
     form.locator("select[name=participant]").first.select_option("s-wang")
     form.get_by_role("button", name="+ 人员").click()
     form.locator("select[name=participant]").nth(1).select_option("s-li")
+    form.locator("input[name=active_until]").fill("2026-12-31T08:00")
     form.get_by_role("button", name="保存").click()
     expect(page.locator("#message")).to_contain_text("夜班")
     expect(people.locator('tr[data-schedule-id="n-night"]')).to_contain_text("王建国 → 李明 · 12 小时")
@@ -648,6 +649,18 @@ def test_supervisor_manages_on_call_from_the_page(browser: Browser, server: Live
     form.get_by_role("button", name="保存").click()
     expect(people.locator('tr[data-policy-id="n-l1"]')).to_contain_text("之后等待 3 分钟")
     assert httpx.get(server.url + "/oncall/policies/n-l1", headers=auth).json()["steps"][0]["delay_minutes"] == 3
+
+    # Edit the schedule: shorter shifts; its "only until" stays as it was.
+    people.locator('tr[data-schedule-id="n-night"]').get_by_role("button", name="修改").click()
+    form = people.locator('form[aria-label="修改值班表"]')
+    expect(form.locator("input[name=active_until]")).to_have_value("2026-12-31T08:00")
+    form.locator("input[name=shift_hours]").fill("8")
+    form.get_by_role("button", name="保存").click()
+    expect(people.locator('tr[data-schedule-id="n-night"]')).to_contain_text("王建国 → 李明 · 8 小时")
+    rotation = httpx.get(server.url + "/oncall/schedules/n-night", headers=auth).json()["rotations"][0]
+    assert (rotation["shift_hours"], rotation["participants"]) == (8, ["s-wang", "s-li"])
+    assert dt.datetime.fromisoformat(rotation["active_until"]) == dt.datetime.fromisoformat(
+        page.evaluate("new Date('2026-12-31T08:00').toISOString()").replace("Z", "+00:00"))
 
     # The schedule the policy pages cannot go first: the API's refusal, in Chinese; then the policy, then it.
     people.locator('tr[data-schedule-id="n-night"]').get_by_role("button", name="删除").click()
