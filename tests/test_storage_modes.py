@@ -46,7 +46,20 @@ def test_plain_rollups_match_a_hand_computed_bucket(empty_database: str) -> None
     assert sum(r[3] for r in rows) == 600
 
 
+def has_timescaledb(dsn: str) -> bool:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone() is not None
+
+
+def assert_no_hypertable(conn: psycopg.Connection) -> None:
+    if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone():
+        assert conn.execute("SELECT count(*) FROM timescaledb_information.hypertables").fetchone() == (0,)
+
+
 def test_a_new_database_records_its_mode_and_never_switches_it(empty_database: str) -> None:
+    # A server whose template1 has TimescaleDB (as its Docker image sets up) gives every new
+    # database the extension: plain mode leaves it there, unused, and never creates it.
+    inherited = has_timescaledb(empty_database)
     assert migrate(empty_database, requested_mode="plain")[0] is StorageMode.PLAIN
     with psycopg.connect(empty_database) as conn:
         record = read_record(conn)
@@ -58,7 +71,9 @@ def test_a_new_database_records_its_mode_and_never_switches_it(empty_database: s
     with psycopg.connect(empty_database) as conn:
         assert current_mode(conn) is StorageMode.PLAIN
         assert conn.execute("SELECT count(*) FROM storage_mode").fetchone() == (1,)
-        assert conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone() is None
+        assert_no_hypertable(conn)
+    assert has_timescaledb(empty_database) is inherited
+    with psycopg.connect(empty_database) as conn:
         assert conn.execute("SELECT relkind FROM pg_class WHERE relname = 'events_5m'").fetchone() == ("v",)
 
 
@@ -170,12 +185,14 @@ def test_auto_keeps_a_plain_database_plain_on_a_timescale_server(
         empty_database: str, server_has_timescale: bool, caplog: pytest.LogCaptureFixture) -> None:
     if not server_has_timescale:
         pytest.skip("TEST_DATABASE_URL has no timescaledb extension")
+    inherited = has_timescaledb(empty_database)  # from template1, on some servers
     assert migrate(empty_database, requested_mode="plain")[0] is StorageMode.PLAIN
     with caplog.at_level(logging.INFO, logger="ingest.migrate"):
         assert migrate(empty_database, requested_mode="auto") == (StorageMode.PLAIN, [])
     assert any(CONVERT_COMMAND in r.getMessage() for r in caplog.records)
+    assert has_timescaledb(empty_database) is inherited
     with psycopg.connect(empty_database) as conn:
-        assert conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone() is None
+        assert_no_hypertable(conn)
         assert conn.execute("SELECT relkind FROM pg_class WHERE relname = 'events_5m'").fetchone() == ("v",)
     with pytest.raises(StorageModeError, match=CONVERT_COMMAND):
         migrate(empty_database, requested_mode="timescale")
