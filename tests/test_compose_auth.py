@@ -96,16 +96,17 @@ def test_steward_as_its_own_user_adds_a_device_that_mosquitto_then_accepts(share
     log = (shared_folder / "mosquitto.log").open("wb")
     broker = subprocess.Popen(["sh", str(ENTRYPOINT)], env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        wait_for(lambda: (auth / "services.passwd").exists() and _listening(port), 20, "the broker to listen")
+        wait_for(lambda: (auth / "push.passwd").exists() and _listening(port), 20, "the broker to listen")
         assert broker.poll() is None, (shared_folder / "mosquitto.log").read_text()
 
         failure = _as_steward(gid, lambda: MosquittoPasswordFile(auth / "devices.passwd").set_password(
             "lift-a1", "device-secret"))
         assert failure == "", failure
         written = (auth / "devices.passwd").stat()
-        # Readable by the broker's group, by nobody else; the services' file stays the broker's own.
+        # Readable by the broker's group, by nobody else; the services' files stay the broker's own.
         assert (written.st_uid, written.st_gid, stat.S_IMODE(written.st_mode)) == (STEWARD_UID, gid, 0o640)
-        assert stat.S_IMODE((auth / "services.passwd").stat().st_mode) == 0o700
+        for service in ("gateway.passwd", "push.passwd"):
+            assert stat.S_IMODE((auth / service).stat().st_mode) == 0o700
 
         broker.send_signal(signal.SIGHUP)  # docker compose kill -s HUP mosquitto
         wait_for(lambda: _logs_in(port, "lift-a1", "device-secret"), 20, "the device to be let in after the SIGHUP")
